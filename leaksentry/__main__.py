@@ -1,0 +1,3 @@
+from leaksentry.cli import main
+
+main()

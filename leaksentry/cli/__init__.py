@@ -1,0 +1,74 @@
+"""The `leaksentry` command line (Typer + Rich).
+
+Each command group lives in its own module exposing ``register(app)``. Errors
+derived from :class:`~leaksentry.errors.LeakSentryError` are printed as one
+line on stderr with exit code 2; nothing prints a traceback at a user.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.text import Text
+
+from leaksentry import __version__
+from leaksentry.cli import (
+    alerts,
+    config_cmd,
+    crawl,
+    demo,
+    es,
+    fingerprints,
+    hits,
+    keys,
+    kibana,
+    run,
+    scan,
+    status,
+)
+from leaksentry.cli.common import err_console
+from leaksentry.errors import LeakSentryError
+
+app = typer.Typer(
+    name="leaksentry",
+    help=(
+        "Watch paste sites and file platforms for uploads containing your organisation's"
+        " HKID and hospital numbers, holding only keyed fingerprints of them."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"leaksentry {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    pass
+
+
+for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
+                config_cmd):
+    _module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except LeakSentryError as exc:
+        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False,
+                          soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

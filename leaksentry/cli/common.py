@@ -1,0 +1,37 @@
+"""Pieces every command shares: consoles, the --config option, loading settings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from leaksentry.config import Settings, load_config
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c",
+        help=("Config file (default: $LEAKSENTRY_CONFIG, else ./leaksentry.toml,"
+              " else built-in defaults)."),
+        show_default=False,
+    ),
+]
+
+
+def settings(config: Path | None) -> Settings:
+    """Load and validate the config; a bad file raises ConfigError (one line, exit 2)."""
+    return load_config(config)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,131 @@
+"""leaksentry.toml: read with tomllib, validated with pydantic.
+
+Each section has its own module (``matching``, ``extract``, ``sinks``,
+``alerts``, ``sources``, ``daemon``); this module assembles them and turns a
+validation error into one line that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+
+from leaksentry.config.alerts import AlertsConfig
+from leaksentry.config.base import StrictModel
+from leaksentry.config.daemon import DaemonConfig
+from leaksentry.config.extract import ExtractConfig
+from leaksentry.config.matching import MatchingConfig
+from leaksentry.config.sinks import ElasticsearchConfig
+from leaksentry.config.sources import CrawlerConfig, SourceConfig
+from leaksentry.errors import ConfigError
+from leaksentry.paths import default_config_path, default_state_dir
+
+__all__ = ["ConfigError", "Settings", "StateConfig", "format_validation_error", "load_config"]
+
+
+class StateConfig(StrictModel):
+    dir: Path = Field(default_factory=default_state_dir)
+
+    @field_validator("dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "state.db"
+
+
+class Settings(StrictModel):
+    state: StateConfig = Field(default_factory=StateConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    crawler: CrawlerConfig = Field(default_factory=CrawlerConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+    # where it was read from, for messages; not a config key
+    _path: Path | None = None
+
+    @field_validator("sources", mode="after")
+    @classmethod
+    def _unique_names(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for s in v:
+            if s.name in seen:
+                raise ValueError(f"duplicate source name {s.name!r}")
+            seen.add(s.name)
+        return v
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"no source named {name!r} (known: {known})")
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, where: str, data: dict | None = None) -> str:
+    """One line per problem: ``FILE: field.path: message``; the first is the headline."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = _loc(err["loc"])
+        if data is not None and err["loc"] and err["loc"][0] == "sources":
+            # name the source too, e.g. sources[2] (pastebin).kind
+            try:
+                idx = err["loc"][1]
+                name = data["sources"][idx].get("name")
+                if name:
+                    loc = loc.replace(f"sources[{idx}]", f"sources[{idx}] ({name})", 1)
+            except (IndexError, KeyError, TypeError, AttributeError):
+                pass
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        lines.append(f"{where}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None) -> Settings:
+    """Read and validate a config file; no file means the embedded defaults."""
+    if path is None:
+        path = default_config_path()
+    if path is None:
+        return Settings()
+    path = Path(path).expanduser()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path), data)) from None
+    settings._path = path
+    return settings

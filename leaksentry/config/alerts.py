@@ -1,0 +1,9 @@
+"""[alerts] configuration section (placeholder: its owner fills it in)."""
+
+from __future__ import annotations
+
+from leaksentry.config.base import StrictModel
+
+
+class AlertsConfig(StrictModel):
+    pass

@@ -1,0 +1,9 @@
+"""[extract] configuration section (placeholder: its owner fills it in)."""
+
+from __future__ import annotations
+
+from leaksentry.config.base import StrictModel
+
+
+class ExtractConfig(StrictModel):
+    pass

@@ -1,0 +1,9 @@
+"""[matching] configuration section (placeholder: its owner fills it in)."""
+
+from __future__ import annotations
+
+from leaksentry.config.base import StrictModel
+
+
+class MatchingConfig(StrictModel):
+    pass

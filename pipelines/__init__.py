@@ -1,0 +1,1 @@
+"""What happens to a fetched document: extract -> match -> sinks -> alerts."""

@@ -1,0 +1,170 @@
+"""The small typed values passed between stages.
+
+Each stage knows only these: the extractor turns a :class:`Document`'s bytes
+into :class:`TextPart` values, the matcher turns parts into a
+:class:`ScanResult`, and the sinks and alerts consume a :class:`Finding`
+(document metadata + scan result). None of them carries a plaintext
+identifier: matches hold masked forms, keyed digests and register references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+#: Cells of one table row are joined with this separator in ``TextPart.text``;
+#: extractors replace it inside cell values, so the matcher can tell columns apart.
+CELL_SEP = "\x1f"
+
+Status = Literal["ok", "encrypted", "too_large", "unsupported", "corrupt", "timeout", "error"]
+STATUSES: tuple[str, ...] = (
+    "ok", "encrypted", "too_large", "unsupported", "corrupt", "timeout", "error",
+)
+
+Severity = Literal["none", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One fetched (or locally read) upload, before extraction."""
+
+    url: str  # URL for crawled items, the path for `scan`
+    source: str  # source name from config; "scan" for the CLI
+    content: bytes
+    fetched_at: datetime = field(default_factory=utcnow)
+    content_type: str | None = None
+    filename: str | None = None
+    item_id: str | None = None
+    http_status: int | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """Text with where it came from.
+
+    ``location`` names the container ("Sheet1", "page 3",
+    "archive.zip/export/patients.csv", "$.patients[3].hkid"). When ``row`` is
+    set the part is one table row: a record. Its cells are joined with
+    :data:`CELL_SEP`, so a match can be placed at "Sheet1!C2".
+    """
+
+    text: str
+    location: str = ""
+    row: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One distinct identifier found, in masked form only."""
+
+    kind: str
+    masked: str  # e.g. "A12****(3)"
+    record_ref: str | None  # register reference, None when not in the register
+    count: int
+    where: str  # first location, e.g. "Sheet1!C2", "page 3", "line 14"
+    digest: str = ""  # hex keyed digest (for related.hash); never the identifier
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "masked": self.masked,
+            "record_ref": self.record_ref,
+            "count": self.count,
+            "where": self.where,
+        }
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What the matcher concluded about one document."""
+
+    status: str = "ok"
+    error: str | None = None
+    severity: str = "none"
+    risk_score: int = 0
+    matched_records: int = 0
+    record_refs: list[str] = field(default_factory=list)
+    # record refs with identifiers of the same record in one row / window
+    record_level_refs: list[str] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
+    unmatched_valid: dict[str, int] = field(default_factory=dict)
+    parts: int = 0
+    # short context around matches, every identifier masked
+    snippets: list[str] = field(default_factory=list)
+    # names inside encrypted containers, passwords tried, detected type ...
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hit(self) -> bool:
+        return self.matched_records > 0 or self.severity != "none"
+
+
+@dataclass(slots=True)
+class Finding:
+    """A scanned document: metadata plus its scan result. Sinks and alerts take this."""
+
+    url: str
+    source: str
+    sha256: str
+    size: int
+    fetched_at: datetime
+    result: ScanResult
+    filename: str | None = None
+    content_type: str | None = None
+    item_id: str | None = None
+    http_status: int | None = None
+
+    @classmethod
+    def of(cls, doc: Document, result: ScanResult) -> Finding:
+        return cls(
+            url=doc.url,
+            source=doc.source,
+            sha256=doc.sha256,
+            size=doc.size,
+            fetched_at=doc.fetched_at,
+            result=result,
+            filename=doc.filename,
+            content_type=doc.content_type,
+            item_id=doc.item_id,
+            http_status=doc.http_status,
+        )
+
+    def scan_json(self) -> dict[str, Any]:
+        """The `scan --json` line (DESIGN.md), field order as documented."""
+        r = self.result
+        return {
+            "path": self.url,
+            "sha256": self.sha256,
+            "status": r.status,
+            "error": r.error,
+            "severity": r.severity,
+            "matched_records": r.matched_records,
+            "record_refs": list(r.record_refs),
+            "matches": [m.to_json() for m in r.matches],
+            "unmatched_valid": dict(r.unmatched_valid),
+            "parts": r.parts,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fetched_at"] = self.fetched_at.isoformat()
+        return d

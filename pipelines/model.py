@@ -168,3 +168,35 @@ class Finding:
         d = asdict(self)
         d["fetched_at"] = self.fetched_at.isoformat()
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHit:
+    """What the local store made of a hit finding (the alert planner keys on this)."""
+
+    hit_id: int
+    new: bool  # False when the same (sha256, url) was stored before: a re-sighting
+    first_seen: datetime
+    # identifies the same set of matched records across uploads (dedupe of re-uploads)
+    records_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One crawl of one source, as recorded in the state store."""
+
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # "ok", "error", "timeout", "killed"
+    discovered: int = 0
+    fetched: int = 0
+    new: int = 0
+    hits: int = 0
+    errors: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)  # HTTP status -> count
+    error: str | None = None  # one line, no identifiers
+
+    @property
+    def duration(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,104 @@
+"""Fictional patient registers for tests, benchmarks and the demo.
+
+Everything here is generated: names from short syllable lists, HKIDs with
+valid check characters, hospital numbers in the default ``HN`` layout. It is
+never real data, and a seeded :class:`random.Random` makes it repeatable.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pipelines.match.hkid import check_char
+
+_SURNAMES = ["CHAN", "WONG", "LEE", "CHEUNG", "LAU", "HO", "NG", "LAM", "LEUNG", "TSANG",
+             "YIP", "KWOK", "MAK", "TANG", "FUNG", "SIU", "TAM", "CHOI", "YEUNG", "CHOW"]
+_GIVEN = ["Ka Ming", "Siu Fong", "Wai Man", "Mei Ling", "Chi Keung", "Hoi Yan", "Tsz Ho",
+          "Wing Sze", "Kin Wah", "Yuk Lan", "Pak Hei", "Ching Yee", "Man Kit", "Sze Wai"]
+_ZH_SURNAMES = "陳黃李張劉何吳林梁曾葉郭麥鄧馮蕭譚蔡楊周"
+_ZH_GIVEN = "家明小芳偉文美玲志強凱欣子豪詠詩建華玉蘭柏熙靜儀文傑思慧"
+_PROCEDURES = ["Appendicectomy", "Cholecystectomy", "Total knee replacement", "Cataract extraction",
+               "Coronary angioplasty", "Hernia repair", "Tonsillectomy", "Caesarean section",
+               "Hip arthroplasty", "Colonoscopy with polypectomy", "Thyroidectomy"]
+# prefixes in real use are mostly single letters; a few two-letter ones appear
+_PREFIXES = [*"ABCDEGHKMPRVYZ", "WX", "XA", "XB", "XC"]
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    ref: str
+    name: str
+    name_zh: str
+    gender: str
+    hkid: str  # canonical, e.g. A1234563
+    hn: str  # canonical, e.g. HN12345678A
+    procedure: str
+
+
+def hkid(rng: random.Random) -> str:
+    body = rng.choice(_PREFIXES) + f"{rng.randrange(1_000_000):06d}"
+    return body + check_char(body)
+
+
+def invalid_hkid(rng: random.Random) -> str:
+    """An HKID-shaped string whose check character is wrong."""
+    body = rng.choice(_PREFIXES) + f"{rng.randrange(1_000_000):06d}"
+    good = check_char(body)
+    bad = rng.choice([c for c in "0123456789A" if c != good])
+    return body + bad
+
+
+def hospital_number(rng: random.Random) -> str:
+    digits = f"{rng.randrange(10**8):08d}"
+    return "HN" + digits + rng.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ")
+
+
+def patients(n: int, seed: int = 1) -> Iterator[Patient]:
+    """``n`` fictional patients with distinct HKIDs and hospital numbers; refs are 1..n."""
+    rng = random.Random(seed)
+    seen_id: set[str] = set()
+    seen_hn: set[str] = set()
+    i = 0
+    while i < n:
+        h, hn = hkid(rng), hospital_number(rng)
+        if h in seen_id or hn in seen_hn:
+            continue
+        seen_id.add(h)
+        seen_hn.add(hn)
+        i += 1
+        yield Patient(
+            ref=str(i),
+            name=f"{rng.choice(_SURNAMES)} {rng.choice(_GIVEN)}",
+            name_zh=rng.choice(_ZH_SURNAMES) + "".join(rng.sample(_ZH_GIVEN, 2)),
+            gender=rng.choice("MF"),
+            hkid=h,
+            hn=hn,
+            procedure=rng.choice(_PROCEDURES),
+        )
+
+
+def written_hkid(canonical: str, rng: random.Random) -> str:
+    """One of the forms HKIDs are written in the wild: brackets, space, lower case, full-width."""
+    body, check = canonical[:-1], canonical[-1]
+    form = rng.randrange(5)
+    if form == 0:
+        return f"{body}({check})"
+    if form == 1:
+        return f"{body} {check}"
+    if form == 2:
+        return canonical.lower()
+    if form == 3:
+        return "".join(chr(ord(c) + 0xFEE0) for c in f"{body}({check})")
+    return canonical
+
+
+REGISTER_COLUMNS = ["ref", "name", "name_zh", "gender", "hkid", "hn", "procedure"]
+
+
+def register_rows(n: int, seed: int = 1) -> Iterator[list[str]]:
+    """Rows for a register CSV (header first) with the columns in :data:`REGISTER_COLUMNS`."""
+    yield list(REGISTER_COLUMNS)
+    for p in patients(n, seed):
+        yield [p.ref, p.name, p.name_zh, p.gender, p.hkid, p.hn, p.procedure]

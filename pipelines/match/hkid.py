@@ -1,0 +1,44 @@
+"""The HKID check character (REFERENCE.md).
+
+One-letter IDs are left-padded with a space worth 36; letters are 10-35;
+weights 9..2; check = 0 if r == 0, 'A' if r == 1, else 11 - r, r = S mod 11.
+"""
+
+from __future__ import annotations
+
+
+def _value(ch: str) -> int:
+    if ch == " ":
+        return 36
+    if "A" <= ch <= "Z":
+        return ord(ch) - 55
+    if "0" <= ch <= "9":
+        return ord(ch) - 48
+    raise ValueError("invalid HKID character")
+
+
+def check_char(body: str) -> str:
+    """Check character for a prefix+digits body (``A123456`` or ``AB987654``), upper-case."""
+    if len(body) not in (7, 8):
+        raise ValueError("HKID body must be 1-2 letters and 6 digits")
+    padded = body.rjust(8)
+    total = sum(w * _value(c) for w, c in zip(range(9, 1, -1), padded, strict=True))
+    r = total % 11
+    if r == 0:
+        return "0"
+    if r == 1:
+        return "A"
+    return str(11 - r)
+
+
+def is_valid_canonical(canonical: str) -> bool:
+    """True for a canonical HKID (``A1234563``, ``AB9876543``) whose check character is right."""
+    n = len(canonical)
+    if n not in (8, 9):
+        return False
+    letters, digits, check = canonical[: n - 7], canonical[n - 7 : n - 1], canonical[-1]
+    if not (letters.isascii() and letters.isalpha() and letters.isupper()):
+        return False
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    return check_char(letters + digits) == check

@@ -27,5 +27,5 @@ def record_finding(store: Store, finding: Finding, settings: Settings) -> Stored
         if settings.elasticsearch.enabled:
             enqueue_finding(tx, finding, stored)
         if stored is not None:
-            plan_alerts(tx, finding, stored, settings.alerts)
+            plan_alerts(tx, finding, stored, settings)
     return stored

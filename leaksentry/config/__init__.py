@@ -16,6 +16,7 @@ from leaksentry.config.alerts import AlertsConfig
 from leaksentry.config.base import StrictModel
 from leaksentry.config.daemon import DaemonConfig
 from leaksentry.config.extract import ExtractConfig
+from leaksentry.config.kibana import KibanaConfig
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.config.sinks import ElasticsearchConfig
 from leaksentry.config.sources import CrawlerConfig, SourceConfig
@@ -43,6 +44,7 @@ class Settings(StrictModel):
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
+    kibana: KibanaConfig = Field(default_factory=KibanaConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     crawler: CrawlerConfig = Field(default_factory=CrawlerConfig)
     sources: list[SourceConfig] = Field(default_factory=list)

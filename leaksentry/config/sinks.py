@@ -1,4 +1,4 @@
-"""[sinks] configuration section (placeholder: its owner fills it in)."""
+"""[elasticsearch] configuration section (placeholder: its owner fills it in)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,8 @@ from leaksentry.config.base import StrictModel
 
 
 class ElasticsearchConfig(StrictModel):
-    pass
+    url: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)

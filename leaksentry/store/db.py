@@ -125,14 +125,15 @@ class Store:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (sqlite3 cannot run several in a transaction)."""
+    """Split a migration script into statements (execute() runs one at a time, and
+    executescript() would commit the migration's transaction)."""
     out, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
+    for piece in script.split(";"):
+        buf += piece + ";"
         if sqlite3.complete_statement(buf):
-            if buf.strip():
+            if buf.strip(" \t\n;"):
                 out.append(buf.strip())
             buf = ""
-    if buf.strip():
+    if buf.strip(" \t\n;"):
         out.append(buf.strip())
     return out

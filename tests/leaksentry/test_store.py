@@ -1,0 +1,95 @@
+"""The SQLite state store: WAL, per-component migrations on open, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from leaksentry.errors import StoreError
+from leaksentry.store import Store
+
+V1 = ["CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT);"]
+V2 = [*V1, "ALTER TABLE things ADD COLUMN colour TEXT; CREATE INDEX things_name ON things(name);"]
+
+
+def test_real_store_opens_in_wal_with_every_component(tmp_path):
+    store = Store(tmp_path / "state.db")
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = store.schema_versions()
+    assert "runs" in versions and versions["runs"] >= 1
+    # reopening runs no migration twice
+    again = Store(tmp_path / "state.db")
+    assert again.schema_versions() == versions
+
+
+def test_migrations_apply_in_order_and_only_once(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path, migrations=[("demo", V1)])
+    s = Store(path, migrations=[("demo", V2)])
+    assert s.schema_versions() == {"demo": 2}
+    s.conn.execute("INSERT INTO things(name, colour) VALUES ('a', 'red')")
+    s = Store(path, migrations=[("demo", V2)])
+    assert s.conn.execute("SELECT count(*) FROM things").fetchone()[0] == 1
+
+
+def test_newer_schema_than_code_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path, migrations=[("demo", V2)])
+    with pytest.raises(StoreError, match="newer than this leaksentry knows"):
+        Store(path, migrations=[("demo", V1)])
+
+
+def test_failed_migration_leaves_store_unchanged(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path, migrations=[("demo", V1)])
+    with pytest.raises(StoreError, match="cannot migrate"):
+        Store(path, migrations=[("demo", [*V1, "ALTER TABLE nope ADD COLUMN x;"])])
+    assert Store(path, migrations=[("demo", V1)]).schema_versions() == {"demo": 1}
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    s = Store(tmp_path / "s.db", migrations=[("demo", V1)])
+    with pytest.raises(RuntimeError), s.transaction() as tx:
+        tx.execute("INSERT INTO things(name) VALUES ('x')")
+        raise RuntimeError("boom")
+    assert s.conn.execute("SELECT count(*) FROM things").fetchone()[0] == 0
+    with s.transaction() as tx:
+        tx.execute("INSERT INTO things(name) VALUES ('y')")
+        with s.transaction() as inner:  # nested joins the outer one
+            inner.execute("INSERT INTO things(name) VALUES ('z')")
+    assert s.conn.execute("SELECT count(*) FROM things").fetchone()[0] == 2
+
+
+def test_connections_are_per_thread(tmp_path):
+    s = Store(tmp_path / "s.db", migrations=[("demo", V1)])
+    seen: list[sqlite3.Connection] = []
+
+    def work(n: int) -> None:
+        seen.append(s.conn)
+        for _ in range(50):
+            with s.transaction() as tx:
+                tx.execute("INSERT INTO things(name) VALUES (?)", (str(n),))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in seen}) == 4
+    assert s.conn.execute("SELECT count(*) FROM things").fetchone()[0] == 200
+
+
+def test_unopenable_path_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create state directory"):
+        Store(blocker / "sub" / "state.db")
+
+
+def test_not_a_database(tmp_path):
+    p = tmp_path / "junk.db"
+    p.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=str(p)):
+        Store(p)

@@ -1,0 +1,166 @@
+"""What an alert says: a JSON-able payload built from a Finding, with masked
+identifiers and register references only.
+
+The payload is stored in the outbox when the hit is stored and rendered per
+channel at delivery time. It never holds document content: no snippets, no
+text, only the metadata the security team needs to act (where, what file,
+how many records, which kinds) and the masked forms the matcher produced.
+URLs, file names and error lines are scrubbed of anything identifier-shaped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+from pipelines.match.hkid import is_valid_canonical
+from pipelines.model import Finding, StoredHit
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
+    from leaksentry.store.runs import SourceHealth
+
+#: where the full list of affected records is, when an alert lists only the first few
+FULL_LIST_HINT = "leaksentry hits --json"
+
+_HKID_SHAPE = re.compile(
+    r"(?<![A-Za-z0-9])([A-Za-z]{1,2})\s?(\d{6})\s?[(\[]?\s?([0-9Aa])\s?[)\]]?(?![A-Za-z0-9])"
+)
+_HN_SHAPE = re.compile(r"(?i)(?<![A-Za-z0-9])HN\s?\d{6,}[0-9A-Z]?(?![A-Za-z0-9])")
+
+
+def mask(value: str) -> str:
+    """A masked form for display: first three characters, stars, last character."""
+    chars = [c for c in value if c.isalnum()]
+    if len(chars) <= 4:
+        return "*" * len(chars)
+    return "".join(chars[:3]) + "****" + chars[-1]
+
+
+def _hkid_repl(m: re.Match[str]) -> str:
+    body, check = (m.group(1) + m.group(2)).upper(), m.group(3).upper()
+    if not is_valid_canonical(body + check):
+        return m.group(0)
+    return f"{body[:3]}****({check})"
+
+
+def scrub(text: str | None) -> str | None:
+    """Mask identifier-shaped strings (valid HKIDs, HN numbers) in free text such as a
+    URL, a file name or an error line, in any written form (percent-encoded, full-width)."""
+    if not text:
+        return text
+    norm = unicodedata.normalize("NFKC", unquote(text))
+    out = _HN_SHAPE.sub(lambda m: mask(m.group(0)), _HKID_SHAPE.sub(_hkid_repl, norm))
+    return text if out == norm else out
+
+
+def safe_masked(value: str) -> str:
+    """The matcher's masked form, or a masked form of it when it does not look masked."""
+    return value if "*" in value else mask(value)
+
+
+def kibana_link(settings: Settings, sha256: str) -> str | None:
+    """A Kibana Discover URL filtered on the document's sha256, when Kibana is configured."""
+    base = settings.kibana.url
+    if not base:
+        return None
+    query = quote(f"file.hash.sha256:\"{sha256}\"", safe=":")
+    return (f"{base.rstrip('/')}/app/discover#/?_g=(time:(from:now-1y,to:now))"
+            f"&_a=(query:(language:kuery,query:'{query}'))")
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
+                kind: str = "hit", thread_id: int | None = None) -> dict[str, Any]:
+    r = finding.result
+    cfg = settings.alerts
+    kinds = sorted({m.kind for m in r.matches} | {k for k, n in r.unmatched_valid.items() if n})
+    idents = [
+        {"kind": m.kind, "masked": safe_masked(m.masked), "record_ref": m.record_ref,
+         "where": scrub(m.where)}
+        for m in r.matches[: cfg.show_identifiers]
+    ]
+    refs = list(r.record_refs)
+    payload: dict[str, Any] = {
+        "kind": kind,
+        "severity": r.severity,
+        "risk_score": r.risk_score,
+        "source": finding.source,
+        "url": scrub(finding.url),
+        "filename": scrub(finding.filename),
+        "content_type": finding.content_type,
+        "size": finding.size,
+        "sha256": finding.sha256,
+        "status": r.status,
+        "matched_records": r.matched_records,
+        "record_level_records": len(r.record_level_refs),
+        "kinds": kinds,
+        "identifiers": idents,
+        "identifiers_total": len(r.matches),
+        "record_refs": refs[: cfg.show_record_refs],
+        "record_refs_total": len(refs),
+        "full_list": FULL_LIST_HINT,
+        "unmatched_valid": {k: n for k, n in sorted(r.unmatched_valid.items()) if n},
+        "hit_id": stored.hit_id,
+        "first_seen": _iso(stored.first_seen),
+        "seen_at": _iso(finding.fetched_at),
+        "kibana_url": kibana_link(settings, finding.sha256),
+    }
+    if thread_id is not None:
+        payload["thread_id"] = thread_id
+    return payload
+
+
+def digest_payload(channel: str, items: list[dict[str, Any]], start: datetime,
+                   end: datetime) -> dict[str, Any]:
+    from pipelines.model import severity_rank
+
+    top = max((i["severity"] for i in items), key=severity_rank, default="low")
+    return {
+        "kind": "digest",
+        "severity": top,
+        "channel": channel,
+        "count": len(items),
+        "period_start": _iso(start),
+        "period_end": _iso(end),
+        "items": items,
+        "full_list": FULL_LIST_HINT,
+    }
+
+
+def digest_item(alert_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "severity", "source", "url", "filename", "sha256", "matched_records",
+            "kinds", "first_seen", "seen_at", "thread_id", "kibana_url")
+    return {"alert_id": alert_id, **{k: payload.get(k) for k in keys if k in payload}}
+
+
+def health_payload(health: SourceHealth, *, recovered: bool) -> dict[str, Any]:
+    return {
+        "kind": "recovery" if recovered else "health",
+        "severity": "low" if recovered else "high",
+        "source": health.source,
+        "healthy": health.healthy,
+        "reason": scrub(health.reason),
+        "since": health.changed_at,
+        "consecutive_errors": health.consecutive_errors,
+        "consecutive_empty": health.consecutive_empty,
+        "last_error": scrub(health.last_error),
+        "last_success": health.last_success,
+    }
+
+
+def test_payload(channel: str, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": "test",
+        "severity": "low",
+        "channel": channel,
+        "source": "leaksentry",
+        "sent_at": _iso(now),
+        "message": f"Test alert from leaksentry to channel {channel!r}: delivery works.",
+    }

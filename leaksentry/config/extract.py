@@ -1,9 +1,45 @@
-"""[extract] configuration section (placeholder: its owner fills it in)."""
+"""[extract] configuration section: every limit the extractor enforces.
+
+Each limit, when hit, gives the document a recorded status (``too_large``,
+``timeout`` ...) instead of a crash or a hang; see pipelines/extract.
+"""
 
 from __future__ import annotations
 
-from leaksentry.config.base import StrictModel
+from pydantic import Field
+
+from leaksentry.config.base import Duration, StrictModel
+
+MiB = 1024 * 1024
 
 
 class ExtractConfig(StrictModel):
-    pass
+    #: documents larger than this are not extracted (status too_large)
+    max_input_bytes: int = Field(default=512 * MiB, gt=0)
+    #: total bytes produced by decompression and decoding, over all nested members
+    max_expanded_bytes: int = Field(default=1024 * MiB, gt=0)
+    #: expanded bytes / input bytes; checked once the expansion exceeds ratio_floor_bytes
+    max_expansion_ratio: float = Field(default=200.0, gt=1)
+    #: small inputs may expand by any ratio up to this many bytes (a 1 kB zip of a 2 MB CSV)
+    ratio_floor_bytes: int = Field(default=16 * MiB, ge=0)
+    #: archives in archives (and encoded blobs in text) deeper than this are not opened
+    max_depth: int = Field(default=5, ge=0)
+    #: archive members opened per document, over all levels
+    max_members: int = Field(default=10_000, gt=0)
+    #: text parts produced per document (a table row is one part)
+    max_parts: int = Field(default=5_000_000, gt=0)
+    #: extraction + matching of one document; the worker is killed after this plus kill_grace
+    time_limit: Duration = Field(default=60.0, gt=0)
+    kill_grace: Duration = Field(default=2.0, ge=0)
+    #: address-space headroom for the scanning worker beyond what it inherits (0 = no limit)
+    worker_memory_bytes: int = Field(default=2048 * MiB, ge=0)
+    #: "fork" forks one worker per document; "warm" keeps one worker and sends it documents
+    worker_mode: str = Field(default="fork", pattern="^(fork|warm|inline)$")
+    #: base64 / hex runs at least this long are decoded and extracted as embedded files
+    blob_min_length: int = Field(default=128, ge=16)
+    #: plain text longer than this is split at line ends into several parts
+    text_chunk_chars: int = Field(default=4 * MiB, ge=1024)
+    #: tried on encrypted ZIP/7z/PDF, after the passwords passed with the document
+    passwords: list[str] = Field(
+        default_factory=lambda: ["infected", "password", "123456", "12345678", "1234"]
+    )

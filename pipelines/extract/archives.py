@@ -1,0 +1,295 @@
+"""Archives and compressed streams: ZIP (ZipCrypto and AES), 7z, TAR, GZ/BZ2/XZ.
+
+Everything is read in memory, never written to disk, so member names like
+"../../etc/passwd" are only labels. Every decompressed byte is charged to the
+document's budget while it is produced, so bombs stop at the limit, not
+after. Encrypted members are listed (names only) and opened with the
+candidate passwords when one works.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import pyzipper
+
+from pipelines.extract.node import Node, safe_name
+from pipelines.extract.state import Failed, State, Stop, reason
+from pipelines.model import TextPart
+
+_CHUNK = 1 << 20
+
+
+def read_limited(fp: IO[bytes], state: State, where: str) -> bytes:
+    """Read a member stream, charging every chunk before keeping it."""
+    buf = bytearray()
+    while chunk := fp.read(_CHUNK):
+        state.charge(len(chunk), where)
+        state.tick()
+        buf += chunk
+    return bytes(buf)
+
+
+def _encrypted(state: State, node: Node, names: list[str]) -> None:
+    listed = state.details.setdefault("encrypted_members", [])
+    for n in names:
+        if len(listed) < 200:
+            listed.append(safe_name(f"{node.label}/{n}"))
+
+
+def _worked(state: State) -> None:
+    state.details["passwords_worked"] = state.details.get("passwords_worked", 0) + 1
+
+
+# -- ZIP ----------------------------------------------------------------------------------
+
+def _read_zip_member(zf: pyzipper.AESZipFile, info: Any, state: State, where: str,
+                     known: list[str]) -> bytes | None:
+    """The member's bytes, trying passwords when it is encrypted; None if none works."""
+    if not info.flag_bits & 0x1:
+        with zf.open(info) as fp:
+            return read_limited(fp, state, where)
+    tried = [*known, *(p for p in state.candidate_passwords() if p not in known)]
+    for pw in tried:
+        spent = state.expanded
+        try:
+            with zf.open(info, pwd=pw.encode("utf-8")) as fp:
+                data = read_limited(fp, state, where)
+        except (RuntimeError, pyzipper.BadZipFile, zlib.error, ValueError, EOFError):
+            state.expanded = spent  # a wrong password's garbage does not count
+            continue
+        if pw not in known:
+            known.append(pw)
+            _worked(state)
+        return data
+    return None
+
+
+def zip_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    from pipelines.extract import walk_member
+
+    try:
+        zf = pyzipper.AESZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except Exception as e:
+        raise Failed("corrupt", f"{node.label}: ZIP unreadable: {reason(e)}") from None
+    state.details.setdefault("members_listed", 0)
+    state.details["members_listed"] += len(infos)
+    known: list[str] = []
+    locked: list[str] = []
+    broken = 0
+    for info in infos:
+        if info.is_dir():
+            continue
+        where = safe_name(f"{node.label}/{info.filename}")
+        state.member(where)
+        try:
+            content = _read_zip_member(zf, info, state, where, known)
+        except (pyzipper.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError,
+                OSError, lzma.LZMAError) as e:
+            broken += 1
+            state.note("corrupt", f"{where}: ZIP member unreadable: {reason(e)}")
+            continue
+        if content is None:
+            locked.append(info.filename)
+            continue
+        yield from walk_member(content, node.child(info.filename), state)
+    if locked:
+        _encrypted(state, node, locked)
+        state.note("encrypted", f"{node.label}: {len(locked)} ZIP members are encrypted "
+                                f"and no candidate password worked")
+
+
+# -- 7z -----------------------------------------------------------------------------------
+
+class _Budgeted:
+    """py7zr writer that charges the budget as it is written (bombs stop early)."""
+
+    def __init__(self, state: State, where: str) -> None:
+        self.buf = io.BytesIO()
+        self.state, self.where = state, where
+
+    def write(self, s: bytes | bytearray) -> int:
+        self.state.charge(len(s), self.where)
+        self.state.tick()
+        return self.buf.write(s)
+
+    def read(self, size: int | None = None) -> bytes:
+        return self.buf.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.buf.seek(offset, whence)
+
+    def flush(self) -> None:
+        pass
+
+    def size(self) -> int:
+        return self.buf.getbuffer().nbytes
+
+    def close(self) -> None:
+        pass
+
+
+def _seven_zip_open(data: bytes, password: str | None) -> Any:
+    import py7zr
+
+    return py7zr.SevenZipFile(io.BytesIO(data), mode="r", password=password)
+
+
+def seven_zip(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    import py7zr
+    from py7zr.io import WriterFactory
+
+    from pipelines.extract import walk_member
+
+    class Factory(WriterFactory):
+        def __init__(self) -> None:
+            self.products: dict[str, _Budgeted] = {}
+
+        def create(self, filename: str) -> Any:
+            state.member(safe_name(f"{node.label}/{filename}"))
+            self.products[filename] = _Budgeted(state, node.label)
+            return self.products[filename]
+
+    names: list[str] = []
+    for pw in (None, *state.candidate_passwords()):
+        spent = state.expanded
+        factory = Factory()
+        try:
+            with _seven_zip_open(data, pw) as sz:
+                names = [i.filename for i in sz.list() if not i.is_directory]
+                if pw is None and sz.needs_password():
+                    raise py7zr.exceptions.PasswordRequired("password required")
+                sz.extract(factory=factory)
+        except (Failed, Stop):
+            raise
+        except Exception as e:
+            state.expanded = spent
+            if pw is None and not _password_problem(e):
+                raise Failed("corrupt", f"{node.label}: 7z unreadable: {reason(e)}") from None
+            continue
+        if pw:
+            _worked(state)
+        for name, product in factory.products.items():
+            yield from walk_member(product.buf.getvalue(), node.child(name), state)
+        return
+    _encrypted(state, node, names)
+    detail = f" ({len(names)} members listed)" if names else " (names encrypted too)"
+    raise Failed("encrypted", f"{node.label}: 7z is password-protected and no candidate "
+                              f"password worked{detail}") from None
+
+
+def _password_problem(e: BaseException) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return "password" in text or "crc" in text or "decrypt" in text or "aes" in text
+
+
+# -- TAR ----------------------------------------------------------------------------------
+
+def tar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    from pipelines.extract import walk_member
+
+    try:
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - in memory
+    except tarfile.TarError as e:
+        raise Failed("corrupt", f"{node.label}: TAR unreadable: {reason(e)}") from None
+    try:
+        for member in tf:
+            if not member.isfile():
+                continue
+            where = safe_name(f"{node.label}/{member.name}")
+            state.member(where)
+            fp = tf.extractfile(member)
+            if fp is None:
+                continue
+            content = read_limited(fp, state, where)
+            yield from walk_member(content, node.child(member.name), state)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise Failed("corrupt", f"{node.label}: TAR truncated or damaged: {reason(e)}") from None
+
+
+# -- single-stream compression -------------------------------------------------------------
+
+def _inflate(data: bytes, state: State, where: str,
+             new: Callable[[], Any], multi: bool = True) -> bytes:
+    """Decompress with a bounded output size per call, charging as it goes."""
+    out = bytearray()
+    rest = data
+    while rest:
+        d = new()
+        pending = rest
+        while True:
+            chunk = d.decompress(pending, _CHUNK)
+            state.charge(len(chunk), where)
+            state.tick()
+            out += chunk
+            pending = b""
+            if d.eof or (not chunk and d.needs_input):
+                break
+        if not d.eof:
+            state.note("corrupt", f"{where}: compressed stream truncated")
+            break
+        rest = d.unused_data
+        if not multi or not rest.strip(b"\x00"):
+            break
+    return bytes(out)
+
+
+class _Zlib:
+    """zlib.decompressobj with the bz2/lzma decompressor interface."""
+
+    def __init__(self) -> None:
+        self.d = zlib.decompressobj(wbits=31)
+        self.needs_input = True
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        chunk = self.d.decompress(self.d.unconsumed_tail + data, max_length)
+        self.needs_input = not self.d.unconsumed_tail
+        return chunk
+
+    @property
+    def eof(self) -> bool:
+        return self.d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self.d.unused_data
+
+
+_STREAMS: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
+    "gzip": (_Zlib, (".gz", ".gzip")),
+    "bzip2": (bz2.BZ2Decompressor, (".bz2",)),
+    "xz": (lzma.LZMADecompressor, (".xz",)),
+}
+
+
+def compressed(data: bytes, node: Node, state: State, kind: str) -> Iterator[TextPart]:
+    from pipelines.extract import walk_member
+
+    new, exts = _STREAMS[kind]
+    base = node.name.rstrip("/").rsplit("/", 1)[-1]
+    low = base.lower()
+    inner = base
+    if low.endswith(".tgz"):
+        inner = base[:-4] + ".tar"
+    else:
+        for ext in exts:
+            if low.endswith(ext):
+                inner = base[: -len(ext)]
+                break
+        else:
+            inner = base + ".out" if base else "content"
+    where = safe_name(node.label)
+    state.member(where)
+    try:
+        content = _inflate(data, state, where, new)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
+        raise Failed("corrupt", f"{node.label}: {kind} stream unreadable: "
+                                f"{reason(e)}") from None
+    yield from walk_member(content, node.child(inner or "content"), state)

@@ -1,0 +1,167 @@
+"""Payloads hidden in text: base64 and hex blobs, quoted-printable, e-mail messages.
+
+A blob long enough to hide a file is decoded and extracted like any other
+member (a zip in base64 in a paste is opened); decoded bytes that are
+neither a known format nor readable text are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.policy
+import quopri
+import re
+import string
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+from pipelines.extract.node import Node
+from pipelines.extract.state import Failed, State, reason
+from pipelines.model import TextPart
+
+_BLOB_CHARS = (string.ascii_letters + string.digits + "+/=_-").encode()
+_HEX_CHARS = frozenset("0123456789abcdefABCDEF")
+_TOKENS: dict[int, re.Pattern[str]] = {}
+_QP_SOFT = re.compile(r"=\r?\n")
+_QP_ESC = re.compile(r"=[0-9A-F]{2}")
+_MAX_BLOBS = 64
+
+
+def _decode_b64(blob: str) -> bytes | None:
+    compact = "".join(blob.split())
+    if "-" in compact or "_" in compact:
+        compact = compact.replace("-", "+").replace("_", "/")
+    compact = compact.rstrip("=")
+    if len(compact) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _readable(data: bytes) -> bool:
+    try:
+        text = data[:4096].decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < min(len(data), 4096) - 3:
+            return False
+        text = data[: e.start].decode("utf-8")
+    printable = sum(1 for c in text if c.isprintable() or c in "\r\n\t")
+    return bool(text) and printable >= 0.95 * len(text)
+
+
+def _blob_chars(s: str) -> int:
+    b = s.encode("utf-8", "replace")
+    return len(b) - len(b.translate(None, _BLOB_CHARS))
+
+
+def blob_candidates(text: str, min_len: int) -> Iterator[tuple[int, str]]:
+    """(line number, blob): runs of base64-only lines (MIME wraps at 76) and long
+    base64/hex tokens inside long lines. Lines are pre-filtered with bytes.translate,
+    so a 100 MB line of NULs or prose costs little."""
+    token = _TOKENS.get(min_len)
+    if token is None:
+        token = _TOKENS[min_len] = re.compile(r"[A-Za-z0-9+/=_-]{" + str(min_len) + ",}")
+    run: list[str] = []
+    start = 0
+    for i, line in enumerate(text.split("\n")):
+        s = line.strip()
+        if 16 <= len(s) <= 1024 and _blob_chars(s) == len(s):
+            if not run:
+                start = i + 1
+            run.append(s)
+            continue
+        if run:
+            if sum(map(len, run)) >= min_len:
+                yield start, "".join(run)
+            run = []
+        if len(line) >= min_len and _blob_chars(line) >= min_len:
+            for m in token.finditer(line):
+                yield i + 1, m.group(0)
+    if run and sum(map(len, run)) >= min_len:
+        yield start, "".join(run)
+
+
+def _decode_blob(blob: str) -> tuple[str, bytes | None]:
+    blob = blob.rstrip("=") if set(blob.rstrip("=")) <= _HEX_CHARS else blob
+    if set(blob) <= _HEX_CHARS:
+        if blob.isdigit():
+            return "hex", None  # a long number, not an encoding
+        return "hex", binascii.unhexlify(blob[: len(blob) // 2 * 2])
+    return "base64", _decode_b64(blob)
+
+
+_IGNORED = {"binary", "png", "jpeg", "gif", "riff", "elf", "exe", "ogg", "mp3"}
+
+
+def embedded(text: str, node: Node, state: State, where: str | None = None) -> Iterator[TextPart]:
+    """Parts from blobs and quoted-printable inside ``text`` (recursively, depth-limited)."""
+    from pipelines.extract import walk_member
+    from pipelines.extract.detect import detect
+
+    cfg = state.config
+    if node.depth >= cfg.max_depth or len(text) < cfg.blob_min_length:
+        return
+    if len(_QP_SOFT.findall(text, 0, 1 << 20)) >= 3 and _QP_ESC.search(text, 0, 1 << 20):
+        decoded = quopri.decodestring(text.encode("utf-8", "replace"))
+        state.charge(len(decoded), node.label)
+        yield TextPart(decoded.decode("utf-8", "replace"), node.at("quoted-printable"))
+    found = 0
+    for line, blob in blob_candidates(text, cfg.blob_min_length):
+        state.tick()
+        kind, data = _decode_blob(blob)
+        if not data:
+            continue
+        kind_found = detect(data, "")
+        if kind_found in _IGNORED:
+            continue
+        if kind_found in {"text", "csv"} and not _readable(data):
+            continue
+        found += 1
+        if found > _MAX_BLOBS:
+            state.details["blobs_skipped"] = state.details.get("blobs_skipped", 0) + 1
+            continue
+        state.charge(len(data), node.label)
+        label = f"{where or ''}{'/' if where else ''}{kind} at line {line}"
+        state.details["embedded"] = state.details.get("embedded", 0) + 1
+        yield from walk_member(data, node.child(label), state)
+
+
+def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    """Headers that may carry text (subject), each text body, each attachment as a member."""
+    from pipelines.extract import walk_member
+
+    try:
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+    except Exception as e:  # the parser is lenient; this is rare
+        raise Failed("corrupt", f"{node.label}: e-mail unreadable: {reason(e)}") from None
+    assert isinstance(msg, EmailMessage)
+    head = [f"{k}: {v}" for k, v in msg.items() if k.lower() in {"subject", "from", "to"}]
+    if head:
+        yield TextPart("\n".join(head), node.at("headers"))
+    bodies = 0
+    for n, part in enumerate(msg.walk()):
+        state.tick()
+        if part.is_multipart():
+            continue
+        filename = part.get_filename()
+        try:
+            payload = part.get_payload(decode=True) or b""
+        except Exception:
+            payload = b""
+        state.charge(len(payload), node.label)
+        ctype = part.get_content_type()
+        if not filename and ctype in ("text/plain", "text/html"):
+            bodies += 1
+            ext = "html" if ctype == "text/html" else "txt"
+            name = f"body{'' if bodies == 1 else bodies}.{ext}"
+            yield from walk_member(payload, node.child(name), state)
+        elif ctype == "message/rfc822":
+            inner = part.get_payload()
+            raw = inner[0].as_bytes() if isinstance(inner, list) and inner else payload
+            yield from walk_member(raw, node.child(filename or f"message{n}.eml"), state)
+        elif payload:
+            yield from walk_member(payload, node.child(filename or f"attachment{n}"), state)

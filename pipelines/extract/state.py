@@ -1,0 +1,126 @@
+"""What one extraction run keeps between formats: limits, the worst status, details.
+
+Format handlers are generators of :class:`TextPart`. They call
+:meth:`State.charge` for every decompressed/decoded byte and
+:meth:`State.tick` now and then; limits raise :class:`Stop`, which ends the
+whole run with a status. Problems confined to one member (a corrupt file in
+a zip, an encrypted member) are recorded with :meth:`State.note` and the
+run goes on with the next member.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaksentry.config.extract import ExtractConfig
+
+#: when several members disagree, the document gets the most serious status
+_RANK = {"ok": 0, "unsupported": 1, "error": 2, "corrupt": 3, "encrypted": 4,
+         "too_large": 5, "timeout": 6}
+
+
+class Stop(Exception):
+    """A document-wide limit was hit: stop extracting, keep what was produced."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Failed(Exception):
+    """One container could not be read (corrupt, encrypted, unsupported)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_QUOTED = re.compile(r"""(['"]).*?\1""")
+# anything with a run of 4+ digits could be part of an identifier: never echo it
+_DIGITY = re.compile(r"[^\s,;:()\[\]{}<>]*\d{4,}[^\s,;:()\[\]{}<>]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def scrub(text: str, limit: int = 160) -> str:
+    """One line, no quoted content, no digit runs: safe to store and show."""
+    text = _CONTROL.sub(" ", text)
+    text = _QUOTED.sub("'…'", text)
+    text = _DIGITY.sub("…", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def reason(exc: BaseException) -> str:
+    """A library's reason for failing, in one scrubbed line."""
+    msg = scrub(str(exc)) if str(exc) else ""
+    name = type(exc).__name__
+    return f"{name}: {msg}" if msg else name
+
+
+@dataclass
+class State:
+    config: ExtractConfig
+    input_bytes: int
+    passwords: tuple[str, ...] = ()
+    started: float = field(default_factory=time.monotonic)
+    status: str = "ok"
+    error: str | None = None
+    expanded: int = 0
+    members: int = 0
+    parts: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.config.time_limit
+
+    def note(self, status: str, message: str) -> None:
+        """Record a problem; the most serious one becomes the document's status."""
+        problems = self.details.setdefault("problems", [])
+        if len(problems) < 20:
+            problems.append(f"{status}: {message}")
+        if _RANK.get(status, 2) > _RANK.get(self.status, 0):
+            self.status, self.error = status, message
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise Stop("timeout", f"extraction exceeded the time limit of "
+                                  f"{self.config.time_limit:g} s")
+
+    def charge(self, n: int, where: str) -> None:
+        """Count ``n`` expanded bytes against the total and ratio limits."""
+        self.expanded += n
+        cfg = self.config
+        if self.expanded > cfg.max_expanded_bytes:
+            raise Stop("too_large", f"{where}: expanded content exceeds "
+                                    f"{cfg.max_expanded_bytes} bytes (decompression bomb?)")
+        if (self.expanded > cfg.ratio_floor_bytes
+                and self.expanded > cfg.max_expansion_ratio * max(self.input_bytes, 1)):
+            raise Stop("too_large", f"{where}: expansion ratio exceeds "
+                                    f"{cfg.max_expansion_ratio:g} (decompression bomb?)")
+
+    def member(self, where: str) -> None:
+        self.members += 1
+        if self.members > self.config.max_members:
+            raise Stop("too_large", f"{where}: more than {self.config.max_members} "
+                                    f"archive members")
+        self.tick()
+
+    def room(self) -> int:
+        """Bytes that may still be expanded before a limit is hit (+1 to detect overflow)."""
+        cfg = self.config
+        by_total = cfg.max_expanded_bytes - self.expanded
+        by_ratio = max(cfg.ratio_floor_bytes,
+                       int(cfg.max_expansion_ratio * max(self.input_bytes, 1))) - self.expanded
+        return max(0, min(by_total, by_ratio)) + 1
+
+    def candidate_passwords(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for p in (*self.passwords, *self.config.passwords):
+            seen.setdefault(p, None)
+        return list(seen)

@@ -1,0 +1,279 @@
+"""Text formats: plain text in any common encoding, CSV/TSV, HTML, JSON, NDJSON, XML.
+
+Decoding is streamed (a TextIOWrapper over the bytes), so a 200 MB CSV is
+read row by row and plain text is cut into line-aligned chunks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import charset_normalizer
+from lxml import etree
+from lxml import html as lxml_html
+
+from pipelines.extract.node import Node
+from pipelines.extract.state import Failed, State, reason
+from pipelines.model import CELL_SEP, TextPart
+
+csv.field_size_limit(64 * 1024 * 1024)
+
+_SAMPLE = 64 * 1024
+_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16")]
+
+
+def sniff_encoding(data: bytes) -> str:
+    """BOM, else strict UTF-8 on a sample, else charset-normalizer's best guess."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return enc
+    sample = data[:_SAMPLE]
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as e:
+        if e.start >= len(sample) - 3 and len(data) > len(sample):
+            return "utf-8"  # the sample cut a character in two
+    if len(sample) >= 8:
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        if odd > len(sample) // 4 and even < len(sample) // 50:
+            return "utf-16-le"
+        if even > len(sample) // 4 and odd < len(sample) // 50:
+            return "utf-16-be"
+    best = charset_normalizer.from_bytes(sample).best()
+    if best is None or not best.encoding:
+        return "latin-1"
+    return {"ascii": "utf-8"}.get(best.encoding, best.encoding)
+
+
+def open_text(data: bytes, state: State) -> io.TextIOWrapper:
+    enc = sniff_encoding(data)
+    state.details.setdefault("encoding", enc)
+    return io.TextIOWrapper(io.BytesIO(data), encoding=enc, errors="replace", newline="")
+
+
+def decode(data: bytes, state: State) -> str:
+    return open_text(data, state).read()
+
+
+# -- plain text ---------------------------------------------------------------------------
+
+def text_chunks(stream: io.TextIOBase, size: int, state: State) -> Iterator[tuple[int, str]]:
+    """(first line number, chunk), chunks cut after a line end (or a space, for a
+    giant line) so an identifier is not split between two parts."""
+    line, carry = 1, ""
+    while block := stream.read(size):
+        state.tick()
+        buf = carry + block
+        cut = buf.rfind("\n") + 1
+        if cut <= 0 and len(buf) >= size:
+            cut = buf.rfind(" ", len(buf) - 256) + 1 or len(buf)
+        if cut <= 0:
+            carry = buf
+            continue
+        chunk, carry = buf[:cut], buf[cut:]
+        yield line, chunk
+        line += chunk.count("\n")
+    if carry:
+        yield line, carry
+
+
+def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    from pipelines.extract.encoded import embedded
+
+    stream = open_text(data, state)
+    for first, chunk in text_chunks(stream, state.config.text_chunk_chars, state):
+        loc = node.location if first == 1 else node.at(f"from line {first}")
+        yield TextPart(chunk.replace("\x00", " ") if "\x00" in chunk else chunk, loc)
+        yield from embedded(chunk, node, state)
+
+
+# -- tables -------------------------------------------------------------------------------
+
+def row_text(cells: list[Any]) -> str:
+    return CELL_SEP.join(("" if c is None else str(c)).replace(CELL_SEP, " ") for c in cells)
+
+
+def _dialect(sample: str, kind: str) -> type[csv.Dialect] | csv.Dialect:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;|")
+    except csv.Error:
+        return csv.excel_tab if kind == "tsv" else csv.excel
+
+
+def csv_rows(data: bytes, node: Node, state: State, kind: str = "csv") -> Iterator[TextPart]:
+    stream = open_text(data, state)
+    sample = stream.read(_SAMPLE)
+    stream.seek(0)
+    cut = sample.rfind("\n")
+    dialect = _dialect(sample[:cut] if cut > 0 else sample, kind)
+    state.details.setdefault("csv_delimiter", repr(dialect.delimiter))
+    reader = csv.reader(stream, dialect)
+    loc, n = node.label, 0
+    try:
+        for n, row in enumerate(reader, start=1):
+            if n % 4096 == 0:
+                state.tick()
+            yield TextPart(row_text(row), loc, n)
+    except csv.Error as e:
+        raise Failed("corrupt", f"{node.label}: CSV unreadable after row {n}: "
+                                f"{reason(e)}") from None
+
+
+# -- markup -------------------------------------------------------------------------------
+
+_BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5",
+          "h6", "pre", "section", "article", "header", "footer", "blockquote", "dt", "dd",
+          "title", "hr", "form", "textarea", "option"}
+_CELL = {"td", "th"}
+_INVISIBLE = ("script", "style", "noscript", "template", "head/meta", "head/link")
+
+
+def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    from pipelines.extract.encoded import embedded
+
+    text = decode(data, state)
+    if not text.strip():
+        return
+    try:
+        root = lxml_html.document_fromstring(text.replace("\x00", ""))
+    except (etree.ParserError, ValueError) as e:
+        raise Failed("corrupt", f"{node.label}: HTML unreadable: {reason(e)}") from None
+    for bad in root.xpath("//script|//style|//noscript|//template"):
+        bad.drop_tree()
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        if el.tag in _BLOCK:
+            el.tail = "\n" + (el.tail or "")
+        elif el.tag in _CELL:
+            el.tail = "\t" + (el.tail or "")
+    out = "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
+    state.tick()
+    yield TextPart(out, node.location)
+    yield from embedded(out, node, state)
+
+
+def xml_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    """Element text and attribute values, one element per line, parsed incrementally
+    with entity expansion, DTDs and network access off (billion-laughs safe)."""
+    lines: list[str] = []
+    size = 0
+    first = 1
+    try:
+        for _ev, el in etree.iterparse(io.BytesIO(data), events=("end",), resolve_entities=False,
+                                       no_network=True, load_dtd=False, huge_tree=False,
+                                       recover=False):
+            vals = [v for v in el.attrib.values() if v.strip()] if el.attrib else []
+            if el.text and el.text.strip():
+                vals.append(el.text.strip())
+            if el.tail and el.tail.strip():
+                vals.append(el.tail.strip())
+            if vals:
+                line = " ".join(vals)
+                lines.append(line)
+                size += len(line)
+            if len(el) == 0 or el.getparent() is None:
+                el.clear(keep_tail=False)
+            if size > state.config.text_chunk_chars:
+                yield _xml_part(lines, first, node)
+                first += len(lines)
+                lines, size = [], 0
+                state.tick()
+    except etree.XMLSyntaxError as e:
+        if lines:
+            yield _xml_part(lines, first, node)
+        raise Failed("corrupt", f"{node.label}: XML unreadable: {reason(e)}") from None
+    if lines:
+        yield _xml_part(lines, first, node)
+
+
+def _xml_part(lines: list[str], first: int, node: Node) -> TextPart:
+    loc = node.location if first == 1 else node.at(f"from line {first}")
+    return TextPart("\n".join(lines), loc)
+
+
+# -- JSON ---------------------------------------------------------------------------------
+
+def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[TextPart]:
+    """One part per object or array: its scalar members as "key: value" lines (so a
+    record's fields stay together), at the JSON path of the container ("$.patients[3]")."""
+    from pipelines.extract.encoded import embedded
+
+    stack: list[tuple[Any, str]] = [(value, path)]
+    count = 0
+    while stack:
+        obj, p = stack.pop()
+        count += 1
+        if count % 1024 == 0:
+            state.tick()
+        if isinstance(obj, dict):
+            items = list(obj.items())
+        elif isinstance(obj, list):
+            items = [(i, v) for i, v in enumerate(obj)]
+        else:
+            if isinstance(obj, str | int | float) and not isinstance(obj, bool):
+                yield TextPart(str(obj), node.at(p))
+            continue
+        lines: list[str] = []
+        nested: list[tuple[Any, str]] = []
+        for k, v in items:
+            sub = f"{p}[{k}]" if isinstance(k, int) else f"{p}.{k}"
+            if isinstance(v, dict | list):
+                nested.append((v, sub))
+            elif isinstance(v, str | int | float) and not isinstance(v, bool):
+                s = str(v)
+                lines.append(s if isinstance(k, int) else f"{k}: {s}")
+                if isinstance(v, str) and len(v) >= state.config.blob_min_length:
+                    yield from embedded(v, node, state, where=sub)
+        if lines:
+            yield TextPart("\n".join(lines), node.at(p))
+        stack.extend(reversed(nested))
+
+
+def json_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    text = decode(data, state)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise Failed("corrupt", f"{node.label}: JSON nested too deeply") from None
+    except ValueError as e:
+        if isinstance(e, json.JSONDecodeError):
+            if "\n" in text.strip() and text.lstrip().startswith("{"):
+                yield from ndjson_text(data, node, state)
+                return
+            msg = f"{e.msg} at line {e.lineno} column {e.colno}"
+        else:
+            msg = reason(e)
+        # not JSON after all: still scan it as text, and say so
+        yield from plain_text(data, node, state)
+        state.note("corrupt", f"{node.label}: JSON unreadable: {msg}")
+        return
+    del text
+    yield from _json_parts(value, "$", node, state)
+
+
+def ndjson_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    bad = 0
+    for n, line in enumerate(open_text(data, state), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except RecursionError:
+            bad += 1
+            continue
+        except ValueError:
+            bad += 1
+            yield TextPart(line.rstrip("\r\n"), node.at(f"line {n}"))
+            continue
+        yield from _json_parts(value, f"$[{n - 1}]", node, state)
+    if bad:
+        state.note("corrupt", f"{node.label}: {bad} NDJSON lines are not JSON")

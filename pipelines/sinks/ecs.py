@@ -1,0 +1,236 @@
+"""The Elasticsearch documents: one hit document per leaked upload, one
+coverage document per scan.
+
+Why one hit document per *document* (with the list of matched records) and
+not one per (document, record): an analyst's unit of work is the upload —
+"this paste/file on that site holds our patients" — and that is what Kibana
+should count, sort by severity and alert on. Per-record documents would turn
+one 56,000-patient export into 56,000 near-identical rows, drown every
+"latest hits" table and make "hits by source" count patients instead of
+leaks. The questions per-record documents answer are still answered:
+``leaksentry.record_refs`` is a keyword array holding every matched record,
+so ``leaksentry.record_refs : "1234"`` finds every upload that exposed
+record 1234, and ``sum(leaksentry.matched_records)`` gives the records total.
+
+Nothing here holds plaintext identifiers or raw content: matches carry
+masked forms and register references, snippets are masked by the matcher,
+and every free-text field from a stranger (URL, file name, location, error,
+snippet) passes through :func:`pipelines.sinks.scrub.scrub` again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipelines.model import Finding, StoredHit, severity_rank
+from pipelines.sinks.scrub import scrub
+
+HITS = "hits"
+DOCUMENTS = "documents"
+DATASET = {HITS: "leaksentry.hit", DOCUMENTS: "leaksentry.document"}
+RULE_ID = "leaksentry-register-match"
+RULE_NAME = "Register identifiers found in a public upload"
+#: match entries (masked id + location) listed per hit document; ``record_refs`` is always
+#: complete, and the local store keeps every match
+MAX_MATCHES = 1000
+
+
+def _iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def month_index(prefix: str, kind: str, when: datetime) -> str:
+    """``leaksentry-hits-2026.11``: monthly indices behind the ``<prefix>-<kind>`` alias."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return f"{prefix}-{kind}-{when.astimezone(UTC):%Y.%m}"
+
+
+def alias(prefix: str, kind: str) -> str:
+    return f"{prefix}-{kind}"
+
+
+def hit_id(finding: Finding) -> str:
+    """One hit per (content, URL): a re-sent batch or a re-sighting never duplicates."""
+    return hashlib.sha256(f"hit\n{finding.sha256}\n{finding.url}".encode()).hexdigest()[:40]
+
+
+def document_id(finding: Finding) -> str:
+    """One coverage document per scan (same content re-fetched later = another scan)."""
+    key = f"doc\n{finding.sha256}\n{finding.url}\n{_iso(finding.fetched_at)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def records_key(record_refs: list[str], sha256: str) -> str:
+    """Stable hash of the sorted, distinct record refs; ``doc:<sha256>`` when there are none
+    (a hit of unmatched-but-valid identifiers only), so such hits never dedupe together."""
+    refs = sorted(set(record_refs))
+    if not refs:
+        return "doc:" + sha256[:32]
+    return hashlib.sha256("\n".join(refs).encode()).hexdigest()[:32]
+
+
+def domain_of(url: str) -> str | None:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
+
+
+def _file(f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {"size": f.size, "hash": {"sha256": f.sha256}}
+    if f.filename:
+        out["name"] = scrub(f.filename)
+    if f.content_type:
+        out["mime_type"] = f.content_type.split(";", 1)[0].strip().lower()
+    return out
+
+
+def _url(f: Finding) -> dict[str, Any] | None:
+    domain = domain_of(f.url)
+    if domain is None:
+        return None  # a local path from `scan`: not a URL
+    return {"full": scrub(f.url), "domain": domain}
+
+
+def _observer(version: str) -> dict[str, Any]:
+    return {"type": "poller", "product": "leaksentry", "vendor": "leaksentry",
+            "version": version}
+
+
+def _version() -> str:
+    from leaksentry import __version__
+
+    return __version__
+
+
+def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int = MAX_MATCHES,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """The ECS hit document (REFERENCE.md "Elasticsearch and Kibana conventions")."""
+    r = finding.result
+    now = now or datetime.now(UTC)
+    first_seen = stored.first_seen if stored else finding.fetched_at
+    refs = sorted(set(r.record_refs), key=ref_order)
+    kinds = sorted({m.kind for m in r.matches})
+    matches = [
+        {"kind": m.kind, "masked": scrub(m.masked), "record_ref": m.record_ref,
+         "count": m.count, "where": scrub(m.where)}
+        for m in r.matches[:max_matches]
+    ]
+    unmatched = [{"kind": k, "count": int(v)} for k, v in sorted(r.unmatched_valid.items())]
+    url = _url(finding)
+    domain = url["domain"] if url else None
+    summary = (f"{r.severity}: {r.matched_records} register records matched in an upload"
+               f" from {finding.source}" + (f" ({domain})" if domain else ""))
+    doc: dict[str, Any] = {
+        "@timestamp": _iso(first_seen),
+        "message": summary,
+        "event": {
+            "kind": "alert",
+            "category": ["threat"],
+            "type": ["indicator"],
+            "severity": severity_rank(r.severity),
+            "risk_score": float(r.risk_score),
+            "created": _iso(now),
+            "dataset": DATASET[HITS],
+            "module": "leaksentry",
+            "provider": finding.source,
+        },
+        "file": _file(finding),
+        "rule": {"id": RULE_ID, "name": RULE_NAME},
+        "observer": _observer(_version()),
+        "related": {"hash": sorted({m.digest for m in r.matches[:max_matches] if m.digest})},
+        "tags": ["leaksentry", "hit", r.severity],
+        "leaksentry": {
+            "source": finding.source,
+            "item_id": scrub(finding.item_id),
+            "severity": r.severity,
+            "risk_score": int(r.risk_score),
+            "status": r.status,
+            "http_status": finding.http_status,
+            "matched_records": r.matched_records,
+            "record_level_records": len(set(r.record_level_refs)),
+            "record_refs": refs,
+            "records_key": stored.records_key if stored and stored.records_key
+            else records_key(refs, finding.sha256),
+            "kinds": kinds,
+            "masked_ids": sorted({m["masked"] for m in matches}),
+            "matches": matches,
+            "matches_total": len(r.matches),
+            "matches_truncated": len(r.matches) > max_matches,
+            "unmatched_valid": unmatched,
+            "unmatched_valid_total": sum(u["count"] for u in unmatched),
+            "snippets": [s for s in (scrub(x) for x in r.snippets[:20]) if s],
+            "parts": r.parts,
+            "first_seen": _iso(first_seen),
+            "last_seen": _iso(finding.fetched_at),
+            "fetched_at": _iso(finding.fetched_at),
+            "hit_id": stored.hit_id if stored else None,
+        },
+    }
+    if url:
+        doc["url"] = url
+    else:
+        doc["leaksentry"]["path"] = scrub(finding.url)
+    _drop_none(doc)
+    return doc
+
+
+def document_document(finding: Finding, *, now: datetime | None = None) -> dict[str, Any]:
+    """The coverage document: what was scanned, with what outcome (no match details)."""
+    r = finding.result
+    now = now or datetime.now(UTC)
+    url = _url(finding)
+    doc: dict[str, Any] = {
+        "@timestamp": _iso(finding.fetched_at),
+        "event": {
+            "kind": "event",
+            "category": ["file"],
+            "type": ["info"],
+            "outcome": "success" if r.status == "ok" else "failure",
+            "severity": severity_rank(r.severity),
+            "created": _iso(now),
+            "dataset": DATASET[DOCUMENTS],
+            "module": "leaksentry",
+            "provider": finding.source,
+        },
+        "file": _file(finding),
+        "observer": _observer(_version()),
+        "tags": ["leaksentry", "document"],
+        "leaksentry": {
+            "source": finding.source,
+            "item_id": scrub(finding.item_id),
+            "status": r.status,
+            "error": scrub(r.error),
+            "http_status": finding.http_status,
+            "severity": r.severity,
+            "hit": r.hit,
+            "matched_records": r.matched_records,
+            "parts": r.parts,
+            "fetched_at": _iso(finding.fetched_at),
+        },
+    }
+    if url:
+        doc["url"] = url
+    else:
+        doc["leaksentry"]["path"] = scrub(finding.url)
+    _drop_none(doc)
+    return doc
+
+
+def ref_order(ref: str) -> tuple[int, int | str]:
+    return (0, int(ref)) if ref.isdigit() else (1, ref)
+
+
+def _drop_none(d: dict[str, Any]) -> None:
+    for k in [k for k, v in d.items() if v is None]:
+        del d[k]
+    for v in d.values():
+        if isinstance(v, dict):
+            _drop_none(v)

@@ -1,0 +1,179 @@
+"""The local SQLite sink: always on, the embedded default.
+
+Every scanned document gets a ``documents`` row (coverage), every hit a
+``hits`` row holding what the Elasticsearch hit document holds — masked
+identifiers, record refs, locations, counts, severity, masked snippets —
+so ``leaksentry hits`` works with no cluster at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.model import SEVERITIES, Finding, StoredHit, severity_rank
+from pipelines.sinks.ecs import domain_of, records_key, ref_order
+from pipelines.sinks.scrub import scrub
+
+
+@dataclass(frozen=True, slots=True)
+class HitRecord:
+    """A hit as `leaksentry hits` and the demo show it (masked only)."""
+
+    hit_id: int
+    url: str
+    domain: str | None
+    source: str
+    sha256: str
+    size: int
+    filename: str | None
+    content_type: str | None
+    status: str
+    severity: str
+    risk_score: int
+    matched_records: int
+    record_level_records: int
+    record_refs: list[str]
+    records_key: str
+    kinds: list[str]
+    matches: list[dict[str, Any]]
+    unmatched_valid: dict[str, int]
+    snippets: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    sightings: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hit_id": self.hit_id, "url": self.url, "domain": self.domain,
+            "source": self.source, "sha256": self.sha256, "size": self.size,
+            "filename": self.filename, "content_type": self.content_type,
+            "status": self.status, "severity": self.severity, "risk_score": self.risk_score,
+            "matched_records": self.matched_records,
+            "record_level_records": self.record_level_records,
+            "record_refs": list(self.record_refs), "records_key": self.records_key,
+            "kinds": list(self.kinds), "matches": list(self.matches),
+            "unmatched_valid": dict(self.unmatched_valid), "snippets": list(self.snippets),
+            "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+            "sightings": self.sightings,
+        }
+
+
+def _iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
+    """Record the scanned document and, for a hit, the hit. Call inside a transaction.
+
+    A second sighting of the same (sha256, url) updates ``last_seen`` and
+    returns ``StoredHit(new=False)`` with the first sighting's time.
+    """
+    r = finding.result
+    seen = _iso(finding.fetched_at)
+    url = scrub(finding.url) or ""
+    filename = scrub(finding.filename)
+    error = scrub(r.error)
+    tx.execute(
+        "INSERT INTO documents(url, source, sha256, size, content_type, filename, item_id,"
+        " http_status, status, error, severity, matched_records, scanned_at, first_seen,"
+        " last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(sha256, url) DO UPDATE SET status=excluded.status,"
+        " error=excluded.error, severity=excluded.severity,"
+        " matched_records=excluded.matched_records, scanned_at=excluded.scanned_at,"
+        " http_status=excluded.http_status, source=excluded.source,"
+        " first_seen=min(documents.first_seen, excluded.first_seen),"
+        " last_seen=max(documents.last_seen, excluded.last_seen),"
+        " sightings=documents.sightings + 1",
+        (url, finding.source, finding.sha256, finding.size, finding.content_type, filename,
+         scrub(finding.item_id), finding.http_status, r.status, error, r.severity,
+         r.matched_records, seen, seen, seen),
+    )
+    if not r.hit:
+        return None
+    doc_id = tx.execute("SELECT id FROM documents WHERE sha256 = ? AND url = ?",
+                        (finding.sha256, url)).fetchone()[0]
+    prev = tx.execute("SELECT id, first_seen, records_key FROM hits WHERE sha256 = ? AND url = ?",
+                      (finding.sha256, url)).fetchone()
+    if prev is not None:
+        tx.execute("UPDATE hits SET last_seen = max(last_seen, ?), sightings = sightings + 1"
+                   " WHERE id = ?", (seen, prev["id"]))
+        return StoredHit(hit_id=prev["id"], new=False, first_seen=_dt(prev["first_seen"]),
+                         records_key=prev["records_key"])
+    key = records_key(r.record_refs, finding.sha256)
+    matches = [{"kind": m.kind, "masked": scrub(m.masked), "record_ref": m.record_ref,
+                "count": m.count, "where": scrub(m.where)} for m in r.matches]
+    cur = tx.execute(
+        "INSERT INTO hits(document_id, url, domain, source, sha256, size, content_type, filename,"
+        " item_id, status, severity, severity_rank, risk_score, matched_records,"
+        " record_level_records, record_refs, records_key, kinds, matches, unmatched_valid,"
+        " snippets, parts, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        "?,?,?,?)",
+        (doc_id, url, domain_of(finding.url), finding.source, finding.sha256, finding.size,
+         finding.content_type, filename, scrub(finding.item_id), r.status, r.severity,
+         severity_rank(r.severity), int(r.risk_score), r.matched_records,
+         len(set(r.record_level_refs)), json.dumps(sorted(set(r.record_refs), key=ref_order)), key,
+         json.dumps(sorted({m.kind for m in r.matches})), json.dumps(matches),
+         json.dumps(dict(r.unmatched_valid), sort_keys=True),
+         json.dumps([scrub(s) for s in r.snippets]), r.parts, seen, seen),
+    )
+    hit_id = cur.lastrowid
+    assert hit_id is not None
+    return StoredHit(hit_id=hit_id, new=True, first_seen=_dt(seen), records_key=key)
+
+
+def _record(row: sqlite3.Row) -> HitRecord:
+    return HitRecord(
+        hit_id=row["id"], url=row["url"], domain=row["domain"], source=row["source"],
+        sha256=row["sha256"], size=row["size"], filename=row["filename"],
+        content_type=row["content_type"], status=row["status"], severity=row["severity"],
+        risk_score=row["risk_score"], matched_records=row["matched_records"],
+        record_level_records=row["record_level_records"],
+        record_refs=json.loads(row["record_refs"]), records_key=row["records_key"],
+        kinds=json.loads(row["kinds"]), matches=json.loads(row["matches"]),
+        unmatched_valid=json.loads(row["unmatched_valid"]),
+        snippets=json.loads(row["snippets"]), first_seen=_dt(row["first_seen"]),
+        last_seen=_dt(row["last_seen"]), sightings=row["sightings"],
+    )
+
+
+def query_hits(conn: sqlite3.Connection, since: datetime | None = None,
+               min_severity: str | None = None, source: str | None = None,
+               limit: int = 100) -> list[HitRecord]:
+    """Hits seen (first or again) since ``since``, at least ``min_severity``, newest first."""
+    where, args = [], []
+    if since is not None:
+        where.append("last_seen >= ?")
+        args.append(_iso(since))
+    if min_severity is not None:
+        if min_severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {min_severity!r} (one of {', '.join(SEVERITIES)})")
+        where.append("severity_rank >= ?")
+        args.append(severity_rank(min_severity))
+    if source is not None:
+        where.append("source = ?")
+        args.append(source)
+    sql = "SELECT * FROM hits"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY last_seen DESC, id DESC LIMIT ?"
+    args.append(int(limit))
+    return [_record(r) for r in conn.execute(sql, args)]
+
+
+def get_hit(conn: sqlite3.Connection, hit_id: int) -> HitRecord | None:
+    row = conn.execute("SELECT * FROM hits WHERE id = ?", (hit_id,)).fetchone()
+    return _record(row) if row else None
+
+
+def count_documents(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM documents").fetchone()[0]

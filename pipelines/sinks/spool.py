@@ -1,0 +1,232 @@
+"""The Elasticsearch spool: documents wait in SQLite until the cluster has them.
+
+:func:`enqueue_finding` runs inside :func:`pipelines.flow.record_finding`'s
+transaction, so a hit is never stored without its Elasticsearch documents
+(nor the reverse). :func:`drain` delivers them with the client's
+``helpers.streaming_bulk``: ``create`` ops with deterministic ``_id``s, so a
+re-sent batch (a crash after the cluster took it but before the spool row
+was deleted) is answered 409 and counts as delivered — each document lands
+exactly once. 429s are retried with backoff by the helper; an unreachable
+cluster leaves everything spooled and raises nothing; an item the cluster
+refuses for good (400: a mapping error) is kept as ``rejected`` with its
+one-line reason, and the rest of the batch goes in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pipelines.model import Finding, StoredHit
+from pipelines.sinks import ecs
+from pipelines.sinks.client import Cluster, connect, dumps
+from pipelines.sinks.errors import SinkError
+from pipelines.sinks.scrub import scrub
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
+    from leaksentry.store import Store
+
+log = logging.getLogger(__name__)
+
+#: spool rows read per bulk round
+DRAIN_BATCH = 5000
+
+
+@dataclass
+class DrainReport:
+    """What one :func:`drain` call did (counts of spooled documents)."""
+
+    attempted: int = 0
+    delivered: int = 0  # created now
+    duplicates: int = 0  # 409: the cluster already had it (a re-send)
+    rejected: int = 0  # refused for good, kept as 'rejected' with the reason
+    retry_later: int = 0  # 429 after retries, 5xx: still pending
+    pending: int = 0  # spool depth afterwards
+    unreachable: bool = False
+    error: str | None = None
+    errors: list[str] = field(default_factory=list)  # per-item reasons (first few)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.rejected == 0 and self.retry_later == 0
+
+
+def _suffix(kind: str, when: datetime) -> str:
+    return ecs.month_index("", kind, when).lstrip("-")
+
+
+def _enqueue(tx: sqlite3.Connection, kind: str, when: datetime, doc_id: str,
+             doc: dict[str, Any]) -> None:
+    tx.execute(
+        "INSERT OR IGNORE INTO es_spool(kind, index_suffix, doc_id, body, created_at)"
+        " VALUES (?,?,?,?,?)",
+        (kind, _suffix(kind, when), doc_id, dumps(doc), datetime.now(UTC).isoformat()),
+    )
+
+
+def enqueue_finding(tx: sqlite3.Connection, finding: Finding, stored: StoredHit | None) -> None:
+    """Spool the documents-index doc (always) and the hit doc (for a hit).
+
+    A re-sighting (``stored.new`` False) spools no second hit doc: the hit's
+    ``_id`` is per (content, URL), so it would only be answered 409."""
+    _enqueue(tx, ecs.DOCUMENTS, finding.fetched_at, ecs.document_id(finding),
+             ecs.document_document(finding))
+    if stored is not None and stored.new:
+        _enqueue(tx, ecs.HITS, stored.first_seen, ecs.hit_id(finding),
+                 ecs.hit_document(finding, stored))
+
+
+def spool_depth(conn: sqlite3.Connection) -> int:
+    """Documents waiting for delivery (rejected ones excluded)."""
+    return conn.execute("SELECT count(*) FROM es_spool WHERE state = 'pending'").fetchone()[0]
+
+
+def spool_rejected(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM es_spool WHERE state = 'rejected'").fetchone()[0]
+
+
+def rejected_items(conn: sqlite3.Connection, limit: int = 20) -> list[sqlite3.Row]:
+    return list(conn.execute(
+        "SELECT id, kind, index_suffix, doc_id, last_error, last_attempt_at FROM es_spool"
+        " WHERE state = 'rejected' ORDER BY id LIMIT ?", (limit,)))
+
+
+def requeue_rejected(conn: sqlite3.Connection) -> int:
+    """Put rejected items back (after a template fix)."""
+    return conn.execute("UPDATE es_spool SET state = 'pending' WHERE state = 'rejected'").rowcount
+
+
+def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
+          batch: int = DRAIN_BATCH, max_batches: int | None = None) -> DrainReport:
+    """Deliver spooled documents until the spool is empty or the cluster stops answering.
+
+    Never raises for cluster trouble: the report says what happened."""
+    conn = store.conn
+    report = DrainReport()
+    cfg = settings.elasticsearch
+    if not cfg.enabled:
+        report.pending = spool_depth(conn)
+        report.error = "elasticsearch is not configured"
+        return report
+    own = cluster is None
+    try:
+        if cluster is None:
+            cluster = connect(cfg)
+        if spool_depth(conn):
+            from pipelines.sinks.setup import ensure_templates
+
+            ensure_templates(cluster)
+        rounds = 0
+        after = 0
+        while max_batches is None or rounds < max_batches:
+            rows = conn.execute(
+                "SELECT id, index_suffix, doc_id, body FROM es_spool"
+                " WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?", (after, batch),
+            ).fetchall()
+            if not rows:
+                break
+            rounds += 1
+            after = rows[-1][0]
+            if not _deliver(conn, cluster, rows, report):
+                break
+    except SinkError as exc:
+        report.error = str(exc)
+        report.unreachable = exc.unreachable
+    except Exception as exc:  # a client bug must not take the daemon down
+        log.exception("elasticsearch drain failed")
+        report.error = f"elasticsearch drain failed: {type(exc).__name__}: {scrub(str(exc))}"
+    finally:
+        if own and cluster is not None:
+            cluster.close()
+    report.pending = spool_depth(conn)
+    if report.error:
+        log.warning("elasticsearch: %s; %d documents stay spooled", report.error, report.pending)
+    return report
+
+
+def _deliver(conn: sqlite3.Connection, cluster: Cluster, rows: list[sqlite3.Row],
+             report: DrainReport) -> bool:
+    """One bulk round; False when the cluster stopped answering (stop draining)."""
+    cfg = cluster.config
+    prefix = cfg.index_prefix
+    by_key: dict[tuple[str, str], int] = {}
+    actions = []
+    for row_id, suffix, doc_id, body in rows:
+        index = f"{prefix}-{suffix}"
+        by_key[(index, doc_id)] = row_id
+        actions.append({"_op_type": "create", "_index": index, "_id": doc_id, "_source": body})
+    done: list[tuple[int]] = []
+    failed: list[tuple[str, str, str, int]] = []  # (state, error, now, id)
+    now = datetime.now(UTC).isoformat()
+    report.attempted += len(rows)
+    alive = True
+    try:
+        for ok, item in cluster.streaming_bulk(
+                actions, chunk_size=cfg.chunk_size, max_retries=cfg.max_retries,
+                initial_backoff=cfg.initial_backoff, max_backoff=cfg.max_backoff):
+            info = next(iter(item.values()))
+            row_id = by_key.get((info.get("_index", ""), str(info.get("_id", ""))))
+            if row_id is None:
+                continue
+            status = int(info.get("status") or 0)
+            if ok and 200 <= status < 300:
+                report.delivered += 1
+                done.append((row_id,))
+            elif status == 409:
+                report.duplicates += 1
+                done.append((row_id,))
+            else:
+                reason = _item_error(info)
+                if len(report.errors) < 20:
+                    report.errors.append(f"{info.get('_index')}/{info.get('_id')}: {reason}")
+                if status == 429 or status >= 500 or status == 0:
+                    report.retry_later += 1
+                    failed.append(("pending", reason, now, row_id))
+                else:
+                    report.rejected += 1
+                    failed.append(("rejected", reason, now, row_id))
+    except Exception as exc:
+        err = cluster.error(exc, "bulk")
+        report.error = str(err)
+        report.unreachable = err.unreachable or err.status is None
+        alive = False
+    finally:
+        with _tx(conn):
+            conn.executemany("DELETE FROM es_spool WHERE id = ?", done)
+            conn.executemany("UPDATE es_spool SET state = ?, last_error = ?, last_attempt_at = ?,"
+                             " attempts = attempts + 1 WHERE id = ?", failed)
+    # items left pending after 429/5xx: stop this drain, the daemon calls again later
+    return alive and not any(state == "pending" for state, *_ in failed)
+
+
+def _item_error(info: dict[str, Any]) -> str:
+    err = info.get("error")
+    if isinstance(err, dict):
+        text = f"{err.get('type', 'error')}: {err.get('reason', '')}"
+        cause = err.get("caused_by")
+        if isinstance(cause, dict) and cause.get("reason"):
+            text += f" ({cause.get('reason')})"
+    else:
+        text = str(err or f"status {info.get('status')}")
+    # reasons may quote the offending value ("Preview of field's value: ..."): mask it
+    return (scrub(" ".join(text.split())) or "")[:500]
+
+
+class _tx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.own = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.own = True
+        return self.conn
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self.own:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,134 @@
+"""Index templates (explicit, strict mappings), aliases and retention policies.
+
+``dynamic: strict`` means a field the template does not declare is refused
+(the bulk item fails and is recorded) instead of silently growing the mapping:
+no mapping surprises, and no stray field can smuggle content in. Monthly
+indices (``<prefix>-hits-YYYY.MM``) are created on first write by the
+template, which also attaches the read alias ``<prefix>-hits`` — analysts and
+Kibana search the alias, retention drops whole months.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.sinks.ecs import DOCUMENTS, HITS, alias
+
+KW: dict[str, Any] = {"type": "keyword", "ignore_above": 1024}
+DATE: dict[str, Any] = {"type": "date"}
+INT: dict[str, Any] = {"type": "integer"}
+LONG: dict[str, Any] = {"type": "long"}
+FLOAT: dict[str, Any] = {"type": "float"}
+BOOL: dict[str, Any] = {"type": "boolean"}
+TEXT: dict[str, Any] = {"type": "text"}
+
+#: bumped when a mapping changes; stored in the template's _meta
+TEMPLATE_VERSION = 1
+
+
+def _obj(**props: dict[str, Any]) -> dict[str, Any]:
+    return {"properties": props}
+
+
+def _common_ecs() -> dict[str, Any]:
+    return {
+        "@timestamp": DATE,
+        "event": _obj(kind=KW, category=KW, type=KW, outcome=KW, severity=LONG,
+                      risk_score=FLOAT, created=DATE, dataset=KW, module=KW, provider=KW),
+        "url": _obj(full={"type": "wildcard"}, domain=KW),
+        "file": _obj(name=KW, size=LONG, mime_type=KW, hash=_obj(sha256=KW)),
+        "observer": _obj(type=KW, product=KW, vendor=KW, version=KW),
+        "tags": KW,
+    }
+
+
+def hits_mapping() -> dict[str, Any]:
+    props = _common_ecs()
+    props.update({
+        "message": TEXT,
+        "rule": _obj(id=KW, name=KW),
+        "related": _obj(hash=KW),
+        "leaksentry": _obj(
+            source=KW, item_id=KW, path=KW, severity=KW, risk_score=INT, status=KW,
+            http_status=INT, matched_records=INT, record_level_records=INT,
+            record_refs=KW, records_key=KW, kinds=KW, masked_ids=KW,
+            matches=_obj(kind=KW, masked=KW, record_ref=KW, count=INT, where=KW),
+            matches_total=INT, matches_truncated=BOOL,
+            unmatched_valid=_obj(kind=KW, count=INT), unmatched_valid_total=INT,
+            snippets=TEXT, parts=INT, first_seen=DATE, last_seen=DATE, fetched_at=DATE,
+            hit_id=LONG,
+        ),
+    })
+    return {"dynamic": "strict", "properties": props}
+
+
+def documents_mapping() -> dict[str, Any]:
+    props = _common_ecs()
+    props["leaksentry"] = _obj(
+        source=KW, item_id=KW, path=KW, status=KW, error={"type": "text"}, http_status=INT,
+        severity=KW, hit=BOOL, matched_records=INT, parts=INT, fetched_at=DATE,
+    )
+    return {"dynamic": "strict", "properties": props}
+
+
+MAPPINGS = {HITS: hits_mapping, DOCUMENTS: documents_mapping}
+
+
+def template_name(prefix: str, kind: str) -> str:
+    return f"{prefix}-{kind}"
+
+
+def policy_name(prefix: str) -> str:
+    return f"{prefix}-retention"
+
+
+def index_template(prefix: str, kind: str, *, ilm_policy: str | None = None) -> dict[str, Any]:
+    """The composable index template body for ``<prefix>-<kind>-*``."""
+    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    if ilm_policy:
+        settings["index.lifecycle.name"] = ilm_policy
+    return {
+        "index_patterns": [f"{prefix}-{kind}-*"],
+        "priority": 200,
+        "template": {
+            "settings": settings,
+            "mappings": MAPPINGS[kind](),
+            "aliases": {alias(prefix, kind): {}},
+        },
+        "_meta": {"managed_by": "leaksentry", "template_version": TEMPLATE_VERSION},
+    }
+
+
+def _age(seconds: float) -> str:
+    return f"{max(1, round(seconds / 3600))}h"
+
+
+def ilm_policy(retention_seconds: float) -> dict[str, Any]:
+    """Elasticsearch ILM: keep each monthly index ``retention`` after its creation, then delete.
+
+    No rollover (the month is in the index name), so ages count from index creation."""
+    return {
+        "phases": {
+            "hot": {"min_age": "0ms", "actions": {}},
+            "delete": {"min_age": _age(retention_seconds), "actions": {"delete": {}}},
+        },
+        "_meta": {"managed_by": "leaksentry"},
+    }
+
+
+def ism_policy(prefix: str, retention_seconds: float) -> dict[str, Any]:
+    """OpenSearch ISM equivalent, attached to new indices through ``ism_template``."""
+    return {
+        "policy": {
+            "description": "leaksentry: delete indices after the retention period",
+            "default_state": "hot",
+            "states": [
+                {"name": "hot", "actions": [], "transitions": [
+                    {"state_name": "delete",
+                     "conditions": {"min_index_age": _age(retention_seconds)}}]},
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+            ],
+            "ism_template": [{"index_patterns": [f"{prefix}-{k}-*" for k in (HITS, DOCUMENTS)],
+                              "priority": 100}],
+        }
+    }

@@ -1,6 +1,41 @@
-"""Scrapy settings for leaksentry's crawler (placeholder: the crawler issue fills it in)."""
+"""Scrapy settings shared by every crawl. Per-source values (politeness, limits,
+the network guard) are layered on top by :func:`crawler.runner.scrapy_settings`."""
 
 BOT_NAME = "leaksentry"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
-ROBOTSTXT_OBEY = True
+
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+ROBOTSTXT_OBEY = True  # per source: obey_robots (default true for HTML kinds)
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+# items carry document content: never print them
+LOG_FORMATTER = "crawler.base.SafeLogFormatter"
+LOGSTATS_INTERVAL = 0
+
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+DNS_RESOLVER = "crawler.middlewares.guard.GuardedResolver"
+DNS_TIMEOUT = 15
+
+DOWNLOAD_TIMEOUT = 60
+DOWNLOAD_MAXSIZE = 50 * 1024 * 1024  # applies to decompressed bodies too (HttpCompression)
+DOWNLOAD_WARNSIZE = 10 * 1024 * 1024
+DOWNLOAD_FAIL_ON_DATALOSS = True
+REDIRECT_MAX_TIMES = 5
+METAREFRESH_ENABLED = False
+
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.guard.NetworkGuardMiddleware": 60,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.DocumentPipeline": 300,
+}
+EXTENSIONS = {
+    "scrapy.extensions.telnet.TelnetConsole": None,
+}

@@ -1,9 +1,110 @@
-"""CLI commands: crawl (placeholder: its owner fills it in)."""
+"""`leaksentry crawl SOURCE` — one crawl of one source, in this process.
+
+The run is recorded in the state store before the command exits (the daemon
+starts this command as a subprocess per crawl and reads the record). Exit code
+0 when the run's outcome is ok, 1 otherwise. ``--all`` runs every enabled
+source once, each in its own subprocess (the Twisted reactor cannot restart).
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.errors import ConfigError
+from pipelines.model import RunSummary
+
+
+def _summary_table(runs: list[RunSummary]) -> Table:
+    table = Table(title="crawl runs", show_lines=False)
+    for col in ("source", "outcome", "discovered", "fetched", "new", "hits", "errors",
+                "statuses", "seconds"):
+        table.add_column(col, justify="right" if col not in ("source", "outcome", "statuses")
+                         else "left")
+    for r in runs:
+        style = "green" if r.outcome == "ok" else "red"
+        statuses = " ".join(f"{k}:{v}" for k, v in sorted(r.statuses.items()))
+        table.add_row(r.source, f"[{style}]{r.outcome}[/]", str(r.discovered), str(r.fetched),
+                      str(r.new), str(r.hits), str(r.errors), statuses, f"{r.duration:.1f}")
+    return table
+
+
+def _as_json(r: RunSummary) -> str:
+    return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
+                       "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
+                       "statuses": r.statuses, "duration": round(r.duration, 3),
+                       "error": r.error})
+
+
+def _last_run(app_settings, name: str) -> RunSummary | None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    from leaksentry.store.db import Store
+    from leaksentry.store.runs import recent_runs
+
+    store = Store(app_settings.state.db)
+    try:
+        rows = recent_runs(store.conn, name, limit=1)
+    finally:
+        store.close()
+    if not rows:
+        return None
+    row = rows[0]
+    return RunSummary(source=row["source"], started_at=datetime.fromisoformat(row["started_at"]),
+                      finished_at=datetime.fromisoformat(row["finished_at"]),
+                      outcome=row["outcome"], discovered=row["discovered"],
+                      fetched=row["fetched"], new=row["new"], hits=row["hits"],
+                      errors=row["errors"], statuses=json.loads(row["statuses"] or "{}"),
+                      error=row["error"])
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("crawl")
+    def crawl(
+        source: Annotated[str | None, typer.Argument(help="Source name from [[sources]].",
+                                                     show_default=False)] = None,
+        all_sources: Annotated[bool, typer.Option(
+            "--all", help="Crawl every enabled source once (one subprocess each).")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+        config: ConfigOption = None,
+    ) -> None:
+        """Crawl one source (or --all) once and print what the run did."""
+        app_settings = settings(config)
+        if all_sources == (source is not None):
+            raise ConfigError("name one source, or use --all")
+        if source is not None:
+            app_settings.source(source)  # unknown name: one-line error, exit 2
+            from crawler.runner import run_crawl
+
+            run = run_crawl(app_settings, source)
+            runs = [run]
+        else:
+            runs = []
+            cfg = app_settings.path
+            for s in app_settings.sources:
+                if not s.enabled:
+                    continue
+                cmd = [sys.executable, "-m", "leaksentry", "crawl", s.name]
+                if cfg is not None:
+                    cmd += ["--config", str(cfg)]
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+                got = _last_run(app_settings, s.name)
+                if got is not None:
+                    runs.append(got)
+        if as_json:
+            for r in runs:
+                print(_as_json(r))
+        else:
+            console.print(_summary_table(runs))
+            for r in runs:
+                if r.error:
+                    err_console.print(f"{r.source}: {r.outcome}: {r.error}", highlight=False,
+                                      soft_wrap=True)
+        if any(r.outcome != "ok" for r in runs):
+            raise typer.Exit(1)

@@ -1,17 +1,249 @@
-"""[[sources]] and [crawler] configuration (placeholder: the crawler's owner fills it in)."""
+"""[[sources]] and [crawler] configuration.
+
+One flat :class:`SourceConfig` serves every source kind: fields that a kind
+does not use are ignored, fields a kind needs are checked by a validator that
+names the field (``sources[2] (pastebin).items_path: required for kind
+"feed"``). ``preset = "pastebin"`` fills in the fields of a known site (see
+``crawler.presets``); anything set explicitly in the file wins over the preset.
+
+Politeness and safety fields left unset (``None``) inherit the ``[crawler]``
+defaults: :meth:`CrawlerConfig.effective` returns the source with them filled.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, Literal
 
-from leaksentry.config.base import StrictModel
+from pydantic import ByteSize, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from leaksentry.config.base import Duration, StrictModel
+
+SourceKind = Literal["feed", "listing", "directory", "bucket", "watch", "telegram"]
+SOURCE_KINDS: tuple[str, ...] = ("feed", "listing", "directory", "bucket", "watch", "telegram")
+#: kinds whose pages are HTML meant for people: robots.txt is obeyed by default
+HTML_KINDS = frozenset({"listing", "directory", "telegram"})
+
+DEFAULT_USER_AGENT = "leaksentry/0.1 (+https://github.com/leaksentry/leaksentry; leak monitoring)"
 
 
 class CrawlerConfig(StrictModel):
-    """Defaults every source inherits."""
+    """Defaults every source inherits, and crawler-wide lists."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    concurrency: int = Field(4, ge=1, le=64)  # requests in flight per source
+    delay: Duration = 0.0  # seconds between requests to one site
+    autothrottle: bool = False
+    retry_max: int = Field(3, ge=0, le=20)
+    backoff_base: Duration = 2.0  # first retry waits this long, doubling
+    backoff_cap: Duration = 600.0  # no single wait longer than this (Retry-After included)
+    max_download_size: ByteSize = ByteSize(50 * 1024 * 1024)
+    download_timeout: Duration = 60.0
+    max_redirects: int = Field(5, ge=0, le=30)
+    timeout: Duration = 900.0  # a whole crawl
+    max_items: int = Field(1000, ge=1)  # documents fetched per run, at most
+    not_ready_delay: Duration = 60.0  # "not ready yet" items are re-queued this far ahead
+    unhealthy_after: int = Field(3, ge=1)
+    chromium_path: str = "/usr/bin/chromium"
+    #: hosts whose links in pastes/messages are fetched as documents (link expansion)
+    file_hosts: list[str] = Field(default_factory=lambda: [
+        "gofile.io", "pixeldrain.com", "files.catbox.moe", "catbox.moe", "litter.catbox.moe",
+        "mega.nz", "drive.google.com", "docs.google.com", "dropbox.com",
+        "dl.dropboxusercontent.com", "transfer.sh", "anonfiles.com", "file.io",
+    ])
+    #: hosts that destroy a file when it is downloaded: links are recorded, never fetched
+    never_fetch_hosts: list[str] = Field(default_factory=lambda: ["file.io"])
+
+    def effective(self, source: SourceConfig) -> SourceConfig:
+        """The source with every unset politeness/safety field filled from these defaults."""
+        updates: dict[str, Any] = {}
+        for name in _INHERITED:
+            if getattr(source, name) is None:
+                updates[name] = getattr(self, name)
+        if source.obey_robots is None:
+            updates["obey_robots"] = source.kind in HTML_KINDS
+        return source.model_copy(update=updates)
+
+
+#: SourceConfig fields that fall back to the CrawlerConfig field of the same name
+_INHERITED = ("user_agent", "concurrency", "delay", "autothrottle", "retry_max", "backoff_base",
+              "backoff_cap", "max_download_size", "download_timeout", "max_redirects",
+              "timeout", "max_items", "not_ready_delay", "unhealthy_after")
 
 
 class SourceConfig(StrictModel):
-    name: str = Field(min_length=1)
-    kind: str
+    """One ``[[sources]]`` table. Flat: every kind's fields live here."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    kind: SourceKind
+    preset: str | None = None
+    enabled: bool = True
     url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+
+    # -- schedule (read by the daemon) --------------------------------------------
+    every: Duration | None = None
+    cron: str | None = None
+    jitter: Duration = 0.0
+
+    # -- politeness and safety (None: inherit [crawler]) ---------------------------
+    timeout: Duration | None = None  # the whole crawl
+    max_items: int | None = Field(None, ge=1)
+    concurrency: int | None = Field(None, ge=1, le=64)
+    delay: Duration | None = None
+    autothrottle: bool | None = None
+    retry_max: int | None = Field(None, ge=0, le=20)
+    backoff_base: Duration | None = None
+    backoff_cap: Duration | None = None
+    obey_robots: bool | None = None  # default: true for HTML kinds
+    user_agent: str | None = None
+    proxy: str | None = None  # http://, https://, socks5://, socks5h://
+    allow_private: bool = False  # loopback/private/link-local targets (tests, intranets)
+    max_download_size: ByteSize | None = None
+    download_timeout: Duration | None = None
+    max_redirects: int | None = Field(None, ge=0, le=30)
+    not_ready_delay: Duration | None = None
+    unhealthy_after: int | None = Field(None, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    token_env: str | None = None  # environment variable holding an API token
+    token_header: str = "Authorization"
+    token_format: str = "Bearer {token}"
+
+    # -- rendering (listing, render = true) ----------------------------------------
+    render: bool = False
+    wait_selector: str | None = None
+    wait_timeout: Duration = 15.0
+    block_resources: bool = True
+
+    # -- links ----------------------------------------------------------------------
+    follow_links: bool = False  # fetch links to known file hosts found in documents
+
+    # -- feed: a JSON API listing recent items -----------------------------------
+    # paths are dotted ("data.items", "files.*.raw_url"); "" means the document root
+    items_path: str | None = None
+    id_path: str | None = None
+    url_path: str | None = None  # the item's page (recorded as the document URL)
+    raw_url_path: str | None = None  # where the body is fetched from
+    raw_url_template: str | None = None  # e.g. "https://host/raw/{id}" (feed and listing)
+    size_path: str | None = None
+    date_path: str | None = None
+    updated_path: str | None = None  # a changed value means "edited": fetch again
+    pagination: Literal["none", "page", "link", "next_path"] = "none"
+    page_param: str = "page"
+    next_path: str | None = None  # for pagination = "next_path"
+    max_pages: int = Field(1, ge=1, le=1000)
+    query: dict[str, str] = Field(default_factory=dict)  # extra query parameters
+
+    # -- listing: an HTML page listing recent items ------------------------------
+    link_css: str | None = None
+    link_xpath: str | None = None
+    id_regex: str | None = None  # group 1 of this regex on the link is the item id
+
+    # -- directory ---------------------------------------------------------------
+    max_depth: int = Field(3, ge=0, le=50)
+    max_files: int = Field(10000, ge=1)
+    include: list[str] = Field(default_factory=list)  # glob patterns on the file name
+    exclude: list[str] = Field(default_factory=list)
+
+    # -- bucket ------------------------------------------------------------------
+    flavor: Literal["s3", "gcs", "azure"] = "s3"
+    prefix: str = ""
+    max_keys: int = Field(1000, ge=1, le=5000)
+
+    # -- telegram ----------------------------------------------------------------
+    channel: str | None = None
+    pages: int = Field(1, ge=1, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("preset"):
+            return data
+        from crawler.presets import PRESETS  # pure data, no Scrapy import
+
+        preset = PRESETS.get(data["preset"])
+        if preset is None:
+            known = ", ".join(sorted(PRESETS))
+            raise PydanticCustomError(
+                "unknown_preset", "unknown preset {preset!r} (known: {known})",
+                {"preset": data["preset"], "known": known})
+        return {**preset, **data}
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as exc:
+            raise ValueError(f"invalid cron expression {v!r}: {exc}") from None
+        return v
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://", "socks5://", "socks5h://",
+                                   "socks4://")):
+            raise ValueError("must start with http://, https://, socks5:// or socks5h://")
+        return v
+
+    @field_validator("url", "urls")
+    @classmethod
+    def _urls(cls, v: Any) -> Any:
+        for u in [v] if isinstance(v, str) else (v or []):
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"{u!r} is not an http(s) URL")
+        return v
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SourceConfig:
+        problems: list[tuple[str, str]] = []
+
+        def need(field: str, why: str | None = None) -> None:
+            if not getattr(self, field):
+                problems.append((field, why or f'required for kind "{self.kind}"'))
+
+        if self.every is not None and self.cron is not None:
+            problems.append(("cron", "set either every or cron, not both"))
+        if self.every is not None and self.every <= 0:
+            problems.append(("every", "must be more than zero"))
+        k = self.kind
+        if k in ("feed", "listing", "directory", "bucket"):
+            need("url")
+        if k == "feed":
+            if self.items_path is None:
+                problems.append(("items_path", 'required for kind "feed" ("" for the root)'))
+            need("id_path")
+            if not (self.raw_url_path or self.raw_url_template or self.url_path):
+                problems.append(("raw_url_path",
+                                 'kind "feed" needs raw_url_path, raw_url_template or url_path'))
+            if self.pagination == "next_path":
+                need("next_path", 'required when pagination = "next_path"')
+        elif k == "listing":
+            if not (self.link_css or self.link_xpath):
+                problems.append(("link_css", 'kind "listing" needs link_css or link_xpath'))
+        elif k == "watch":
+            if not (self.url or self.urls):
+                problems.append(("urls", 'kind "watch" needs url or urls'))
+        elif k == "telegram":
+            need("channel")
+        if self.proxy and self.proxy.startswith("socks") and not self.render:
+            problems.append(("proxy", "SOCKS proxies work only with render = true (Chromium);"
+                             " for plain HTTP use an HTTP proxy in front of Tor"
+                             " (Tor's HTTPTunnelPort, privoxy)"))
+        if self.render and k != "listing":
+            problems.append(("render", 'only kind "listing" can render pages'))
+        if problems:
+            raise ValidationError.from_exception_data(
+                "SourceConfig",
+                [InitErrorDetails(type=PydanticCustomError("source_field", msg), loc=(f,),
+                                  input=getattr(self, f, None)) for f, msg in problems],
+            )
+        return self
+
+    @property
+    def all_urls(self) -> list[str]:
+        return ([self.url] if self.url else []) + [u for u in self.urls if u != self.url]

@@ -1,6 +1,226 @@
-"""State store component `seen` (placeholder: its owner adds tables and functions)."""
+"""State store component `seen`: what each source has already discovered and processed.
+
+Keyed by (source, item id). An item is first recorded the moment it is
+discovered (``pending``: first-seen is known even if the fetch fails), and is
+``done`` only after its document went through the pipeline, with the content
+sha256. A later crawl skips a ``done`` item unless the listing shows a new
+version (e.g. ``updated_at``, an ETag) or the fetched content hashes
+differently. "Not ready yet" items are re-queued with a retry time, never
+dropped; deleted ones are recorded as ``gone``. Per-source key/values (ETags
+of feed pages, rate-limit resets) live in ``source_state``.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 COMPONENT = "seen"
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE seen_items (
+        source TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        url TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        sha256 TEXT,
+        version TEXT,
+        etag TEXT,
+        last_modified TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        processed_at TEXT,
+        retry_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        PRIMARY KEY (source, item_id)
+    );
+    CREATE INDEX seen_items_retry ON seen_items(source, status, retry_at);
+    CREATE TABLE source_state (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source, key)
+    );
+    """,
+]
+
+#: pending: discovered, not processed yet; retry: re-queued ("not ready", transient error);
+#: done: processed; gone: deleted upstream; failed: gave up after too many attempts
+STATUSES = ("pending", "retry", "done", "gone", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class SeenItem:
+    source: str
+    item_id: str
+    url: str | None
+    status: str
+    sha256: str | None
+    version: str | None
+    etag: str | None
+    last_modified: str | None
+    first_seen: str
+    last_seen: str
+    retry_at: str | None
+    attempts: int
+    note: str | None
+
+
+def _now(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).isoformat()
+
+
+def _item(row: sqlite3.Row) -> SeenItem:
+    return SeenItem(
+        source=row["source"], item_id=row["item_id"], url=row["url"], status=row["status"],
+        sha256=row["sha256"], version=row["version"], etag=row["etag"],
+        last_modified=row["last_modified"], first_seen=row["first_seen"],
+        last_seen=row["last_seen"], retry_at=row["retry_at"], attempts=row["attempts"],
+        note=row["note"],
+    )
+
+
+def get_item(conn: sqlite3.Connection, source: str, item_id: str) -> SeenItem | None:
+    row = conn.execute("SELECT * FROM seen_items WHERE source = ? AND item_id = ?",
+                       (source, item_id)).fetchone()
+    return _item(row) if row else None
+
+
+def needs_fetch(item: SeenItem | None, version: str | None = None,
+                now: datetime | None = None) -> bool:
+    """Should a discovered item be fetched? New, unfinished and re-versioned items are."""
+    if item is None:
+        return True
+    if item.status == "gone":
+        return False
+    if item.status == "retry":
+        return item.retry_at is None or item.retry_at <= _now(now)
+    if item.status in ("pending", "failed"):
+        return item.status == "pending"
+    # done: only when the listing shows another version than the one processed
+    return version is not None and version != item.version
+
+
+def discovered(conn: sqlite3.Connection, source: str, item_id: str, url: str | None = None,
+               *, now: datetime | None = None) -> SeenItem:
+    """Record that an item was listed (first-seen at once); returns its state."""
+    ts = _now(now)
+    conn.execute(
+        "INSERT INTO seen_items(source, item_id, url, status, first_seen, last_seen)"
+        " VALUES (?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
+        " last_seen = excluded.last_seen, url = COALESCE(excluded.url, seen_items.url)",
+        (source, item_id, url, ts, ts),
+    )
+    got = get_item(conn, source, item_id)
+    assert got is not None
+    return got
+
+
+def content_changed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str) -> bool:
+    """True when this content was not processed for the item before."""
+    row = conn.execute("SELECT sha256, status FROM seen_items WHERE source = ? AND item_id = ?",
+                       (source, item_id)).fetchone()
+    return row is None or row["sha256"] != sha256 or row["status"] != "done"
+
+
+def processed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str, *,
+              url: str | None = None, version: str | None = None, etag: str | None = None,
+              last_modified: str | None = None, now: datetime | None = None) -> None:
+    """The document went through the pipeline: remember its hash and version."""
+    ts = _now(now)
+    conn.execute(
+        "INSERT INTO seen_items(source, item_id, url, status, sha256, version, etag,"
+        " last_modified, first_seen, last_seen, processed_at, attempts)"
+        " VALUES (?,?,?,'done',?,?,?,?,?,?,?,0) ON CONFLICT(source, item_id) DO UPDATE SET"
+        " status='done', sha256=excluded.sha256, version=excluded.version,"
+        " etag=excluded.etag, last_modified=excluded.last_modified,"
+        " last_seen=excluded.last_seen, processed_at=excluded.processed_at,"
+        " url=COALESCE(excluded.url, seen_items.url), retry_at=NULL, note=NULL, attempts=0",
+        (source, item_id, url, sha256, version, etag, last_modified, ts, ts, ts),
+    )
+
+
+def unchanged(conn: sqlite3.Connection, source: str, item_id: str, *,
+              version: str | None = None, etag: str | None = None,
+              last_modified: str | None = None, now: datetime | None = None) -> None:
+    """Fetched again (or 304) with the same content: refresh validators, keep the hash."""
+    conn.execute(
+        "UPDATE seen_items SET last_seen = ?, version = COALESCE(?, version),"
+        " etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified),"
+        " status = CASE WHEN sha256 IS NOT NULL THEN 'done' ELSE status END, retry_at = NULL"
+        " WHERE source = ? AND item_id = ?",
+        (_now(now), version, etag, last_modified, source, item_id),
+    )
+
+
+def requeue(conn: sqlite3.Connection, source: str, item_id: str, url: str | None,
+            retry_at: datetime, note: str, *, max_attempts: int = 30,
+            now: datetime | None = None) -> bool:
+    """Try the item again at ``retry_at`` ("not ready yet", a transient error).
+
+    Returns False when it has been tried ``max_attempts`` times: it is marked
+    ``failed`` (recorded, visible, not retried forever)."""
+    ts = _now(now)
+    conn.execute(
+        "INSERT INTO seen_items(source, item_id, url, status, first_seen, last_seen)"
+        " VALUES (?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO NOTHING",
+        (source, item_id, url, ts, ts),
+    )
+    row = conn.execute("SELECT attempts FROM seen_items WHERE source = ? AND item_id = ?",
+                       (source, item_id)).fetchone()
+    attempts = (row["attempts"] if row else 0) + 1
+    status = "retry" if attempts < max_attempts else "failed"
+    conn.execute(
+        "UPDATE seen_items SET status = ?, retry_at = ?, attempts = ?, note = ?, last_seen = ?,"
+        " url = COALESCE(?, url) WHERE source = ? AND item_id = ?",
+        (status, retry_at.isoformat(), attempts, note[:300], ts, url, source, item_id),
+    )
+    return status == "retry"
+
+
+def gone(conn: sqlite3.Connection, source: str, item_id: str, note: str,
+         *, now: datetime | None = None) -> None:
+    """Deleted upstream before it could be fetched: recorded, never retried."""
+    ts = _now(now)
+    conn.execute(
+        "INSERT INTO seen_items(source, item_id, status, first_seen, last_seen, note)"
+        " VALUES (?,?,'gone',?,?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
+        " status='gone', note=excluded.note, last_seen=excluded.last_seen, retry_at=NULL",
+        (source, item_id, ts, ts, note[:300]),
+    )
+
+
+def due_retries(conn: sqlite3.Connection, source: str, *, now: datetime | None = None,
+                limit: int = 1000) -> list[SeenItem]:
+    """Re-queued items whose retry time has come, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM seen_items WHERE source = ? AND status IN ('retry', 'pending')"
+        " AND (retry_at IS NULL OR retry_at <= ?) AND url IS NOT NULL"
+        " ORDER BY first_seen LIMIT ?",
+        (source, _now(now), limit),
+    )
+    return [_item(r) for r in rows]
+
+
+def counts(conn: sqlite3.Connection, source: str) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM seen_items WHERE source = ?"
+                        " GROUP BY status", (source,))
+    return {r[0]: r[1] for r in rows}
+
+
+def get_state(conn: sqlite3.Connection, source: str, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM source_state WHERE source = ? AND key = ?",
+                       (source, key)).fetchone()
+    return row[0] if row else None
+
+
+def set_state(conn: sqlite3.Connection, source: str, key: str, value: str | None) -> None:
+    conn.execute(
+        "INSERT INTO source_state(source, key, value, updated_at) VALUES (?,?,?,?)"
+        " ON CONFLICT(source, key) DO UPDATE SET value=excluded.value,"
+        " updated_at=excluded.updated_at",
+        (source, key, value, _now()),
+    )

@@ -1,0 +1,381 @@
+"""The base spider every source kind builds on, and its shared helpers.
+
+How a spider for a source kind is written (part B: listing, bucket, telegram)::
+
+    class ListingSpider(SourceSpider):
+        name = "listing"                       # == the source kind
+
+        async def discover(self):              # async generator of Requests
+            yield self.request(self.source.url, self.parse_listing, role="discover")
+
+        def parse_listing(self, response):
+            for item_id, url, version in ...:
+                if self.want(item_id, url, version):          # seen-store check + counters
+                    yield self.item_request(item_id, url, version=version)
+            # self.want() is False for items already processed (same version)
+
+        # default item callback; override for special bodies
+        def parse_item(self, response, item_id, version=None):
+            item = self.make_document(response, item_id, version=version)
+            if item is not None:                               # None: content unchanged
+                yield item
+
+What the base does for you:
+
+* ``self.source`` (a :class:`SourceConfig` with ``[crawler]`` defaults filled in),
+  ``self.app`` (the root :class:`Settings`), ``self.store`` (the state :class:`Store`).
+* ``start()`` first re-issues items the store has re-queued for now ("not ready",
+  transient failures, items left over by a previous run's ``max_items`` budget), via
+  :meth:`retry_request` (override when an item needs more than a GET), then runs
+  :meth:`discover`.
+* :meth:`request` builds a Request with the source's headers, token (only to the
+  source's own host), proxy, errback and ``role`` ("discover" failures make the run's
+  outcome "error"; "item" failures re-queue the item with backoff).
+* :meth:`want` / :meth:`make_document` / :meth:`not_ready` / :meth:`item_gone` /
+  :meth:`source_failed` / :meth:`record_error` keep the run counters and the seen store
+  right. Counters become a :class:`RunSummary` recorded in the store when the spider
+  closes (``self.summary`` afterwards).
+* Document items are scanned and recorded by ``crawler.pipelines``; the item is
+  marked processed in the seen store only after it was recorded (nothing lost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import posixpath
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+import scrapy
+from scrapy import signals
+from scrapy.http import Request, Response
+from scrapy.logformatter import LogFormatter
+from twisted.python.failure import Failure
+
+from crawler.items import DocumentItem
+from leaksentry.config import Settings
+from leaksentry.config.base import resolve_secret
+from leaksentry.config.sources import SourceConfig
+from leaksentry.store import seen
+from leaksentry.store.db import Store
+from leaksentry.store.runs import record_run
+from pipelines.model import Document, RunSummary
+
+log = logging.getLogger(__name__)
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+@dataclass(slots=True)
+class RunCounters:
+    """What a crawl did, accumulated while it runs."""
+
+    discovered: int = 0
+    fetched: int = 0
+    new: int = 0
+    hits: int = 0
+    errors: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    error: str | None = None  # the source-level failure, one line
+
+    def summary(self, source: str, started: datetime, finished: datetime,
+                outcome: str) -> RunSummary:
+        return RunSummary(source=source, started_at=started, finished_at=finished,
+                          outcome=outcome, discovered=self.discovered, fetched=self.fetched,
+                          new=self.new, hits=self.hits, errors=self.errors,
+                          statuses=dict(sorted(self.statuses.items())), error=self.error)
+
+
+def classify_failure(failure: Failure) -> tuple[str, str]:
+    """(status key, one-line message) for a failed request."""
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.internet import error as terr
+    from twisted.web._newclient import ResponseFailed
+
+    from crawler.middlewares.guard import BlockedAddress
+
+    exc = failure.value
+    if isinstance(exc, HttpError):
+        status = exc.response.status
+        return str(status), f"HTTP {status}"
+    if isinstance(exc, BlockedAddress):
+        return "blocked", one_line(exc)
+    if isinstance(exc, IgnoreRequest):
+        return "ignored", one_line(exc) or "request ignored"
+    if isinstance(exc, terr.TimeoutError | terr.TCPTimedOutError):
+        return "timeout", "timed out"
+    if isinstance(exc, terr.DNSLookupError):
+        return "dns", "DNS lookup failed"
+    if isinstance(exc, terr.ConnectionRefusedError):
+        return "connection", "connection refused"
+    if isinstance(exc, ResponseFailed):
+        return "connection", "connection lost mid-response"
+    if isinstance(exc, terr.ConnectError | terr.ConnectionLost | terr.ConnectionDone):
+        return "connection", one_line(exc) or "connection failed"
+    name = type(exc).__name__
+    if "Cancelled" in name or "maxsize" in str(exc).lower():
+        return "too_large", "response larger than max_download_size (cancelled)"
+    return "error", f"{name}: {one_line(exc)}"
+
+
+class SafeLogFormatter(LogFormatter):
+    """Scrapy's default formatter prints whole items (document content) on
+    scraped/dropped/error lines; identifiers must never reach a log."""
+
+    def scraped(self, item: Any, response: Any, spider: Any) -> dict[str, Any]:
+        return {"level": logging.DEBUG, "msg": "document from %(src)s: %(item)s",
+                "args": {"src": getattr(response, "url", response), "item": item}}
+
+    def dropped(self, item: Any, exception: BaseException, response: Any,
+                spider: Any) -> dict[str, Any]:
+        return {"level": logging.INFO, "msg": "dropped %(item)s: %(exc)s",
+                "args": {"item": item, "exc": one_line(exception)}}
+
+    def item_error(self, item: Any, exception: BaseException, response: Any,
+                   spider: Any) -> dict[str, Any]:
+        return {"level": logging.ERROR, "msg": "error processing %(item)s",
+                "args": {"item": item}}
+
+
+class SourceSpider(scrapy.Spider):
+    """One crawl of one configured source. Subclasses set ``name`` to the kind."""
+
+    name: ClassVar[str] = "source"  # type: ignore[misc]
+    #: HTTP statuses the item callback wants to see instead of an errback
+    item_statuses: ClassVar[list[int]] = []
+
+    def __init__(self, source: SourceConfig, app: Settings, store: Store | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name=self.name, **kwargs)
+        self.app = app
+        self.source = app.crawler.effective(source)
+        self.store = store or Store(app.state.db)
+        self.counters = RunCounters()
+        self.started_at = datetime.now(UTC)
+        self.summary: RunSummary | None = None
+        self._budget = int(self.source.max_items or 0)
+        self._token = resolve_secret(None, self.source.token_env) if self.source.token_env \
+            else None
+        self._source_host = urlsplit(self.source.all_urls[0]).hostname \
+            if self.source.all_urls else None
+
+    # -- wiring ------------------------------------------------------------------
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SourceSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._on_response, signal=signals.response_received)
+        crawler.signals.connect(spider._on_spider_error, signal=signals.spider_error)
+        crawler.signals.connect(spider._on_item_error, signal=signals.item_error)
+        return spider
+
+    def _on_response(self, response: Response, request: Request, spider: Any) -> None:
+        if spider is self:
+            self.counters.statuses[str(response.status)] += 1
+
+    def _on_spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
+        # a callback raised (malformed JSON/HTML the parser could not survive): recorded
+        self.record_error(getattr(response, "url", "?"),
+                          f"{type(failure.value).__name__}: {one_line(failure.value)}",
+                          role=response.meta.get("ls_role", "item") if response else "item")
+
+    def _on_item_error(self, item: Any, response: Any, spider: Any, failure: Failure) -> None:
+        self.record_error(getattr(getattr(item, "document", None), "url", "?"),
+                          f"pipeline: {type(failure.value).__name__}: "
+                          f"{one_line(failure.value)}")
+
+    # -- start -------------------------------------------------------------------
+    async def start(self) -> AsyncIterator[Any]:
+        for item in seen.due_retries(self.store.conn, self.source.name,
+                                     limit=max(self._budget, 1)):
+            req = self.retry_request(item)
+            if req is not None:
+                self._budget -= 1
+                yield req
+        async for req in self.discover():
+            yield req
+
+    async def discover(self) -> AsyncIterator[Any]:
+        """Yield the discovery requests of this source (listing pages, API pages)."""
+        if False:  # pragma: no cover - makes this an async generator
+            yield None
+        raise NotImplementedError
+
+    def retry_request(self, item: seen.SeenItem) -> Request | None:
+        """The request for a re-queued item; ``None`` to skip it."""
+        assert item.url
+        return self.item_request(item.item_id, item.url, version=item.version)
+
+    # -- requests ----------------------------------------------------------------
+    def request(self, url: str, callback: Any, *, role: str = "item",
+                item_id: str | None = None, meta: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None, **kwargs: Any) -> Request:
+        """A Request carrying the source's headers, token, proxy and error handling."""
+        hdrs = dict(self.source.headers)
+        if self._token and urlsplit(url).hostname == self._source_host:
+            hdrs[self.source.token_header] = self.source.token_format.format(token=self._token)
+        hdrs.update(headers or {})
+        m = {"ls_role": role, "ls_item_id": item_id, **(meta or {})}
+        if self.source.proxy:
+            m.setdefault("proxy", self.source.proxy)
+        if role == "item" and self.item_statuses:
+            m.setdefault("handle_httpstatus_list", list(self.item_statuses))
+        kwargs.setdefault("errback", self.on_failure)
+        return Request(url, callback=callback, headers=hdrs, meta=m, **kwargs)
+
+    def item_request(self, item_id: str, url: str, *, version: str | None = None,
+                     filename: str | None = None, doc_url: str | None = None,
+                     **kwargs: Any) -> Request:
+        """The request fetching one item's body; lands in :meth:`parse_item`."""
+        return self.request(url, self.parse_item, role="item", item_id=item_id,
+                            cb_kwargs={"item_id": item_id, "version": version,
+                                       "filename": filename, "doc_url": doc_url},
+                            dont_filter=True, **kwargs)
+
+    def parse_item(self, response: Response, item_id: str, version: str | None = None,
+                   filename: str | None = None, doc_url: str | None = None) -> Iterator[Any]:
+        item = self.make_document(response, item_id, version=version, filename=filename,
+                                  url=doc_url)
+        if item is not None:
+            yield item
+
+    # -- the seen store ----------------------------------------------------------
+    def want(self, item_id: str, url: str | None = None, version: str | None = None) -> bool:
+        """An item was listed: count it, record first-seen, and say whether to fetch it.
+
+        Past the run's ``max_items`` budget the item stays pending in the store and is
+        fetched by the next run."""
+        self.counters.discovered += 1
+        state = seen.get_item(self.store.conn, self.source.name, item_id)
+        if not seen.needs_fetch(state, version):
+            return False
+        if state is None or url:
+            seen.discovered(self.store.conn, self.source.name, item_id, url)
+        if self._budget <= 0:
+            return False
+        self._budget -= 1
+        return True
+
+    def make_document(self, response: Response, item_id: str, *, url: str | None = None,
+                      filename: str | None = None, version: str | None = None,
+                      content: bytes | None = None,
+                      content_type: str | None = None) -> DocumentItem | None:
+        """The pipeline item for a fetched body, or ``None`` when this content was
+        processed for the item before (the seen state is refreshed)."""
+        body = response.body if content is None else content
+        self.counters.fetched += 1
+        sha = hashlib.sha256(body).hexdigest()
+        etag = _header(response, "ETag")
+        last_modified = _header(response, "Last-Modified")
+        if not seen.content_changed(self.store.conn, self.source.name, item_id, sha):
+            seen.unchanged(self.store.conn, self.source.name, item_id, version=version,
+                           etag=etag, last_modified=last_modified)
+            return None
+        self.counters.new += 1
+        ctype = content_type or _header(response, "Content-Type")
+        doc = Document(
+            url=url or response.url, source=self.source.name, content=body,
+            content_type=ctype, filename=filename or filename_for(response.url, ctype),
+            item_id=item_id, http_status=response.status,
+        )
+        return DocumentItem(document=doc, item_id=item_id, version=version, etag=etag,
+                            last_modified=last_modified)
+
+    def not_ready(self, item_id: str, url: str, reason: str,
+                  delay: float | None = None) -> None:
+        """The site says the item is not ready yet: re-queue it (never dropped)."""
+        when = datetime.now(UTC) + timedelta(seconds=delay or self.source.not_ready_delay or 60)
+        seen.requeue(self.store.conn, self.source.name, item_id, url, when, reason)
+        self.counters.statuses["not_ready"] += 1
+        self.logger.info("%s: not ready, re-queued for %s", url, when.isoformat())
+
+    def item_gone(self, item_id: str, url: str, reason: str) -> None:
+        """Deleted upstream: recorded, not an error, never retried."""
+        seen.gone(self.store.conn, self.source.name, item_id, reason)
+        self.counters.statuses["gone"] += 1
+        self.logger.info("%s: gone (%s)", url, reason)
+
+    def source_failed(self, message: str) -> None:
+        """The source itself cannot be read: the run's outcome becomes "error"."""
+        self.counters.errors += 1
+        if self.counters.error is None:
+            self.counters.error = one_line(message)
+        self.logger.error("source failed: %s", one_line(message))
+
+    def record_error(self, url: str, message: str, *, role: str = "item") -> None:
+        if role == "discover":
+            self.source_failed(f"{url}: {message}")
+            return
+        self.counters.errors += 1
+        self.logger.warning("%s: %s", url, one_line(message))
+
+    def on_failure(self, failure: Failure) -> None:
+        """Errback: count, classify, re-queue a failed item with backoff."""
+        request = failure.request  # type: ignore[attr-defined]
+        key, message = classify_failure(failure)
+        self.counters.statuses[key] += 0 if key.isdigit() else 1
+        role = request.meta.get("ls_role", "item")
+        self.record_error(request.url, message, role=role)
+        item_id = request.meta.get("ls_item_id")
+        if role == "item" and item_id:
+            self.requeue_failed(item_id, request.url, message, permanent=key == "blocked")
+
+    def requeue_failed(self, item_id: str, url: str, message: str, *,
+                       permanent: bool = False) -> None:
+        state = seen.get_item(self.store.conn, self.source.name, item_id)
+        attempts = state.attempts if state else 0
+        base = float(self.source.backoff_base or 2.0)
+        cap = float(self.source.backoff_cap or 600.0)
+        delay = min(cap, max(base, 60.0) * (2 ** attempts))
+        seen.requeue(self.store.conn, self.source.name, item_id, url,
+                     datetime.now(UTC) + timedelta(seconds=delay), message,
+                     max_attempts=1 if permanent else 10)
+
+    # -- closing -------------------------------------------------------------------
+    def outcome_for(self, reason: str) -> str:
+        if self.counters.error is not None:
+            return "error"
+        if reason == "finished":
+            return "ok"
+        if reason == "closespider_timeout":
+            self.counters.error = f"crawl stopped after its timeout ({self.source.timeout:g}s)"
+            return "timeout"
+        if reason == "shutdown":
+            self.counters.error = "crawl interrupted"
+            return "killed"
+        self.counters.error = f"crawl closed: {reason}"
+        return "error"
+
+    def closed(self, reason: str) -> None:
+        outcome = self.outcome_for(reason)
+        self.summary = self.counters.summary(self.source.name, self.started_at,
+                                             datetime.now(UTC), outcome)
+        with self.store.transaction() as tx:
+            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
+        self.logger.info("run recorded: %s discovered=%d fetched=%d new=%d hits=%d errors=%d",
+                         outcome, self.summary.discovered, self.summary.fetched,
+                         self.summary.new, self.summary.hits, self.summary.errors)
+
+
+def _header(response: Response, name: str) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
+
+
+def filename_for(url: str, content_type: str | None = None) -> str:
+    """A file name for the extractor to pick a format by: the URL's last path
+    segment, with an extension guessed from the content type when it has none."""
+    name = unquote(posixpath.basename(urlsplit(url).path)) or "index"
+    if "." not in name and content_type:
+        ext = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
+        name += ext
+    return name

@@ -1,0 +1,158 @@
+"""Network guard: never fetch private, loopback, link-local or cloud-metadata
+addresses (SSRF through a hostile listing or redirect) unless the source says
+``allow_private = true``.
+
+Two layers, both active for every crawl:
+
+* :class:`NetworkGuardMiddleware` checks every request that reaches the
+  downloader — the first one and each redirect hop, since Scrapy's
+  RedirectMiddleware sends the new request through the chain again — by
+  resolving its host (IP literals are checked as they are).
+* :class:`GuardedResolver` (``DNS_RESOLVER``) refuses the same addresses at
+  connect time, so a name that resolves to a public address for the check and
+  to 127.0.0.1 a moment later (DNS rebinding) still cannot be reached.
+
+With a proxy (``proxy = "socks5h://..."`` or ``http://``) the target is resolved
+by the proxy; names that do not resolve locally (.onion) are let through, names
+that do are checked, and IP literals always are. The proxy's own host is the
+operator's choice and is not checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Request
+from scrapy.resolver import CachingThreadedResolver
+from twisted.internet import defer
+
+#: metadata endpoints worth naming in messages (all are non-global anyway)
+METADATA_ADDRESSES = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2",
+                                "100.100.100.200", "192.0.0.192"})
+METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data",
+                            "instance-data.ec2.internal"})
+
+
+class BlockedAddress(IgnoreRequest):
+    """A request to an address the guard refuses (one line, names URL and address)."""
+
+
+def blocked_reason(address: str) -> str | None:
+    """Why ``address`` (an IP literal) must not be fetched, or None when it may."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if str(ip) in METADATA_ADDRESSES:
+        return "cloud metadata address"
+    if ip.is_loopback:
+        return "loopback address"
+    if ip.is_link_local:
+        return "link-local address"
+    if ip.is_private:
+        return "private address"
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or not ip.is_global:
+        return "non-public address"
+    return None
+
+
+Resolve = Callable[[str, int], Awaitable[Iterable[str]]]
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({info[4][0] for info in infos})
+
+
+async def check_url(url: str, *, resolve: Resolve = _resolve) -> None:
+    """Raise :class:`BlockedAddress` when ``url``'s host is, or resolves to, a refused address."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return
+    if host in METADATA_NAMES:
+        raise BlockedAddress(f"{url}: refused: {host} is a cloud metadata name")
+    reason = blocked_reason(host)
+    if reason:
+        raise BlockedAddress(f"{url}: refused: {host} is a {reason}")
+    if _is_ip(host):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 80
+    try:
+        addresses = list(await resolve(host, port))
+    except (OSError, UnicodeError):
+        return  # unresolvable: the download fails with a DNS error (or the proxy resolves it)
+    for address in addresses:
+        reason = blocked_reason(address)
+        if reason:
+            raise BlockedAddress(f"{url}: refused: {host} resolves to {address}, a {reason}")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class NetworkGuardMiddleware:
+    """Downloader middleware; ``LEAKSENTRY_ALLOW_PRIVATE = True`` turns it off."""
+
+    def __init__(self, resolve: Resolve = _resolve) -> None:
+        self.resolve = resolve
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> NetworkGuardMiddleware:
+        if crawler.settings.getbool("LEAKSENTRY_ALLOW_PRIVATE"):
+            raise NotConfigured("allow_private = true")
+        return cls()
+
+    async def process_request(self, request: Request) -> None:
+        await check_url(request.url, resolve=self.resolve)
+
+
+class GuardedResolver(CachingThreadedResolver):
+    """Scrapy's caching resolver that refuses non-public results at connect time.
+
+    Names in ``LEAKSENTRY_GUARD_TRUSTED_HOSTS`` (the configured proxy) pass."""
+
+    def __init__(self, reactor: Any, cache_size: int, timeout: float,
+                 enabled: bool = True, trusted: Iterable[str] = ()) -> None:
+        super().__init__(reactor, cache_size, timeout)
+        self.enabled = enabled
+        self.trusted = {t.lower() for t in trusted}
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, reactor: Any) -> GuardedResolver:
+        s = crawler.settings
+        cache = s.getint("DNSCACHE_SIZE") if s.getbool("DNSCACHE_ENABLED") else 0
+        return cls(reactor, cache, s.getfloat("DNS_TIMEOUT"),
+                   enabled=not s.getbool("LEAKSENTRY_ALLOW_PRIVATE"),
+                   trusted=s.getlist("LEAKSENTRY_GUARD_TRUSTED_HOSTS"))
+
+    def getHostByName(self, name: str, timeout: Any = ()) -> defer.Deferred[str]:
+        d = super().getHostByName(name, timeout)
+        if not self.enabled or name.lower() in self.trusted:
+            return d
+
+        def check(address: str) -> str:
+            reason = blocked_reason(address)
+            if reason:
+                raise BlockedAddress(f"{name}: refused at connect: resolves to {address},"
+                                     f" a {reason}")
+            return address
+
+        return d.addCallback(check)

@@ -1,0 +1,122 @@
+"""Item pipeline: each fetched document is extracted, matched and recorded
+(local store, Elasticsearch spool, alert outbox: ``pipelines.flow.record_finding``),
+then marked processed in the seen store. In that order: a crash in between
+means the document is fetched and processed again, never lost.
+
+Scanning runs in a worker thread (``asyncio.to_thread``) so a large document
+does not stall the downloads of the rest of the crawl.
+
+The processor is pluggable (Scrapy setting ``LEAKSENTRY_PROCESSOR``, a dotted
+path; the runner also reads ``$LEAKSENTRY_CRAWL_PROCESSOR``):
+:class:`ScanProcessor` (default) scans and records; :class:`DocLogProcessor`
+only appends document metadata (URL, item id, sha256, size — never content)
+to the JSON Lines file named by ``$LEAKSENTRY_DOCLOG``; tests and the crawl
+benchmark's fetch-only baseline use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from scrapy.exceptions import DropItem
+from scrapy.utils.misc import load_object
+
+from crawler.items import DocumentItem
+from leaksentry.store import seen
+from pipelines.model import Document
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
+    from leaksentry.store.db import Store
+
+DEFAULT_PROCESSOR = "crawler.pipelines.ScanProcessor"
+
+
+class Processor(Protocol):
+    """Turns one document into a recorded result; returns True for a hit."""
+
+    def __call__(self, doc: Document) -> bool: ...
+
+
+class ScanProcessor:
+    """Extract + match (``pipelines.process.scan_document``) + record (``record_finding``)."""
+
+    def __init__(self, app: Settings, store: Store) -> None:
+        from pipelines.match import Matcher  # heavy: loaded only when a crawl runs
+
+        self.app = app
+        self.store = store
+        self.matcher = Matcher.from_config(app.matching)  # type: ignore[attr-defined]
+        self.passwords = tuple(getattr(app.extract, "passwords", ()) or ())
+
+    def __call__(self, doc: Document) -> bool:
+        from pipelines.flow import record_finding
+        from pipelines.process import scan_document
+
+        finding = scan_document(doc, self.matcher, self.app.extract, self.passwords)
+        record_finding(self.store, finding, self.app)
+        return finding.result.hit
+
+
+class DocLogProcessor:
+    """Appends ``{"url", "source", "item_id", "sha256", "size", "filename"}`` per document."""
+
+    def __init__(self, app: Settings, store: Store) -> None:
+        path = os.environ.get("LEAKSENTRY_DOCLOG")
+        if not path:
+            raise ValueError("DocLogProcessor needs $LEAKSENTRY_DOCLOG (a file path)")
+        self.path = path
+        self.lock = threading.Lock()
+
+    def __call__(self, doc: Document) -> bool:
+        line = json.dumps({"url": doc.url, "source": doc.source, "item_id": doc.item_id,
+                           "sha256": doc.sha256, "size": doc.size, "filename": doc.filename})
+        with self.lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        return False
+
+
+class DocumentPipeline:
+    def __init__(self, crawler: Any, processor_path: str) -> None:
+        self.crawler = crawler
+        self.processor_path = processor_path
+        self.processor: Processor | None = None
+        self.broken: str | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DocumentPipeline:
+        return cls(crawler, crawler.settings.get("LEAKSENTRY_PROCESSOR") or DEFAULT_PROCESSOR)
+
+    def open_spider(self) -> None:
+        spider = self.crawler.spider
+        try:
+            self.processor = load_object(self.processor_path)(spider.app, spider.store)
+        except Exception as exc:  # a missing key or fingerprint file: the run errors
+            from crawler.base import one_line
+
+            self.broken = f"cannot start the scanner: {one_line(exc)}"
+            spider.source_failed(self.broken)
+
+    async def process_item(self, item: Any) -> Any:
+        spider = self.crawler.spider
+        if not isinstance(item, DocumentItem):
+            return item
+        if self.processor is None:
+            # left pending in the seen store: the next run fetches it again
+            raise DropItem(self.broken or "no scanner")
+        hit = await asyncio.to_thread(self._process, item, spider)
+        if hit:
+            spider.counters.hits += 1
+        return item
+
+    def _process(self, item: DocumentItem, spider: Any) -> bool:
+        assert self.processor is not None
+        hit = self.processor(item.document)
+        doc = item.document
+        seen.processed(spider.store.conn, doc.source, item.item_id, doc.sha256,
+                       version=item.version, etag=item.etag, last_modified=item.last_modified)
+        return hit

@@ -1,0 +1,152 @@
+"""Run one crawl of one source in this process and return its :class:`RunSummary`.
+
+The Twisted reactor cannot be restarted, so a process runs exactly one crawl;
+``leaksentry crawl --all`` and the daemon start a subprocess per crawl. The
+run is always recorded in the state store before this returns — by the
+spider when it closes, or here when the crawl could not even start — and a
+watchdog ends a crawl that outlives its timeout by more than a grace period
+(recording a "timeout" run first), so a caller never waits forever.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy.utils.misc import load_object
+
+from leaksentry.config import Settings
+from leaksentry.config.sources import SourceConfig
+from leaksentry.store.db import Store
+from leaksentry.store.runs import record_run
+from pipelines.model import RunSummary
+
+#: spider class per source kind (part B owns listing, bucket and telegram)
+SPIDERS: dict[str, str] = {
+    "feed": "crawler.spiders.feed.FeedSpider",
+    "directory": "crawler.spiders.directory.DirectorySpider",
+    "watch": "crawler.spiders.watch.WatchSpider",
+    "listing": "crawler.spiders.listing.ListingSpider",
+    "bucket": "crawler.spiders.bucket.BucketSpider",
+    "telegram": "crawler.spiders.telegram.TelegramSpider",
+}
+
+WATCHDOG_GRACE = 30.0  # seconds past the crawl timeout before the process is ended
+
+PLAYWRIGHT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync", "--no-first-run",
+                   "--disable-dev-shm-usage"]
+
+
+def scrapy_settings(source: SourceConfig, app: Settings) -> dict[str, Any]:
+    """Scrapy settings for one crawl of ``source`` (on top of ``crawler.settings``)."""
+    s = app.crawler.effective(source)
+    maxsize = int(s.max_download_size or 0)
+    out: dict[str, Any] = {
+        "USER_AGENT": s.user_agent,
+        "CONCURRENT_REQUESTS": s.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": s.concurrency,
+        "DOWNLOAD_DELAY": s.delay,
+        "AUTOTHROTTLE_ENABLED": bool(s.autothrottle),
+        "AUTOTHROTTLE_START_DELAY": max(float(s.delay or 0), 1.0),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(s.concurrency or 1),
+        "RETRY_TIMES": s.retry_max,
+        "LEAKSENTRY_BACKOFF_BASE": s.backoff_base,
+        "LEAKSENTRY_BACKOFF_CAP": s.backoff_cap,
+        "ROBOTSTXT_OBEY": bool(s.obey_robots),
+        "DOWNLOAD_MAXSIZE": maxsize,
+        "DOWNLOAD_WARNSIZE": maxsize // 2,
+        "DOWNLOAD_TIMEOUT": s.download_timeout,
+        "REDIRECT_MAX_TIMES": s.max_redirects,
+        "REDIRECT_ENABLED": (s.max_redirects or 0) > 0,
+        "CLOSESPIDER_TIMEOUT": s.timeout,
+        "LEAKSENTRY_ALLOW_PRIVATE": s.allow_private,
+        "LEAKSENTRY_GUARD_TRUSTED_HOSTS": [urlsplit(s.proxy).hostname] if s.proxy else [],
+    }
+    if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
+        out["LEAKSENTRY_PROCESSOR"] = processor
+    if s.render:
+        out["DOWNLOAD_HANDLERS"] = {
+            "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+            "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+        }
+        launch: dict[str, Any] = {"executable_path": app.crawler.chromium_path,
+                                  "args": list(PLAYWRIGHT_ARGS)}
+        if s.proxy:
+            launch["proxy"] = {"server": s.proxy}
+        out["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch
+        out["PLAYWRIGHT_BROWSER_TYPE"] = "chromium"
+        out["PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT"] = float(s.download_timeout or 60) * 1000
+        out["PLAYWRIGHT_MAX_PAGES_PER_CONTEXT"] = s.concurrency
+    return out
+
+
+def spider_class(kind: str) -> type:
+    return load_object(SPIDERS[kind])
+
+
+def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
+    store = Store(app.state.db)
+    try:
+        with store.transaction() as tx:
+            record_run(tx, summary, unhealthy_after=unhealthy_after)
+    finally:
+        store.close()
+
+
+def _watchdog(app: Settings, source: SourceConfig, started: datetime,
+              done: threading.Event) -> None:
+    timeout = float(source.timeout or 900) + WATCHDOG_GRACE
+    if done.wait(timeout):
+        return
+    _record(app, RunSummary(source=source.name, started_at=started, finished_at=datetime.now(UTC),
+                            outcome="timeout",
+                            error=f"crawl did not stop within its timeout ({timeout:g}s);"
+                                  " process ended"),
+            int(source.unhealthy_after or 3))
+    os._exit(3)
+
+
+def run_crawl(app: Settings, source_name: str) -> RunSummary:
+    """One crawl of the named source; the returned summary is already in the store."""
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.settings import Settings as ScrapySettings
+
+    import crawler.settings as defaults
+
+    started = datetime.now(UTC)
+    source = app.crawler.effective(app.source(source_name))
+    settings = ScrapySettings()
+    settings.setmodule(defaults, priority="project")
+    settings.update(scrapy_settings(source, app), priority="cmdline")
+
+    done = threading.Event()
+    threading.Thread(target=_watchdog, args=(app, source, started, done), daemon=True,
+                     name="crawl-watchdog").start()
+    error: str | None = None
+    crawler = None
+    try:
+        process = CrawlerProcess(settings, install_root_handler=True)
+        crawler = process.create_crawler(spider_class(source.kind))
+        deferred = process.crawl(crawler, source=source, app=app)
+        failures: list[str] = []
+        deferred.addErrback(lambda f: failures.append(
+            f"{type(f.value).__name__}: {' '.join(str(f.value).split())[:300]}"))
+        process.start()
+        if failures:
+            error = f"crawl failed: {failures[0]}"
+    except Exception as exc:  # the crawl could not be set up: still recorded
+        error = f"crawl failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    finally:
+        done.set()
+    spider = getattr(crawler, "spider", None) if crawler else None
+    summary = getattr(spider, "summary", None)
+    if summary is None:
+        summary = RunSummary(source=source.name, started_at=started,
+                             finished_at=datetime.now(UTC), outcome="error",
+                             error=error or "crawl ended without a summary")
+        _record(app, summary, int(source.unhealthy_after or 3))
+    return summary

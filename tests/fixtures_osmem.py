@@ -226,3 +226,19 @@ def free_port() -> int:
 
 
 __all__ = ["CompatProxy", "OsmemProcess", "free_port"]
+
+
+@pytest.fixture(scope="session")
+def sinkdata():
+    """tests/pipelines/sinks/sinkdata.py (Findings built from leaksentry.synth), by path."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "sinkdata" not in sys.modules:
+        path = Path(__file__).parent / "pipelines" / "sinks" / "sinkdata.py"
+        spec = importlib.util.spec_from_file_location("sinkdata", path)
+        assert spec is not None and spec.loader is not None
+        module = sys.modules["sinkdata"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["sinkdata"]

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
+from urllib.parse import urlsplit
 
 import httpx
 
 from leaksentry import __version__
 from pipelines.alerts.channels.base import ChannelError, http_status_error
+
+
+class _OriginOnly(logging.Filter):
+    """httpx logs every request URL at INFO; Slack and Teams webhook URLs are bearer
+    secrets, so only their origin may reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 2:
+            args = list(record.args)
+            for i, a in enumerate(args):
+                if isinstance(a, httpx.URL | str) and "://" in str(a):
+                    parts = urlsplit(str(a))
+                    args[i] = f"{parts.scheme}://{parts.netloc}/..."
+            record.args = tuple(args)
+        return True
+
+
+_httpx_log = logging.getLogger("httpx")
+if not any(type(f).__name__ == "_OriginOnly" for f in _httpx_log.filters):
+    _httpx_log.addFilter(_OriginOnly())
 
 
 def client(timeout: float, ca_file: str | None = None) -> httpx.Client:

@@ -1,9 +1,58 @@
-"""CLI commands: status (placeholder: its owner fills it in)."""
+"""`leaksentry status`: sources, their last and next runs and health, outbox and spool.
+
+Works with or without a running daemon: everything is read from the state
+directory (see scheduler/status.py).
+"""
 
 from __future__ import annotations
 
+import json
+
 import typer
+from rich.table import Table
+
+from leaksentry.cli.common import ConfigOption, console, settings
+
+
+def _when(ts: str | None) -> str:
+    return ts.replace("+00:00", "Z") if ts else "-"
+
+
+def status(
+    config: ConfigOption = None,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Show each source's last run, next run and health, and the outbox and spool depths."""
+    from scheduler.status import collect_status
+
+    st = collect_status(settings(config))
+    if as_json:
+        print(json.dumps(st.to_dict(), sort_keys=True))
+        return
+    if st.daemon_pid:
+        where = f", metrics {st.metrics_url}/metrics" if st.metrics_url else ""
+        console.print(f"daemon: [green]running[/green] (pid {st.daemon_pid}{where})")
+    else:
+        console.print("daemon: [yellow]not running[/yellow]")
+    console.print(f"state: {st.state_dir}")
+    table = Table(title=f"{len(st.sources)} source(s)", title_justify="left")
+    for col in ("source", "kind", "schedule", "last run", "outcome", "next run", "health"):
+        table.add_column(col)
+    for s in st.sources:
+        if s.healthy is None:
+            health = "[dim]never run[/dim]"
+        elif s.healthy:
+            health = "[green]healthy[/green]"
+        else:
+            health = f"[red]unhealthy[/red]: {s.reason or ''}"
+        table.add_row(s.name, s.kind, s.schedule, _when(s.last_run), s.last_outcome or "-",
+                      _when(s.next_run) if s.configured else "-", health)
+    console.print(table)
+    outbox = ", ".join(f"{k} {v}" for k, v in sorted(st.outbox.items())) or "empty"
+    console.print(f"alert outbox: {outbox}")
+    spool = "n/a" if st.spool_depth is None else str(st.spool_depth)
+    console.print(f"elasticsearch spool: {spool}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("status")(status)

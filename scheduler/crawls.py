@@ -1,0 +1,317 @@
+"""One crawl = one subprocess (`leaksentry crawl NAME --config FILE`).
+
+Why a subprocess: the Twisted reactor cannot be restarted in a process, and
+Playwright's memory grows over long runs (REFERENCE.md). The child runs in
+its own session (process group), so a timeout stops the crawl *and* the
+Chromium it started: SIGTERM to the group, then SIGKILL after ``kill_after``.
+
+The child records its own RunSummary in the state store. When it cannot (it
+was killed, or died before recording), the runner records one for it, so
+every crawl leaves a row in ``source_runs``. A pid file per running
+crawl lets a restarted daemon stop crawls orphaned by a ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from leaksentry.store import Store
+from leaksentry.store.runs import record_run
+from pipelines.model import RunSummary
+
+log = logging.getLogger("leaksentry.scheduler.crawls")
+
+#: crawl outcomes recorded by the runner itself
+TIMEOUT = "timeout"
+KILLED = "killed"
+ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlResult:
+    source: str
+    outcome: str  # ok | error | timeout | killed
+    returncode: int | None
+    run_id: int | None  # the source_runs row for this crawl
+    discovered: int = 0
+    fetched: int = 0
+    new: int = 0
+    hits: int = 0
+    error: str | None = None
+
+
+def crawl_command(source: str, config_path: Path | str | None,
+                  base: list[str] | None = None) -> list[str]:
+    """The command line of one crawl. The only place it is built.
+
+    ``base`` is ``[daemon] crawl_command`` (tests point it at a stand-in
+    script; operators may wrap the crawl with ``nice`` or similar).
+    """
+    cmd = list(base) if base else [sys.executable, "-m", "leaksentry", "crawl"]
+    cmd.append(source)
+    if config_path is not None:
+        cmd += ["--config", str(config_path)]
+    return cmd
+
+
+class RunningCrawls:
+    """The crawls running now, with pid files so a restarted daemon finds orphans."""
+
+    def __init__(self, pid_dir: Path) -> None:
+        self.pid_dir = pid_dir
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopped: set[str] = set()  # stopped by shutdown, not by a timeout
+        self._lock = threading.Lock()
+        pid_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _pidfile(self, source: str) -> Path:
+        return self.pid_dir / f"{_safe(source)}.json"
+
+    def add(self, source: str, proc: subprocess.Popen[bytes], started_at: datetime) -> None:
+        with self._lock:
+            self._procs[source] = proc
+        _write_json(self._pidfile(source), {"source": source, "pid": proc.pid,
+                                            "started_at": started_at.isoformat()})
+
+    def remove(self, source: str) -> None:
+        with self._lock:
+            self._procs.pop(source, None)
+            self._stopped.discard(source)
+        with contextlib.suppress(FileNotFoundError):
+            self._pidfile(source).unlink()
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._procs)
+
+    def was_stopped(self, source: str) -> bool:
+        with self._lock:
+            return source in self._stopped
+
+    def stop_all(self, kill_after: float) -> None:
+        """SIGTERM every crawl's process group, then SIGKILL what is left."""
+        with self._lock:
+            procs = dict(self._procs)
+            self._stopped.update(procs)
+        for proc in procs.values():
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + kill_after
+        for proc in procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in procs.values():
+            _signal_group(proc.pid, signal.SIGKILL)
+
+    def kill_all_now(self) -> None:
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGKILL)
+
+    def reap_orphans(self, store: Store, kill_after: float = 5.0) -> list[str]:
+        """Stop crawls left running by a daemon that died; record them as killed."""
+        reaped = []
+        for pidfile in sorted(self.pid_dir.glob("*.json")):
+            try:
+                info = json.loads(pidfile.read_text())
+                source, pid = str(info["source"]), int(info["pid"])
+                started = datetime.fromisoformat(info["started_at"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pidfile.unlink(missing_ok=True)
+                continue
+            if _alive_group(pid):
+                log.warning("stopping crawl of %s (pid %d) left by a previous daemon",
+                            source, pid)
+                _signal_group(pid, signal.SIGTERM)
+                deadline = time.monotonic() + kill_after
+                while _alive_group(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                _signal_group(pid, signal.SIGKILL)
+            if _last_run_id_since(store, source, started) is None:
+                _record(store, source, started, KILLED,
+                        "the daemon stopped during the crawl (crawl stopped at restart)")
+            pidfile.unlink(missing_ok=True)
+            reaped.append(source)
+        return reaped
+
+
+def run_crawl(
+    store: Store,
+    source: str,
+    config_path: Path | str | None,
+    *,
+    timeout: float,
+    kill_after: float = 10.0,
+    base_command: list[str] | None = None,
+    running: RunningCrawls | None = None,
+    on_output: Callable[[str, str], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> CrawlResult:
+    """Run one crawl to completion or to its timeout; always leaves one run recorded.
+
+    ``on_output(source, line)`` receives the child's output lines (default: logged).
+    """
+    cmd = crawl_command(source, config_path, base_command)
+    started = datetime.now(UTC)
+    before = _max_run_id(store)
+    log.info("crawl of %s started", source, extra={"source": source})
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env,
+        )
+    except OSError as exc:
+        msg = f"cannot start crawl command {cmd[0]!r}: {exc.strerror or exc}"
+        run_id = _record(store, source, started, ERROR, msg)
+        log.error("crawl of %s failed: %s", source, msg, extra={"source": source})
+        return CrawlResult(source, ERROR, None, run_id, error=msg)
+    if running is not None:
+        running.add(source, proc, started)
+    tail: list[str] = []
+    reader = threading.Thread(target=_pump, args=(proc, source, tail, on_output),
+                              name=f"crawl-output-{source}", daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            log.warning("crawl of %s exceeded its %gs timeout: terminating", source, timeout,
+                        extra={"source": source})
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                log.warning("crawl of %s ignored SIGTERM for %gs: killing", source, kill_after,
+                            extra={"source": source})
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _signal_group(proc.pid, signal.SIGKILL)  # leftovers (e.g. a browser) in its group
+        reader.join(timeout=5)
+        stopped = running.was_stopped(source) if running is not None else False
+    finally:
+        if running is not None:
+            running.remove(source)
+    rc = proc.returncode
+    row = _run_after(store, source, before)
+    if timed_out or stopped:
+        outcome = TIMEOUT if timed_out else KILLED
+        error = (f"crawl exceeded its {timeout:g}s timeout and was stopped" if timed_out
+                 else "crawl stopped because the daemon is shutting down")
+        if row is None or row["outcome"] == "ok":
+            # the child did not finish recording (or recorded and then hung): the
+            # timeout is the outcome of this crawl
+            run_id = _record(store, source, started, outcome, error)
+            row = _row(store, run_id)
+        else:
+            outcome, error = row["outcome"], row["error"]
+    elif row is None:
+        last = tail[-1] if tail else ""
+        error = f"crawl exited with status {rc} without recording a run"
+        if last:
+            error += f": {last[:300]}"
+        outcome = ERROR
+        run_id = _record(store, source, started, ERROR, error)
+        row = _row(store, run_id)
+    else:
+        outcome, error = row["outcome"], row["error"]
+    result = CrawlResult(
+        source=source, outcome=outcome, returncode=rc, run_id=row["id"] if row else None,
+        discovered=row["discovered"] if row else 0, fetched=row["fetched"] if row else 0,
+        new=row["new"] if row else 0, hits=row["hits"] if row else 0, error=error,
+    )
+    level = logging.INFO if outcome == "ok" else logging.WARNING
+    log.log(level, "crawl of %s finished: %s (exit %s, %d fetched, %d hits)%s", source,
+            outcome, rc, result.fetched, result.hits, f": {error}" if error else "",
+            extra={"source": source, "outcome": outcome, "returncode": rc,
+                   "fetched": result.fetched, "hits": result.hits})
+    return result
+
+
+# -- helpers -----------------------------------------------------------------
+
+def _pump(proc: subprocess.Popen[bytes], source: str, tail: list[str],
+          on_output: Callable[[str, str], None] | None) -> None:
+    assert proc.stdout is not None
+    child_log = logging.getLogger("leaksentry.crawl")
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", "replace").rstrip()
+        if not line:
+            continue
+        tail.append(line)
+        del tail[:-20]
+        if on_output is not None:
+            on_output(source, line)
+        else:
+            child_log.info("%s", line, extra={"source": source})
+    proc.stdout.close()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _alive_group(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _max_run_id(store: Store) -> int:
+    return store.conn.execute("SELECT coalesce(max(id), 0) FROM source_runs").fetchone()[0]
+
+
+def _run_after(store: Store, source: str, after_id: int):
+    return store.conn.execute(
+        "SELECT * FROM source_runs WHERE source = ? AND id > ? ORDER BY id DESC LIMIT 1",
+        (source, after_id),
+    ).fetchone()
+
+
+def _row(store: Store, run_id: int):
+    return store.conn.execute("SELECT * FROM source_runs WHERE id = ?", (run_id,)).fetchone()
+
+
+def _last_run_id_since(store: Store, source: str, started: datetime) -> int | None:
+    row = store.conn.execute(
+        "SELECT max(id) FROM source_runs WHERE source = ? AND started_at >= ?",
+        (source, started.isoformat()),
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def _record(store: Store, source: str, started: datetime, outcome: str, error: str) -> int:
+    run = RunSummary(source=source, started_at=started, finished_at=datetime.now(UTC),
+                     outcome=outcome, error=error)
+    with store.transaction() as tx:
+        record_run(tx, run)
+        return tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
+                          (source,)).fetchone()[0]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)

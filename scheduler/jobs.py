@@ -1,0 +1,159 @@
+"""The daemon's jobs: module-level callables with plain arguments.
+
+APScheduler's SQLAlchemy job store pickles a reference to the function
+(``scheduler.jobs:crawl_job``) and its arguments, so jobs carry only a source
+name and the config path. What they act on (the store, the current settings
+after a reload, the metrics) is the :class:`Runtime` the daemon installs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scheduler.crawls import CrawlResult, RunningCrawls, run_crawl
+from scheduler.schedule import schedules
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
+    from leaksentry.store import Store
+    from scheduler.metrics import DaemonMetrics
+
+log = logging.getLogger("leaksentry.scheduler.jobs")
+
+#: ids of the periodic jobs; crawl jobs are ``crawl:<source>``
+OUTBOX, SPOOL, HEALTH, RETENTION = "outbox", "spool", "health", "retention"
+CRAWL_PREFIX = "crawl:"
+
+
+@dataclass
+class Runtime:
+    """What the running daemon's jobs work with."""
+
+    settings: Settings
+    config_path: Path | None
+    store: Store
+    metrics: DaemonMetrics | None
+    running: RunningCrawls
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+_runtime: Runtime | None = None
+
+
+def install(rt: Runtime | None) -> None:
+    global _runtime
+    _runtime = rt
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("no daemon runtime installed (jobs run only inside `leaksentry run`)")
+    return _runtime
+
+
+# -- crawls --------------------------------------------------------------------
+
+def crawl_job(source: str, config_path: str | None) -> CrawlResult | None:
+    """Run one crawl of ``source`` in a subprocess (skipped while shutting down)."""
+    try:
+        return _crawl(source, config_path)
+    except Exception as exc:  # the runner records what it can; never kill the worker
+        log.error("crawl job of %s failed: %s", source, _one_line(exc),
+                  extra={"source": source})
+        return None
+
+
+def _crawl(source: str, config_path: str | None) -> CrawlResult | None:
+    rt = current()
+    if rt.stopping.is_set():
+        log.info("crawl of %s skipped: shutting down", source, extra={"source": source})
+        return None
+    sched = schedules(rt.settings).get(source)
+    if sched is None:  # removed by a reload while this run was queued
+        log.info("crawl of %s skipped: no longer configured", source, extra={"source": source})
+        return None
+    d = rt.settings.daemon
+    result = run_crawl(
+        rt.store, source, config_path, timeout=sched.timeout, kill_after=d.kill_after,
+        base_command=d.crawl_command, running=rt.running,
+    )
+    if rt.metrics is not None:
+        rt.metrics.record_crawl(source, result.outcome, result.fetched, result.hits)
+    return result
+
+
+# -- periodic jobs ---------------------------------------------------------------
+
+def deliver_outbox_job(config_path: str | None = None) -> None:
+    """Deliver due alerts from the outbox (retries and dead letters are the worker's)."""
+    rt = current()
+    from pipelines.alerts.worker import deliver_pending
+
+    report = deliver_pending(rt.store, rt.settings)
+    if rt.metrics is not None:
+        rt.metrics.record_delivery(report)
+
+
+def drain_spool_job(config_path: str | None = None) -> None:
+    """Send spooled documents to Elasticsearch (only when it is configured)."""
+    rt = current()
+    if not rt.settings.elasticsearch.enabled:
+        return
+    from pipelines.sinks.spool import drain
+
+    report = drain(rt.store, rt.settings)
+    if rt.metrics is not None:
+        rt.metrics.record_drain(report)
+
+
+def health_job(config_path: str | None = None) -> None:
+    """Raise source-health alerts (and recovery notices) from recorded runs."""
+    rt = current()
+    from pipelines.alerts.health import plan_health_alerts
+
+    n = plan_health_alerts(rt.store, rt.settings)
+    if n:
+        log.info("planned %d source-health alert(s)", n, extra={"job": HEALTH})
+
+
+def retention_job(config_path: str | None = None) -> None:
+    """Purge local hits and spooled data older than ``[daemon] retention``."""
+    rt = current()
+    age = rt.settings.daemon.retention
+    if age <= 0:
+        return
+    from pipelines.sinks.retention import purge
+
+    n = purge(rt.store, older_than_seconds=age)
+    if rt.metrics is not None and n:
+        rt.metrics.purged.inc(n)
+    log.info("retention: purged %d row(s) older than %gs", n, age, extra={"job": RETENTION})
+
+
+PERIODIC = {
+    OUTBOX: deliver_outbox_job,
+    SPOOL: drain_spool_job,
+    HEALTH: health_job,
+    RETENTION: retention_job,
+}
+
+
+def periodic_job(job_id: str) -> None:
+    """The scheduled entry point of every periodic job: a failure is one log line
+    and a metric, never a traceback, and the job runs again at its next time."""
+    try:
+        PERIODIC[job_id]()
+    except Exception as exc:
+        log.error("%s job failed: %s", job_id, _one_line(exc), extra={"job": job_id})
+        rt = _runtime
+        if rt is not None and rt.metrics is not None:
+            rt.metrics.job_errors.labels(job_id).inc()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,163 @@
+"""Prometheus metrics of the daemon (prometheus-client, own registry).
+
+Two kinds: counters the daemon increments as things happen (crawls, documents,
+alert deliveries), and gauges read from the state store at scrape time
+(stored hits by severity, outbox and spool depth, last success per source),
+so they are right even for work done before this daemon started.
+No label ever carries an identifier: labels are source names, outcomes,
+severities and outbox states.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("leaksentry.scheduler.metrics")
+
+
+class DaemonMetrics:
+    def __init__(self, db_path: Path, running: Callable[[], list[str]] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.crawls = Counter("leaksentry_crawls", "Crawls finished, by source and outcome",
+                              ["source", "outcome"], registry=r)
+        self.documents = Counter("leaksentry_documents_scanned",
+                                 "Documents fetched and scanned, by source", ["source"],
+                                 registry=r)
+        self.crawl_hits = Counter("leaksentry_crawl_hits", "Hits found by crawls, by source",
+                                  ["source"], registry=r)
+        self.deliveries = Counter("leaksentry_alert_deliveries",
+                                  "Alert delivery attempts, by result (delivered, failed, dead)",
+                                  ["result"], registry=r)
+        self.spool_sent = Counter("leaksentry_spool_sent",
+                                  "Spooled documents sent to Elasticsearch, by result",
+                                  ["result"], registry=r)
+        self.purged = Counter("leaksentry_retention_purged",
+                              "Rows purged by the retention job", registry=r)
+        self.job_errors = Counter("leaksentry_job_errors",
+                                  "Periodic jobs that raised, by job", ["job"], registry=r)
+        self.reloads = Counter("leaksentry_config_reloads",
+                               "Config reloads on SIGHUP, by result (ok, invalid)", ["result"],
+                               registry=r)
+        self.started = Gauge("leaksentry_daemon_start_time_seconds",
+                             "When the daemon started (Unix time)", registry=r)
+        self.started.set_to_current_time()
+        r.register(StoreCollector(db_path, running))
+
+    def record_crawl(self, source: str, outcome: str, fetched: int, hits: int) -> None:
+        self.crawls.labels(source, outcome).inc()
+        self.documents.labels(source).inc(fetched)
+        self.crawl_hits.labels(source).inc(hits)
+
+    def record_delivery(self, report: Any) -> None:
+        for result in ("delivered", "failed", "dead"):
+            n = _count(getattr(report, result, 0))
+            if n:
+                self.deliveries.labels(result).inc(n)
+
+    def record_drain(self, report: Any) -> None:
+        for result in ("sent", "failed"):
+            n = _count(getattr(report, result, 0))
+            if n:
+                self.spool_sent.labels(result).inc(n)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return len(value)
+    except TypeError:
+        return 0
+
+
+class StoreCollector(Collector):
+    """Gauges read from the state store on each scrape (a short read-only connection)."""
+
+    def __init__(self, db_path: Path, running: Callable[[], list[str]] | None = None) -> None:
+        self.db_path = db_path
+        self.running = running
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.running is not None:
+            g = GaugeMetricFamily("leaksentry_crawls_running", "Crawls running now",
+                                  labels=["source"])
+            for name in self.running():
+                g.add_metric([name], 1)
+            yield g
+        try:
+            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+        except sqlite3.Error as exc:
+            log.warning("metrics: cannot open state store %s: %s", self.db_path, exc)
+            return
+        with closing(conn):
+            conn.row_factory = sqlite3.Row
+            yield from self._safe(self._hits, conn)
+            yield from self._safe(self._outbox, conn)
+            yield from self._safe(self._spool, conn)
+            yield from self._safe(self._health, conn)
+
+    @staticmethod
+    def _safe(fn: Callable[[sqlite3.Connection], list[GaugeMetricFamily]],
+              conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+        try:
+            return fn(conn)
+        except (sqlite3.Error, ImportError, AttributeError) as exc:
+            log.debug("metrics: %s unavailable: %s", fn.__name__, exc)
+            return []
+
+    @staticmethod
+    def _hits(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+        g = GaugeMetricFamily("leaksentry_hits", "Hits in the local store, by severity",
+                              labels=["severity"])
+        for row in conn.execute("SELECT severity, count(*) FROM hits GROUP BY severity"):
+            g.add_metric([str(row[0])], row[1])
+        return [g]
+
+    @staticmethod
+    def _outbox(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+        from leaksentry.store.outbox import outbox_counts
+
+        g = GaugeMetricFamily("leaksentry_outbox_depth", "Alerts in the outbox, by state",
+                              labels=["state"])
+        for state, n in sorted(outbox_counts(conn).items()):
+            g.add_metric([state], n)
+        return [g]
+
+    @staticmethod
+    def _spool(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+        from pipelines.sinks.spool import spool_depth
+
+        return [GaugeMetricFamily("leaksentry_spool_depth",
+                                  "Documents waiting in the Elasticsearch spool",
+                                  value=spool_depth(conn))]
+
+    @staticmethod
+    def _health(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+        last = GaugeMetricFamily("leaksentry_source_last_success_timestamp_seconds",
+                                 "Last successful crawl per source (Unix time)",
+                                 labels=["source"])
+        healthy = GaugeMetricFamily("leaksentry_source_healthy",
+                                    "1 when the source is healthy, 0 when not",
+                                    labels=["source"])
+        for row in conn.execute("SELECT source, healthy, last_success FROM source_health"):
+            healthy.add_metric([row["source"]], int(row["healthy"]))
+            if row["last_success"]:
+                ts = datetime.fromisoformat(row["last_success"]).timestamp()
+                last.add_metric([row["source"]], ts)
+        return [last, healthy]

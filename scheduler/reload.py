@@ -1,0 +1,122 @@
+"""Make the job store match a config: at start and on every SIGHUP.
+
+A job whose schedule did not change keeps its next run time (so a restart or
+a reload never shifts or repeats a source's schedule); a changed schedule is
+rescheduled; sources no longer configured are removed. A job's name is the
+human-readable description of its schedule and doubles as its signature.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from scheduler import jobs
+from scheduler.schedule import schedules
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from leaksentry.config import Settings
+
+log = logging.getLogger("leaksentry.scheduler.reload")
+
+CRAWL_EXECUTOR = "crawls"
+MAINTENANCE_EXECUTOR = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    id: str
+    func: str  # "module:function", what the job store pickles
+    args: tuple
+    trigger: BaseTrigger
+    name: str
+    executor: str
+    misfire_grace_time: int
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rescheduled: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = [f"{len(self.added) + len(self.rescheduled) + len(self.kept)} job(s)"]
+        for label, ids in (("added", self.added), ("removed", self.removed),
+                           ("rescheduled", self.rescheduled)):
+            if ids:
+                parts.append(f"{label} {', '.join(sorted(ids))}")
+        return "; ".join(parts)
+
+
+def desired_jobs(settings: Settings, config_path: Path | None) -> list[JobSpec]:
+    """Every job the config asks for (raises ConfigError on a bad source schedule)."""
+    d = settings.daemon
+    cfg = str(config_path) if config_path is not None else None
+    grace = max(1, round(d.misfire_grace_time))
+    specs = [
+        JobSpec(
+            id=jobs.CRAWL_PREFIX + name, func="scheduler.jobs:crawl_job", args=(name, cfg),
+            trigger=sched.trigger(), name=sched.describe(), executor=CRAWL_EXECUTOR,
+            misfire_grace_time=grace,
+        )
+        for name, sched in schedules(settings).items()
+    ]
+    periodic = [(jobs.OUTBOX, d.outbox_interval, "deliver the alert outbox"),
+                (jobs.SPOOL, d.spool_interval, "drain the Elasticsearch spool"),
+                (jobs.HEALTH, d.health_interval, "raise source-health alerts")]
+    if d.retention > 0:
+        periodic.append((jobs.RETENTION, d.retention_interval,
+                         f"purge data older than {d.retention:g}s"))
+    for job_id, every, what in periodic:
+        specs.append(JobSpec(
+            id=job_id, func="scheduler.jobs:periodic_job", args=(job_id,),
+            trigger=IntervalTrigger(seconds=every, timezone="UTC"),
+            name=f"{what} every {every:g}s", executor=MAINTENANCE_EXECUTOR,
+            misfire_grace_time=grace,
+        ))
+    return specs
+
+
+def sync_jobs(scheduler: BaseScheduler, specs: list[JobSpec]) -> SyncReport:
+    report = SyncReport()
+    wanted = {s.id: s for s in specs}
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            scheduler.remove_job(job.id)
+            report.removed.append(job.id)
+    for spec in specs:
+        job = scheduler.get_job(spec.id)
+        if job is None:
+            scheduler.add_job(
+                spec.func, trigger=spec.trigger, args=spec.args, id=spec.id, name=spec.name,
+                executor=spec.executor, misfire_grace_time=spec.misfire_grace_time,
+                coalesce=True, max_instances=1, replace_existing=True,
+            )
+            report.added.append(spec.id)
+            continue
+        changes: dict = {}
+        if tuple(job.args) != spec.args:
+            changes["args"] = spec.args
+        if job.misfire_grace_time != spec.misfire_grace_time:
+            changes["misfire_grace_time"] = spec.misfire_grace_time
+        if job.executor != spec.executor:
+            changes["executor"] = spec.executor
+        if job.name != spec.name:
+            changes["name"] = spec.name
+        if changes:
+            scheduler.modify_job(spec.id, **changes)
+        if job.name != spec.name:
+            scheduler.reschedule_job(spec.id, trigger=spec.trigger)
+            report.rescheduled.append(spec.id)
+        else:
+            report.kept.append(spec.id)
+    return report

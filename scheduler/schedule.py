@@ -1,0 +1,107 @@
+"""From a source's `every`/`cron`, `jitter` and `timeout` to an APScheduler trigger.
+
+Sources are defined by the crawler's config module; this module reads only
+the schedule fields, with the [daemon] defaults for whatever a source leaves
+out, so the scheduler does not depend on how sources describe their kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from leaksentry.config.base import parse_duration
+from leaksentry.errors import ConfigError
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
+    from leaksentry.config.daemon import DaemonConfig
+
+
+#: crawl time limit when neither the source nor [crawler] sets one
+DEFAULT_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSchedule:
+    """When and for how long one source runs."""
+
+    source: str
+    every: float | None  # seconds, when interval-scheduled
+    cron: str | None  # crontab expression, when cron-scheduled
+    jitter: float  # seconds
+    timeout: float  # seconds before SIGTERM
+    enabled: bool = True
+
+    def trigger(self) -> BaseTrigger:
+        jitter = round(self.jitter) or None
+        if self.cron:
+            trigger = CronTrigger.from_crontab(self.cron, timezone="UTC")
+            trigger.jitter = jitter
+            return trigger
+        assert self.every is not None
+        return IntervalTrigger(seconds=self.every, jitter=jitter, timezone="UTC")
+
+    def describe(self) -> str:
+        """Stable text used as the job's name: a changed schedule means a rescheduled job."""
+        when = f"cron '{self.cron}'" if self.cron else f"every {_fmt(self.every or 0)}"
+        return f"crawl {self.source} {when} jitter {_fmt(self.jitter)}"
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "total_seconds"):
+        return float(value.total_seconds())
+    return parse_duration(value)
+
+
+def source_schedule(source: Any, settings: Settings, index: int = 0) -> SourceSchedule:
+    """The schedule of one `[[sources]]` entry; a bad cron raises ConfigError naming it.
+
+    The crawl time limit is the source's ``timeout``, else ``[crawler] timeout``.
+    """
+    daemon: DaemonConfig = settings.daemon
+    name = source.name
+    where = f"sources[{index}] ({name})"
+    cron = getattr(source, "cron", None) or None
+    every = _seconds(getattr(source, "every", None))
+    if cron and every:
+        raise ConfigError(f"{where}: set either 'every' or 'cron', not both")
+    if not cron and not every:
+        every = daemon.default_every
+    jitter = _seconds(getattr(source, "jitter", None))
+    timeout = _seconds(getattr(source, "timeout", None))
+    if timeout is None:
+        timeout = _seconds(getattr(settings.crawler, "timeout", None))
+    enabled = getattr(source, "enabled", True)
+    sched = SourceSchedule(
+        source=name, every=every, cron=cron,
+        jitter=daemon.jitter if jitter is None else jitter,
+        timeout=DEFAULT_TIMEOUT if timeout is None or timeout <= 0 else timeout,
+        enabled=bool(enabled) if enabled is not None else True,
+    )
+    if cron:
+        try:
+            sched.trigger()
+        except ValueError as exc:
+            raise ConfigError(f"{where}.cron: invalid cron expression {cron!r}: {exc}") from None
+    return sched
+
+
+def schedules(settings: Settings) -> dict[str, SourceSchedule]:
+    """Every enabled source's schedule, keyed by name (validates them all)."""
+    out: dict[str, SourceSchedule] = {}
+    for i, src in enumerate(settings.sources):
+        sched = source_schedule(src, settings, i)
+        if sched.enabled:
+            out[sched.source] = sched
+    return out

@@ -1,0 +1,155 @@
+"""What `leaksentry status` shows, read from the files alone (daemon running or not).
+
+Last runs and health come from the state store; next runs from the job store
+(``apscheduler_jobs.next_run_time`` is a plain column, so no job is unpickled
+and nothing is written); whether a daemon is running from STATE_DIR/daemon.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from leaksentry.config import Settings
+from scheduler.daemon import info_path, jobstore_path
+from scheduler.jobs import CRAWL_PREFIX
+from scheduler.schedule import source_schedule
+
+
+@dataclass
+class SourceStatus:
+    name: str
+    kind: str
+    schedule: str
+    configured: bool = True
+    last_run: str | None = None
+    last_outcome: str | None = None
+    last_success: str | None = None
+    next_run: str | None = None
+    healthy: bool | None = None  # None: never run
+    reason: str | None = None
+    runs: int = 0
+
+
+@dataclass
+class Status:
+    state_dir: str
+    daemon_pid: int | None
+    metrics_url: str | None
+    sources: list[SourceStatus] = field(default_factory=list)
+    outbox: dict[str, int] = field(default_factory=dict)
+    spool_depth: int | None = None
+    jobs: dict[str, str | None] = field(default_factory=dict)  # periodic job -> next run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def daemon_info(settings: Settings) -> dict | None:
+    """daemon.json when its process is still alive, else None."""
+    try:
+        info = json.loads(info_path(settings).read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return info
+    with contextlib.suppress(OSError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"leaksentry" not in cmdline and b"scheduler" not in cmdline:
+            return None  # pid reused by something else
+    return info
+
+
+def next_runs(settings: Settings) -> dict[str, str | None]:
+    """job id -> next run time (ISO, UTC) from the job store; {} when there is none."""
+    path = jobstore_path(settings)
+    if not path.exists():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return {}
+    with closing(conn):
+        try:
+            rows = conn.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall()
+        except sqlite3.Error:
+            return {}
+    return {job_id: (datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+                     if ts is not None else None) for job_id, ts in rows}
+
+
+def collect_status(settings: Settings) -> Status:
+    info = daemon_info(settings)
+    status = Status(state_dir=str(settings.state.dir),
+                    daemon_pid=info["pid"] if info else None,
+                    metrics_url=info.get("metrics_url") if info else None)
+    nexts = next_runs(settings)
+    status.jobs = {k: v for k, v in nexts.items() if not k.startswith(CRAWL_PREFIX)}
+    by_name: dict[str, SourceStatus] = {}
+    for i, src in enumerate(settings.sources):
+        try:
+            sched = source_schedule(src, settings, i).describe()
+            sched = sched.split(" ", 2)[2]  # drop "crawl NAME"
+        except Exception as exc:  # status must still print with a bad schedule
+            sched = f"invalid: {exc}"
+        by_name[src.name] = SourceStatus(name=src.name, kind=src.kind, schedule=sched,
+                                         next_run=nexts.get(CRAWL_PREFIX + src.name))
+    db = settings.state.db
+    if db.exists():
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        with closing(conn):
+            _fill_runs(conn, by_name)
+            status.outbox = _outbox(conn)
+            status.spool_depth = _spool(conn)
+    status.sources = list(by_name.values())
+    return status
+
+
+def _fill_runs(conn: sqlite3.Connection, by_name: dict[str, SourceStatus]) -> None:
+    try:
+        health = conn.execute("SELECT * FROM source_health ORDER BY source").fetchall()
+        counts = dict(conn.execute("SELECT source, count(*) FROM source_runs GROUP BY source")
+                      .fetchall())
+    except sqlite3.Error:
+        return
+    for row in health:
+        st = by_name.get(row["source"])
+        if st is None:
+            st = by_name[row["source"]] = SourceStatus(
+                name=row["source"], kind="-", schedule="not configured", configured=False)
+        st.last_run = row["last_run"]
+        st.last_outcome = row["last_outcome"]
+        st.last_success = row["last_success"]
+        st.healthy = bool(row["healthy"])
+        st.reason = row["reason"]
+        st.runs = counts.get(row["source"], 0)
+
+
+def _outbox(conn: sqlite3.Connection) -> dict[str, int]:
+    try:
+        from leaksentry.store.outbox import outbox_counts
+
+        return dict(outbox_counts(conn))
+    except (ImportError, AttributeError, sqlite3.Error):
+        return {}
+
+
+def _spool(conn: sqlite3.Connection) -> int | None:
+    try:
+        from pipelines.sinks.spool import spool_depth
+
+        return int(spool_depth(conn))
+    except (ImportError, AttributeError, sqlite3.Error):
+        return None

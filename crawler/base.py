@@ -97,7 +97,7 @@ class RunCounters:
 
 def classify_failure(failure: Failure) -> tuple[str, str]:
     """(status key, one-line message) for a failed request."""
-    from scrapy.exceptions import IgnoreRequest
+    from scrapy import exceptions as sx
     from scrapy.spidermiddlewares.httperror import HttpError
     from twisted.internet import error as terr
     from twisted.web._newclient import ResponseFailed
@@ -110,21 +110,22 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
         return str(status), f"HTTP {status}"
     if isinstance(exc, BlockedAddress):
         return "blocked", one_line(exc)
-    if isinstance(exc, IgnoreRequest):
+    if isinstance(exc, sx.DownloadCancelledError) or "max size" in str(exc).lower():
+        return "too_large", f"larger than max_download_size ({one_line(exc, 160)})"
+    if isinstance(exc, sx.IgnoreRequest):
         return "ignored", one_line(exc) or "request ignored"
-    if isinstance(exc, terr.TimeoutError | terr.TCPTimedOutError):
+    if isinstance(exc, sx.DownloadTimeoutError | terr.TimeoutError | terr.TCPTimedOutError):
         return "timeout", "timed out"
-    if isinstance(exc, terr.DNSLookupError):
+    if isinstance(exc, sx.CannotResolveHostError | terr.DNSLookupError):
         return "dns", "DNS lookup failed"
-    if isinstance(exc, terr.ConnectionRefusedError):
+    if isinstance(exc, sx.DownloadConnectionRefusedError | terr.ConnectionRefusedError):
         return "connection", "connection refused"
-    if isinstance(exc, ResponseFailed):
+    if isinstance(exc, sx.ResponseDataLossError | ResponseFailed):
         return "connection", "connection lost mid-response"
-    if isinstance(exc, terr.ConnectError | terr.ConnectionLost | terr.ConnectionDone):
+    if isinstance(exc, sx.DownloadFailedError | terr.ConnectError | terr.ConnectionLost
+                  | terr.ConnectionDone):
         return "connection", one_line(exc) or "connection failed"
     name = type(exc).__name__
-    if "Cancelled" in name or "maxsize" in str(exc).lower():
-        return "too_large", "response larger than max_download_size (cancelled)"
     return "error", f"{name}: {one_line(exc)}"
 
 
@@ -322,7 +323,8 @@ class SourceSpider(scrapy.Spider):
         """Errback: count, classify, re-queue a failed item with backoff."""
         request = failure.request  # type: ignore[attr-defined]
         key, message = classify_failure(failure)
-        self.counters.statuses[key] += 0 if key.isdigit() else 1
+        if not key.isdigit():  # HTTP statuses are counted when the response arrives
+            self.counters.statuses[key] += 1
         role = request.meta.get("ls_role", "item")
         self.record_error(request.url, message, role=role)
         item_id = request.meta.get("ls_item_id")

@@ -24,6 +24,7 @@ from typing import Any
 
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
+from scrapy.utils.misc import load_object
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +68,22 @@ def rate_limit_wait(response: Response, now: float | None = None) -> float | Non
 
 
 class BackoffRetryMiddleware:
-    EXCEPTIONS_TO_RETRY: tuple[type[BaseException], ...] = ()
-
-    def __init__(self, max_retries: int, base: float, cap: float) -> None:
+    def __init__(self, max_retries: int, base: float, cap: float,
+                 exceptions: tuple[type[BaseException], ...] = ()) -> None:
         self.max_retries = max_retries
         self.base = base
         self.cap = cap
-        from scrapy.downloadermiddlewares.retry import RetryMiddleware
-
-        self.EXCEPTIONS_TO_RETRY = tuple(RetryMiddleware.EXCEPTIONS_TO_RETRY)
+        self.exceptions = exceptions
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> BackoffRetryMiddleware:
         s = crawler.settings
         if not s.getbool("RETRY_ENABLED"):
             raise NotConfigured
+        exceptions = tuple(load_object(x) if isinstance(x, str) else x
+                           for x in s.getlist("RETRY_EXCEPTIONS"))
         return cls(s.getint("RETRY_TIMES"), s.getfloat("LEAKSENTRY_BACKOFF_BASE", 2.0),
-                   s.getfloat("LEAKSENTRY_BACKOFF_CAP", 600.0))
+                   s.getfloat("LEAKSENTRY_BACKOFF_CAP", 600.0), exceptions)
 
     def _next(self, request: Request, reason: str, wait: float | None) -> Request | None:
         if request.meta.get("dont_retry"):
@@ -117,7 +117,7 @@ class BackoffRetryMiddleware:
         return response
 
     async def process_exception(self, request: Request, exception: BaseException) -> Any:
-        if isinstance(exception, self.EXCEPTIONS_TO_RETRY):
+        if isinstance(exception, self.exceptions):
             retry = self._next(request, type(exception).__name__, None)
             if retry is not None:
                 await asyncio.sleep(retry.meta["ls_retry_delay"])

@@ -1,0 +1,166 @@
+"""Shared crawler test fixtures.
+
+* ``tests/crawler`` is put on ``sys.path`` so simulators import as ``servers.NAME``.
+* ``crawl_ws`` (:class:`CrawlWorkspace`): write a config with ``[[sources]]``,
+  run ``leaksentry crawl NAME`` in a subprocess (the reactor cannot restart in
+  pytest's process), read back the run record, the seen store and the
+  documents the pipeline received.
+  By default the pipeline is the metadata-only ``DocLogProcessor`` (so the
+  crawler is tested on its own); ``crawl(..., scan=True)`` uses the real scanner.
+* ``loopback`` starts a ``BaseHTTPRequestHandler`` class on a free port and
+  stops it at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+REPO = HERE.parent.parent
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Enough TOML for test configs: top-level tables and arrays of tables."""
+    out: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.append(f"[{key}]")
+            out += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for table in value:
+                out.append(f"[[{key}]]")
+                out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        out.append("")
+    return "\n".join(out)
+
+
+@dataclass
+class CrawlResult:
+    proc: subprocess.CompletedProcess[str]
+    run: dict[str, Any] | None
+
+    @property
+    def output(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+
+@dataclass
+class CrawlWorkspace:
+    root: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "leaksentry.toml"
+
+    @property
+    def doclog(self) -> Path:
+        return self.root / "docs.jsonl"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "state" / "state.db"
+
+    def write(self, sources: list[dict[str, Any]], **sections: Any) -> Path:
+        data: dict[str, Any] = {"state": {"dir": str(self.root / "state")}}
+        data.update(self.extra)
+        data.update(sections)
+        data["sources"] = sources
+        self.config.write_text(to_toml(data), encoding="utf-8")
+        return self.config
+
+    def crawl(self, name: str, *, scan: bool = False, timeout: float = 120,
+              env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> CrawlResult:
+        e = dict(os.environ)
+        e.update({"LEAKSENTRY_HOME": str(self.root / "state"),
+                  "LEAKSENTRY_DOCLOG": str(self.doclog), "PYTHONUNBUFFERED": "1"})
+        e.pop("LEAKSENTRY_CONFIG", None)
+        if not scan:
+            e["LEAKSENTRY_CRAWL_PROCESSOR"] = "crawler.pipelines.DocLogProcessor"
+        e.update(env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "leaksentry", "crawl", name, "--config", str(self.config),
+             "--json", *args],
+            capture_output=True, text=True, timeout=timeout, env=e, cwd=self.root,
+        )
+        run = None
+        for line in proc.stdout.splitlines():
+            if line.startswith("{") and '"outcome"' in line:
+                run = json.loads(line)
+        return CrawlResult(proc, run)
+
+    def docs(self) -> list[dict[str, Any]]:
+        if not self.doclog.exists():
+            return []
+        return [json.loads(x) for x in self.doclog.read_text().splitlines() if x.strip()]
+
+    def query(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        conn = sqlite3.connect(self.db)
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(sql, params))
+        finally:
+            conn.close()
+
+    def seen(self, source: str) -> dict[str, sqlite3.Row]:
+        return {r["item_id"]: r for r in
+                self.query("SELECT * FROM seen_items WHERE source = ?", source)}
+
+    def runs(self, source: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM source_runs WHERE source = ? ORDER BY id", source)
+
+
+@pytest.fixture
+def crawl_ws(tmp_path: Path) -> CrawlWorkspace:
+    return CrawlWorkspace(tmp_path)
+
+
+@pytest.fixture
+def loopback():
+    from servers.loopback import LoopbackServer
+
+    started: list[LoopbackServer] = []
+
+    def start(handler: type, **state: Any) -> LoopbackServer:
+        srv = LoopbackServer(handler, **state).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def pastebin():
+    from servers import pastebin_api
+
+    srv, state = pastebin_api.start()
+    yield state
+    srv.stop()

@@ -220,7 +220,9 @@ def start_receiver(receiver: Receiver, *, listen: bool = True) -> Receiver:
 def bring_up(receiver: Receiver) -> None:
     assert receiver.server is not None
     receiver.server.server_activate()
-    receiver.thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    server = receiver.server
+    receiver.thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+                                       daemon=True)
     receiver.thread.start()
 
 
@@ -371,7 +373,7 @@ def syslog_tcp() -> Iterator[SyslogSink]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     sink.port = server.server_address[1]
-    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
     t.start()
     yield sink
     server.shutdown()

@@ -42,3 +42,28 @@ def is_valid_canonical(canonical: str) -> bool:
     if not (digits.isascii() and digits.isdigit()):
         return False
     return check_char(letters + digits) == check
+
+
+# A one-character-per-value table is faster than the generic path on the scan hot loop.
+_VALUES = {chr(c): c - 55 for c in range(65, 91)} | {str(d): d for d in range(10)} | {" ": 36}
+
+
+def is_valid(canonical: str) -> bool:
+    """Fast check of a canonical HKID's shape and check character (hot path of the scanner)."""
+    n = len(canonical)
+    if n == 8:
+        total = 36 * 9 + 8 * _VALUES.get(canonical[0], 99)
+        letters_ok = "A" <= canonical[0] <= "Z"
+    elif n == 9:
+        total = 9 * _VALUES.get(canonical[0], 99) + 8 * _VALUES.get(canonical[1], 99)
+        letters_ok = "A" <= canonical[0] <= "Z" and "A" <= canonical[1] <= "Z"
+    else:
+        return False
+    digits = canonical[n - 7 : n - 1]
+    if not (letters_ok and digits.isascii() and digits.isdigit()):
+        return False
+    for w, c in zip((7, 6, 5, 4, 3, 2), digits, strict=True):
+        total += w * (ord(c) - 48)
+    r = total % 11
+    check = "0" if r == 0 else "A" if r == 1 else chr(48 + 11 - r)
+    return canonical[-1] == check

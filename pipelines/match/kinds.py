@@ -1,0 +1,180 @@
+"""Identifier kinds: how each is written, its canonical form, checksum and mask.
+
+Patterns are matched against UTF-8 *bytes* (the scanner encodes text once
+and scans it with hyperscan or ``re``). The built-in ``hkid`` and ``hn``
+patterns spell out the full-width forms (``Ａ１２３４５６（３）``) as byte
+sequences, so no NFKC pass over the whole text is needed; only a candidate
+token is normalised. Every pattern is bounded: it never matches inside a
+longer run of ASCII or full-width letters and digits.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from leaksentry.config.matching import KindConfig, MatchingConfig
+from pipelines.match.checksums import CHECKSUMS
+
+# --- byte-level building blocks (ASCII | full-width, as UTF-8) -------------------------------
+_FW_UPPER = rb"\xef\xbc[\xa1-\xba]"  # Ａ-Ｚ  U+FF21-FF3A
+_FW_LOWER = rb"\xef\xbd[\x81-\x9a]"  # ａ-ｚ  U+FF41-FF5A
+_FW_DIGIT = rb"\xef\xbc[\x90-\x99]"  # ０-９  U+FF10-FF19
+LETTER = rb"(?:[A-Za-z]|" + _FW_UPPER + rb"|" + _FW_LOWER + rb")"
+DIGIT = rb"(?:[0-9]|" + _FW_DIGIT + rb")"
+ALNUM = rb"(?:[A-Za-z0-9]|\xef\xbc[\x90-\x99\xa1-\xba]|" + _FW_LOWER + rb")"
+HKID_CHECK = rb"(?:[0-9Aa]|\xef\xbc[\x90-\x99\xa1]|\xef\xbd\x81)"
+SPACE = rb"(?:[ \t]|\xe3\x80\x80|\xc2\xa0)?"  # optional: space, tab, ideographic space, NBSP
+OPEN = rb"(?:\(|\xef\xbc\x88)"
+CLOSE = rb"(?:\)|\xef\xbc\x89)"
+
+
+def _checked(check: bytes) -> bytes:
+    """A check character, bare or in (optionally spaced) brackets."""
+    return rb"(?:" + OPEN + SPACE + check + SPACE + CLOSE + rb"|" + check + rb")"
+
+
+HKID_PATTERN = LETTER + rb"{1,2}" + SPACE + DIGIT + rb"{6}" + SPACE + _checked(HKID_CHECK)
+HN_PATTERN = (
+    rb"(?:[Hh][Nn]|\xef\xbc\xa8\xef\xbc\xae|\xef\xbd\x88\xef\xbd\x8e)" + SPACE
+    + DIGIT + rb"{6,10}" + rb"(?:" + SPACE + _checked(ALNUM) + rb")?"
+)
+
+# exact boundaries for the `re` engine (fixed-width look-behinds, one per byte length)
+_NOT_AFTER = rb"(?<![A-Za-z0-9])(?<!\xef\xbc[\x90-\x99\xa1-\xba])(?<!" + _FW_LOWER + rb")"
+_NOT_BEFORE = rb"(?!" + ALNUM + rb")"
+# hyperscan has no look-arounds: it consumes one non-alnum byte on each side and the
+# scanner checks the full-width neighbours (see :func:`fullwidth_alnum_before/after`)
+HS_EDGE = rb"[^A-Za-z0-9]"
+
+def fullwidth_alnum_before(buf: bytes, pos: int) -> bool:
+    """True when the character ending at ``pos`` is a full-width letter or digit."""
+    if pos < 3 or buf[pos - 3] != 0xEF:
+        return False
+    b1, b2 = buf[pos - 2], buf[pos - 1]
+    return (b1 == 0xBC and (0x90 <= b2 <= 0x99 or 0xA1 <= b2 <= 0xBA)) or (
+        b1 == 0xBD and 0x81 <= b2 <= 0x9A)
+
+
+def fullwidth_alnum_after(buf: bytes, pos: int) -> bool:
+    """True when the character starting at ``pos`` is a full-width letter or digit."""
+    if pos + 3 > len(buf) or buf[pos] != 0xEF:
+        return False
+    b1, b2 = buf[pos + 1], buf[pos + 2]
+    return (b1 == 0xBC and (0x90 <= b2 <= 0x99 or 0xA1 <= b2 <= 0xBA)) or (
+        b1 == 0xBD and 0x81 <= b2 <= 0x9A)
+
+
+def _mask_generic(canonical: str, bracket_check: bool) -> str:
+    """Keep the letter prefix and two digits, star the rest; a check letter shows in brackets."""
+    i = 0
+    while i < len(canonical) and canonical[i].isalpha():
+        i += 1
+    prefix, rest = canonical[:i], canonical[i:]
+    if not rest:  # all letters: show only the first two
+        return canonical[:2] + "*" * max(0, len(canonical) - 2)
+    check = ""
+    if (bracket_check and len(rest) > 1) or (len(rest) > 1 and rest[-1].isalpha()):
+        check, rest = f"({rest[-1]})", rest[:-1]
+    shown = rest[:2] if len(rest) > 4 else ""
+    return prefix + shown + "*" * (len(rest) - len(shown)) + check
+
+
+@dataclass(slots=True)
+class Kind:
+    """One identifier kind, compiled for scanning and for reading a register."""
+
+    name: str
+    pattern: bytes  # the token itself, no boundaries
+    checksum: str = "none"
+    upper: bool = True
+    remove: str = " -/()."
+    column: str | None = None
+    hs_ok: bool = True  # False: the pattern is not hyperscan-compatible, use `re` for it
+    rx: re.Pattern[bytes] = field(init=False)  # bounded, for the `re` engine
+    full: re.Pattern[bytes] = field(init=False)  # whole register cell
+    valid: Callable[[str], bool] = field(init=False)
+    _prefix: bytes = field(init=False)
+    _ascii_table: dict[int, None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rx = re.compile(_NOT_AFTER + rb"(?:" + self.pattern + rb")" + _NOT_BEFORE)
+        self.full = re.compile(rb"(?:" + self.pattern + rb")")
+        self.valid = CHECKSUMS[self.checksum]
+        self._prefix = self.name.encode() + b":"
+        self._ascii_table = {ord(c): None for c in self.remove + "\t"}
+
+    @property
+    def has_checksum(self) -> bool:
+        return self.checksum != "none"
+
+    @property
+    def hs_expression(self) -> bytes:
+        return HS_EDGE + rb"(?:" + self.pattern + rb")" + HS_EDGE
+
+    def canonical(self, token: bytes) -> str:
+        """Canonical form of a token found in text: NFKC, upper-case, separators removed."""
+        if token.isascii():
+            text = token.decode("ascii")
+        else:
+            text = unicodedata.normalize("NFKC", token.decode("utf-8", "replace"))
+        if self.upper:
+            text = text.upper()
+        return text.translate(self._ascii_table)
+
+    def canonical_cell(self, value: str) -> str | None:
+        """Canonical form of a register cell, or None if it is not this kind (or fails its
+        checksum). The whole cell must be one identifier."""
+        value = value.strip()
+        if not value:
+            return None
+        raw = value.encode("utf-8", "replace")
+        if not self.full.fullmatch(raw):
+            return None
+        canonical = self.canonical(raw)
+        return canonical if canonical and self.valid(canonical) else None
+
+    def message(self, canonical: str) -> bytes:
+        """The HMAC input: ``kind:canonical``."""
+        return self._prefix + canonical.encode()
+
+    def mask(self, canonical: str) -> str:
+        return mask(self.name, canonical)
+
+
+def mask(kind: str, canonical: str) -> str:
+    """A display form that identifies nobody.
+
+    ``hkid``: letters, two digits, four stars, check in brackets (``A12****(3)``);
+    ``hn`` and custom kinds: letter prefix, two digits, stars, and a trailing
+    check letter in brackets (``HN12******(A)``).
+    """
+    return _mask_generic(canonical, bracket_check=(kind == "hkid"))
+
+
+def _custom(cfg: KindConfig) -> Kind:
+    pat = cfg.pattern.encode()
+    return Kind(cfg.name, pat, cfg.checksum, cfg.upper, cfg.remove, cfg.column,
+                hs_ok=_hs_compatible(pat))
+
+
+def _hs_compatible(pattern: bytes) -> bool:
+    """Look-arounds and back-references are `re`-only; such a kind is scanned with `re`."""
+    return not re.search(rb"\(\?[=!<]|\\[1-9]|\(\?P=", pattern)
+
+
+def build_kinds(cfg: MatchingConfig | None = None) -> list[Kind]:
+    """The kinds to scan for, in a fixed order: hkid, hn (unless disabled), custom kinds."""
+    cfg = cfg or MatchingConfig()
+    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=" -/().")]
+    if cfg.hn.enabled:
+        if cfg.hn.pattern is None:
+            kinds.append(Kind("hn", HN_PATTERN, cfg.hn.checksum, cfg.hn.upper, cfg.hn.remove))
+        else:
+            pat = cfg.hn.pattern.encode()
+            kinds.append(Kind("hn", pat, cfg.hn.checksum, cfg.hn.upper, cfg.hn.remove,
+                              hs_ok=_hs_compatible(pat)))
+    kinds.extend(_custom(k) for k in cfg.kinds)
+    return kinds

@@ -1,0 +1,235 @@
+"""Reading the register (CSV or XLSX, streaming) and building the fingerprint file.
+
+This is the only code that ever sees plaintext identifiers, and it runs on
+the trusted side. What it reports about the register is counts and row
+numbers only: never a value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leaksentry.config.matching import MatchingConfig
+from leaksentry.errors import RegisterError
+from pipelines.match.digest import Digester
+from pipelines.match.fpfile import KIND_SHIFT, RECORD_MASK, FingerprintInfo, write_fingerprints
+from pipelines.match.kinds import Kind, build_kinds
+
+_XLSX = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+_GUESS = {
+    "hkid": re.compile(r"^(hkid|hkic|hk ?id|id ?(card|no|number)|identity ?card.*|身份證.*)$",
+                       re.I),
+    "hn": re.compile(r"^(hn|hospital ?(file )?(no|number)|hosp ?no)$", re.I),
+}
+MAX_ROWS_LISTED = 20
+# progress callback: (bytes or rows done, total or None)
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(slots=True)
+class KindReport:
+    column: str
+    written: int = 0
+    empty: int = 0
+    invalid: int = 0
+    invalid_rows: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    duplicate_rows: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "written": self.written, "empty": self.empty,
+                "invalid": self.invalid, "invalid_rows": self.invalid_rows,
+                "duplicates": self.duplicates, "duplicate_rows": self.duplicate_rows}
+
+
+@dataclass(slots=True)
+class BuildReport:
+    register: str
+    rows: int = 0
+    identifiers: int = 0
+    ref_column: str | None = None
+    kinds: dict[str, KindReport] = field(default_factory=dict)
+    info: FingerprintInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"register": self.register, "rows": self.rows, "identifiers": self.identifiers,
+                "ref_column": self.ref_column,
+                "kinds": {k: r.to_json() for k, r in self.kinds.items()}}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_rows(path: Path, progress: Progress | None = None) -> Iterator[list[str]]:
+    """Header first, then data rows, as lists of strings; streaming for both formats."""
+    if path.suffix.lower() in _XLSX:
+        yield from _xlsx_rows(path, progress)
+    else:
+        yield from _csv_rows(path, progress)
+
+
+def _csv_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below; the reader streams from it
+    except FileNotFoundError:
+        raise RegisterError(f"{path}: register not found") from None
+    except OSError as exc:
+        raise RegisterError(f"{path}: cannot read register: {exc.strerror}") from None
+    with raw:
+        total = path.stat().st_size
+        sample = raw.read(65536)
+        raw.seek(0)
+        if b"\0" in sample:
+            raise RegisterError(f"{path}: register is not a CSV text file")
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        if delimiter == "," and sample.count(b";") > sample.count(b",") and b";" in sample:
+            delimiter = ";"
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            for i, row in enumerate(reader):
+                if progress is not None and i % 20000 == 0:
+                    progress(raw.tell(), total)
+                yield row
+        except UnicodeDecodeError:
+            raise RegisterError(f"{path}: register is not UTF-8 text (near row {i})") from None
+        except csv.Error as exc:
+            raise RegisterError(f"{path}: malformed CSV near row {i}: {exc}") from None
+        if progress is not None:
+            progress(total, total)
+
+
+def _xlsx_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        sheet = wb.get_sheet_by_index(0)
+        rows = sheet.iter_rows()
+    except FileNotFoundError:
+        raise RegisterError(f"{path}: register not found") from None
+    except Exception as exc:  # calamine raises its own error types for damaged files
+        raise RegisterError(f"{path}: cannot read workbook: {type(exc).__name__}") from None
+    total = sheet.height if hasattr(sheet, "height") else None
+    for i, row in enumerate(rows):
+        if progress is not None and i % 20000 == 0:
+            progress(i, total)
+        yield [_cell(v) for v in row]
+    if progress is not None:
+        progress(total or 0, total)
+
+
+def _find_column(path: Path, header: list[str], name: str | None, kind: str,
+                 required: bool) -> int | None:
+    names = [h.strip() for h in header]
+    if name is not None:
+        for i, h in enumerate(names):
+            if h == name:
+                return i
+        for i, h in enumerate(names):
+            if h.lower() == name.lower():
+                return i
+        raise RegisterError(f"{path}: no column named {name!r} (columns: {', '.join(names)})")
+    guess = _GUESS.get(kind)
+    if guess is not None:
+        for i, h in enumerate(names):
+            if guess.match(h):
+                return i
+    if required:
+        raise RegisterError(f"{path}: no {kind} column found; name it with --{kind}-column")
+    return None
+
+
+def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
+                       hkid_column: str | None = None, hn_column: str | None = None,
+                       ref_column: str | None = None, config: MatchingConfig | None = None,
+                       progress: Progress | None = None) -> BuildReport:
+    """Read the register once and write the fingerprint file. Returns counts only."""
+    register = Path(register)
+    kinds = build_kinds(config)
+    rows = read_rows(register, progress)
+    header = next(rows, None)
+    if header is None:
+        raise RegisterError(f"{register}: register is empty (no header row)")
+    columns: list[tuple[int, Kind, int]] = []  # (column index, kind, kind index)
+    names = {"hkid": hkid_column, "hn": hn_column}
+    for ki, kind in enumerate(kinds):
+        explicit = names.get(kind.name, kind.column)
+        col = _find_column(register, header, explicit, kind.name, required=False)
+        if col is not None:
+            columns.append((col, kind, ki))
+    if not columns:
+        raise RegisterError(
+            f"{register}: no identifier column found (columns: "
+            f"{', '.join(h.strip() for h in header)}); use --hkid-column / --hn-column")
+    ref_col = None
+    if ref_column is not None:
+        ref_col = _find_column(register, header, ref_column, "ref", required=True)
+    report = BuildReport(register=str(register), ref_column=ref_column)
+    for col, kind, _ in columns:
+        report.kinds[kind.name] = KindReport(column=header[col].strip())
+
+    d64 = Digester(key).digest64
+    digests = array("Q")
+    meta = array("I")
+    refs: list[str] | None = [""] if ref_col is not None else None  # record 0 unused
+    kind_reports = [(col, kind, ki << KIND_SHIFT, report.kinds[kind.name])
+                    for col, kind, ki in columns]
+    row_no = 0
+    for row_no, row in enumerate(rows, start=1):
+        if row_no > RECORD_MASK:
+            raise RegisterError(f"{register}: more than {RECORD_MASK} rows")
+        if refs is not None:
+            ref = row[ref_col].strip() if ref_col < len(row) else ""  # type: ignore[operator]
+            refs.append(ref or str(row_no))
+        for col, kind, kind_bits, rep in kind_reports:
+            value = row[col] if col < len(row) else ""
+            canonical = kind.canonical_cell(value)
+            if canonical is None:
+                if not value.strip():
+                    rep.empty += 1
+                    continue
+                rep.invalid += 1
+                if len(rep.invalid_rows) < MAX_ROWS_LISTED:
+                    rep.invalid_rows.append(row_no)
+                continue
+            digests.append(d64(kind.message(canonical)))
+            meta.append(kind_bits | row_no)
+            rep.written += 1
+    report.rows = row_no
+    if row_no == 0:
+        raise RegisterError(f"{register}: register has no data rows")
+    report.identifiers = len(digests)
+    if not digests:
+        raise RegisterError(f"{register}: no valid identifiers in the register")
+    d = np.frombuffer(digests, dtype=np.uint64)
+    m = np.frombuffer(meta, dtype=np.uint32)
+    order = np.lexsort((m, d))
+    d, m = d[order], m[order]
+    dup = np.flatnonzero(d[1:] == d[:-1]) + 1  # later rows holding an earlier identifier
+    for _, _kind, kind_bits, rep in kind_reports:
+        mine = dup[(m[dup] >> KIND_SHIFT) == (kind_bits >> KIND_SHIFT)]
+        rep.duplicates = len(mine)
+        rep.duplicate_rows = sorted(int(r) for r in (m[mine] & RECORD_MASK))[:MAX_ROWS_LISTED]
+    counts = [report.kinds[k.name].written if k.name in report.kinds else 0 for k in kinds]
+    report.info = write_fingerprints(
+        out, key, d, m,
+        [k.name for k in kinds], counts, n_records=row_no, refs=refs,
+        build={"rows": row_no, "identifiers": len(digests),
+               "columns": {k: r.column for k, r in report.kinds.items()},
+               "ref_column": ref_column})
+    return report

@@ -395,18 +395,22 @@ def build_scenario(root: Path, *, export_rows: int = EXPORT_ROWS,
 
 
 def planted_identifiers(sc: Scenario) -> list[str]:
-    """Every planted identifier in the forms it can appear in, for no-plaintext checks.
+    """Every planted identifier in the forms it can appear in, for no-plaintext checks."""
+    return register_identifiers(sc.register, sc.seed)
+
+
+def register_identifiers(register: Path, seed: int = SEED) -> list[str]:
+    """The register's identifiers (and the decoy strangers') in canonical and written forms.
 
     Reads the register (the trusted side) back; callers must never print these.
     """
     out: set[str] = set()
     hkids: set[str] = set()
-    with sc.register.open(encoding="utf-8", newline="") as fh:
+    with register.open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
-            h, hn = row["hkid"], row["hn"]
-            hkids.add(h)
-            out.add(hn)
-    for h in hkids | set(stranger_hkids(hkids, sc.seed)):
+            hkids.add(row["hkid"])
+            out.add(row["hn"])
+    for h in hkids | set(stranger_hkids(hkids, seed)):
         out.update({h, _bracketed(h), f"{h[:-1]} {h[-1]}", h.lower(),
                     "".join(chr(ord(c) + 0xFEE0) for c in _bracketed(h))})
     return sorted(out)

@@ -1,0 +1,419 @@
+"""Run the demo: scenario, key and fingerprints, sites, one cycle of every source
+through the daemon's own crawl runner, alert delivery, optional indexing.
+
+Every step uses the code a real deployment uses: the CLI for ``keygen`` and
+``fingerprints build`` (as the trusted side runs them), ``leaksentry crawl
+NAME --config FILE`` in a subprocess per source (``scheduler.crawls.run_crawl``,
+as the daemon does), ``deliver_pending`` for the outbox and the spool's
+``drain`` for Elasticsearch. A component that is not installed yet is reported
+as "not available" and skipped, so the demo degrades instead of crashing.
+
+Nothing here prints or returns an identifier: hits are read back from the
+state store, which holds masked forms and register refs only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leaksentry.demo.config import WEBHOOK_CHANNEL, DemoSource, SiteUrls, demo_sources, write_config
+from leaksentry.demo.scenario import EXPORT_ROWS, Scenario, build_scenario
+from leaksentry.demo.sites import LocalSite, PasteFeedSite, StaticSite, WebhookReceiver
+
+#: step callback: (step name, state "start" | "done" | "skip" | "fail", detail)
+Progress = Callable[[str, str, str], None]
+
+
+def _noop(step: str, state: str, detail: str) -> None:
+    pass
+
+
+@dataclass(slots=True)
+class SourceOutcome:
+    name: str
+    kind: str
+    title: str
+    url: str
+    available: bool = True
+    outcome: str = "skipped"
+    discovered: int = 0
+    fetched: int = 0
+    new: int = 0
+    hits: int = 0
+    duration: float = 0.0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class AlertSeen:
+    """An alert as the local receiver got it (masked content only)."""
+
+    idempotency_key: str
+    event: str
+    severity: str
+    source: str | None
+    url: str | None
+    matched_records: int | None
+    verified: bool
+
+
+@dataclass(slots=True)
+class DemoRun:
+    scenario: Scenario
+    urls: SiteUrls | None = None
+    sources: list[SourceOutcome] = field(default_factory=list)
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    documents: int | None = None
+    alerts: list[AlertSeen] = field(default_factory=list)
+    alert_duplicates: int = 0
+    alerts_rejected: int = 0
+    delivery: str | None = None
+    es: dict[str, Any] | None = None
+    missing: list[str] = field(default_factory=list)  # components not available yet
+    timings: dict[str, float] = field(default_factory=dict)
+    fingerprints: str | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.scenario.state_dir / "state.db"
+
+    def to_json(self) -> dict[str, Any]:
+        sc = self.scenario
+        return {
+            "dir": str(sc.root),
+            "config": str(sc.config_path),
+            "state_db": str(self.db_path),
+            "expected": str(sc.expected_path),
+            "register_size": sc.register_size,
+            "export_rows": sc.export_rows,
+            "sites": vars(self.urls) if self.urls else None,
+            "sources": _slots(self.sources),
+            "documents": self.documents,
+            "hits": self.hits,
+            "alerts": [_slot_dict(a) for a in self.alerts],
+            "alert_duplicates": self.alert_duplicates,
+            "alerts_rejected": self.alerts_rejected,
+            "delivery": self.delivery,
+            "elasticsearch": self.es,
+            "missing": self.missing,
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+
+def _slot_dict(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in obj.__slots__}
+
+
+def _slots(items: list[Any]) -> list[dict[str, Any]]:
+    return [_slot_dict(i) for i in items]
+
+
+# -- components --------------------------------------------------------------------
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def spider_available(kind: str) -> bool:
+    return _has("crawler.runner") and _has(f"crawler.spiders.{kind}")
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "leaksentry", *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _one_line(text: str) -> str:
+    """The gist of a command's output: its last line with text (Rich boxes stripped)."""
+    lines = [ln.strip(" │╭╮╰╯─") for ln in text.strip().splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1][:300] if lines else ""
+
+
+def make_fingerprints(sc: Scenario) -> str:
+    """``leaksentry keygen`` + ``leaksentry fingerprints build`` on the register, as the
+    trusted side runs them. Returns the CLI's one-line summary; raises RuntimeError."""
+    sc.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    r = _cli("keygen", "--out", str(sc.key_path))
+    if r.returncode != 0:
+        raise RuntimeError(f"leaksentry keygen failed: {_one_line(r.stderr or r.stdout)}")
+    r = _cli("fingerprints", "build", "--key", str(sc.key_path), "--out",
+             str(sc.fingerprints_path), "--hkid-column", "hkid", "--hn-column", "hn",
+             "--ref-column", "ref", str(sc.register))
+    if r.returncode != 0:
+        raise RuntimeError(f"leaksentry fingerprints build failed:"
+                           f" {_one_line(r.stderr or r.stdout)}")
+    return _one_line(r.stdout) or "fingerprints built"
+
+
+# -- the run -------------------------------------------------------------------------
+
+class DemoSites:
+    """All loopback sites of a scenario, started together, stopped together."""
+
+    def __init__(self, sc: Scenario, webhook_secret: str) -> None:
+        self.feed = PasteFeedSite(sc.pastes)
+        self.directory = StaticSite(sc.directory_root, "directory")
+        self.rendered = StaticSite(sc.rendered_root, "forum")
+        self.watch = StaticSite(sc.watch_root, "file-host")
+        self.webhook = WebhookReceiver(webhook_secret)
+        self._all: list[LocalSite] = [self.feed, self.directory, self.rendered, self.watch,
+                                      self.webhook]
+
+    def start(self) -> SiteUrls:
+        for s in self._all:
+            s.start()
+        return SiteUrls(feed=self.feed.url, directory=self.directory.url,
+                        rendered=self.rendered.url, watch=self.watch.url,
+                        webhook=self.webhook.hook_url)
+
+    def stop(self) -> None:
+        for s in self._all:
+            s.stop()
+
+
+def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
+               on_output: Callable[[str, str], None] | None) -> SourceOutcome:
+    from leaksentry.store import Store
+
+    out = SourceOutcome(src.name, src.kind, src.title, str(src.table.get("url")
+                                                            or src.table.get("urls", [""])[0]))
+    t0 = time.monotonic()
+    store = Store(settings.state.db)
+    try:
+        if _has("scheduler.crawls"):
+            from scheduler.crawls import run_crawl
+
+            res = run_crawl(store, src.name, config_path, timeout=150.0, kill_after=5.0,
+                            on_output=on_output or (lambda s, line: None))
+            out.outcome, out.error = res.outcome, res.error
+            out.discovered, out.fetched, out.new, out.hits = (res.discovered, res.fetched,
+                                                             res.new, res.hits)
+        else:  # the daemon's runner not landed: the same command, run directly
+            r = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", src.name,
+                                "--config", str(config_path)], capture_output=True, text=True,
+                               timeout=150, stdin=subprocess.DEVNULL)
+            out.outcome = "ok" if r.returncode in (0, 1) else "error"
+            if r.returncode not in (0, 1):
+                out.error = _one_line(r.stderr or r.stdout)
+            row = store.conn.execute("SELECT * FROM source_runs WHERE source = ? ORDER BY id"
+                                     " DESC LIMIT 1", (src.name,)).fetchone()
+            if row is not None:
+                out.outcome, out.error = row["outcome"], row["error"] or out.error
+                out.discovered, out.fetched, out.new, out.hits = (
+                    row["discovered"], row["fetched"], row["new"], row["hits"])
+    except Exception as exc:  # a crawl that cannot even start is a line in the report
+        out.outcome, out.error = "error", f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        store.close()
+    out.duration = time.monotonic() - t0
+    return out
+
+
+def run_demo(root: Path | None = None, *, keep: bool = False, es_url: str | None = None,
+             es_backend: str = "elasticsearch", export_rows: int = EXPORT_ROWS,
+             progress: Progress = _noop,
+             on_crawl_output: Callable[[str, str], None] | None = None) -> DemoRun:
+    """Run the whole demo once; ``root`` (created if missing) or a temporary directory.
+
+    The directory is removed afterwards unless ``keep``; the returned :class:`DemoRun`
+    is complete either way (it holds no identifiers, only refs and masked forms).
+    """
+    own_tmp = root is None
+    root = Path(tempfile.mkdtemp(prefix="leaksentry-demo-")) if root is None else Path(root)
+    t_all = time.monotonic()
+    try:
+        return _run(root, es_url=es_url, es_backend=es_backend, export_rows=export_rows,
+                    progress=progress, on_crawl_output=on_crawl_output, t_all=t_all)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True) if own_tmp else _clean(root)
+
+
+def _clean(root: Path) -> None:
+    """Remove what the demo made in a user-given directory (and the directory if empty)."""
+    for name in ("trusted", "sites", "state", "leaksentry.toml", "expected.json",
+                 "received_alerts.jsonl"):
+        p = root / name
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        root.rmdir()
+
+
+def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
+         progress: Progress, on_crawl_output: Callable[[str, str], None] | None,
+         t_all: float) -> DemoRun:
+    t = time.monotonic()
+    progress("scenario", "start", f"generating a fictional register and {export_rows:,}-row export")
+    sc = build_scenario(root, export_rows=export_rows)
+    run = DemoRun(sc)
+    run.timings["scenario"] = time.monotonic() - t
+    leaks = len(sc.leaks())
+    progress("scenario", "done",
+             f"{sc.register_size:,} fictional patients; {len(sc.items)} items planted"
+             f" ({leaks} leaks, {len(sc.items) - leaks} harmless or decoys)")
+
+    t = time.monotonic()
+    progress("fingerprints", "start", "leaksentry keygen + fingerprints build")
+    try:
+        run.fingerprints = make_fingerprints(sc)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        run.missing.append(f"fingerprints: {exc}")
+        progress("fingerprints", "fail", f"not available yet: {exc}")
+    else:
+        progress("fingerprints", "done", run.fingerprints)
+    run.timings["fingerprints"] = time.monotonic() - t
+
+    secret = secrets.token_urlsafe(24)
+    sites = DemoSites(sc, secret)
+    run.urls = urls = sites.start()
+    try:
+        progress("sites", "done", "5 local sites on 127.0.0.1 (feed, directory, forum,"
+                 " file host, webhook receiver)")
+        sources = demo_sources(sc, urls)
+        write_config(sc, urls, webhook_secret=secret, es_url=es_url, es_backend=es_backend,
+                     sources=sources)
+        from leaksentry.config import load_config
+
+        settings = load_config(sc.config_path)
+        progress("config", "done", str(sc.config_path))
+
+        t = time.monotonic()
+        runnable = []
+        for src in sources:
+            if run.fingerprints is None or not spider_available(src.kind):
+                why = ("no fingerprints" if run.fingerprints is None
+                       else f"the {src.kind} spider is not available yet")
+                run.sources.append(SourceOutcome(src.name, src.kind, src.title, "",
+                                                 available=False, outcome="skipped", error=why))
+                if run.fingerprints is not None:
+                    run.missing.append(f"crawler: {src.kind} spider")
+                progress(f"crawl:{src.name}", "skip", why)
+            else:
+                runnable.append(src)
+        for src in runnable:
+            progress(f"crawl:{src.name}", "start", src.title)
+
+        def one(src: DemoSource) -> SourceOutcome:
+            o = _crawl_one(settings, sc.config_path, src, on_crawl_output)
+            progress(f"crawl:{src.name}", "done" if o.outcome == "ok" else "fail",
+                     f"{o.outcome}: {o.fetched} fetched, {o.hits} hits"
+                     + (f" ({o.error})" if o.error else ""))
+            return o
+
+        with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
+            run.sources += list(pool.map(one, runnable))
+        order = [s.name for s in sources]
+        run.sources.sort(key=lambda s: order.index(s.name))
+        run.timings["crawls"] = time.monotonic() - t
+
+        _deliver(run, settings, sites.webhook, progress)
+        if es_url:
+            _drain(run, settings, progress)
+        _collect_hits(run, settings)
+    finally:
+        sites.stop()
+    run.timings["total"] = time.monotonic() - t_all
+    return run
+
+
+def _deliver(run: DemoRun, settings: Any, receiver: WebhookReceiver,
+             progress: Progress) -> None:
+    if not _has("pipelines.alerts.worker"):
+        run.missing.append("alerts: pipelines.alerts.worker")
+        progress("alerts", "skip", "alert delivery is not available yet")
+        return
+    from leaksentry.store import Store
+    from pipelines.alerts.worker import deliver_pending
+
+    progress("alerts", "start", f"delivering the outbox to channel {WEBHOOK_CHANNEL!r}")
+    store = Store(settings.state.db)
+    try:
+        report = deliver_pending(store, settings)
+        # a second pass must find nothing left to send (delivered exactly once)
+        again = deliver_pending(store, settings)
+        run.delivery = f"{report}; second pass: {again.delivered} delivered"
+    finally:
+        store.close()
+    for d in receiver.unique():
+        body = d.body or {}
+        alert = body.get("alert") or {}
+        run.alerts.append(AlertSeen(
+            idempotency_key=d.idempotency_key, event=d.event,
+            severity=str(body.get("severity") or alert.get("severity") or ""),
+            source=alert.get("source"), url=alert.get("url"),
+            matched_records=alert.get("matched_records"), verified=d.verified))
+    _save_received(run.scenario.root / "received_alerts.jsonl", receiver)
+    run.alert_duplicates = receiver.duplicates()
+    run.alerts_rejected = sum(1 for d in receiver.deliveries if not d.verified)
+    progress("alerts", "done", f"{len(run.alerts)} alert(s) received and verified by the"
+             " local webhook receiver")
+
+
+def _save_received(path: Path, receiver: WebhookReceiver) -> None:
+    """What the receiver got, as it got it (headers and body), for `--keep` and the tests."""
+    with path.open("w", encoding="utf-8") as fh:
+        for d in receiver.deliveries:
+            fh.write(json.dumps({"verified": d.verified, "reason": d.reason,
+                                 "headers": d.headers,
+                                 "body": d.raw.decode("utf-8", "replace")}) + "\n")
+
+
+def _drain(run: DemoRun, settings: Any, progress: Progress) -> None:
+    if not _has("pipelines.sinks.spool"):
+        run.missing.append("elasticsearch: pipelines.sinks.spool")
+        progress("elasticsearch", "skip", "indexing is not available yet")
+        return
+    from leaksentry.store import Store
+    from pipelines.sinks.spool import drain
+
+    progress("elasticsearch", "start", f"draining the spool into {settings.elasticsearch.url}")
+    store = Store(settings.state.db)
+    try:
+        rep = drain(store, settings)
+    finally:
+        store.close()
+    run.es = {k: getattr(rep, k, None) for k in ("attempted", "delivered", "duplicates",
+                                                 "rejected", "retry_later", "pending", "error")}
+    run.es["url"] = settings.elasticsearch.url
+    run.es["index_prefix"] = settings.elasticsearch.index_prefix
+    ok = getattr(rep, "ok", not run.es["error"])
+    progress("elasticsearch", "done" if ok else "fail",
+             f"{run.es['delivered']} document(s) indexed, {run.es['pending']} still spooled"
+             + (f" ({run.es['error']})" if run.es["error"] else ""))
+
+
+def _collect_hits(run: DemoRun, settings: Any) -> None:
+    if not _has("pipelines.sinks.local"):
+        run.missing.append("sinks: pipelines.sinks.local")
+        return
+    from leaksentry.store import Store
+    from pipelines.sinks.local import count_documents, query_hits
+
+    store = Store(settings.state.db)
+    try:
+        run.hits = [h.to_json() for h in query_hits(store.conn, limit=10_000)]
+        run.documents = count_documents(store.conn)
+    finally:
+        store.close()
+    run.hits.sort(key=lambda h: (-h["matched_records"], h["url"]))
+

@@ -93,3 +93,7 @@ def a_month_of_findings(ps: list[Patient], sources: list[str], count: int) -> li
                                source=sources[i % len(sources)],
                                when=BASE_TIME - timedelta(days=i % 10, minutes=i)))
     return out
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

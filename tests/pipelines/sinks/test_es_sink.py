@@ -1,0 +1,203 @@
+"""The Elasticsearch sink against a real Elasticsearch-API server (osmem-server).
+
+The OpenSearch backend (opensearch-py) talks to osmem directly; the official
+``elasticsearch`` client is exercised in test_es_backend.py through a proxy.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from leaksentry.config import Settings
+from leaksentry.store import Store
+from pipelines.flow import record_finding
+from pipelines.sinks import setup, spool
+from pipelines.sinks.client import connect
+from pipelines.sinks.ecs import hit_id
+
+
+def make_settings(url: str, tmp_path, prefix: str = "leaksentry", **es) -> Settings:
+    return Settings.model_validate({
+        "state": {"dir": str(tmp_path)},
+        "elasticsearch": {"url": url, "backend": "opensearch", "index_prefix": prefix,
+                          "initial_backoff": 0.05, **es},
+    })
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def search(cluster, index: str, body: dict) -> dict:
+    return cluster.request("POST", f"/{index}/_search", body)
+
+
+def ids_in(cluster, index: str) -> list[str]:
+    got = search(cluster, index, {"size": 10_000, "query": {"match_all": {}}})
+    return [h["_id"] for h in got["hits"]["hits"]]
+
+
+def test_setup_is_idempotent_and_reports_missing_ilm(osmem, tmp_path):
+    cluster = connect(make_settings(osmem.url, tmp_path).elasticsearch)
+    first = setup.setup(cluster)
+    second = setup.setup(cluster)
+    assert first.templates == ["leaksentry-hits", "leaksentry-documents"]
+    assert len(first.indices_created) == 2 and second.indices_created == []
+    assert first.retention == "none"
+    assert any("ISM is not supported" in n for n in first.notes)
+    aliases = cluster.request("GET", "/_alias/leaksentry-hits")
+    assert list(aliases) == first.indices_created[:1]
+    mapping = cluster.request("GET", "/leaksentry-hits/_mapping")
+    (m,) = mapping.values()
+    assert m["mappings"]["dynamic"] == "strict"
+    report = setup.check(cluster)
+    assert report.ok and report.version == osmem.version
+    assert report.templates == {"leaksentry-hits": "ok", "leaksentry-documents": "ok"}
+
+
+def test_index_resend_search_and_aggregate(osmem, tmp_path, store, sinkdata):
+    settings = make_settings(osmem.url, tmp_path)
+    cluster = connect(settings.elasticsearch)
+    setup.setup(cluster)
+    ps = sinkdata.people(150)
+    findings = sinkdata.a_month_of_findings(ps, ["pastebin", "gists", "telegram"], 60)
+    findings.append(sinkdata.clean_finding("https://pastebin.example/clean"))
+    for f in findings:
+        record_finding(store, f, settings)
+    assert spool.spool_depth(store.conn) == 60 * 2 + 1
+    report = spool.drain(store, settings)
+    assert (report.delivered, report.duplicates, report.rejected, report.pending) == (121, 0, 0, 0)
+
+    # the same batch again (a crash after the cluster took it): no duplicates
+    with store.transaction() as tx:
+        for f in findings[:60]:
+            spool._enqueue(tx, "hits", sinkdata.BASE_TIME, hit_id(f),
+                           {"@timestamp": "2026-11-20T08:00:00Z"})
+    again = spool.drain(store, settings)
+    assert again.duplicates == 60 and again.delivered == 0 and again.pending == 0
+    hits = ids_in(cluster, "leaksentry-hits")
+    assert len(hits) == len(set(hits)) == 60
+    assert cluster.request("GET", "/leaksentry-documents/_count")["count"] == 61
+
+    # search by severity, source and time through the read alias
+    crit = search(cluster, "leaksentry-hits", {"size": 100, "query": {"term": {
+        "leaksentry.severity": "critical"}}})["hits"]["hits"]
+    expected = [f for f in findings[:60] if f.result.severity == "critical"]
+    assert len(crit) == len(expected) > 0
+    assert all(h["_source"]["event"]["severity"] == 4 for h in crit)
+    gists = search(cluster, "leaksentry-hits", {"size": 100, "query": {"bool": {"filter": [
+        {"term": {"event.provider": "gists"}},
+        {"range": {"leaksentry.matched_records": {"gte": 20}}}]}}})["hits"]["hits"]
+    assert {h["_source"]["leaksentry"]["source"] for h in gists} == {"gists"}
+    assert len(gists) == sum(1 for f in findings[:60]
+                             if f.source == "gists" and f.result.matched_records >= 20)
+    since = (sinkdata.BASE_TIME - timedelta(days=3)).isoformat()
+    recent = search(cluster, "leaksentry-hits", {"size": 100, "query": {"range": {
+        "@timestamp": {"gte": since}}}})["hits"]["hits"]
+    assert len(recent) == sum(1 for f in findings[:60] if f.fetched_at.isoformat() >= since)
+    by_record = search(cluster, "leaksentry-hits", {"size": 100, "query": {"term": {
+        "leaksentry.record_refs": "150"}}})["hits"]["hits"]
+    assert len(by_record) == sum(1 for f in findings[:60] if "150" in f.result.record_refs)
+
+    # aggregate by source, and the records total
+    aggs = search(cluster, "leaksentry-hits", {"size": 0, "aggs": {
+        "src": {"terms": {"field": "leaksentry.source"}},
+        "per_day": {"date_histogram": {"field": "@timestamp", "calendar_interval": "day"}},
+    }})["aggregations"]
+    assert {b["key"]: b["doc_count"] for b in aggs["src"]["buckets"]} == {
+        "pastebin": 20, "gists": 20, "telegram": 20}
+    assert sum(b["doc_count"] for b in aggs["per_day"]["buckets"]) == 60
+
+
+def test_server_stopped_mid_run_then_delivered_exactly_once(osmem, tmp_path, store, sinkdata):
+    settings = make_settings(osmem.url, tmp_path, timeout=2)
+    ps = sinkdata.people(60)
+    findings = sinkdata.a_month_of_findings(ps, ["pastebin", "gists"], 40)
+    cluster = connect(settings.elasticsearch)
+    setup.setup(cluster)
+    for f in findings[:10]:
+        record_finding(store, f, settings)
+    assert spool.drain(store, settings).delivered == 20
+
+    osmem.stop()  # the cluster goes away mid-run
+    for f in findings[10:]:
+        record_finding(store, f, settings)
+    down = spool.drain(store, settings)
+    assert down.unreachable and down.error and down.delivered == 0
+    assert down.pending == spool.spool_depth(store.conn) == 60
+
+    osmem.restart()  # back (empty: osmem keeps data in memory)
+    up = spool.drain(store, settings)
+    assert up.error is None and up.delivered == 60 and up.pending == 0
+    assert spool.drain(store, settings).attempted == 0
+    hits = ids_in(cluster, "leaksentry-hits")
+    # exactly the 30 spooled while down: nothing delivered before the stop was re-sent
+    assert sorted(hits) == sorted(hit_id(f) for f in findings[10:])
+    assert cluster.request("GET", "/leaksentry-documents/_count")["count"] == 30
+
+
+def test_malformed_document_recorded_rest_indexed(osmem, tmp_path, store, sinkdata):
+    settings = make_settings(osmem.url, tmp_path)
+    setup.setup(connect(settings.elasticsearch))
+    ps = sinkdata.people(20)
+    findings = sinkdata.a_month_of_findings(ps, ["pastebin"], 9)
+    for f in findings[:5]:
+        record_finding(store, f, settings)
+    with store.transaction() as tx:  # a document the strict mapping refuses
+        spool._enqueue(tx, "hits", sinkdata.BASE_TIME, "bad-doc",
+                       {"@timestamp": "2026-11-20T08:00:00Z",
+                        "leaksentry": {"matched_records": "many",
+                                       "source": ps[0].hkid}})
+        spool._enqueue(tx, "hits", sinkdata.BASE_TIME, "stray-field",
+                       {"@timestamp": "2026-11-20T08:00:00Z", "content": "raw paste"})
+    for f in findings[5:]:
+        record_finding(store, f, settings)
+    report = spool.drain(store, settings)
+    assert report.delivered == 18 and report.rejected == 2 and report.pending == 0
+    assert spool.spool_rejected(store.conn) == 2
+    rows = spool.rejected_items(store.conn)
+    assert {r["doc_id"] for r in rows} == {"bad-doc", "stray-field"}
+    assert all(r["last_error"] for r in rows)
+    assert any("strict" in r["last_error"] for r in rows)
+    # a second drain does not retry them forever
+    assert spool.drain(store, settings).attempted == 0
+    cluster = connect(settings.elasticsearch)
+    assert cluster.request("GET", "/leaksentry-hits/_count")["count"] == 9
+    for r in rows:
+        assert ps[0].hkid not in (r["last_error"] or "")
+
+
+def test_no_plaintext_identifier_in_any_indexed_field(osmem, tmp_path, store, sinkdata):
+    """Planted leaks (with identifiers in the URL, file name and a snippet, as careless
+    uploads have them): a search over every field of every document finds none."""
+    settings = make_settings(osmem.url, tmp_path)
+    cluster = connect(settings.elasticsearch)
+    setup.setup(cluster)
+    ps = sinkdata.people(30)
+    for i in range(5):
+        group = ps[i * 6:(i + 1) * 6]
+        f = sinkdata.hit_finding(group, url=f"https://leak.example/{group[0].hkid}/{i}",
+                                 leak_in_text=True)
+        record_finding(store, f, settings)
+    assert spool.drain(store, settings).delivered == 10
+    forms = [f for f in sinkdata.planted_forms(ps) if len(f) >= 7]
+    for index in ("leaksentry-hits", "leaksentry-documents"):
+        docs = search(cluster, index, {"size": 1000, "query": {"match_all": {}}})["hits"]["hits"]
+        assert docs
+        text = json.dumps([d["_source"] for d in docs], ensure_ascii=False)
+        for form in forms:
+            assert form not in text and form.lower() not in text.lower()
+            # and the server's own search, across every field, finds nothing either
+            q = {"query": {"query_string": {"query": f'"{form}"', "fields": ["*"],
+                                            "lenient": True}}}
+            assert search(cluster, index, q)["hits"]["total"]["value"] == 0
+    # the masked forms are there, so the search above could have found something
+    masked = search(cluster, "leaksentry-hits", {"query": {"term": {
+        "leaksentry.masked_ids": f"{ps[0].hkid[:3]}****({ps[0].hkid[-1]})"}}})
+    assert masked["hits"]["total"]["value"] >= 1

@@ -131,7 +131,9 @@ def retention_job(config_path: str | None = None) -> None:
     n = purge(rt.store, older_than_seconds=age)
     if rt.metrics is not None and n:
         rt.metrics.purged.inc(n)
-    log.info("retention: purged %d row(s) older than %gs", n, age, extra={"job": RETENTION})
+    if n:
+        log.info("retention: purged %d row(s) older than %s", n, _human(age),
+                 extra={"job": RETENTION, "purged": n})
 
 
 PERIODIC = {
@@ -152,6 +154,13 @@ def periodic_job(job_id: str) -> None:
         rt = _runtime
         if rt is not None and rt.metrics is not None:
             rt.metrics.job_errors.labels(job_id).inc()
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -40,8 +40,12 @@ class DaemonMetrics:
                                   "Alert delivery attempts, by result (delivered, failed, dead)",
                                   ["result"], registry=r)
         self.spool_sent = Counter("leaksentry_spool_sent",
-                                  "Spooled documents sent to Elasticsearch, by result",
+                                  "Spooled documents sent to Elasticsearch, by result"
+                                  " (delivered, duplicates, rejected, retry_later)",
                                   ["result"], registry=r)
+        self.spool_unreachable = Counter("leaksentry_spool_unreachable",
+                                         "Spool drains that found Elasticsearch unreachable",
+                                         registry=r)
         self.purged = Counter("leaksentry_retention_purged",
                               "Rows purged by the retention job", registry=r)
         self.job_errors = Counter("leaksentry_job_errors",
@@ -66,10 +70,12 @@ class DaemonMetrics:
                 self.deliveries.labels(result).inc(n)
 
     def record_drain(self, report: Any) -> None:
-        for result in ("sent", "failed"):
+        for result in ("delivered", "duplicates", "rejected", "retry_later"):
             n = _count(getattr(report, result, 0))
             if n:
                 self.spool_sent.labels(result).inc(n)
+        if getattr(report, "unreachable", False):
+            self.spool_unreachable.inc()
 
 
 def _count(value: Any) -> int:

@@ -79,6 +79,8 @@ def source_schedule(source: Any, settings: Settings, index: int = 0) -> SourceSc
     if not cron and not every:
         every = daemon.default_every
     jitter = _seconds(getattr(source, "jitter", None))
+    if "jitter" not in getattr(source, "model_fields_set", {"jitter"}):
+        jitter = None  # left at the model default: the [daemon] default applies
     timeout = _seconds(getattr(source, "timeout", None))
     if timeout is None:
         timeout = _seconds(getattr(settings.crawler, "timeout", None))

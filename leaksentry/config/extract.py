@@ -33,8 +33,11 @@ class ExtractConfig(StrictModel):
     kill_grace: Duration = Field(default=2.0, ge=0)
     #: address-space headroom for the scanning worker beyond what it inherits (0 = no limit)
     worker_memory_bytes: int = Field(default=2048 * MiB, ge=0)
-    #: "fork" forks one worker per document; "warm" keeps one worker and sends it documents
-    worker_mode: str = Field(default="fork", pattern="^(fork|warm|inline)$")
+    #: "warm" keeps one worker and sends it documents; "fork" forks one per document;
+    #: "inline" scans in-process (cooperative time limit only)
+    worker_mode: str = Field(default="warm", pattern="^(fork|warm|inline)$")
+    #: a warm worker is replaced after this many documents (bounds memory drift)
+    worker_max_documents: int = Field(default=1000, gt=0)
     #: base64 / hex runs at least this long are decoded and extracted as embedded files
     blob_min_length: int = Field(default=128, ge=16)
     #: plain text longer than this is split at line ends into several parts

@@ -32,7 +32,7 @@ from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
 from pipelines.model import TextPart
 
-__all__ = ["Extraction", "detect", "extract"]
+__all__ = ["Extraction", "detect", "extract", "preload"]
 
 Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
@@ -74,6 +74,16 @@ def handler_for(kind: str) -> Handler | None:
     if not _HANDLERS:
         _HANDLERS.update(_handlers())
     return _HANDLERS.get(kind)
+
+
+def preload() -> None:
+    """Import every format library now, so forked workers do not each import them."""
+    handler_for("text")
+    import docx  # noqa: F401
+    import pptx  # noqa: F401
+    import py7zr  # noqa: F401
+    import pypdf  # noqa: F401
+    import striprtf.striprtf  # noqa: F401
 
 
 def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator
 
 from pipelines.extract.node import Node
@@ -11,13 +12,15 @@ from pipelines.extract.state import Failed, State, reason
 from pipelines.extract.text import decode, row_text
 from pipelines.model import TextPart
 
+_SPACES = re.compile(r" {4,}")
+
 # pypdf logs every repair it makes on a damaged file; the status says enough
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def pdf(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
-    """One part per page ("page 3"); pypdf keeps a table row on one line when the
-    cells share a baseline."""
+    """One part per page ("page 3"). pypdf's layout mode keeps a table row on one
+    line (cells that share a baseline), which record-level matching needs."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
@@ -51,13 +54,14 @@ def pdf(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     for i in range(count):
         state.tick()
         try:
-            text = pages[i].extract_text() or ""
-        except RecursionError:
-            bad += 1
-            continue
+            text = pages[i].extract_text(extraction_mode="layout") or ""
         except Exception:
-            bad += 1
-            continue
+            try:
+                text = pages[i].extract_text() or ""
+            except Exception:  # RecursionError included: a hostile page, not the document
+                bad += 1
+                continue
+        text = _SPACES.sub("   ", text)
         if text.strip():
             yield TextPart(text, node.at(f"page {i + 1}"))
     if bad:

@@ -47,9 +47,16 @@ def sniff_encoding(data: bytes) -> str:
             return "utf-16-le"
         if even > len(sample) // 4 and odd < len(sample) // 50:
             return "utf-16-be"
-    best = charset_normalizer.from_bytes(sample).best()
+    results = charset_normalizer.from_bytes(sample)
+    best = results.best()
     if best is None or not best.encoding:
-        return "latin-1"
+        return "cp1252"
+    if best.encoding.startswith(("cp125", "iso8859", "latin", "mac_")):
+        # short Western samples are ambiguous between single-byte code pages: prefer the
+        # common one (Windows-1252, a superset of Latin-1) when it reads as cleanly
+        for m in results:
+            if m.encoding in ("cp1252", "latin_1") and m.chaos <= best.chaos + 0.02:
+                return "cp1252"
     return {"ascii": "utf-8"}.get(best.encoding, best.encoding)
 
 

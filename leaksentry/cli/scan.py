@@ -1,9 +1,170 @@
-"""CLI commands: scan (placeholder: its owner fills it in)."""
+"""`leaksentry scan`: match local files (or stdin) against the fingerprints.
+
+Each document goes through ``pipelines.process.scan_document`` (extraction
+with its limits, then the matcher), exactly as crawled uploads do. Output is
+masked identifiers and register references only.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from pipelines.model import Finding
+
+EXIT_HELP = (
+    "Exit status: 0 nothing matched; 1 something matched (a register record, or"
+    " enough valid identifiers that are not in the register to rate a severity);"
+    " 2 usage or input error (bad option, unreadable key, fingerprint file or path,"
+    " empty stdin, or a document that could not be scanned: status other than ok),"
+    " when nothing matched."
+)
+STDIN = "-"
+REFS_SHOWN = 10
+MATCHES_SHOWN = 20
+
+
+def _inputs(paths: list[str]) -> Iterator[tuple[str, Path | None]]:
+    """(display path, file) per input; directories are walked recursively, sorted."""
+    for p in paths:
+        if p == STDIN:
+            yield STDIN, None
+            continue
+        path = Path(p)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    f = Path(root) / name
+                    yield str(f), f
+        else:
+            yield p, path
+
+
+def _read(display: str, path: Path | None) -> bytes:
+    if path is None:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise InputError("stdin: empty input")
+        return data
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{display}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{display}: is a directory") from None
+    except OSError as exc:
+        raise InputError(f"{display}: cannot read: {exc.strerror}") from None
+
+
+def _refs(refs: list[str]) -> str:
+    shown = ", ".join(refs[:REFS_SHOWN])
+    return shown + (f" (+{len(refs) - REFS_SHOWN} more)" if len(refs) > REFS_SHOWN else "")
+
+
+def _print(findings: list[Finding]) -> None:
+    """A summary table, then each matching document's masked matches."""
+    table = Table(title="leaksentry scan", title_justify="left")
+    for col in ("path", "status", "severity", "records", "not in register"):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        r = f.result
+        unmatched = ", ".join(f"{k} {v}" for k, v in r.unmatched_valid.items() if v)
+        status = r.status if r.status == "ok" else f"{r.status}: {r.error or ''}"
+        table.add_row(escape(f.url), escape(status), r.severity, str(r.matched_records),
+                      unmatched)
+    console.print(table)
+    for f in findings:
+        r = f.result
+        if not r.matches:
+            continue
+        console.print(Text.assemble((f.url, "bold"), f": {r.matched_records} record(s): ",
+                                    _refs(r.record_refs)), soft_wrap=True)
+        for m in r.matches[:MATCHES_SHOWN]:
+            console.print(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}  at {m.where}",
+                          highlight=False, markup=False, soft_wrap=True)
+        if len(r.matches) > MATCHES_SHOWN:
+            console.print(f"  (+{len(r.matches) - MATCHES_SHOWN} more; use --json for all)",
+                          highlight=False)
+
+
+def scan(
+    paths: Annotated[list[str], typer.Argument(
+        metavar="PATH... | -", help="Files or directories (walked recursively); - reads stdin.",
+        show_default=False)],
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="Key file (default: matching.key in the config).",
+        show_default=False)] = None,
+    fingerprints: Annotated[Path | None, typer.Option(
+        "--fingerprints", help="Fingerprint file (default: matching.fingerprints).",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per document (JSON Lines).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Scan files for the register's identifiers; print masked matches and record refs."""
+    from pipelines.match import Matcher
+    from pipelines.model import Document
+    from pipelines.process import scan_document
+
+    s = settings(config)
+    key_path = key or s.matching.key
+    fp_path = fingerprints or s.matching.fingerprints
+    if key_path is None:
+        raise ConfigError("no key: give --key or set matching.key in the config")
+    if fp_path is None:
+        raise ConfigError("no fingerprints: give --fingerprints or set matching.fingerprints")
+    matcher = Matcher.load(key_path, fp_path, s.matching)
+    passwords = tuple(getattr(s.extract, "passwords", ()) or ())
+
+    findings: list[Finding] = []
+    failed = matched = False
+    for display, path in _inputs(paths):
+        try:
+            data = _read(display, path)
+        except InputError as exc:
+            err_console.print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
+            failed = True
+            continue
+        doc = Document(url=display, source="scan", content=data,
+                       filename=path.name if path is not None else None)
+        try:
+            finding = scan_document(doc, matcher, s.extract, passwords)
+        except Exception as exc:  # never a traceback at the user; the type says enough
+            err_console.print(Text.assemble(
+                ("error: ", "red"), f"{display}: could not be scanned ({type(exc).__name__})"),
+                soft_wrap=True)
+            failed = True
+            continue
+        r = finding.result
+        if r.status != "ok":
+            failed = True
+            err_console.print(Text.assemble(("warning: ", "yellow"),
+                                            f"{display}: {r.status}: {r.error or ''}".strip()),
+                              soft_wrap=True)
+        matched = matched or r.hit
+        if as_json:
+            sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            findings.append(finding)
+    if not as_json and findings:
+        _print(findings)
+    raise typer.Exit(1 if matched else 2 if failed else 0)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("scan", epilog=EXIT_HELP)(scan)

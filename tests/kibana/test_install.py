@@ -171,7 +171,7 @@ def test_wrong_key_is_one_line_error(kibana_api_key):
 
 
 def test_unreachable_kibana_names_the_url():
-    with pytest.raises(KibanaError, match="127.0.0.1:9: kibana unreachable"):
+    with pytest.raises(KibanaError, match=r"127\.0\.0\.1:9: kibana unreachable"):
         install("http://127.0.0.1:9", KibanaConfig(timeout=2))
 
 

@@ -112,6 +112,7 @@ class SourceConfig(StrictModel):
     # -- rendering (listing, render = true) ----------------------------------------
     render: bool = False
     wait_selector: str | None = None
+    item_wait_selector: str | None = None  # rendered item pages: wait for this (else idle)
     wait_timeout: Duration = 15.0
     block_resources: bool = True
 

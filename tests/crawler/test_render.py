@@ -1,0 +1,188 @@
+"""``listing`` with ``render = true``: Chromium (Debian's, via scrapy-playwright) renders a
+page whose item links and item contents are written by JavaScript.
+
+The local site (servers/js_listing.py) is a real page for a real browser: its raw HTML
+holds neither the item links nor the identifiers, so only rendering finds them; the same
+source without ``render`` finds nothing. Crawls run as subprocesses (``leaksentry crawl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from parsel import Selector
+from servers.js_listing import JsListingSite
+from servers.planted import forms, write_planted
+
+from crawler.playwright import BLOCKED_RESOURCE_TYPES, make_abort_request, render_meta
+from leaksentry.config.sources import SourceConfig
+from leaksentry.synth import patients, written_hkid
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                                reason="Debian chromium not installed (make test installs it)")
+
+
+def _site_items(people: list, n_items: int, rng: random.Random) -> dict[str, tuple[str, str]]:
+    items = {}
+    for i in range(n_items):
+        group = people[i * 2:(i + 1) * 2]
+        lines = [f"{p.name}\t{written_hkid(p.hkid, rng)}\t{p.procedure}" for p in group]
+        items[f"pz{i:04d}x"] = (f"export part {i}", "patient list\n" + "\n".join(lines) + "\n")
+    return items
+
+
+@dataclass
+class Rendered:
+    site: JsListingSite
+    people: list
+
+
+@pytest.fixture
+def js_site():
+    people = list(patients(6, seed=41))
+    site = JsListingSite(_site_items(people, 3, random.Random(7))).start()
+    yield Rendered(site, people)
+    site.stop()
+
+
+def _source(site: JsListingSite, **over: object) -> dict:
+    src = {"name": "jsite", "kind": "listing", "url": f"{site.url}/list",
+           "link_css": "table.recent a.paste", "id_regex": r"/item/([a-z0-9]+)$",
+           "allow_private": True, "render": True, "wait_selector": "a.paste",
+           "item_wait_selector": "pre.ready", "wait_timeout": "20s"}
+    src.update(over)
+    return {k: v for k, v in src.items() if v is not None}
+
+
+def _env(ws, people) -> dict[str, str]:
+    planted = ws.root / "planted.json"
+    write_planted(planted, people)
+    return {"LEAKSENTRY_CRAWL_PROCESSOR": "servers.planted.PlantedRefsProcessor",
+            "LEAKSENTRY_PLANTED": str(planted),
+            "PYTHONPATH": str(Path(__file__).parent)}
+
+
+def test_raw_html_holds_neither_links_nor_identifiers(js_site: Rendered) -> None:
+    site = js_site.site
+    listing = urllib.request.urlopen(f"{site.url}/list").read().decode()
+    assert Selector(text=listing).css("table.recent a.paste") == []
+    for item_id in site.items:
+        assert item_id not in listing
+        page = urllib.request.urlopen(f"{site.url}/item/{item_id}").read().decode()
+        for form in forms(js_site.people):
+            assert form not in page
+
+
+def test_rendered_listing_finds_js_written_identifiers_once(js_site: Rendered,
+                                                             crawl_ws) -> None:
+    site, people = js_site.site, js_site.people
+    ws = crawl_ws
+    ws.write([_source(site)])
+    env = _env(ws, people)
+
+    first = ws.crawl("jsite", env=env, timeout=180)
+    assert first.run is not None, first.output[-2000:]
+    assert first.run["outcome"] == "ok", first.output[-2000:]
+    assert first.run["discovered"] == 3 and first.run["new"] == 3
+    docs = ws.docs()
+    assert sorted(d["item_id"] for d in docs) == sorted(site.items)
+    found = sorted({r for d in docs for r in d["refs"]}, key=int)
+    assert found == [p.ref for p in people]  # every identifier, written by JavaScript
+    assert all(d["url"].startswith(f"{site.url}/item/") for d in docs)
+    # Chromium ran the scripts (the API call) but fetched no blocked resource
+    assert site.hits["/api/recent"] >= 1
+    for path in ("/static/site.css", "/static/logo.png", "/static/intro.mp4",
+                 "/static/x.woff2"):
+        assert site.hits[path] == 0, path
+    # nothing printed or stored holds an identifier in plaintext
+    stored = ws.db.read_bytes().decode("latin-1")
+    for form in forms(people):
+        assert form not in first.output and form not in stored
+
+    # second crawl: the listing is rendered again, no item is fetched again
+    second = ws.crawl("jsite", env=env, timeout=180)
+    assert second.run["outcome"] == "ok", second.output[-2000:]
+    assert second.run["discovered"] == 3
+    assert second.run["fetched"] == 0 and second.run["new"] == 0
+    assert len(ws.docs()) == 3
+
+    # a new item appears: only it is fetched
+    more = list(patients(8, seed=41))[6:]
+    site.items["pz0099x"] = ("late export", f"{more[0].name} {more[0].hkid}\n")
+    third = ws.crawl("jsite", env=env, timeout=180)
+    assert third.run["fetched"] == 1 and third.run["new"] == 1
+    assert ws.docs()[-1]["item_id"] == "pz0099x"
+
+
+def test_same_source_without_render_finds_nothing(js_site: Rendered, crawl_ws) -> None:
+    ws = crawl_ws
+    ws.write([_source(js_site.site, render=False, wait_selector=None,
+                      item_wait_selector=None)])
+    res = ws.crawl("jsite", env=_env(ws, js_site.people))
+    assert res.run is not None, res.output[-2000:]
+    assert res.run["discovered"] == 0 and res.run["fetched"] == 0
+    assert ws.docs() == []
+    assert js_site.site.hits["/api/recent"] == 0  # no script ran
+
+
+def test_wait_selector_that_never_appears_is_a_recorded_source_error(js_site: Rendered,
+                                                                    crawl_ws) -> None:
+    ws = crawl_ws
+    ws.write([_source(js_site.site, wait_selector="div.never-there", wait_timeout="2s",
+                      retry_max=0)])
+    res = ws.crawl("jsite", env=_env(ws, js_site.people), timeout=180)
+    assert res.run is not None, res.output[-2000:]
+    assert res.run["outcome"] == "error"
+    assert "jsite" in ws.query("SELECT source FROM source_runs")[0]["source"]
+    assert res.run["error"] and "/list" in res.run["error"]
+
+
+# -- the browser-side request filter ----------------------------------------------------
+
+@dataclass
+class _FakePlaywrightRequest:
+    """Only ``url`` and ``resource_type`` are read by the filter (a plain value object,
+    since a Playwright Request cannot be built without a browser)."""
+
+    url: str
+    resource_type: str = "document"
+
+
+@pytest.mark.parametrize("rtype", sorted(BLOCKED_RESOURCE_TYPES))
+def test_abort_request_blocks_heavy_resources(rtype: str) -> None:
+    abort = make_abort_request(block_resources=True, allow_private=True)
+    assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is True
+    keep = make_abort_request(block_resources=False, allow_private=True)
+    assert asyncio.run(keep(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is False
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",
+                                 "http://127.0.0.1:9/", "http://10.1.2.3/", "file:///etc/passwd",
+                                 "http://metadata.google.internal/"])
+def test_abort_request_applies_the_network_guard_to_browser_requests(url: str) -> None:
+    abort = make_abort_request(block_resources=True, allow_private=False)
+    for rtype in ("document", "xhr", "fetch", "script"):
+        assert asyncio.run(abort(_FakePlaywrightRequest(url, rtype))) is True
+
+
+def test_abort_request_lets_scripts_and_api_calls_through() -> None:
+    abort = make_abort_request(block_resources=True, allow_private=True)
+    for rtype in ("document", "script", "xhr", "fetch"):
+        assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/a", rtype))) is False
+
+
+def test_render_meta_never_hands_pages_to_callbacks() -> None:
+    src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
+                       render=True, wait_selector="a.paste", wait_timeout=5)
+    meta = render_meta(src, src.wait_selector)
+    assert meta["playwright"] is True and meta["playwright_include_page"] is False
+    (method,) = meta["playwright_page_methods"]
+    assert method.method == "wait_for_selector" and method.args == ("a.paste",)
+    assert method.kwargs["timeout"] == 5000
+    idle = render_meta(src, None)["playwright_page_methods"][0]
+    assert idle.method == "wait_for_load_state" and idle.args == ("networkidle",)

@@ -1,9 +1,102 @@
-"""CLI commands: es (placeholder: its owner fills it in)."""
+"""CLI commands: `es setup`, `es check`, `es flush`."""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
+
+from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.errors import LeakSentryError
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    group = typer.Typer(help="Elasticsearch/OpenSearch indices and the delivery spool.",
+                        no_args_is_help=True)
+    app.add_typer(group, name="es")
+
+    @group.command("setup")
+    def setup_cmd(config: ConfigOption = None) -> None:
+        """Install the retention policy, index templates and read aliases (idempotent)."""
+        from pipelines.sinks.client import connect
+        from pipelines.sinks.setup import setup
+
+        s = settings(config)
+        cluster = connect(s.elasticsearch)
+        try:
+            report = setup(cluster)
+        finally:
+            cluster.close()
+        console.print(f"index templates: {', '.join(report.templates)}")
+        console.print(f"read aliases: {', '.join(report.aliases)}"
+                      + (f" (created {', '.join(report.indices_created)})"
+                         if report.indices_created else ""))
+        console.print(f"retention: {report.retention}")
+        for note in report.notes:
+            console.print(f"note: {note}")
+
+    @group.command("check")
+    def check_cmd(
+        config: ConfigOption = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    ) -> None:
+        """Connectivity, version, auth, template state and spool depth; exit 1 on problems."""
+        from leaksentry.store import Store
+        from pipelines.sinks.client import connect
+        from pipelines.sinks.setup import check
+        from pipelines.sinks.spool import spool_depth, spool_rejected
+
+        s = settings(config)
+        cluster = connect(s.elasticsearch)
+        try:
+            report = check(cluster)
+        finally:
+            cluster.close()
+        store = Store(s.state.db)
+        try:
+            report.spool_depth = spool_depth(store.conn)
+            report.spool_rejected = spool_rejected(store.conn)
+        finally:
+            store.close()
+        if as_json:
+            print(json.dumps(report.to_json()))
+        else:
+            console.print(f"url: {report.url} ({s.elasticsearch.backend} backend)")
+            console.print(f"reachable: {'yes' if report.reachable else 'no'}")
+            if report.auth_ok is not None:
+                console.print(f"auth: {'ok' if report.auth_ok else 'refused'}")
+            if report.version:
+                console.print(f"version: {report.distribution} {report.version}")
+            for name, state in report.templates.items():
+                console.print(f"template {name}: {state}")
+            for name, count in report.aliases.items():
+                console.print(f"alias {name}: "
+                              + (f"{count} documents" if count is not None else "missing"))
+            console.print(f"spool: {report.spool_depth} waiting, {report.spool_rejected}"
+                          " rejected")
+            for p in report.problems:
+                console.print(f"problem: {p}")
+        if not report.ok:
+            raise typer.Exit(1)
+
+    @group.command("flush")
+    def flush_cmd(config: ConfigOption = None) -> None:
+        """Deliver the spool now (the daemon does this on its own schedule)."""
+        from leaksentry.store import Store
+        from pipelines.sinks.spool import drain
+
+        s = settings(config)
+        if not s.elasticsearch.enabled:
+            raise LeakSentryError("elasticsearch is not configured ([elasticsearch] url)")
+        store = Store(s.state.db)
+        try:
+            r = drain(store, s)
+        finally:
+            store.close()
+        console.print(f"delivered {r.delivered}, already there {r.duplicates}, rejected"
+                      f" {r.rejected}, retry later {r.retry_later}; {r.pending} waiting")
+        for e in r.errors[:5]:
+            console.print(f"item: {e}")
+        if r.error:
+            raise LeakSentryError(r.error)

@@ -165,6 +165,7 @@ class SourceSpider(scrapy.Spider):
         self.started_at = datetime.now(UTC)
         self.summary: RunSummary | None = None
         self._budget = int(self.source.max_items or 0)
+        self._queued: set[str] = set()  # item ids requested in this run
         self._token = resolve_secret(None, self.source.token_env) if self.source.token_env \
             else None
         self._source_host = urlsplit(self.source.all_urls[0]).hostname \
@@ -201,6 +202,7 @@ class SourceSpider(scrapy.Spider):
             req = self.retry_request(item)
             if req is not None:
                 self._budget -= 1
+                self._queued.add(item.item_id)
                 yield req
         async for req in self.discover():
             yield req
@@ -256,6 +258,8 @@ class SourceSpider(scrapy.Spider):
         Past the run's ``max_items`` budget the item stays pending in the store and is
         fetched by the next run."""
         self.counters.discovered += 1
+        if item_id in self._queued:
+            return False
         state = seen.get_item(self.store.conn, self.source.name, item_id)
         if not seen.needs_fetch(state, version):
             return False
@@ -264,6 +268,7 @@ class SourceSpider(scrapy.Spider):
         if self._budget <= 0:
             return False
         self._budget -= 1
+        self._queued.add(item_id)
         return True
 
     def make_document(self, response: Response, item_id: str, *, url: str | None = None,
@@ -294,7 +299,9 @@ class SourceSpider(scrapy.Spider):
     def not_ready(self, item_id: str, url: str, reason: str,
                   delay: float | None = None) -> None:
         """The site says the item is not ready yet: re-queue it (never dropped)."""
-        when = datetime.now(UTC) + timedelta(seconds=delay or self.source.not_ready_delay or 60)
+        if delay is None:
+            delay = self.source.not_ready_delay
+        when = datetime.now(UTC) + timedelta(seconds=60 if delay is None else delay)
         seen.requeue(self.store.conn, self.source.name, item_id, url, when, reason)
         self.counters.statuses["not_ready"] += 1
         self.logger.info("%s: not ready, re-queued for %s", url, when.isoformat())
@@ -335,8 +342,9 @@ class SourceSpider(scrapy.Spider):
                        permanent: bool = False) -> None:
         state = seen.get_item(self.store.conn, self.source.name, item_id)
         attempts = state.attempts if state else 0
-        base = float(self.source.backoff_base or 2.0)
-        cap = float(self.source.backoff_cap or 600.0)
+        # between runs: a minute, doubling per failed attempt, at most backoff_cap
+        base = float(self.source.backoff_base if self.source.backoff_base is not None else 2)
+        cap = float(self.source.backoff_cap if self.source.backoff_cap is not None else 600)
         delay = min(cap, max(base, 60.0) * (2 ** attempts))
         seen.requeue(self.store.conn, self.source.name, item_id, url,
                      datetime.now(UTC) + timedelta(seconds=delay), message,

@@ -9,13 +9,16 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 ROBOTSTXT_OBEY = True  # per source: obey_robots (default true for HTML kinds)
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19's RemoteControl extension runs Python code sent to a local HTTP port:
+# a crawler reading hostile sites must not have one
+REMOTE_CONTROL_ENABLED = False
 LOG_LEVEL = "INFO"
 # items carry document content: never print them
 LOG_FORMATTER = "crawler.base.SafeLogFormatter"
 LOGSTATS_INTERVAL = 0
 
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
-DNS_RESOLVER = "crawler.middlewares.guard.GuardedResolver"
+TWISTED_DNS_RESOLVER = "crawler.middlewares.guard.GuardedResolver"
 DNS_TIMEOUT = 15
 
 DOWNLOAD_TIMEOUT = 60

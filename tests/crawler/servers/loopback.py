@@ -35,7 +35,7 @@ class LoopbackServer:
 class QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def send_body(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8",

@@ -44,6 +44,7 @@ class PastebinState:
     def __init__(self) -> None:
         self.pastes: list[Paste] = []
         self.denied = False
+        self.deny_bodies = False  # whitelist lost between the listing and the bodies
         self.hits: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.base = ""
@@ -61,7 +62,7 @@ class PastebinState:
 class Handler(QuietHandler):
     server: object
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         st: PastebinState = self.server.state  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
         q = parse_qs(parts.query)
@@ -80,6 +81,8 @@ class Handler(QuietHandler):
         if parts.path == "/api_scrape_item.php":
             key = q.get("i", [""])[0]
             st.hits[f"item:{key}"] += 1
+            if st.deny_bodies:
+                return self.send_body(200, DENIED.encode())
             with st.lock:
                 p = st.get(key)
                 if p is None or p.deleted:

@@ -91,10 +91,6 @@ class Alert:
     created_at: datetime
     payload: dict[str, Any]
 
-    @property
-    def key(self) -> str:
-        """Stable across retries and restarts: the receiver's idempotency key."""
-        return f"leaksentry-alert-{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +107,12 @@ class Delivery:
 
     @property
     def idempotency_key(self) -> str:
-        return f"leaksentry-alert-{self.alert_id}-{self.channel}"
+        return delivery_key(self.alert_id, self.channel)
+
+
+def delivery_key(alert_id: int, channel: str) -> str:
+    """Stable across retries and restarts: the receiver's idempotency key."""
+    return f"leaksentry-alert-{alert_id}-{channel}"
 
 
 def _alert(row: sqlite3.Row) -> Alert:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from leaksentry.store import outbox
@@ -57,8 +57,6 @@ def route(finding: Finding, settings: Settings) -> list[str]:
 
 
 def _aware(dt: datetime) -> datetime:
-    from datetime import UTC
-
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 

@@ -112,9 +112,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def outgoing(alert: outbox.Alert, channel: str) -> Outgoing:
-    thread_key = f"leaksentry-alert-{alert.thread_id}-{channel}" if alert.thread_id else None
+    thread_key = outbox.delivery_key(alert.thread_id, channel) if alert.thread_id else None
     return Outgoing(alert_id=alert.id, kind=alert.kind, severity=alert.severity,
-                    payload=alert.payload, idempotency_key=f"leaksentry-alert-{alert.id}-{channel}",
+                    payload=alert.payload, idempotency_key=outbox.delivery_key(alert.id, channel),
                     thread_key=thread_key)
 
 

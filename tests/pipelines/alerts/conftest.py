@@ -147,6 +147,7 @@ class Receiver:
     secret: str | None = SECRET
     statuses: list[int] = field(default_factory=list)  # answers to the next requests
     default_status: int = 200
+    retry_after: str | None = None  # sent with 429/503 answers
     hang: threading.Event | None = None  # when set up, the first request waits on it
     requests: list[Received] = field(default_factory=list)
     processed: list[str] = field(default_factory=list)  # idempotency keys acted upon
@@ -194,6 +195,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             status = receiver.handle(self.path, headers, body)
             self.send_response(status)
+            if status in (429, 503) and receiver.retry_after:
+                self.send_header("Retry-After", receiver.retry_after)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")

@@ -112,14 +112,16 @@ def test_500_forever_becomes_a_dead_letter_and_can_be_requeued(store, kit, peopl
 
 
 def test_retry_after_is_respected(store, kit, people, tmp_path, receivers, rng):
-    r = kit.Receiver(statuses=[429])
+    r = kit.Receiver(statuses=[429], retry_after="240")
     kit.start_receiver(r)
     receivers.append(r)
-    s = kit.settings_with(tmp_path, [hook(r, kit)])
+    s = kit.settings_with(tmp_path, [hook(r, kit)])  # backoff_base 10s: first retry <= 10s
     plan_one(store, kit, people, s)
-    # the test receiver sends no Retry-After; the row is still just retried, not dead
     assert deliver_pending(store, s, kit.T0, rng=rng).failed == 1
-    assert deliver_pending(store, s, kit.T0 + timedelta(hours=1), rng=rng).delivered == 1
+    (d, _), = outbox.deliveries(store.conn)
+    assert (d.next_attempt_at - kit.T0).total_seconds() == 240
+    assert deliver_pending(store, s, kit.T0 + timedelta(seconds=239), rng=rng).delivered == 0
+    assert deliver_pending(store, s, kit.T0 + timedelta(seconds=240), rng=rng).delivered == 1
 
 
 def test_backoff_grows_caps_and_jitters():

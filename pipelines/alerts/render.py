@@ -120,7 +120,7 @@ def html_body(p: dict[str, Any]) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><th align=\"left\" valign=\"top\">{e(k)}</th><td>"
-        + (f"<a href=\"{e(v)}\">{e(v)}</a>" if k in ("Kibana", "URL") and v.startswith("http")
+        + (f"<a href=\"{e(v)}\">Open in Kibana</a>" if k == "Kibana" and v.startswith("http")
            else e(v))
         + "</td></tr>"
         for k, v in facts(p)

@@ -243,3 +243,16 @@ def test_killed_before_any_delivery_loses_nothing(kit, people, tmp_path, receive
     assert deliver_pending(store, s, kit.T0, rng=rng).delivered == 1
     assert receiver.requests[0].json()["alert"]["record_refs"] == ["7"]
     store.close()
+
+
+def test_a_claimed_row_is_not_claimed_again_within_its_lease(store, kit, people, tmp_path):
+    s = kit.settings_with(tmp_path, [{"name": "hook", "type": "syslog", "port": 5514}])
+    plan_one(store, kit, people, s)
+    (row,) = outbox.due_deliveries(store.conn, kit.T0)
+    lease = kit.T0 + timedelta(minutes=5)
+    with store.transaction() as tx:
+        assert outbox.claim(tx, row.id, kit.T0, lease)
+    with store.transaction() as tx:  # a second worker
+        assert not outbox.claim(tx, row.id, kit.T0 + timedelta(minutes=1), lease)
+    assert outbox.due_deliveries(store.conn, kit.T0 + timedelta(minutes=4)) == []
+    assert [d.id for d in outbox.due_deliveries(store.conn, lease)] == [row.id]

@@ -91,8 +91,10 @@ def _looks_binary(head: bytes) -> bool:
         odd, even = head[1::2].count(0), head[0::2].count(0)
         if min(odd, even) < len(head) // 50:  # one side only: UTF-16 text
             return False
-    if head.count(0) > len(head) * 0.3 and head.strip(b"\x00\r\n\t ") == b"":
-        return False  # NUL-filled text: treat as text, it is cheap to scan
+    if b"\x00" * 64 in head:
+        head = head.replace(b"\x00", b"")  # NUL-padded text: judge what is left
+        if not head:
+            return False
     controls = sum(1 for b in head if b < 9 or 13 < b < 32)
     return controls > len(head) * 0.1
 

@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from pipelines.model import CELL_SEP, TextPart
 csv.field_size_limit(64 * 1024 * 1024)
 
 _SAMPLE = 64 * 1024
+_NULS = re.compile("\x00+")
 _BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
          (codecs.BOM_UTF16_BE, "utf-16")]
@@ -98,7 +100,9 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     stream = open_text(data, state)
     for first, chunk in text_chunks(stream, state.config.text_chunk_chars, state):
         loc = node.location if first == 1 else node.at(f"from line {first}")
-        yield TextPart(chunk.replace("\x00", " ") if "\x00" in chunk else chunk, loc)
+        if "\x00" in chunk:
+            chunk = _NULS.sub(" ", chunk)  # NUL padding carries nothing; keep parts small
+        yield TextPart(chunk, loc)
         yield from embedded(chunk, node, state)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -12,11 +13,12 @@ from leaksentry.synth import Patient, patients
 from pipelines.extract import Extraction, extract
 from pipelines.model import STATUSES, TextPart
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
 
 def canon(text: str) -> str:
     """Upper-case letters and digits only: an identifier written any way becomes canonical."""
-    text = unicodedata.normalize("NFKC", text).upper()
-    return "".join(c for c in text if c.isalnum())
+    return _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text).upper())
 
 
 @dataclass

@@ -48,6 +48,11 @@ def _database(expressions: tuple[bytes, ...]):  # -> hyperscan.Database
         return db
 
 
+def _closed(buf: bytes, end: int) -> bool:
+    """The token ends with a closing bracket (ASCII or full-width)."""
+    return buf[end - 1] == 0x29 or (buf[end - 1] == 0x89 and buf[end - 3:end] == b"\xef\xbc\x89")
+
+
 class Finder:
     """Finds candidates of every kind; ``engine`` is "auto", "hyperscan" or "re"."""
 
@@ -59,12 +64,16 @@ class Finder:
             raise RuntimeError("hyperscan is not installed")
         self.engine = engine
         self._hs_kinds: list[int] = []
+        self._hs_exprs: list[tuple[int, bool]] = []  # expression id -> (kind, trailing edge)
         self._re_kinds: list[int] = list(range(len(self.kinds)))
         self._db = None
         if engine == "hyperscan":
             hs_kinds = [i for i, k in enumerate(self.kinds) if k.hs_ok]
+            exprs = [(i, expr, edge) for i in hs_kinds
+                     for expr, edge in self.kinds[i].hs_expressions]
+            self._hs_exprs = [(i, edge) for i, _, edge in exprs]
             try:
-                self._db = _database(tuple(self.kinds[i].hs_expression for i in hs_kinds))
+                self._db = _database(tuple(expr for _, expr, _ in exprs))
             except hyperscan.error as exc:
                 # one custom pattern hyperscan cannot compile: fall back to `re` for all
                 log.warning("hyperscan cannot compile the patterns (%s); using re", exc)
@@ -103,21 +112,22 @@ class Finder:
         self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch())
         if not hits:
             return []
-        kinds = self._hs_kinds
-        # token = (start + 1, end - 1); longest per start first
-        hits.sort(key=lambda h: (h[0], h[1], -h[2]))
+        exprs = self._hs_exprs
+        # token = (start + 1, end - 1 if the expression consumed a trailing boundary byte)
+        tokens = [(exprs[i][0], f + 1, t - 1 if exprs[i][1] else t) for i, f, t in hits]
+        # per kind, longest per start first
+        tokens.sort(key=lambda h: (h[0], h[1], -h[2]))
         out: list[Candidate] = []
         last_kind, last_end, last_start = -1, -1, -1
-        for i, f, t in hits:
-            s, e = f + 1, t - 1
+        for i, s, e in tokens:
             if i != last_kind:
                 last_kind, last_end, last_start = i, -1, -1
             if s == last_start or s < last_end:
                 continue  # a shorter token at the same start, or overlapping a kept one
             if buf[s - 1] >= 0x80 and fullwidth_alnum_before(buf, s):
                 continue
-            if buf[e] == 0xEF and fullwidth_alnum_after(buf, e):
+            if buf[e] == 0xEF and fullwidth_alnum_after(buf, e) and not _closed(buf, e):
                 continue
-            out.append((kinds[i], s, e))
+            out.append((i, s, e))
             last_start, last_end = s, e
         return out

@@ -31,20 +31,28 @@ OPEN = rb"(?:\(|\xef\xbc\x88)"
 CLOSE = rb"(?:\)|\xef\xbc\x89)"
 
 
+def _bracketed(check: bytes) -> bytes:
+    return OPEN + SPACE + check + SPACE + CLOSE
+
+
 def _checked(check: bytes) -> bytes:
     """A check character, bare or in (optionally spaced) brackets."""
-    return rb"(?:" + OPEN + SPACE + check + SPACE + CLOSE + rb"|" + check + rb")"
+    return rb"(?:" + _bracketed(check) + rb"|" + check + rb")"
 
 
-HKID_PATTERN = LETTER + rb"{1,2}" + SPACE + DIGIT + rb"{6}" + SPACE + _checked(HKID_CHECK)
-HN_PATTERN = (
-    rb"(?:[Hh][Nn]|\xef\xbc\xa8\xef\xbc\xae|\xef\xbd\x88\xef\xbd\x8e)" + SPACE
-    + DIGIT + rb"{6,10}" + rb"(?:" + SPACE + _checked(ALNUM) + rb")?"
-)
+_HKID_BODY = LETTER + rb"{1,2}" + SPACE + DIGIT + rb"{6}" + SPACE
+HKID_PATTERN = _HKID_BODY + _checked(HKID_CHECK)
+HKID_CLOSED = _HKID_BODY + _bracketed(HKID_CHECK)
+_HN_BODY = (rb"(?:[Hh][Nn]|\xef\xbc\xa8\xef\xbc\xae|\xef\xbd\x88\xef\xbd\x8e)" + SPACE
+            + DIGIT + rb"{6,10}")
+HN_PATTERN = _HN_BODY + rb"(?:" + SPACE + _checked(ALNUM) + rb")?"
+HN_CLOSED = _HN_BODY + SPACE + _bracketed(ALNUM)
 
 # exact boundaries for the `re` engine (fixed-width look-behinds, one per byte length)
 _NOT_AFTER = rb"(?<![A-Za-z0-9])(?<!\xef\xbc[\x90-\x99\xa1-\xba])(?<!" + _FW_LOWER + rb")"
 _NOT_BEFORE = rb"(?!" + ALNUM + rb")"
+# a token ending in a closing bracket is complete whatever follows: "A123456(3)The"
+_CLOSED_OR_NOT_BEFORE = rb"(?:(?<=\))|(?<=\xef\xbc\x89)|" + _NOT_BEFORE + rb")"
 # hyperscan has no look-arounds: it consumes one non-alnum byte on each side and the
 # scanner checks the full-width neighbours (see :func:`fullwidth_alnum_before/after`)
 HS_EDGE = rb"[^A-Za-z0-9]"
@@ -93,6 +101,9 @@ class Kind:
     remove: str = " -/()."
     column: str | None = None
     hs_ok: bool = True  # False: the pattern is not hyperscan-compatible, use `re` for it
+    # the pattern's variant ending in a closing bracket (built-in kinds): such a token
+    # needs no boundary after it
+    closed: bytes | None = None
     rx: re.Pattern[bytes] = field(init=False)  # bounded, for the `re` engine
     full: re.Pattern[bytes] = field(init=False)  # whole register cell
     valid: Callable[[str], bool] = field(init=False)
@@ -100,7 +111,8 @@ class Kind:
     _ascii_table: dict[int, None] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rx = re.compile(_NOT_AFTER + rb"(?:" + self.pattern + rb")" + _NOT_BEFORE)
+        after = _NOT_BEFORE if self.closed is None else _CLOSED_OR_NOT_BEFORE
+        self.rx = re.compile(_NOT_AFTER + rb"(?:" + self.pattern + rb")" + after)
         self.full = re.compile(rb"(?:" + self.pattern + rb")")
         self.valid = CHECKSUMS[self.checksum]
         self._prefix = self.name.encode() + b":"
@@ -111,8 +123,12 @@ class Kind:
         return self.checksum != "none"
 
     @property
-    def hs_expression(self) -> bytes:
-        return HS_EDGE + rb"(?:" + self.pattern + rb")" + HS_EDGE
+    def hs_expressions(self) -> list[tuple[bytes, bool]]:
+        """(expression, consumes a trailing boundary byte) for hyperscan."""
+        out = [(HS_EDGE + rb"(?:" + self.pattern + rb")" + HS_EDGE, True)]
+        if self.closed is not None:
+            out.append((HS_EDGE + rb"(?:" + self.closed + rb")", False))
+        return out
 
     def canonical(self, token: bytes) -> str:
         """Canonical form of a token found in text: NFKC, upper-case, separators removed."""
@@ -168,10 +184,11 @@ def _hs_compatible(pattern: bytes) -> bool:
 def build_kinds(cfg: MatchingConfig | None = None) -> list[Kind]:
     """The kinds to scan for, in a fixed order: hkid, hn (unless disabled), custom kinds."""
     cfg = cfg or MatchingConfig()
-    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=" -/().")]
+    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=" -/().", closed=HKID_CLOSED)]
     if cfg.hn.enabled:
         if cfg.hn.pattern is None:
-            kinds.append(Kind("hn", HN_PATTERN, cfg.hn.checksum, cfg.hn.upper, cfg.hn.remove))
+            kinds.append(Kind("hn", HN_PATTERN, cfg.hn.checksum, cfg.hn.upper, cfg.hn.remove,
+                              closed=HN_CLOSED))
         else:
             pat = cfg.hn.pattern.encode()
             kinds.append(Kind("hn", pat, cfg.hn.checksum, cfg.hn.upper, cfg.hn.remove,

@@ -100,15 +100,16 @@ def _csv_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
             delimiter = ";"
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
         reader = csv.reader(text, delimiter=delimiter)
+        i = 0
         try:
             for i, row in enumerate(reader):
                 if progress is not None and i % 20000 == 0:
                     progress(raw.tell(), total)
                 yield row
         except UnicodeDecodeError:
-            raise RegisterError(f"{path}: register is not UTF-8 text (near row {i})") from None
+            raise RegisterError(f"{path}: register is not UTF-8 text (near line {i + 1})") from None
         except csv.Error as exc:
-            raise RegisterError(f"{path}: malformed CSV near row {i}: {exc}") from None
+            raise RegisterError(f"{path}: malformed CSV near line {i + 1}: {exc}") from None
         if progress is not None:
             progress(total, total)
 

@@ -106,8 +106,16 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 
     exc = failure.value
     if isinstance(exc, HttpError):
-        status = exc.response.status
-        return str(status), f"HTTP {status}"
+        resp = exc.response
+        if resp.headers.get("X-RateLimit-Remaining") == b"0":
+            reset = (resp.headers.get("X-RateLimit-Reset") or b"?").decode("latin-1")
+            when = datetime.fromtimestamp(int(reset), UTC).isoformat() if reset.isdigit() \
+                else reset
+            return str(resp.status), f"HTTP {resp.status}: rate limit exhausted until {when}"
+        if resp.status in (429, 503) and resp.headers.get("Retry-After"):
+            return str(resp.status), (f"HTTP {resp.status}: asked to retry after"
+                                      f" {resp.headers.get('Retry-After', b'').decode()!s}")
+        return str(resp.status), f"HTTP {resp.status}"
     if isinstance(exc, BlockedAddress):
         return "blocked", one_line(exc)
     if isinstance(exc, sx.DownloadCancelledError) or "max size" in str(exc).lower():

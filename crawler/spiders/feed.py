@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -97,6 +98,9 @@ class FeedSpider(SourceSpider):
     def parse_page(self, response: Response) -> Iterator[Any]:
         page = response.meta.get("ls_page", 1)
         if response.status == 304:
+            # the listing is unchanged: its items still count as discovered (source alive)
+            count = seen.get_state(self.store.conn, self.source.name, f"count:{response.url}")
+            self.counters.discovered += int(count or 0)
             self.logger.info("%s: not modified since the last crawl", response.url)
             return
         body = response.body
@@ -125,6 +129,8 @@ class FeedSpider(SourceSpider):
         if etag := response.headers.get("ETag"):
             seen.set_state(self.store.conn, self.source.name, f"etag:{response.url}",
                            etag.decode("latin-1"))
+            seen.set_state(self.store.conn, self.source.name, f"count:{response.url}",
+                           str(len(items)))
         for obj in items:
             yield from self.parse_entry(obj, response.url)
         yield from self.next_page(response, data, page, bool(items))
@@ -171,10 +177,13 @@ class FeedSpider(SourceSpider):
         if s.pagination == "none" or page >= s.max_pages or not had_items:
             return
         if response.headers.get("X-RateLimit-Remaining") == b"0":
-            self.counters.statuses["rate_limited"] += 1
-            self.logger.warning("%s: rate limit exhausted; not following further pages",
-                                response.url)
-            return
+            reset = (response.headers.get("X-RateLimit-Reset") or b"0").decode()
+            wait = float(reset) - time.time() if reset.isdigit() else float("inf")
+            if wait > float(s.backoff_cap or 0):
+                self.counters.statuses["rate_limited"] += 1
+                self.logger.warning("%s: rate limit exhausted for %.0fs; not following further"
+                                    " pages", response.url, wait)
+                return
         nxt: str | None = None
         if s.pagination == "page":
             current = int(dict(parse_qsl(urlsplit(response.url).query)).get(s.page_param, page))

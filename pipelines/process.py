@@ -63,10 +63,13 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
     ex = extract(content, name, config, passwords)
     try:
         result = matcher.scan(ex.parts())
+    except MemoryError:
+        result = ScanResult(status="too_large", error=f"{_label(name)}: out of memory while "
+                                                      f"scanning (worker memory limit)")
     except Exception as e:  # the matcher failing on a document is that document's status
         result = ScanResult(status="error", error=f"{_label(name)}: matching failed: "
                                                   f"{reason(e)}")
-    if ex.status != "ok" or result.status == "ok":
+    if result.status == "ok" or ex.status not in ("ok", "corrupt", "unsupported"):
         result.status, result.error = ex.status, ex.error
     result.details.update(ex.details)
     result.details["seconds"] = round(time.monotonic() - started, 3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from leaksentry.config.base import Duration, StrictModel, resolve_secret
 from leaksentry.errors import ConfigError
@@ -27,6 +27,8 @@ class _ChannelBase(StrictModel):
 
 
 class EmailChannel(_ChannelBase):
+    model_config = ConfigDict(**StrictModel.model_config, populate_by_name=True)
+
     type: Literal["email"]
     host: str
     port: int | None = Field(default=None, ge=1, le=65535)

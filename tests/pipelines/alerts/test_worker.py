@@ -256,3 +256,33 @@ def test_a_claimed_row_is_not_claimed_again_within_its_lease(store, kit, people,
         assert not outbox.claim(tx, row.id, kit.T0 + timedelta(minutes=1), lease)
     assert outbox.due_deliveries(store.conn, kit.T0 + timedelta(minutes=4)) == []
     assert [d.id for d in outbox.due_deliveries(store.conn, lease)] == [row.id]
+
+
+def test_an_unexpected_exception_in_a_channel_is_retried_not_raised(store, kit, people,
+                                                                    tmp_path, rng, caplog):
+    """A sender with a bug. No real channel can be made to raise a non-ChannelError on
+    demand, so this one stand-in sender is hand-written."""
+
+    class Buggy:
+        name = "hook"
+
+        def send(self, message):
+            raise KeyError("A1234563")  # even the message of a bug must not reach the log
+
+        def close(self):
+            pass
+
+    s = kit.settings_with(tmp_path, [{"name": "hook", "type": "syslog", "port": 5514}])
+    plan_one(store, kit, people, s)
+    report = deliver_pending(store, s, kit.T0, senders={"hook": Buggy()}, rng=rng)
+    assert report.failed == 1
+    (d, _), = outbox.deliveries(store.conn)
+    assert d.state == "retrying" and "KeyError" in (d.last_error or "")
+    assert "A1234563" not in caplog.text and "A1234563" not in (d.last_error or "")
+
+
+def test_email_channel_can_be_built_in_python(kit, tmp_path):
+    from leaksentry.config.alerts import EmailChannel
+
+    c = EmailChannel(type="email", name="m", host="h", to=["a@b"], from_addr="x@y")
+    assert c.from_addr == "x@y" and c.effective_port == 587

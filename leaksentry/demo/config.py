@@ -67,11 +67,19 @@ def demo_sources(sc: Scenario, urls: SiteUrls) -> list[DemoSource]:
             "url": f"{urls.directory}/", "max_depth": 3, **common}),
         DemoSource("forum", "listing", "rendered", "forum page written by JavaScript (Chromium)",
                    {"url": f"{urls.rendered}/index.html", "render": True,
-                    "link_css": "#app a", "wait_selector": "#app a", **common,
-                    "obey_robots": False}),
+                    "link_css": "#app a", "wait_selector": "#app a", **_item_wait("#app p"),
+                    **common, "obey_robots": False}),
         DemoSource("watched-link", "watch", "watch", "watched file-host link", {
             "urls": [f"{urls.watch}{sc.watch_path}"], **common}),
     ]
+
+
+def _item_wait(selector: str) -> dict[str, Any]:
+    """Rendered item pages wait for their content (else for network idle, slower)."""
+    from leaksentry.config.sources import SourceConfig
+
+    return ({"item_wait_selector": selector}
+            if "item_wait_selector" in SourceConfig.model_fields else {})
 
 
 def matching_table(sc: Scenario) -> dict[str, Any]:
@@ -96,8 +104,10 @@ def write_config(sc: Scenario, urls: SiteUrls, *, webhook_secret: str,
         _table("[state]", {"dir": sc.state_dir}),
         _table("[matching]", matching_table(sc)),
         "# the encrypted zip's password was posted in a separate paste; an analyst adds\n"
-        "# such passwords here so extraction can open the archive\n" + _table(
-            "[extract]", {"passwords": [*sc.passwords, "infected"]}),
+        "# such passwords here so extraction can open the archive. worker_mode = fork:\n"
+        "# a warm scan worker forked while Chromium runs keeps the Playwright driver's\n"
+        "# pipes open, and the rendered crawl then never exits (see docs/demo.md)\n" + _table(
+            "[extract]", {"passwords": [*sc.passwords, "infected"], "worker_mode": "fork"}),
         _table("[alerts]", {"min_severity": "low", "digest_severities": [],
                             "backoff_base": "1s", "max_attempts": 3}),
         _table("[[alerts.channels]]", {"name": WEBHOOK_CHANNEL, "type": "webhook",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -99,7 +100,7 @@ class DemoRun:
             "expected": str(sc.expected_path),
             "register_size": sc.register_size,
             "export_rows": sc.export_rows,
-            "sites": vars(self.urls) if self.urls else None,
+            "sites": _slot_dict(self.urls) if self.urls else None,
             "sources": _slots(self.sources),
             "documents": self.documents,
             "hits": self.hits,
@@ -134,9 +135,12 @@ def spider_available(kind: str) -> bool:
     return _has("crawler.runner") and _has(f"crawler.spiders.{kind}")
 
 
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``leaksentry ARGS`` in ``cwd``, ignoring any config the user has lying around."""
+    env = {k: v for k, v in os.environ.items() if k != "LEAKSENTRY_CONFIG"}
     return subprocess.run([sys.executable, "-m", "leaksentry", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd,
+                          env=env)
 
 
 def _one_line(text: str) -> str:
@@ -150,16 +154,22 @@ def make_fingerprints(sc: Scenario) -> str:
     """``leaksentry keygen`` + ``leaksentry fingerprints build`` on the register, as the
     trusted side runs them. Returns the CLI's one-line summary; raises RuntimeError."""
     sc.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    r = _cli("keygen", "--out", str(sc.key_path))
+    r = _cli("keygen", "--out", str(sc.key_path), cwd=sc.root)
     if r.returncode != 0:
         raise RuntimeError(f"leaksentry keygen failed: {_one_line(r.stderr or r.stdout)}")
     r = _cli("fingerprints", "build", "--key", str(sc.key_path), "--out",
              str(sc.fingerprints_path), "--hkid-column", "hkid", "--hn-column", "hn",
-             "--ref-column", "ref", str(sc.register))
+             "--ref-column", "ref", "--json", str(sc.register), cwd=sc.root)
     if r.returncode != 0:
         raise RuntimeError(f"leaksentry fingerprints build failed:"
                            f" {_one_line(r.stderr or r.stdout)}")
-    return _one_line(r.stdout) or "fingerprints built"
+    try:
+        rep = json.loads(r.stdout)
+        kinds = ", ".join(f"{n} {k['written']:,}" for n, k in rep["kinds"].items())
+        return (f"{rep['identifiers']:,} keyed fingerprints ({kinds}) from {rep['rows']:,}"
+                f" register rows; the register stays on the trusted side")
+    except (ValueError, KeyError, TypeError):
+        return _one_line(r.stdout) or "fingerprints built"
 
 
 # -- the run -------------------------------------------------------------------------

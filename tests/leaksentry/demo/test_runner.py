@@ -1,0 +1,42 @@
+"""The demo runner degrades instead of crashing when a component is missing, and
+cleans up after itself."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from leaksentry.demo import runner
+from leaksentry.demo.report import render
+
+
+def test_missing_spiders_are_skipped_and_reported(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "spider_available", lambda kind: False)
+    steps: list[tuple[str, str, str]] = []
+    root = tmp_path / "demo"
+    run = runner.run_demo(root, export_rows=30, progress=lambda *a: steps.append(a))
+    assert not root.exists(), "the demo directory must be removed without --keep"
+    assert run.fingerprints, run.missing
+    assert [s.name for s in run.sources] == ["pastes", "open-directory", "forum",
+                                             "watched-link"]
+    assert all(not s.available and s.outcome == "skipped" for s in run.sources)
+    assert set(run.missing) == {"crawler: feed spider", "crawler: directory spider",
+                                        "crawler: listing spider", "crawler: watch spider"}
+    assert ("crawl:forum", "skip", "the listing spider is not available yet") in steps
+    assert run.hits == [] and run.alerts == []
+    out = io.StringIO()
+    ok = render(run, Console(file=out, width=140), kept=False)
+    text = out.getvalue()
+    assert not ok
+    assert "Not available yet" in text and "crawler: watch spider" in text
+    assert "0/6 planted leaks found" in text
+
+
+def test_keep_leaves_the_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "spider_available", lambda kind: False)
+    monkeypatch.setattr(runner, "make_fingerprints", lambda sc: "stub (not under test here)")
+    root = tmp_path / "demo"
+    run = runner.run_demo(root, keep=True, export_rows=30)
+    assert (root / "leaksentry.toml").exists() and (root / "expected.json").exists()
+    assert run.to_json()["config"] == str(root / "leaksentry.toml")

@@ -164,3 +164,92 @@ def pastebin():
     srv, state = pastebin_api.start()
     yield state
     srv.stop()
+
+
+@pytest.fixture
+def http_server_dir(tmp_path: Path):
+    """Python's own http.server (SimpleHTTPRequestHandler) serving a fresh directory."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "pydir"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+NGINX = "/usr/sbin/nginx"
+
+
+@pytest.fixture
+def nginx_dir(tmp_path: Path):
+    """nginx (Debian package) with ``autoindex on`` over a fresh directory, started in
+    the foreground on a free loopback port with a temporary config."""
+    import shutil
+    import socket
+    import time
+
+    binary = NGINX if Path(NGINX).exists() else shutil.which("nginx")
+    if not binary:
+        pytest.skip("nginx is not installed (Debian package nginx-light; `make system-deps`)")
+    root = tmp_path / "nginxdir"
+    root.mkdir()
+    run = tmp_path / "nginx-run"
+    run.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf = run / "nginx.conf"
+    conf.write_text(f"""
+{user}
+daemon off;
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    types {{ text/plain txt csv; text/html html; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ root {root}; autoindex on; }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([binary, "-p", str(run), "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                proc.kill()
+                raise RuntimeError(f"nginx did not start: {err.strip()}") from None
+            time.sleep(0.05)
+    yield root, f"http://127.0.0.1:{port}/"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

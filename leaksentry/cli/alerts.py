@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, console, settings
 from leaksentry.errors import LeakSentryError
 from leaksentry.store import Store, outbox
+
+
+def _t(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class AlertDeliveryError(LeakSentryError):
@@ -73,18 +77,21 @@ def register(app: typer.Typer) -> None:
                     "thread": a.thread_id,
                 }))
             return
-        table = Table(title="alert outbox", show_lines=False)
-        for col in ("id", "alert", "kind", "severity", "source", "channel", "state", "tries",
-                    "created", "next / delivered", "last error"):
-            table.add_column(col, overflow="fold")
+        # one block per delivery: readable at any terminal width
         for d, a in rows:
-            when = d.delivered_at or (d.next_attempt_at if d.state in outbox.ACTIVE else None)
-            kind = a.kind + (f" (of {a.thread_id})" if a.thread_id else "")
-            table.add_row(str(d.id), str(a.id), kind, a.severity, a.source or "-", d.channel,
-                          d.state, str(d.attempts), d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                          when.strftime("%Y-%m-%d %H:%M:%S") if when else "-",
-                          d.last_error or "")
-        console.print(table)
+            what = f"alert {a.id} {a.kind}" + (f" of alert {a.thread_id}" if a.thread_id else "")
+            line = (f"#{d.id}  {what} ({a.severity}, {a.source or '-'}) -> {d.channel}:"
+                    f" {d.state}, {d.attempts} attempt(s), created {_t(d.created_at)}")
+            if d.delivered_at:
+                line += f", delivered {_t(d.delivered_at)}"
+            elif d.state in outbox.ACTIVE:
+                line += f", next {_t(d.next_attempt_at)}"
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if d.last_error:
+                console.print(f"    last error: {d.last_error}", highlight=False, markup=False,
+                              soft_wrap=True)
+        if not rows:
+            console.print("the outbox is empty" + (f" (state {state})" if state else ""))
         console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
     @group.command("retry")

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -256,8 +257,13 @@ def _pump(proc: subprocess.Popen[bytes], source: str, tail: list[str],
         if on_output is not None:
             on_output(source, line)
         else:
-            child_log.info("%s", line, extra={"source": source})
+            # the crawl's own warnings and errors stay visible; its chatter is debug
+            level = logging.WARNING if _PROBLEM.search(line) else logging.DEBUG
+            child_log.log(level, "%s", line, extra={"source": source})
     proc.stdout.close()
+
+
+_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
 
 
 def _signal_group(pid: int, sig: int) -> None:

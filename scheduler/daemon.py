@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -107,6 +108,7 @@ class Daemon:
                           "misfire_grace_time": max(1, int(s.daemon.misfire_grace_time))},
             timezone=UTC,
         )
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.scheduler.start(paused=True)
         report = sync_jobs(self.scheduler, desired_jobs(s, self.config_path))
         self.scheduler.resume()
@@ -142,6 +144,21 @@ class Daemon:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=1) + "\n")
         os.replace(tmp, path)
+
+    def _on_event(self, event: JobEvent) -> None:
+        """A run skipped because the previous one is still going (max_instances=1), or
+        missed by more than misfire_grace_time (the daemon was down or overloaded)."""
+        reason = "still_running" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+        if self.runtime is not None and self.runtime.metrics is not None:
+            self.runtime.metrics.skipped.labels(event.job_id, reason).inc()
+        if reason == "missed":
+            log.warning("run of %s due at %s was missed by more than misfire_grace_time;"
+                        " it runs at its next time", event.job_id,
+                        event.scheduled_run_time.isoformat(timespec="seconds"),
+                        extra={"job": event.job_id})
+        else:
+            log.debug("run of %s skipped: the previous one is still running", event.job_id,
+                      extra={"job": event.job_id})
 
     # -- health ------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

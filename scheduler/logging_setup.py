@@ -45,5 +45,21 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    # APScheduler logs every job execution at INFO; keep it to warnings
+    # APScheduler logs every job execution at INFO; keep it to warnings, and leave
+    # skipped and missed runs to the daemon's own log lines and metrics
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default",
+                 "apscheduler.executors.crawls"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _SkipRoutine) for f in lg.filters):
+            lg.addFilter(_SkipRoutine())
+
+
+class _SkipRoutine(logging.Filter):
+    """Drops APScheduler's per-occurrence warnings the daemon reports itself."""
+
+    ROUTINE = ("maximum number of running instances reached", "was missed by")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not any(r in msg for r in self.ROUTINE)

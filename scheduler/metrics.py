@@ -48,6 +48,9 @@ class DaemonMetrics:
                                          registry=r)
         self.purged = Counter("leaksentry_retention_purged",
                               "Rows purged by the retention job", registry=r)
+        self.skipped = Counter("leaksentry_runs_skipped",
+                               "Scheduled runs not started, by job and reason"
+                               " (still_running, missed)", ["job", "reason"], registry=r)
         self.job_errors = Counter("leaksentry_job_errors",
                                   "Periodic jobs that raised, by job", ["job"], registry=r)
         self.reloads = Counter("leaksentry_config_reloads",

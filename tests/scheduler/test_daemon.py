@@ -46,6 +46,12 @@ def test_crawls_on_schedule_hung_source_killed_others_keep_schedule(harness):
     ends = harness.crawl_events("end", "alpha")
     assert len(starts) - len(ends) <= 1
     assert proc.poll() is None
+    skipped = (
+        "leaksentry_runs_skipped_total",
+        (("job", "crawl:stuck"), ("reason", "still_running")),
+    )
+    assert harness.scrape()[skipped] >= 1
+    assert "maximum number of running instances" not in harness.log_text()
     health = json.load(urllib.request.urlopen(harness.metrics_url() + "/healthz", timeout=10))
     assert health["status"] == "ok" and health["pid"] == proc.pid
 

@@ -1,0 +1,155 @@
+"""`leaksentry run` with the REAL crawl (`leaksentry crawl`, Scrapy, the matcher, the
+local store, the alert outbox) against a local Pastebin-scraping-API site and a
+real signature-verifying webhook receiver (both from leaksentry.demo.sites).
+
+The register, key and fingerprints are made with the CLI from fictional patients
+(leaksentry.synth); no planted identifier may appear in the daemon's output.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leaksentry.demo.scenario import Paste
+from leaksentry.demo.sites import PasteFeedSite, WebhookReceiver
+from leaksentry.synth import patients, written_hkid
+
+pytestmark = pytest.mark.slow
+
+SECRET = "daemon-test-webhook-secret"
+
+
+class World:
+    """Register + key + fingerprints on disk, the feed and the receiver running."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.people = list(patients(40, seed=77))
+        reg = root / "register.csv"
+        with reg.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["ref", "hkid", "hn"])
+            for p in self.people:
+                w.writerow([p.ref, p.hkid, p.hn])
+        self.key, self.fp = root / "key", root / "fingerprints.lsfp"
+        for args in (["keygen", "--out", str(self.key)],
+                     ["fingerprints", "build", "--key", str(self.key), "--out", str(self.fp),
+                      "--hkid-column", "hkid", "--hn-column", "hn", "--ref-column", "ref",
+                      str(reg)]):
+            r = subprocess.run([sys.executable, "-m", "leaksentry", *args],
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+        reg.unlink()  # the trusted side keeps the register; the crawler never sees it
+        self.feed = PasteFeedSite([]).start()
+        self.receiver = WebhookReceiver(SECRET).start()
+        self.rng = random.Random(5)
+        self.planted: list[str] = []
+        self._n = 0
+
+    def paste(self, refs: list[int]) -> str:
+        """Publish a paste leaking the given register refs; returns its key."""
+        self._n += 1
+        key = f"LEAK{self._n:04d}"
+        lines = []
+        for i in refs:
+            p = self.people[i - 1]
+            lines.append(f"{p.name}, {written_hkid(p.hkid, self.rng)}, {p.procedure}")
+            self.planted.append(p.hkid)
+        body = ("ward list\n" + "\n".join(lines) + "\n").encode()
+        self.feed.pastes = [Paste(key, f"list {self._n}", body, int(time.time()) + self._n),
+                            *self.feed.pastes]
+        return key
+
+    def sections(self) -> dict[str, dict]:
+        return {
+            "matching": {"key": str(self.key), "fingerprints": str(self.fp)},
+            "alerts": {"min_severity": "low", "digest_severities": [], "backoff_base": "1s"},
+        }
+
+    def raw(self) -> str:
+        return ("\n[[alerts.channels]]\nname = \"team\"\ntype = \"webhook\"\n"
+                f"url = \"{self.receiver.hook_url}\"\nsecret = \"{SECRET}\"\n")
+
+    def source(self, **kw) -> dict:
+        return {"name": "pastes", "kind": "feed", "preset": "pastebin",
+                "url": f"{self.feed.url}/api_scraping.php?limit=100", "allow_private": True,
+                "every": "1s", "delay": 0, "retry_max": 0, "timeout": "2m", **kw}
+
+    def stop(self) -> None:
+        self.feed.stop()
+        self.receiver.stop()
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    yield w
+    w.stop()
+
+
+def hit_urls(harness) -> list[str]:
+    return [r["url"] for r in harness.query("SELECT url FROM hits ORDER BY id")]
+
+
+def alert_keys(world) -> list[str]:
+    return [d.idempotency_key for d in world.receiver.unique() if d.event != "test"]
+
+
+def test_real_crawls_on_schedule_hits_and_alerts_arrive(harness, world):
+    harness.write_config([world.source()], sections=world.sections(), raw=world.raw(),
+                         fake_crawl=False)
+    world.paste([1, 2, 3])
+    proc = harness.start_ready()
+    harness.wait_for(lambda: len(hit_urls(harness)) == 1, 120, "the first hit")
+    harness.wait_for(lambda: len(alert_keys(world)) >= 1, 60, "the first alert")
+    m1 = harness.scrape()
+    # a new paste appears: the next scheduled crawl finds it
+    world.paste([10, 11])
+    harness.wait_for(lambda: len(hit_urls(harness)) == 2, 120, "the second hit")
+    harness.wait_for(lambda: len(alert_keys(world)) >= 2, 60, "the second alert")
+    ok = ("leaksentry_crawls_total", (("outcome", "ok"), ("source", "pastes")))
+    docs = ("leaksentry_documents_scanned_total", (("source", "pastes"),))
+    # hits are stored while their crawl runs; the counters move when the crawl ends
+    m2 = harness.wait_for(lambda: (m := harness.scrape()).get(docs, 0) >= 2 and m, 60,
+                          "both crawls' documents to be counted")
+    assert m2[ok] >= 2 and m2[ok] > m1.get(ok, 0)
+    runs = harness.runs("pastes")
+    assert len(runs) >= 2 and {r["outcome"] for r in runs} == {"ok"}
+    assert sum(v for k, v in m2.items() if k[0] == "leaksentry_hits") == 2
+    assert m2[("leaksentry_alert_deliveries_total", (("result", "delivered"),))] >= 2
+    assert world.receiver.duplicates() == 0
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    out = harness.log_text() + "".join(str(d.body) for d in world.receiver.deliveries)
+    for ident in world.planted:
+        assert ident not in out and ident[:-1] not in out
+
+
+def test_kill9_mid_real_crawl_loses_no_hit_and_duplicates_no_alert(harness, world):
+    harness.write_config([world.source()], sections=world.sections(), raw=world.raw(),
+                         fake_crawl=False)
+    for refs in ([1, 2], [3, 4], [5, 6, 7], [8], [9, 12]):
+        world.paste(refs)
+    proc = harness.start_ready()
+    crawls = harness.state / "crawls"
+    # kill -9 the daemon while a crawl subprocess is running
+    harness.wait_for(lambda: list(crawls.glob("*.json")), 120, "a crawl to be running")
+    proc.kill()
+    proc.wait()
+    restarted = harness.start_ready()
+    harness.wait_for(lambda: len(hit_urls(harness)) == 5, 180, "all five hits")
+    harness.wait_for(lambda: len(alert_keys(world)) == 5, 60, "five alerts")
+    # schedule resumed: more runs after the restart, and no double processing
+    n = len(harness.runs("pastes"))
+    harness.wait_for(lambda: len(harness.runs("pastes")) >= n + 2, 120, "the schedule to resume")
+    assert len(set(hit_urls(harness))) == 5
+    assert world.receiver.duplicates() == 0 and len(alert_keys(world)) == 5
+    assert restarted.poll() is None

@@ -253,3 +253,12 @@ http {{
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def faults():
+    from servers import faults as faults_mod
+
+    srv, state = faults_mod.start()
+    yield state
+    srv.stop()

@@ -94,6 +94,21 @@ def written_hkid(canonical: str, rng: random.Random) -> str:
     return canonical
 
 
+def written_hn(canonical: str, rng: random.Random) -> str:
+    """A hospital number as people write it: bracketed check, spaces, lower case, full-width."""
+    prefix, digits, check = canonical[:2], canonical[2:-1], canonical[-1]
+    form = rng.randrange(5)
+    if form == 0:
+        return f"{prefix}{digits}({check})"
+    if form == 1:
+        return f"{prefix} {digits} {check}"
+    if form == 2:
+        return canonical.lower()
+    if form == 3:
+        return "".join(chr(ord(c) + 0xFEE0) for c in canonical)
+    return canonical
+
+
 REGISTER_COLUMNS = ["ref", "name", "name_zh", "gender", "hkid", "hn", "procedure"]
 
 

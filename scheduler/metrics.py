@@ -126,7 +126,7 @@ class StoreCollector(Collector):
               conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
         try:
             return fn(conn)
-        except (sqlite3.Error, ImportError, AttributeError) as exc:
+        except sqlite3.Error as exc:  # e.g. a table not migrated yet
             log.debug("metrics: %s unavailable: %s", fn.__name__, exc)
             return []
 

@@ -45,6 +45,7 @@ class Status:
     sources: list[SourceStatus] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
     spool_depth: int | None = None
+    spool_rejected: int | None = None
     jobs: dict[str, str | None] = field(default_factory=dict)  # periodic job -> next run
 
     def to_dict(self) -> dict:
@@ -112,7 +113,7 @@ def collect_status(settings: Settings) -> Status:
         with closing(conn):
             _fill_runs(conn, by_name)
             status.outbox = _outbox(conn)
-            status.spool_depth = _spool(conn)
+            status.spool_depth, status.spool_rejected = _spool(conn)
     status.sources = list(by_name.values())
     return status
 
@@ -138,18 +139,18 @@ def _fill_runs(conn: sqlite3.Connection, by_name: dict[str, SourceStatus]) -> No
 
 
 def _outbox(conn: sqlite3.Connection) -> dict[str, int]:
-    try:
-        from leaksentry.store.outbox import outbox_counts
+    from leaksentry.store.outbox import outbox_counts
 
+    try:
         return dict(outbox_counts(conn))
-    except (ImportError, AttributeError, sqlite3.Error):
+    except sqlite3.Error:  # a state file from before the outbox existed
         return {}
 
 
-def _spool(conn: sqlite3.Connection) -> int | None:
-    try:
-        from pipelines.sinks.spool import spool_depth
+def _spool(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
+    from pipelines.sinks.spool import spool_depth, spool_rejected
 
-        return int(spool_depth(conn))
-    except (ImportError, AttributeError, sqlite3.Error):
-        return None
+    try:
+        return int(spool_depth(conn)), int(spool_rejected(conn))
+    except sqlite3.Error:  # a state file from before the spool existed
+        return None, None

@@ -50,8 +50,17 @@ def status(
     console.print(table)
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(st.outbox.items())) or "empty"
     console.print(f"alert outbox: {outbox}")
-    spool = "n/a" if st.spool_depth is None else str(st.spool_depth)
+    if st.spool_depth is None:
+        spool = "n/a"
+    else:
+        spool = f"{st.spool_depth} pending"
+        if st.spool_rejected:
+            spool += f", [red]{st.spool_rejected} rejected[/red] (see `leaksentry es check`)"
     console.print(f"elasticsearch spool: {spool}")
+    dead = st.outbox.get("dead", 0)
+    if dead:
+        console.print(f"[red]{dead} alert(s) in the dead-letter state[/red]:"
+                      " `leaksentry alerts list`, then `leaksentry alerts retry`")
 
 
 def register(app: typer.Typer) -> None:

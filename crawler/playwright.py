@@ -20,7 +20,9 @@ Playwright, so callbacks also check the address the final response came from
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from scrapy_playwright.page import PageMethod
@@ -74,13 +76,98 @@ def configure_crawler(settings: Any, source: SourceConfig) -> None:
                                     allow_private=source.allow_private),
                  priority="cmdline")
     settings.set("PLAYWRIGHT_MAX_CONTEXTS", 1, priority="cmdline")
+    # pages in flight (<= concurrency) plus free pages in the pool (<= concurrency)
+    settings.set("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 2 * int(source.concurrency or 4),
+                 priority="cmdline")
+    mws = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
+    mws["crawler.playwright.PagePoolMiddleware"] = 950  # just before the download handler
+    settings.set("DOWNLOADER_MIDDLEWARES", mws, priority="cmdline")
 
 
-def render_meta(source: SourceConfig, wait_selector: str | None = None) -> dict[str, Any]:
+class PagePool:
+    """Free Chromium pages of one crawl, reused by rendered item requests.
+
+    Every page is accounted for: a page is either in flight (its request's meta
+    holds it), free here, or closed — by :meth:`release` when the pool is full,
+    by the errback (:meth:`discard`) after a failure, or by :meth:`close` when
+    the spider closes. ``closed`` counts the pages closed here.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.free: list[Any] = []
+        self.closed = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def take(self) -> Any | None:
+        while self.free:
+            page = self.free.pop()
+            if not page.is_closed():
+                return page
+        return None
+
+    def release(self, page: Any | None) -> None:
+        """Hand a page back after its callback ran (closed when the pool is full)."""
+        if page is None or page.is_closed():
+            return
+        if len(self.free) < self.limit:
+            self.free.append(page)
+        else:
+            self.discard(page)
+
+    def discard(self, page: Any | None) -> None:
+        """Close a page (after a failure, its state is unknown)."""
+        if page is None or page.is_closed():
+            return
+        self.closed += 1
+        task = asyncio.ensure_future(_close_quietly(page))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        pages, self.free = self.free, []
+        for page in pages:
+            if not page.is_closed():
+                self.closed += 1
+                await _close_quietly(page)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _close_quietly(page: Any) -> None:
+    with suppress(Exception):
+        await page.close()
+
+
+class PagePoolMiddleware:
+    """Downloader middleware: a request marked ``ls_reuse_page`` gets a free page from the
+    spider's ``page_pool`` when it is about to be downloaded (not when it was created)."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> PagePoolMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Any) -> None:
+        pool = getattr(self.crawler.spider, "page_pool", None)
+        if pool is not None and request.meta.get("ls_reuse_page") \
+                and request.meta.get("playwright_page") is None:
+            page = pool.take()
+            if page is not None:
+                request.meta["playwright_page"] = page
+
+
+def render_meta(source: SourceConfig, wait_selector: str | None = None, *,
+                reuse_page: bool = False) -> dict[str, Any]:
     """Request meta that renders a page and waits for its content.
 
     With ``wait_selector`` the page is read once that selector is attached
     (content written by JavaScript); without one, once the network is idle.
+    With ``reuse_page`` the request takes a free page from the spider's
+    :class:`PagePool` (a new tab costs more than the navigation itself) and the
+    callback must hand it back (:meth:`PagePool.release`), the errback close it.
     """
     timeout_ms = float(source.wait_timeout or 15.0) * 1000
     if wait_selector:
@@ -90,7 +177,9 @@ def render_meta(source: SourceConfig, wait_selector: str | None = None) -> dict[
         methods = [PageMethod("wait_for_load_state", "networkidle", timeout=timeout_ms)]
     return {
         "playwright": True,
-        "playwright_include_page": False,  # the handler closes every page
+        # without reuse the handler closes every page itself
+        "playwright_include_page": reuse_page,
+        "ls_reuse_page": reuse_page,
         "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded"},
         "playwright_page_methods": methods,
     }

@@ -18,11 +18,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from parsel import Selector, SelectorList
+from scrapy import signals
 from scrapy.http import Response, TextResponse
 
 from crawler.base import SourceSpider, one_line
 from crawler.links import LinkFollowingMixin, is_link_item
-from crawler.playwright import blocked_response, configure_crawler, render_meta
+from crawler.playwright import PagePool, blocked_response, configure_crawler, render_meta
 
 #: titles of bot-check interstitials (Cloudflare and similar): the listing is not there
 CHALLENGE_TITLES = ("just a moment", "attention required", "checking your browser",
@@ -75,11 +76,28 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
     name = "listing"
     item_statuses: ClassVar[list[int]] = [404, 410]  # deleted after it was listed
 
+    page_pool: PagePool | None = None
+
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ListingSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        configure_crawler(crawler.settings, spider.source)  # settings are not frozen yet
-        return spider  # type: ignore[return-value]
+        assert isinstance(spider, ListingSpider)
+        if spider.source.render:
+            configure_crawler(crawler.settings, spider.source)  # settings are not frozen yet
+            spider.page_pool = PagePool(int(spider.source.concurrency or 4))
+            crawler.signals.connect(spider._close_pages, signal=signals.spider_closed)
+        return spider
+
+    async def _close_pages(self, spider: Any = None) -> None:
+        if self.page_pool is not None:
+            await self.page_pool.close()
+            self.crawler.stats.set_value("leaksentry/pages_closed_by_pool",
+                                         self.page_pool.closed)
+
+    def on_failure(self, failure: Any) -> None:
+        if self.page_pool is not None:  # an included page is the errback's to close
+            self.page_pool.discard(failure.request.meta.get("playwright_page"))
+        super().on_failure(failure)
 
     async def discover(self) -> AsyncIterator[Any]:
         meta = render_meta(self.source, self.source.wait_selector) if self.source.render else {}
@@ -128,7 +146,7 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
         """Item pages are rendered when the listing is and no raw URL gives the body."""
         if not self.source.render or self.source.raw_url_template:
             return {}
-        return render_meta(self.source, self.source.item_wait_selector)
+        return render_meta(self.source, self.source.item_wait_selector, reuse_page=True)
 
     def retry_request(self, item: Any) -> Any:
         if is_link_item(item.item_id):
@@ -138,6 +156,8 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
 
     def parse_item(self, response: Response, item_id: str, version: str | None = None,
                    filename: str | None = None, doc_url: str | None = None) -> Iterator[Any]:
+        if self.page_pool is not None:  # the body is read; the tab serves the next item
+            self.page_pool.release(response.meta.get("playwright_page"))
         blocked = blocked_response(response, self.source)
         if blocked:
             self.counters.statuses["blocked"] += 1

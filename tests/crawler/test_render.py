@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,11 @@ def _env(ws, people) -> dict[str, str]:
             "PYTHONPATH": str(Path(__file__).parent)}
 
 
+def _stats(output: str) -> dict[str, int]:
+    """Integer stats from the crawl's "Dumping Scrapy stats" log block."""
+    return {k: int(v) for k, v in re.findall(r"'([\w/.-]+)': (\d+),?\n", output)}
+
+
 def test_raw_html_holds_neither_links_nor_identifiers(js_site: Rendered) -> None:
     site = js_site.site
     listing = urllib.request.urlopen(f"{site.url}/list").read().decode()
@@ -99,6 +105,11 @@ def test_rendered_listing_finds_js_written_identifiers_once(js_site: Rendered,
     for path in ("/static/site.css", "/static/logo.png", "/static/intro.mp4",
                  "/static/x.woff2"):
         assert site.hits[path] == 0, path
+    # every Chromium page was closed: by the handler (listing) or the page pool (items)
+    stats = _stats(first.output)
+    assert stats["playwright/page_count"] >= 2
+    assert stats["playwright/page_count"] == stats.get("playwright/page_count/closed", 0) \
+        + stats.get("leaksentry/pages_closed_by_pool", 0)
     # nothing printed or stored holds an identifier in plaintext
     stored = ws.db.read_bytes().decode("latin-1")
     for form in forms(people):

@@ -12,6 +12,7 @@ from requesting them (``hits``).
 from __future__ import annotations
 
 import base64
+import html
 import json
 import threading
 from collections import Counter
@@ -68,9 +69,12 @@ class JsListingSite:
     """``items`` maps item id -> (title, text). Thread-safe enough for tests:
     mutate ``items`` between crawls, not during one."""
 
-    def __init__(self, items: dict[str, tuple[str, str]] | None = None, delay_ms: int = 50):
+    def __init__(self, items: dict[str, tuple[str, str]] | None = None, delay_ms: int = 50,
+                 static_listing: bool = False):
         self.items: dict[str, tuple[str, str]] = dict(items or {})
         self.delay_ms = delay_ms
+        #: also write the rows into the listing's HTML (a server-rendered baseline for benches)
+        self.static_listing = static_listing
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -117,8 +121,13 @@ class JsListingSite:
             self.hits[path] += 1
         delay = str(self.delay_ms)
         if path in ("/", "/list"):
-            self._send(h, 200, "text/html; charset=utf-8",
-                       LISTING.replace("DELAY", delay).encode())
+            page = LISTING.replace("DELAY", delay)
+            if self.static_listing:
+                rows = "".join(f'<tr><td><a class="paste" href="/item/{k}">{html.escape(v[0])}'
+                               f"</a></td></tr>" for k, v in reversed(self.items.items()))
+                page = page.replace('<tbody id="rows"></tbody>', f'<tbody id="rows">{rows}'
+                                    "</tbody>").replace("setTimeout(", "if (0) setTimeout(")
+            self._send(h, 200, "text/html; charset=utf-8", page.encode())
         elif path == "/api/recent":
             body = [{"id": k, "title": v[0]} for k, v in reversed(self.items.items())]
             self._send(h, 200, "application/json", json.dumps(body).encode())

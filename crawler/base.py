@@ -45,6 +45,7 @@ import hashlib
 import logging
 import mimetypes
 import posixpath
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -95,6 +96,9 @@ class RunCounters:
                           statuses=dict(sorted(self.statuses.items())), error=self.error)
 
 
+_MAXSIZE = re.compile(r"max.?size", re.I)
+
+
 def classify_failure(failure: Failure) -> tuple[str, str]:
     """(status key, one-line message) for a failed request."""
     from scrapy import exceptions as sx
@@ -118,8 +122,10 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
         return str(resp.status), f"HTTP {resp.status}"
     if isinstance(exc, BlockedAddress):
         return "blocked", one_line(exc)
-    if isinstance(exc, sx.DownloadCancelledError) or "max size" in str(exc).lower():
+    if isinstance(exc, sx.DownloadCancelledError) or _MAXSIZE.search(str(exc)):
         return "too_large", f"larger than max_download_size ({one_line(exc, 160)})"
+    if isinstance(exc, sx.IgnoreRequest) and "redirection" in str(exc):
+        return "too_many_redirects", one_line(exc)
     if isinstance(exc, sx.IgnoreRequest):
         return "ignored", one_line(exc) or "request ignored"
     if isinstance(exc, sx.DownloadTimeoutError | terr.TimeoutError | terr.TCPTimedOutError):
@@ -183,14 +189,9 @@ class SourceSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SourceSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        crawler.signals.connect(spider._on_response, signal=signals.response_received)
         crawler.signals.connect(spider._on_spider_error, signal=signals.spider_error)
         crawler.signals.connect(spider._on_item_error, signal=signals.item_error)
         return spider
-
-    def _on_response(self, response: Response, request: Request, spider: Any) -> None:
-        if spider is self:
-            self.counters.statuses[str(response.status)] += 1
 
     def _on_spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
         # a callback raised (malformed JSON/HTML the parser could not survive): recorded

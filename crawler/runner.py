@@ -129,7 +129,7 @@ def run_crawl(app: Settings, source_name: str) -> RunSummary:
     error: str | None = None
     crawler = None
     try:
-        process = CrawlerProcess(settings, install_root_handler=True)
+        process = CrawlerProcess(settings)
         crawler = process.create_crawler(spider_class(source.kind))
         deferred = process.crawl(crawler, source=source, app=app)
         failures: list[str] = []

@@ -35,6 +35,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.guard.NetworkGuardMiddleware": 60,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
+    "crawler.middlewares.stats.StatusCounterMiddleware": 950,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.DocumentPipeline": 300,

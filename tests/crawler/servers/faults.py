@@ -100,7 +100,7 @@ class Handler(QuietHandler):
             return self.send_body(200, st.bomb, headers={"Content-Encoding": "gzip"})
         if path == "/malformed.json":
             return self.send_body(200, b'[{"key": "abc", "scrape_url": ', "application/json")
-        if path == "/malformed.html":
+        if path in ("/malformed.html", "/malformed/"):
             return self.send_body(200, b"<html><body><a href='x.txt'>x</a><table><tr><td>\xff\xfe"
                                   b"<<<>>></a></td", "text/html")
         if path == "/watch/doc":

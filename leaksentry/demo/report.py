@@ -144,7 +144,9 @@ def next_steps(run: DemoRun, kept: bool) -> Panel:
     lines: list[Text | str] = []
     if kept:
         lines += [
-            Text.assemble(("Hits: ", "bold"), f"leaksentry hits --config {cfg}"),
+            Text.assemble(("Hits: ", "bold"), f"leaksentry hits --config {cfg}",
+                          " (add --json for every record ref; refs map back to patients only"
+                          " on the trusted side, through the register)"),
             Text.assemble(("Status: ", "bold"), f"leaksentry status --config {cfg}"),
             Text.assemble(("State store (SQLite): ", "bold"), str(run.db_path)),
             Text.assemble(("Config used: ", "bold"), str(sc.config_path)),
@@ -204,5 +206,8 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
         f"; {run.timings.get('total', 0):.1f}s in all.",
     )
     console.print(summary)
+    parts = [f"{k} {v:.1f}s" for k, v in run.timings.items() if k != "total"]
+    if parts:
+        console.print(Text("  time: " + ", ".join(parts), style="dim"))
     console.print(next_steps(run, kept))
     return all_ok

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leaksentry.demo.xlsx import write_text_sheet
-from leaksentry.synth import Patient, hkid, invalid_hkid, patients, written_hkid
+from leaksentry.synth import Patient, hkid, invalid_hkid, patients, written_hkid, written_hn
 
 #: the motivating case: a contractor's export of 56,000 patients
 EXPORT_ROWS = 56_000
@@ -196,7 +196,8 @@ def _csv_bytes(header: list[str], rows: Iterable[list[str]]) -> bytes:
 def _ward_csv(people: Iterable[Patient], rng: random.Random) -> bytes:
     return _csv_bytes(
         ["bed", "name", "hkid", "hn", "procedure"],
-        ([f"{rng.choice('ABC')}-{i:02d}", p.name, written_hkid(p.hkid, rng), p.hn, p.procedure]
+        ([f"{rng.choice('ABC')}-{i:02d}", p.name, written_hkid(p.hkid, rng),
+          written_hn(p.hn, rng), p.procedure]
          for i, p in enumerate(people, start=1)),
     )
 
@@ -319,7 +320,7 @@ def build_scenario(root: Path, *, export_rows: int = EXPORT_ROWS,
              "姓名 | 性別 | 身份證 | 病歷號 | 手術"]
     for p in few:
         lines.append(f"{p.name} / {p.name_zh} | {p.gender} | {written_hkid(p.hkid, rng)} | "
-                     f"{p.hn} | {p.procedure}")
+                     f"{written_hn(p.hn, rng)} | {p.procedure}")
     lines += ["", "more tomorrow"]
     p = paste("hospital sample", "\n".join(lines) + "\n", 300)
     sc.items.append(PlantedItem("paste-rows", "paste with a few patient rows", "feed", p.key,
@@ -377,7 +378,8 @@ def build_scenario(root: Path, *, export_rows: int = EXPORT_ROWS,
     (sc.rendered_root / "t").mkdir()
     (sc.rendered_root / thread).write_text(_js_page(
         "[FREE] HK clinic patients", ["sample from the full db, dm for the rest"] + [
-            f"{p.name} {written_hkid(p.hkid, rng)} {p.hn} {p.procedure}" for p in js_people]),
+            f"{p.name} {written_hkid(p.hkid, rng)} {written_hn(p.hn, rng)} {p.procedure}"
+            for p in js_people]),
         encoding="utf-8")
     (sc.rendered_root / "t" / "48190.html").write_text(_js_page(
         "selling old phones", ["iphone 12, 64gb, hk$1200, meet in mong kok"]), encoding="utf-8")
@@ -409,7 +411,9 @@ def register_identifiers(register: Path, seed: int = SEED) -> list[str]:
     with register.open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
             hkids.add(row["hkid"])
-            out.add(row["hn"])
+            hn = row["hn"]
+            out.update({hn, f"{hn[:-1]}({hn[-1]})", f"{hn[:2]} {hn[2:-1]} {hn[-1]}", hn.lower(),
+                        "".join(chr(ord(c) + 0xFEE0) for c in hn)})
     for h in hkids | set(stranger_hkids(hkids, seed)):
         out.update({h, _bracketed(h), f"{h[:-1]} {h[-1]}", h.lower(),
                     "".join(chr(ord(c) + 0xFEE0) for c in _bracketed(h))})

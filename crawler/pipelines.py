@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,23 +44,40 @@ class Processor(Protocol):
 
 
 class ScanProcessor:
-    """Extract + match (``pipelines.process.scan_document``) + record (``record_finding``)."""
+    """Extract + match (``pipelines.process.DocumentScanner``: a stoppable worker
+    per scanner) + record (``pipelines.flow.record_finding``).
+
+    A DocumentScanner serves one document at a time, so a small pool of them
+    (``[crawler] scan_workers``) lets that many documents be scanned at once."""
 
     def __init__(self, app: Settings, store: Store) -> None:
         from pipelines.match import Matcher  # heavy: loaded only when a crawl runs
+        from pipelines.process import DocumentScanner
 
         self.app = app
         self.store = store
-        self.matcher = Matcher.from_config(app.matching)  # type: ignore[attr-defined]
-        self.passwords = tuple(getattr(app.extract, "passwords", ()) or ())
+        self.matcher = Matcher.from_config(app.matching)
+        passwords = tuple(getattr(app.extract, "passwords", ()) or ())
+        self.pool: queue.Queue[Any] = queue.Queue()
+        self.scanners = [DocumentScanner(self.matcher, app.extract, passwords)
+                         for _ in range(max(1, app.crawler.scan_workers))]
+        for scanner in self.scanners:
+            self.pool.put(scanner)
 
     def __call__(self, doc: Document) -> bool:
         from pipelines.flow import record_finding
-        from pipelines.process import scan_document
 
-        finding = scan_document(doc, self.matcher, self.app.extract, self.passwords)
+        scanner = self.pool.get()
+        try:
+            finding = scanner.scan(doc)
+        finally:
+            self.pool.put(scanner)
         record_finding(self.store, finding, self.app)
         return finding.result.hit
+
+    def close(self) -> None:
+        for scanner in self.scanners:
+            scanner.close()
 
 
 class DocLogProcessor:
@@ -100,6 +118,11 @@ class DocumentPipeline:
 
             self.broken = f"cannot start the scanner: {one_line(exc)}"
             spider.source_failed(self.broken)
+
+    def close_spider(self) -> None:
+        close = getattr(self.processor, "close", None)
+        if close is not None:
+            close()
 
     async def process_item(self, item: Any) -> Any:
         spider = self.crawler.spider

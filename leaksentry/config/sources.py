@@ -44,6 +44,7 @@ class CrawlerConfig(StrictModel):
     max_items: int = Field(1000, ge=1)  # documents fetched per run, at most
     not_ready_delay: Duration = 60.0  # "not ready yet" items are re-queued this far ahead
     unhealthy_after: int = Field(3, ge=1)
+    scan_workers: int = Field(2, ge=1, le=32)  # documents scanned at once during a crawl
     chromium_path: str = "/usr/bin/chromium"
     #: hosts whose links in pastes/messages are fetched as documents (link expansion)
     file_hosts: list[str] = Field(default_factory=lambda: [

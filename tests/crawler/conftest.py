@@ -262,3 +262,22 @@ def faults():
     srv, state = faults_mod.start()
     yield state
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def fingerprints(tmp_path_factory: pytest.TempPathFactory):
+    """A key and fingerprint file for 200 fictional patients (leaksentry.synth, seed 21);
+    returns ``(matching_section, patients)`` — the first 20 patients for planting."""
+    import csv
+
+    from leaksentry.synth import patients, register_rows
+    from pipelines.match import build_fingerprints, generate_key, read_key
+
+    d = tmp_path_factory.mktemp("crawler-fp")
+    with (d / "register.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(register_rows(200, seed=21))
+    generate_key(d / "key")
+    build_fingerprints(d / "register.csv", read_key(d / "key"), d / "fp", hkid_column="hkid",
+                       hn_column="hn", ref_column="ref")
+    (d / "register.csv").unlink()  # only keyed digests remain
+    return {"key": str(d / "key"), "fingerprints": str(d / "fp")}, list(patients(20, seed=21))

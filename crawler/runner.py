@@ -65,6 +65,7 @@ def scrapy_settings(source: SourceConfig, app: Settings) -> dict[str, Any]:
         "CLOSESPIDER_TIMEOUT": s.timeout,
         "LEAKSENTRY_ALLOW_PRIVATE": s.allow_private,
         "LEAKSENTRY_GUARD_TRUSTED_HOSTS": [urlsplit(s.proxy).hostname] if s.proxy else [],
+        "LEAKSENTRY_RESOLVE": dict(app.crawler.resolve),
     }
     if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
         out["LEAKSENTRY_PROCESSOR"] = processor

@@ -108,6 +108,17 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def pinned_resolver(pins: dict[str, list[str]], fallback: Resolve = _resolve) -> Resolve:
+    """A resolver answering pinned names (``[crawler] resolve``) from the table."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host.lower() in pins:
+            return list(pins[host.lower()])
+        return list(await fallback(host, port))
+
+    return resolve
+
+
 class NetworkGuardMiddleware:
     """Downloader middleware; ``LEAKSENTRY_ALLOW_PRIVATE = True`` turns it off."""
 
@@ -118,7 +129,7 @@ class NetworkGuardMiddleware:
     def from_crawler(cls, crawler: Any) -> NetworkGuardMiddleware:
         if crawler.settings.getbool("LEAKSENTRY_ALLOW_PRIVATE"):
             raise NotConfigured("allow_private = true")
-        return cls()
+        return cls(pinned_resolver(crawler.settings.getdict("LEAKSENTRY_RESOLVE")))
 
     async def process_request(self, request: Request) -> None:
         await check_url(request.url, resolve=self.resolve)
@@ -130,10 +141,12 @@ class GuardedResolver(CachingThreadedResolver):
     Names in ``LEAKSENTRY_GUARD_TRUSTED_HOSTS`` (the configured proxy) pass."""
 
     def __init__(self, reactor: Any, cache_size: int, timeout: float,
-                 enabled: bool = True, trusted: Iterable[str] = ()) -> None:
+                 enabled: bool = True, trusted: Iterable[str] = (),
+                 pins: dict[str, list[str]] | None = None) -> None:
         super().__init__(reactor, cache_size, timeout)
         self.enabled = enabled
         self.trusted = {t.lower() for t in trusted}
+        self.pins = {k.lower(): v for k, v in (pins or {}).items()}
 
     @classmethod
     def from_crawler(cls, crawler: Any, reactor: Any) -> GuardedResolver:
@@ -141,10 +154,12 @@ class GuardedResolver(CachingThreadedResolver):
         cache = s.getint("DNSCACHE_SIZE") if s.getbool("DNSCACHE_ENABLED") else 0
         return cls(reactor, cache, s.getfloat("DNS_TIMEOUT"),
                    enabled=not s.getbool("LEAKSENTRY_ALLOW_PRIVATE"),
-                   trusted=s.getlist("LEAKSENTRY_GUARD_TRUSTED_HOSTS"))
+                   trusted=s.getlist("LEAKSENTRY_GUARD_TRUSTED_HOSTS"),
+                   pins=s.getdict("LEAKSENTRY_RESOLVE"))
 
     def getHostByName(self, name: str, timeout: Any = ()) -> defer.Deferred[str]:
-        d = super().getHostByName(name, timeout)
+        pinned = [a for a in self.pins.get(name.lower(), []) if ":" not in a]
+        d = defer.succeed(pinned[0]) if pinned else super().getHostByName(name, timeout)
         if not self.enabled or name.lower() in self.trusted:
             return d
 

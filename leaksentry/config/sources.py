@@ -46,6 +46,9 @@ class CrawlerConfig(StrictModel):
     unhealthy_after: int = Field(3, ge=1)
     scan_workers: int = Field(2, ge=1, le=32)  # documents scanned at once during a crawl
     chromium_path: str = "/usr/bin/chromium"
+    #: pinned addresses, like curl --resolve: {"paste.example" = ["93.184.216.34"]};
+    #: used by the network guard and for connecting (split-horizon DNS, tests)
+    resolve: dict[str, list[str]] = Field(default_factory=dict)
     #: hosts whose links in pastes/messages are fetched as documents (link expansion)
     file_hosts: list[str] = Field(default_factory=lambda: [
         "gofile.io", "pixeldrain.com", "files.catbox.moe", "catbox.moe", "litter.catbox.moe",
@@ -54,6 +57,19 @@ class CrawlerConfig(StrictModel):
     ])
     #: hosts that destroy a file when it is downloaded: links are recorded, never fetched
     never_fetch_hosts: list[str] = Field(default_factory=lambda: ["file.io"])
+
+    @field_validator("resolve")
+    @classmethod
+    def _resolve(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        import ipaddress
+
+        for host, addresses in v.items():
+            for a in addresses:
+                try:
+                    ipaddress.ip_address(a)
+                except ValueError:
+                    raise ValueError(f"{host}: {a!r} is not an IP address") from None
+        return {h.lower().rstrip("."): a for h, a in v.items()}
 
     def effective(self, source: SourceConfig) -> SourceConfig:
         """The source with every unset politeness/safety field filled from these defaults."""

@@ -116,8 +116,15 @@ class RunningCrawls:
             _signal_group(proc.pid, signal.SIGKILL)
 
     def kill_all_now(self) -> None:
-        with self._lock:
-            procs = list(self._procs.values())
+        """SIGKILL every crawl. Takes no lock: it runs in a signal handler, which may
+        have interrupted this very thread while it held the lock."""
+        procs: list[subprocess.Popen[bytes]] = []
+        for _ in range(5):
+            try:
+                procs = list(self._procs.values())
+                break
+            except RuntimeError:  # changed size while copying: try again
+                continue
         for proc in procs:
             _signal_group(proc.pid, signal.SIGKILL)
 

@@ -67,7 +67,8 @@ class Daemon:
         self.settings = settings
         self.config_path = config_path.resolve() if config_path is not None else None
         self.state_dir = settings.state.dir
-        self._signals: queue.Queue[int] = queue.Queue()
+        # SimpleQueue.put is reentrant: safe to call from a signal handler
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stop_requested = False
         self._lock_fd: int | None = None
         self.scheduler: BackgroundScheduler | None = None

@@ -10,6 +10,9 @@ import subprocess
 import urllib.request
 
 import pytest
+from typer.testing import CliRunner
+
+from leaksentry.cli import app
 
 
 def test_crawls_on_schedule_hung_source_killed_others_keep_schedule(harness):
@@ -182,6 +185,7 @@ def test_kill9_mid_crawl_then_restart_resumes(harness):
     harness.write_config(
         [harness.fake_source("slow", every="1s", timeout="5m"), harness.fake_source("quick")],
         fake={"slow": {"mode": "slow", "sleep": 600}},
+        daemon={"grace_period": "1s"},
     )
     proc = harness.start_ready()
     start = harness.wait_for(
@@ -211,33 +215,28 @@ def test_kill9_mid_crawl_then_restart_resumes(harness):
     assert restarted.poll() is None
 
 
+def status_json(harness) -> dict:
+    """`leaksentry status --json`, in-process (it only reads the state directory)."""
+    r = CliRunner().invoke(app, ["status", "--config", str(harness.config), "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
 def test_status_with_and_without_daemon(harness):
     harness.write_config([harness.fake_source("alpha"), harness.fake_source("hourly", every="1h")])
-    out = subprocess.run(
-        [str(harness.exe), "status", "--config", str(harness.config), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    st = json.loads(out.stdout)
+    st = status_json(harness)
     assert st["daemon_pid"] is None
     assert [s["name"] for s in st["sources"]] == ["alpha", "hourly"]
     assert all(s["next_run"] is None and s["healthy"] is None for s in st["sources"])
     proc = harness.start_ready()
     harness.wait_for(lambda: harness.runs("alpha"), 60, "alpha to run")
-    out = subprocess.run(
-        [str(harness.exe), "status", "--config", str(harness.config), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    st = json.loads(out.stdout)
+    st = status_json(harness)
     assert st["daemon_pid"] == proc.pid and st["metrics_url"].startswith("http://127.0.0.1:")
     by = {s["name"]: s for s in st["sources"]}
     assert by["alpha"]["healthy"] is True and by["alpha"]["last_outcome"] == "ok"
     assert by["hourly"]["next_run"] and by["hourly"]["last_run"] is None
     assert set(st["jobs"]) >= {"outbox", "spool", "health"}
+    # the real command line, once
     text = subprocess.run(
         [str(harness.exe), "status", "--config", str(harness.config)],
         capture_output=True,
@@ -247,18 +246,11 @@ def test_status_with_and_without_daemon(harness):
     )
     assert text.returncode == 0 and "running" in text.stdout and "alpha" in text.stdout
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    assert proc.wait(timeout=60) == 0
     # after the daemon: next runs still come from the job store
-    st = json.loads(
-        subprocess.run(
-            [str(harness.exe), "status", "--config", str(harness.config), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-    )
+    st = status_json(harness)
     assert st["daemon_pid"] is None
-    assert {s["name"]: s for s in st["sources"]}["hourly"]["next_run"]
+    assert {s["name"]: s for s in st["sources"]}["hourly"]["next_run"] == by["hourly"]["next_run"]
 
 
 @pytest.mark.parametrize("fmt", ["json"])

@@ -124,6 +124,8 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
         return "blocked", one_line(exc)
     if isinstance(exc, sx.DownloadCancelledError) or _MAXSIZE.search(str(exc)):
         return "too_large", f"larger than max_download_size ({one_line(exc, 160)})"
+    if isinstance(exc, sx.IgnoreRequest) and "robots.txt" in str(exc):
+        return "robots", "forbidden by robots.txt"
     if isinstance(exc, sx.IgnoreRequest) and "redirection" in str(exc):
         return "too_many_redirects", one_line(exc)
     if isinstance(exc, sx.IgnoreRequest):
@@ -342,6 +344,11 @@ class SourceSpider(scrapy.Spider):
         if not key.isdigit():  # HTTP statuses are counted when the response arrives
             self.counters.statuses[key] += 1
         role = request.meta.get("ls_role", "item")
+        if key == "robots" and role != "discover":
+            # the site asks not to: not an error; the item stays pending and is
+            # tried again by later runs (robots.txt may change)
+            self.logger.info("%s: forbidden by robots.txt", request.url)
+            return
         self.record_error(request.url, message, role=role)
         item_id = request.meta.get("ls_item_id")
         if role == "item" and item_id:

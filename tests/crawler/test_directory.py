@@ -30,14 +30,20 @@ def dir_source(url: str, **kw):
 EXPECTED = ["/a.txt", "/sub/b.csv", "/sub/deeper/c.txt", "/sub/name with space.txt"]
 
 
-def test_python_http_server_listing(crawl_ws: CrawlWorkspace, http_server_dir) -> None:
+def test_python_http_server_listing_and_robots(crawl_ws: CrawlWorkspace,
+                                               http_server_dir) -> None:
     root, url = http_server_dir
     make_tree(root)
-    crawl_ws.write([dir_source(url)])
+    (root / "sub" / "deeper" / "private.txt").write_text("robots say no\n")
+    (root / "robots.txt").write_text("User-agent: *\nDisallow: /sub/deeper/private.txt\n")
+    src = dir_source(url, exclude=["*.log", "robots.txt"])
+    del src["obey_robots"]  # default for HTML kinds: obeyed
+    crawl_ws.write([src])
     r = crawl_ws.crawl("dir")
     assert r.proc.returncode == 0, r.output
     assert sorted(d["item_id"] for d in crawl_ws.docs()) == EXPECTED
-    assert r.run["discovered"] == 4 and r.run["new"] == 4
+    assert r.run["discovered"] == 5 and r.run["new"] == 4 and r.run["errors"] == 0
+    assert r.run["statuses"].get("robots") == 1  # private.txt, per robots.txt
     assert {d["filename"] for d in crawl_ws.docs()} >= {"name with space.txt", "b.csv"}
 
     r2 = crawl_ws.crawl("dir")

@@ -6,6 +6,7 @@ comes from the state store and the webhook receiver, not from the scenario.
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -63,12 +64,6 @@ def _refs(refs: list[str], n: int = 4) -> str:
     return shown + (f" … (+{len(refs) - n:,})" if len(refs) > n else "")
 
 
-def _short_url(url: str | None) -> str:
-    if not url:
-        return ""
-    return url.split("://", 1)[-1]
-
-
 def sources_table(run: DemoRun) -> Table:
     t = Table(title="Crawls (one cycle of each source)", box=box.SIMPLE_HEAVY, title_justify="left")
     for col, just in (("source", "left"), ("kind", "left"), ("outcome", "left"),
@@ -87,21 +82,30 @@ def sources_table(run: DemoRun) -> Table:
     return t
 
 
+def _path(url: str | None) -> str:
+    """The document's path on its site (the source column already names the site)."""
+    if not url:
+        return ""
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.split("/", 1)[1] if "/" in rest else rest
+
+
 def hits_table(run: DemoRun) -> Table:
     t = Table(title=f"Hits in the local store ({len(run.hits)})", box=box.SIMPLE_HEAVY,
               title_justify="left")
     t.add_column("severity")
-    t.add_column("source")
-    t.add_column("document", overflow="fold", max_width=46)
+    t.add_column("source", no_wrap=True)
+    t.add_column("document", overflow="fold", max_width=40)
     t.add_column("records", justify="right")
     t.add_column("record refs", overflow="fold", max_width=26)
-    t.add_column("identifiers (masked)", overflow="fold")
+    t.add_column("identifiers (masked)", no_wrap=True)
     for h in run.hits:
-        masked = [f"{m['masked']} ({m.get('where') or '?'})" for m in h.get("matches", [])[:2]]
-        more = len(h.get("matches", [])) - len(masked)
-        t.add_row(_sev(h["severity"]), h["source"], _short_url(h["url"]),
-                  f"{h['matched_records']:,}", _refs(h.get("record_refs", [])),
-                  "\n".join(masked) + (f"\n… +{more:,} more" if more > 0 else ""))
+        matches = h.get("matches", [])
+        masked = ", ".join(m["masked"] for m in matches[:2])
+        more = len(matches) - min(2, len(matches))
+        t.add_row(_sev(h["severity"]), h["source"], _path(h["url"]),
+                  f"{h['matched_records']:,}", _refs(h.get("record_refs", []), 3),
+                  masked + (f"\n+{more:,} more" if more > 0 else ""))
     return t
 
 
@@ -132,10 +136,39 @@ def alerts_table(run: DemoRun) -> Table:
     t.add_column("records", justify="right")
     t.add_column("signature")
     for a in sorted(run.alerts, key=lambda a: -(a.matched_records or 0)):
-        t.add_row(_sev(a.severity), a.event, a.source or "", _short_url(a.url),
+        t.add_row(_sev(a.severity), a.event, a.source or "", _path(a.url),
                   f"{a.matched_records:,}" if a.matched_records is not None else "",
                   Text("verified", style="green") if a.verified else Text("bad", style="red"))
     return t
+
+
+def sample_alert(run: DemoRun) -> Panel | None:
+    """The most severe alert as the receiver got it, shortened: masked, refs only."""
+    from pipelines.model import severity_rank
+
+    hits = [a for a in run.alerts if a.payload and a.event == "hit"]
+    if not hits:
+        return None
+    a = max(hits, key=lambda a: (severity_rank(a.severity) if a.severity else 0,
+                                 a.matched_records or 0))
+    p = a.payload
+    keep = ("severity", "source", "url", "filename", "matched_records", "kinds", "identifiers",
+            "record_refs", "record_refs_total", "full_list", "first_seen")
+    short = {k: p[k] for k in keep if k in p}
+    if isinstance(short.get("identifiers"), list):
+        short["identifiers"] = short["identifiers"][:2] + (["…"] if len(p["identifiers"]) > 2
+                                                           else [])
+    if isinstance(short.get("record_refs"), list) and len(short["record_refs"]) > 5:
+        short["record_refs"] = [*short["record_refs"][:5], "…"]
+    body = Text()
+    for i, (k, v) in enumerate(short.items()):
+        body.append(f"{k}: ", style="bold")
+        body.append(json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)
+        if i < len(short) - 1:
+            body.append("\n")
+    return Panel(body, title="The top alert, as the security team's webhook"
+                 " received it (signed, masked, shortened here)", title_align="left",
+                 border_style="red")
 
 
 def next_steps(run: DemoRun, kept: bool) -> Panel:
@@ -181,6 +214,8 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
         console.print(alerts_table(run))
         if run.delivery:
             console.print(Text(f"  outbox: {run.delivery}", style="dim"))
+        if (panel := sample_alert(run)) is not None:
+            console.print(panel)
     if run.es:
         console.print(Text.assemble(("  Elasticsearch: ", "bold"),
                                     f"{run.es.get('delivered')} document(s) indexed into "

@@ -69,6 +69,7 @@ class AlertSeen:
     url: str | None
     matched_records: int | None
     verified: bool
+    payload: dict[str, Any] = field(default_factory=dict)  # the alert body (masked)
 
 
 @dataclass(slots=True)
@@ -166,8 +167,7 @@ def make_fingerprints(sc: Scenario) -> str:
     try:
         rep = json.loads(r.stdout)
         kinds = ", ".join(f"{n} {k['written']:,}" for n, k in rep["kinds"].items())
-        return (f"{rep['identifiers']:,} keyed fingerprints ({kinds}) from {rep['rows']:,}"
-                f" register rows; the register stays on the trusted side")
+        return f"{rep['identifiers']:,} keyed fingerprints ({kinds}) from {rep['rows']:,} rows"
     except (ValueError, KeyError, TypeError):
         return _one_line(r.stdout) or "fingerprints built"
 
@@ -371,7 +371,8 @@ def _deliver(run: DemoRun, settings: Any, receiver: WebhookReceiver,
             idempotency_key=d.idempotency_key, event=d.event,
             severity=str(body.get("severity") or alert.get("severity") or ""),
             source=alert.get("source"), url=alert.get("url"),
-            matched_records=alert.get("matched_records"), verified=d.verified))
+            matched_records=alert.get("matched_records"), verified=d.verified,
+            payload=alert))
     _save_received(run.scenario.root / "received_alerts.jsonl", receiver)
     run.alert_duplicates = receiver.duplicates()
     run.alerts_rejected = sum(1 for d in receiver.deliveries if not d.verified)

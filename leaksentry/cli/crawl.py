@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
 from pipelines.model import RunSummary
 
@@ -42,9 +44,7 @@ def _as_json(r: RunSummary) -> str:
                        "error": r.error})
 
 
-def _last_run(app_settings, name: str) -> RunSummary | None:  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def _last_run(app_settings: Settings, name: str) -> RunSummary | None:
     from leaksentry.store.db import Store
     from leaksentry.store.runs import recent_runs
 
@@ -93,10 +93,16 @@ def register(app: typer.Typer) -> None:
                 cmd = [sys.executable, "-m", "leaksentry", "crawl", s.name]
                 if cfg is not None:
                     cmd += ["--config", str(cfg)]
-                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+                before = datetime.now(UTC)
+                proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
                 got = _last_run(app_settings, s.name)
-                if got is not None:
-                    runs.append(got)
+                if got is None or got.finished_at < before:  # it never recorded a run
+                    now = datetime.now(UTC)
+                    got = RunSummary(source=s.name, started_at=before, finished_at=now,
+                                     outcome="error",
+                                     error=f"crawl process exited {proc.returncode}"
+                                           " without recording a run")
+                runs.append(got)
         if as_json:
             for r in runs:
                 print(_as_json(r))

@@ -183,7 +183,7 @@ class SourceConfig(StrictModel):
         if preset is None:
             known = ", ".join(sorted(PRESETS))
             raise PydanticCustomError(
-                "unknown_preset", "unknown preset {preset!r} (known: {known})",
+                "unknown_preset", "unknown preset '{preset}' (known: {known})",
                 {"preset": data["preset"], "known": known})
         return {**preset, **data}
 

@@ -61,7 +61,10 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
         for n, row in enumerate(rows, start=1):
             if n % 4096 == 0:
                 state.tick()
-            cells = [_cell(v) for v in row]
-            if not any(cells):
+            cells = [v if type(v) is str else _cell(v) for v in row]
+            if pad:
+                cells = pad + cells
+            text = row_text(cells)
+            if len(text) < len(cells):  # every cell empty
                 continue
-            yield TextPart(row_text(pad + cells if pad else cells), loc, n)
+            yield TextPart(text, loc, n)

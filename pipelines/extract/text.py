@@ -108,8 +108,13 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 
 # -- tables -------------------------------------------------------------------------------
 
-def row_text(cells: list[Any]) -> str:
-    return CELL_SEP.join(("" if c is None else str(c)).replace(CELL_SEP, " ") for c in cells)
+def row_text(cells: list[str]) -> str:
+    """Cells joined by CELL_SEP; a CELL_SEP inside a value becomes a space (rare: checked
+    after the join, which keeps the common case one C call)."""
+    text = CELL_SEP.join(cells)
+    if text.count(CELL_SEP) != len(cells) - 1:
+        text = CELL_SEP.join(c.replace(CELL_SEP, " ") for c in cells)
+    return text
 
 
 def _dialect(sample: str, kind: str) -> type[csv.Dialect] | csv.Dialect:

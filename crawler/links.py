@@ -162,7 +162,7 @@ def decide(
     even if someone adds file.io to ``file_hosts``.
     """
     host = host_of(url)
-    if not host:
+    if not host or not url.lower().startswith(("http://", "https://")):
         return LinkDecision(url, "ignore", "", "not an http(s) URL with a host")
     bad = match_host(host, never_fetch_hosts)
     if bad:

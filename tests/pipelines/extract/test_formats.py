@@ -433,3 +433,46 @@ def test_unsupported_gives_detected_type(ext):
     r = ext.run(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "photo")
     assert r.status == "unsupported"
     assert "png" in r.ex.error and r.ex.details["type"] == "png"
+
+
+def test_xls_written_by_xlwt(ext, people):
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Legacy")
+    for r, row in enumerate(ext.table(people)):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    book.save(buf := io.BytesIO())
+    data = buf.getvalue()
+    assert detect(data, "") == "xls"
+    r = ext.run(data, "old.xls")
+    assert r.status == "ok", r.ex.error
+    r.assert_all_found(people)
+    part = r.where(people[5].hkid)[0]
+    assert (part.location, part.row) == ("Legacy", 7)
+
+
+def test_ods_written_by_odfpy(ext, people):
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="Ward")
+    for row in ext.table(people):
+        tr = TableRow()
+        for value in row:
+            cell = TableCell(valuetype="string")
+            cell.addElement(P(text=value))
+            tr.addElement(cell)
+        table.addElement(tr)
+    doc.spreadsheet.addElement(table)
+    doc.save(buf := io.BytesIO())
+    data = buf.getvalue()
+    assert detect(data, "") == "ods"
+    r = ext.run(data, "sheet.ods")
+    assert r.status == "ok", r.ex.error
+    r.assert_all_found(people)
+    part = r.where(people[0].hkid)[0]
+    assert (part.location, part.row) == ("Ward", 2)

@@ -197,3 +197,69 @@ def test_render_meta_never_hands_pages_to_callbacks() -> None:
     assert method.kwargs["timeout"] == 5000
     idle = render_meta(src, None)["playwright_page_methods"][0]
     assert idle.method == "wait_for_load_state" and idle.args == ("networkidle",)
+
+
+@pytest.mark.slow
+def test_rendered_identifiers_become_hits_through_the_real_scanner(js_site: Rendered,
+                                                                   crawl_ws) -> None:
+    """End to end: keygen, fingerprints of the fictional register, a rendered crawl with
+    the real scanner, hits in the state store with the right record refs."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from leaksentry.synth import register_rows
+
+    ws = crawl_ws
+    register = ws.root / "register.csv"
+    with register.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(register_rows(6, seed=41))  # the site's six patients
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "leaksentry", *args], capture_output=True,
+                              text=True, cwd=ws.root, timeout=120,
+                              env={**__import__("os").environ,
+                                   "LEAKSENTRY_HOME": str(ws.root / "state")})
+
+    key, fp = ws.root / "key", ws.root / "register.fp"
+    assert cli("keygen", "--out", str(key)).returncode == 0
+    built = cli("fingerprints", "build", "--key", str(key), "--out", str(fp),
+                "--ref-column", "ref", str(register))
+    assert built.returncode == 0, built.stderr
+    ws.write([_source(js_site.site)], matching={"key": str(key), "fingerprints": str(fp)})
+    res = ws.crawl("jsite", scan=True, timeout=240)
+    assert res.run is not None and res.run["outcome"] == "ok", res.output[-3000:]
+    assert res.run["hits"] == 3
+    hits = cli("hits", "--json", "--config", str(ws.config))
+    assert hits.returncode == 0, hits.stderr
+    refs = set()
+    for line in hits.stdout.splitlines():
+        refs.update(json.loads(line).get("record_refs") or [])
+    assert refs == {p.ref for p in js_site.people}
+    for form in forms(js_site.people):
+        assert form not in res.output and form not in hits.stdout
+
+
+def test_rendered_response_from_a_refused_address_is_discarded() -> None:
+    """Redirect hops inside Chromium bypass the downloader middlewares; the address the
+    final response came from is checked instead."""
+    from ipaddress import ip_address
+
+    from scrapy.http import HtmlResponse
+
+    from crawler.playwright import blocked_response
+
+    src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
+                       render=True)
+    meta_ip = HtmlResponse("https://example.org/", body=b"<html></html>", flags=["playwright"],
+                           ip_address=ip_address("169.254.169.254"))
+    reason = blocked_response(meta_ip, src)
+    assert reason and "169.254.169.254" in reason and "example.org" in reason
+    public = HtmlResponse("https://example.org/", body=b"", flags=["playwright"],
+                          ip_address=ip_address("93.184.215.14"))
+    assert blocked_response(public, src) is None
+    allowed = src.model_copy(update={"allow_private": True})
+    assert blocked_response(meta_ip, allowed) is None
+    plain = HtmlResponse("https://example.org/", body=b"", ip_address=ip_address("10.0.0.1"))
+    assert blocked_response(plain, src) is None  # not rendered: the middleware checked it

@@ -16,6 +16,16 @@ Nothing here holds plaintext identifiers or raw content: matches carry
 masked forms and register references, snippets are masked by the matcher,
 and every free-text field from a stranger (URL, file name, location, error,
 snippet) passes through :func:`pipelines.sinks.scrub.scrub` again.
+
+What is indexed and what is only shown: the fields analysts filter and
+aggregate on (time, severity, source, domain, file, record refs, records
+total, kinds, status) are mapped; the per-match list (masked identifier,
+record ref, location, count) and minor counters live under
+``leaksentry.detail``, an object with ``enabled: false`` — kept in ``_source``
+so Discover shows it, but not indexed. Indexing every match of every hit made
+each document several times more expensive to index for fields nobody
+searches (a masked ``A12****(3)`` matches thousands of people); who is
+affected is answered by ``leaksentry.record_refs``.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ RULE_NAME = "Register identifiers found in a public upload"
 #: match entries (masked id + location) listed per hit document; ``record_refs`` is always
 #: complete, and the local store keeps every match
 MAX_MATCHES = 1000
+MAX_SNIPPETS = 5
 
 
 def _iso(dt: datetime) -> str:
@@ -123,7 +134,6 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
          "count": m.count, "where": scrub(m.where)}
         for m in r.matches[:max_matches]
     ]
-    unmatched = [{"kind": k, "count": int(v)} for k, v in sorted(r.unmatched_valid.items())]
     url = _url(finding)
     domain = url["domain"] if url else None
     summary = (f"{r.severity}: {r.matched_records} register records matched in an upload"
@@ -151,27 +161,27 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             "source": finding.source,
             "item_id": scrub(finding.item_id),
             "severity": r.severity,
-            "risk_score": int(r.risk_score),
             "status": r.status,
-            "http_status": finding.http_status,
             "matched_records": r.matched_records,
-            "record_level_records": len(set(r.record_level_refs)),
             "record_refs": refs,
             "records_key": stored.records_key if stored and stored.records_key
             else records_key(refs, finding.sha256),
             "kinds": kinds,
-            "masked_ids": sorted({m["masked"] for m in matches}),
-            "matches": matches,
-            "matches_total": len(r.matches),
-            "matches_truncated": len(r.matches) > max_matches,
-            "unmatched_valid": unmatched,
-            "unmatched_valid_total": sum(u["count"] for u in unmatched),
-            "snippets": [s for s in (scrub(x) for x in r.snippets[:20]) if s],
-            "parts": r.parts,
-            "first_seen": _iso(first_seen),
-            "last_seen": _iso(finding.fetched_at),
-            "fetched_at": _iso(finding.fetched_at),
-            "hit_id": stored.hit_id if stored else None,
+            "unmatched_valid_total": sum(int(v) for v in r.unmatched_valid.values()),
+            "snippets": [s for s in (scrub(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
+            # shown, not indexed (``enabled: false``): see the module docstring
+            "detail": {
+                "matches": matches,
+                "matches_total": len(r.matches),
+                "matches_truncated": len(r.matches) > max_matches,
+                "unmatched_valid": {k: int(v) for k, v in sorted(r.unmatched_valid.items())},
+                "record_level_records": len(set(r.record_level_refs)),
+                "parts": r.parts,
+                "http_status": finding.http_status,
+                "hit_id": stored.hit_id if stored else None,
+                "first_seen": _iso(first_seen),
+                "fetched_at": _iso(finding.fetched_at),
+            },
         },
     }
     if url:
@@ -208,12 +218,10 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
             "item_id": scrub(finding.item_id),
             "status": r.status,
             "error": scrub(r.error),
-            "http_status": finding.http_status,
             "severity": r.severity,
             "hit": r.hit,
             "matched_records": r.matched_records,
-            "parts": r.parts,
-            "fetched_at": _iso(finding.fetched_at),
+            "detail": {"http_status": finding.http_status, "parts": r.parts},
         },
     }
     if url:

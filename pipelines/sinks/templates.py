@@ -21,6 +21,8 @@ LONG: dict[str, Any] = {"type": "long"}
 FLOAT: dict[str, Any] = {"type": "float"}
 BOOL: dict[str, Any] = {"type": "boolean"}
 TEXT: dict[str, Any] = {"type": "text"}
+#: kept in _source (Discover shows it) but not indexed: the per-match list, minor counters
+SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
 #: bumped when a mapping changes; stored in the template's _meta
 TEMPLATE_VERSION = 1
@@ -49,14 +51,9 @@ def hits_mapping() -> dict[str, Any]:
         "rule": _obj(id=KW, name=KW),
         "related": _obj(hash=KW),
         "leaksentry": _obj(
-            source=KW, item_id=KW, path=KW, severity=KW, risk_score=INT, status=KW,
-            http_status=INT, matched_records=INT, record_level_records=INT,
-            record_refs=KW, records_key=KW, kinds=KW, masked_ids=KW,
-            matches=_obj(kind=KW, masked=KW, record_ref=KW, count=INT, where=KW),
-            matches_total=INT, matches_truncated=BOOL,
-            unmatched_valid=_obj(kind=KW, count=INT), unmatched_valid_total=INT,
-            snippets=TEXT, parts=INT, first_seen=DATE, last_seen=DATE, fetched_at=DATE,
-            hit_id=LONG,
+            source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
+            record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
+            snippets=TEXT, detail=SHOWN,
         ),
     })
     return {"dynamic": "strict", "properties": props}
@@ -65,8 +62,8 @@ def hits_mapping() -> dict[str, Any]:
 def documents_mapping() -> dict[str, Any]:
     props = _common_ecs()
     props["leaksentry"] = _obj(
-        source=KW, item_id=KW, path=KW, status=KW, error={"type": "text"}, http_status=INT,
-        severity=KW, hit=BOOL, matched_records=INT, parts=INT, fetched_at=DATE,
+        source=KW, item_id=KW, path=KW, status=KW, error=TEXT, severity=KW, hit=BOOL,
+        matched_records=INT, detail=SHOWN,
     )
     return {"dynamic": "strict", "properties": props}
 

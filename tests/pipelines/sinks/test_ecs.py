@@ -11,14 +11,18 @@ from pipelines.sinks import ecs, templates
 from pipelines.sinks.scrub import scrub
 
 
-def leaf_paths(doc: dict, prefix: str = "") -> dict[str, object]:
+def leaf_paths(doc: dict, shown: set[str], prefix: str = "") -> dict[str, object]:
+    """Leaf field paths of a document; objects mapped ``enabled: false`` count as one leaf."""
     out: dict[str, object] = {}
     for k, v in doc.items():
         path = f"{prefix}{k}"
+        if path in shown:
+            out[path] = v
+            continue
         items = v if isinstance(v, list) else [v]
         for item in items:
             if isinstance(item, dict):
-                out.update(leaf_paths(item, path + "."))
+                out.update(leaf_paths(item, shown, path + "."))
             else:
                 out[path] = item
     return out
@@ -30,12 +34,12 @@ def mapping_types(mapping: dict, prefix: str = "") -> dict[str, str]:
         if "properties" in v:
             out.update(mapping_types(v, f"{prefix}{k}."))
         else:
-            out[f"{prefix}{k}"] = v["type"]
+            out[f"{prefix}{k}"] = v["type"] if v.get("enabled", True) else "shown"
     return out
 
 
 SUITS = {"keyword": str, "wildcard": str, "text": str, "date": str, "boolean": bool,
-         "integer": int, "long": int, "float": (int, float)}
+         "integer": int, "long": int, "float": (int, float), "shown": dict}
 
 
 @pytest.mark.parametrize("kind", [ecs.HITS, ecs.DOCUMENTS])
@@ -43,7 +47,9 @@ def test_every_field_is_mapped_with_a_suitable_type(kind, sinkdata):
     f = sinkdata.hit_finding(sinkdata.people(3), url="https://a.example/x", leak_in_text=True)
     doc = ecs.hit_document(f, None) if kind == ecs.HITS else ecs.document_document(f)
     types = mapping_types(templates.MAPPINGS[kind]())
-    for path, value in leaf_paths(doc).items():
+    shown = {p for p, t in types.items() if t == "shown"}
+    assert shown == {"leaksentry.detail"}
+    for path, value in leaf_paths(doc, shown).items():
         assert path in types, f"{path} is not in the {kind} mapping"
         assert isinstance(value, SUITS[types[path]]), (path, value, types[path])
     assert templates.MAPPINGS[kind]()["dynamic"] == "strict"
@@ -60,8 +66,12 @@ def test_hit_document_fields(sinkdata):
     assert doc["file"]["hash"]["sha256"] == f.sha256
     ls = doc["leaksentry"]
     assert len(ls["record_refs"]) == 120 and ls["record_refs"][:3] == ["1", "2", "3"]
-    assert len(ls["matches"]) == 50 and ls["matches_total"] == 240 and ls["matches_truncated"]
-    assert ls["unmatched_valid"] == [{"kind": "hkid", "count": 2}]
+    d = ls["detail"]
+    assert len(d["matches"]) == 50 and d["matches_total"] == 240 and d["matches_truncated"]
+    assert d["matches"][0] == {"kind": "hkid", "masked": f"{ps[0].hkid[:3]}****({ps[0].hkid[-1]})",
+                               "record_ref": "1", "count": 1, "where": "Sheet1!C2"}
+    assert d["unmatched_valid"] == {"hkid": 2} and ls["unmatched_valid_total"] == 2
+    assert ls["kinds"] == ["hkid", "hn"] and ls["matched_records"] == 120
     assert "original" not in doc["event"] and "content" not in doc
 
 

@@ -45,6 +45,25 @@ def always(canonical: str) -> bool:
     return True
 
 
+def _on_bytes(check: Callable[[str], bool]) -> Callable[[bytes], bool]:
+    def run(canonical: bytes) -> bool:
+        return check(canonical.decode("utf-8", "replace"))
+
+    return run
+
+
+def always_b(canonical: bytes) -> bool:
+    return True
+
+
+#: the same validators on canonical forms as bytes (the scanner's hot path)
+CHECKSUMS_BYTES: dict[str, Callable[[bytes], bool]] = {
+    "none": always_b,
+    "hkid": hkid.is_valid_bytes,
+    "luhn": _on_bytes(luhn_ok),
+    "mod11": _on_bytes(mod11_ok),
+}
+
 CHECKSUMS: dict[str, Callable[[str], bool]] = {
     "none": always,
     "hkid": hkid.is_valid,

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from operator import itemgetter
 
 from pipelines.match.kinds import Kind, fullwidth_alnum_after, fullwidth_alnum_before
 
@@ -72,6 +73,8 @@ class Finder:
             exprs = [(i, expr, edge) for i in hs_kinds
                      for expr, edge in self.kinds[i].hs_expressions]
             self._hs_exprs = [(i, edge) for i, _, edge in exprs]
+            self._hs_kind_of = [i for i, _ in self._hs_exprs]
+            self._hs_neg_adj = [1 if edge else 0 for _, edge in self._hs_exprs]
             try:
                 self._db = _database(tuple(expr for _, expr, _ in exprs))
             except hyperscan.error as exc:
@@ -99,7 +102,7 @@ class Finder:
         for ki in self._re_kinds:
             out.extend((ki, m.start(), m.end()) for m in self.kinds[ki].rx.finditer(buf))
         if len(self.kinds) > 1:
-            out.sort(key=lambda c: c[1])
+            out.sort(key=itemgetter(1))
         return out
 
     def _find_hs(self, buf: bytes) -> list[Candidate]:
@@ -112,14 +115,15 @@ class Finder:
         self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch())
         if not hits:
             return []
-        exprs = self._hs_exprs
-        # token = (start + 1, end - 1 if the expression consumed a trailing boundary byte)
-        tokens = [(exprs[i][0], f + 1, t - 1 if exprs[i][1] else t) for i, f, t in hits]
-        # per kind, longest per start first
-        tokens.sort(key=lambda h: (h[0], h[1], -h[2]))
+        kind_of, neg_adj = self._hs_kind_of, self._hs_neg_adj
+        # token = (start + 1, end - 1 if the expression consumed a trailing boundary byte),
+        # as (kind, start, -end) so that a plain sort puts the longest per start first
+        tokens = [(kind_of[i], f + 1, neg_adj[i] - t) for i, f, t in hits]
+        tokens.sort()
         out: list[Candidate] = []
         last_kind, last_end, last_start = -1, -1, -1
-        for i, s, e in tokens:
+        for i, s, neg_e in tokens:
+            e = -neg_e
             if i != last_kind:
                 last_kind, last_end, last_start = i, -1, -1
             if s == last_start or s < last_end:

@@ -11,12 +11,13 @@ longer run of ASCII or full-width letters and digits.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leaksentry.config.matching import KindConfig, MatchingConfig
-from pipelines.match.checksums import CHECKSUMS
+from pipelines.match.checksums import CHECKSUMS, CHECKSUMS_BYTES
 
 # --- byte-level building blocks (ASCII | full-width, as UTF-8) -------------------------------
 _FW_UPPER = rb"\xef\xbc[\xa1-\xba]"  # Ａ-Ｚ  U+FF21-FF3A
@@ -57,6 +58,9 @@ _CLOSED_OR_NOT_BEFORE = rb"(?:(?<=\))|(?<=\xef\xbc\x89)|" + _NOT_BEFORE + rb")"
 # scanner checks the full-width neighbours (see :func:`fullwidth_alnum_before/after`)
 HS_EDGE = rb"[^A-Za-z0-9]"
 
+_LETTERS = string.ascii_letters
+
+
 def fullwidth_alnum_before(buf: bytes, pos: int) -> bool:
     """True when the character ending at ``pos`` is a full-width letter or digit."""
     if pos < 3 or buf[pos - 3] != 0xEF:
@@ -77,10 +81,8 @@ def fullwidth_alnum_after(buf: bytes, pos: int) -> bool:
 
 def _mask_generic(canonical: str, bracket_check: bool) -> str:
     """Keep the letter prefix and two digits, star the rest; a check letter shows in brackets."""
-    i = 0
-    while i < len(canonical) and canonical[i].isalpha():
-        i += 1
-    prefix, rest = canonical[:i], canonical[i:]
+    rest = canonical.lstrip(_LETTERS)
+    prefix = canonical[: len(canonical) - len(rest)]
     if not rest:  # all letters: show only the first two
         return canonical[:2] + "*" * max(0, len(canonical) - 2)
     check = ""
@@ -107,16 +109,20 @@ class Kind:
     rx: re.Pattern[bytes] = field(init=False)  # bounded, for the `re` engine
     full: re.Pattern[bytes] = field(init=False)  # whole register cell
     valid: Callable[[str], bool] = field(init=False)
-    _prefix: bytes = field(init=False)
+    valid_b: Callable[[bytes], bool] = field(init=False)
+    prefix: bytes = field(init=False)  # b"kind:", the start of the HMAC input
     _ascii_table: dict[int, None] = field(init=False)
+    _delete: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         after = _NOT_BEFORE if self.closed is None else _CLOSED_OR_NOT_BEFORE
         self.rx = re.compile(_NOT_AFTER + rb"(?:" + self.pattern + rb")" + after)
         self.full = re.compile(rb"(?:" + self.pattern + rb")")
         self.valid = CHECKSUMS[self.checksum]
-        self._prefix = self.name.encode() + b":"
+        self.valid_b = CHECKSUMS_BYTES[self.checksum]
+        self.prefix = self.name.encode() + b":"
         self._ascii_table = {ord(c): None for c in self.remove + "\t"}
+        self._delete = bytes(ord(c) for c in self.remove + "\t" if ord(c) < 128)
 
     @property
     def has_checksum(self) -> bool:
@@ -140,6 +146,14 @@ class Kind:
             text = text.upper()
         return text.translate(self._ascii_table)
 
+    def canonical_b(self, token: bytes) -> bytes:
+        """:meth:`canonical` as bytes, without decoding ASCII tokens (the hot path)."""
+        if token.isascii():
+            if self.upper:
+                token = token.upper()
+            return token.translate(None, self._delete)
+        return self.canonical(token).encode("utf-8")
+
     def canonical_cell(self, value: str) -> str | None:
         """Canonical form of a register cell, or None if it is not this kind (or fails its
         checksum). The whole cell must be one identifier."""
@@ -154,10 +168,15 @@ class Kind:
 
     def message(self, canonical: str) -> bytes:
         """The HMAC input: ``kind:canonical``."""
-        return self._prefix + canonical.encode()
+        return self.prefix + canonical.encode()
 
     def mask(self, canonical: str) -> str:
         return mask(self.name, canonical)
+
+    def mask_b(self, canonical: bytes) -> str:
+        if self.name == "hkid" and len(canonical) in (8, 9) and canonical.isascii():
+            return f"{canonical[:-5].decode()}****({chr(canonical[-1])})"
+        return mask(self.name, canonical.decode("utf-8", "replace"))
 
 
 def mask(kind: str, canonical: str) -> str:
@@ -167,6 +186,8 @@ def mask(kind: str, canonical: str) -> str:
     ``hn`` and custom kinds: letter prefix, two digits, stars, and a trailing
     check letter in brackets (``HN12******(A)``).
     """
+    if kind == "hkid" and len(canonical) in (8, 9):
+        return f"{canonical[:-5]}****({canonical[-1]})"
     return _mask_generic(canonical, bracket_check=(kind == "hkid"))
 
 

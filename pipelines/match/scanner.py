@@ -13,7 +13,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import accumulate, pairwise
+from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ def column_letter(index: int) -> str:
     return out
 
 
+_COLUMNS = [column_letter(i) for i in range(702)]  # A .. ZZ
+
+
 def natural_key(ref: str) -> tuple:
     if ref.isdigit():
         return (0, int(ref), ref)
@@ -51,19 +55,10 @@ def natural_key(ref: str) -> tuple:
 
 
 @dataclass(slots=True)
-class _Seen:
-    kind: str
-    masked: str
-    record: int
-    count: int
-    where: str
-    digest: int
-
-
-@dataclass(slots=True)
 class _State:
     parts: int = 0
-    seen: dict[int, _Seen] = field(default_factory=dict)
+    # digest -> [kind index, masked, record, count, first where, digest]
+    seen: dict[int, list] = field(default_factory=dict)
     records: set[int] = field(default_factory=set)
     record_level: set[int] = field(default_factory=set)
     unmatched: dict[str, set[int]] = field(default_factory=dict)
@@ -136,103 +131,147 @@ class Matcher:
         if not cands:
             return
         kinds = self.kinds
-        d64 = self._digester.digest64
+        fns = [(k.canonical_b, k.valid_b, k.prefix) for k in kinds]
+        inner, outer = self._digester.states()
+        icopy, ocopy = inner.copy, outer.copy
         valid_c: list[Candidate] = []
-        canon: list[str] = []
-        digests: list[int] = []
-        invalid_c: list[tuple[Candidate, str]] = []
+        canon: list[bytes] = []
+        raw = bytearray()
+        invalid_c: list[tuple[Candidate, bytes]] = []
         for c in cands:
-            kind = kinds[c[0]]
-            canonical = kind.canonical(buf[c[1]:c[2]])
-            if kind.valid(canonical):
+            canonical_b, valid_b, prefix = fns[c[0]]
+            canonical = canonical_b(buf[c[1]:c[2]])
+            if valid_b(canonical):
                 valid_c.append(c)
                 canon.append(canonical)
-                digests.append(d64(kind.message(canonical)))
+                h = icopy()
+                h.update(prefix + canonical)
+                o = ocopy()
+                o.update(h.digest())
+                raw += o.digest()[:8]
             else:
                 invalid_c.append((c, canonical))
         if not valid_c:
             self._snippets(buf, starts, metas, [], invalid_c, [], state)
             return
         fp = self.fingerprints
-        q = np.fromiter(digests, dtype=np.uint64, count=len(digests))
+        q = np.frombuffer(raw, dtype=">u8").astype(np.uint64)
         found, idx = fp.lookup(q)
-        found_l = found.tolist()
         pos = np.fromiter((c[1] for c in valid_c), dtype=np.int64, count=len(valid_c))
         part_of = np.searchsorted(np.asarray(starts, dtype=np.int64), pos, "right") - 1
         records = (fp.meta[idx].astype(np.int64) & RECORD_MASK) if len(fp.digests) else idx
         # identifiers held by several register records (a duplicated register row)
         n = len(fp.digests)
         nxt = np.minimum(idx + 1, max(n - 1, 0))
-        dup_l = (found & (idx + 1 < n) & (fp.digests[nxt] == q)).tolist() if n else []
 
-        seen = state.seen
-        recs_l = records.tolist()
-        part_l = part_of.tolist()
-        matched_pos: list[int] = []
-        for i, hit in enumerate(found_l):
-            dg = digests[i]
-            if not hit:
-                um = state.unmatched.get(kinds[valid_c[i][0]].name)
+        kind_arr = np.fromiter((c[0] for c in valid_c), dtype=np.int64, count=len(valid_c))
+        miss = ~found
+        if miss.any():  # valid identifiers that are not in the register: distinct, per kind
+            for ki, kind in enumerate(kinds):
+                um = state.unmatched.get(kind.name)
                 if um is not None:
-                    um.add(dg)
-                continue
-            matched_pos.append(i)
-            s = seen.get(dg)
-            if s is not None:
-                s.count += 1
-                continue
-            kind = kinds[valid_c[i][0]]
-            rec = recs_l[i]
-            seen[dg] = _Seen(kind.name, kind.mask(canon[i]), rec, 1,
-                             self._where(buf, starts, metas, part_l[i], valid_c[i][1]), dg)
-            if dup_l[i]:
-                state.records.update(fp.records_at(int(idx[i]), int(q[i])))
-            else:
-                state.records.add(rec)
-        if len(matched_pos) > 1:
-            self._record_level(buf, metas, valid_c, matched_pos, part_l, recs_l, digests, state)
+                    sel = miss & (kind_arr == ki)
+                    if sel.any():
+                        um.update(q[sel].tolist())
+        hit_idx = np.flatnonzero(found)
+        if len(hit_idx):
+            self._aggregate(buf, starts, metas, valid_c, canon, q, hit_idx, records, part_of,
+                            state)
+            if n:
+                dup = found & (idx + 1 < n) & (fp.digests[nxt] == q)
+                for ci in np.flatnonzero(dup).tolist():
+                    state.records.update(fp.records_at(int(idx[ci]), int(q[ci])))
+        if len(hit_idx) > 1:
+            self._record_level(buf, metas, valid_c, hit_idx, part_of, records, q, state)
         if len(state.snippets) < self.config.snippets:
             self._snippets(buf, starts, metas, valid_c, invalid_c, canon, state,
-                           matched_pos)
+                           hit_idx.tolist())
+
+    def _aggregate(self, buf: bytes, starts: list[int], metas: list[TextPart],
+                   valid_c: list[Candidate], canon: list[bytes], q: np.ndarray,
+                   hit_idx: np.ndarray, records: np.ndarray, part_of: np.ndarray,
+                   state: _State) -> None:
+        """One entry per distinct identifier: count, first place, mask; no Python work
+        per repeated occurrence."""
+        uniq, first, counts = np.unique(q[hit_idx], return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")  # document order of first occurrences
+        first_c = hit_idx[first[order]]
+        seen = state.seen
+        masks = [k.mask_b for k in self.kinds]
+        where = self._where
+        lines = [-1, 0, 0]
+        count = buf.count
+        columns = _COLUMNS
+        for dg, ci, cnt, rec, pi in zip(uniq[order].tolist(), first_c.tolist(),
+                                        counts[order].tolist(), records[first_c].tolist(),
+                                        part_of[first_c].tolist(), strict=True):
+            entry = seen.get(dg)
+            if entry is not None:
+                entry[3] += cnt
+                continue
+            ki, at, _ = valid_c[ci]
+            part = metas[pi]
+            row = part.row
+            if row is not None and part.location:  # the common table case, inlined
+                n = count(_CELL, starts[pi], at)
+                place = f"{part.location}!{columns[n] if n < 702 else column_letter(n)}{row}"
+            else:
+                place = where(buf, starts, metas, pi, at, lines)
+            seen[dg] = [ki, masks[ki](canon[ci]), rec, cnt, place, dg]
+        state.records.update(np.unique(records[hit_idx]).tolist())
 
     @staticmethod
-    def _where(buf: bytes, starts: list[int], metas: list[TextPart], pi: int, at: int) -> str:
+    def _where(buf: bytes, starts: list[int], metas: list[TextPart], pi: int, at: int,
+               lines: list[int]) -> str:
+        """``Sheet1!C2`` for a table cell, ``name:line N`` for text. ``lines`` caches
+        (part, offset, line) so that counting newlines stays linear in a big part."""
         part = metas[pi]
         if part.row is not None:
-            col = column_letter(buf.count(_CELL, starts[pi], at))
+            n = buf.count(_CELL, starts[pi], at)
+            col = _COLUMNS[n] if n < len(_COLUMNS) else column_letter(n)
             return f"{part.location}!{col}{part.row}" if part.location else f"{col}{part.row}"
-        line = buf.count(b"\n", starts[pi], at) + 1
+        if lines[0] == pi and lines[1] <= at:
+            line = lines[2] + buf.count(b"\n", lines[1], at)
+        else:
+            line = buf.count(b"\n", starts[pi], at) + 1
+        lines[:] = [pi, at, line]
         return f"{part.location}:line {line}" if part.location else f"line {line}"
 
     def _record_level(self, buf: bytes, metas: list[TextPart], cands: list[Candidate],
-                      matched: list[int], part_l: list[int], recs_l: list[int],
-                      digests: list[int], state: _State) -> None:
-        """Two different identifiers of one record in one row, or within the window."""
+                      hit_idx: np.ndarray, part_of: np.ndarray, records: np.ndarray,
+                      q: np.ndarray, state: _State) -> None:
+        """Two different identifiers of one record in one table row, or within the window
+        in text. Sorted by (part, record, position), such pairs are neighbours."""
+        pos = np.fromiter((cands[i][1] for i in hit_idx.tolist()), dtype=np.int64,
+                          count=len(hit_idx))
+        p, r, d = part_of[hit_idx], records[hit_idx], q[hit_idx]
+        o = np.lexsort((pos, r, p))
+        p, r, d, o_idx = p[o], r[o], d[o], hit_idx[o]
+        pairs = np.flatnonzero((p[1:] == p[:-1]) & (r[1:] == r[:-1]) & (d[1:] != d[:-1]))
+        if not len(pairs):
+            return
+        is_row = np.fromiter((metas[i].row is not None for i in p[pairs].tolist()), dtype=bool,
+                             count=len(pairs))
+        state.record_level.update(r[pairs[is_row]].tolist())
         window = self.config.window
-        order = sorted(matched, key=lambda i: (part_l[i], recs_l[i], cands[i][1]))
-        for a, b in pairwise(order):
-            if part_l[a] != part_l[b] or recs_l[a] != recs_l[b] or digests[a] == digests[b]:
-                continue
-            rec = recs_l[a]
+        for j in pairs[~is_row].tolist():
+            rec = int(r[j])
             if rec in state.record_level:
                 continue
-            if metas[part_l[a]].row is not None:
-                state.record_level.add(rec)
-                continue
-            gap = buf[cands[a][2]:cands[b][1]]
+            gap = buf[cands[int(o_idx[j])][2]:cands[int(o_idx[j + 1])][1]]
             if len(gap) <= window or len(gap.decode("utf-8", "ignore")) <= window:
                 state.record_level.add(rec)
 
     def _snippets(self, buf: bytes, starts: list[int], metas: list[TextPart],
-                  valid_c: list[Candidate], invalid_c: list[tuple[Candidate, str]],
-                  canon: list[str], state: _State, around: list[int] | None = None) -> None:
+                  valid_c: list[Candidate], invalid_c: list[tuple[Candidate, bytes]],
+                  canon: list[bytes], state: _State, around: list[int] | None = None) -> None:
         """Short context around the first matches, every identifier-shaped token masked."""
         if not around:
             return
         ctx = self.config.snippet_chars
         spans = sorted(
-            [(c[1], c[2], self.kinds[c[0]].mask(canon[i])) for i, c in enumerate(valid_c)]
-            + [(c[1], c[2], self.kinds[c[0]].mask(cn)) for c, cn in invalid_c])
+            [(c[1], c[2], c[0], canon[i]) for i, c in enumerate(valid_c)]
+            + [(c[1], c[2], c[0], cn) for c, cn in invalid_c])
         span_starts = [s[0] for s in spans]
         covered = -1
         for i in around:
@@ -250,10 +289,11 @@ class Matcher:
             j = max(0, bisect_right(span_starts, lo) - 1)
             focus = (0, 0)
             while j < len(spans) and spans[j][0] < hi:
-                ss, se, masked = spans[j]
+                ss, se, ki, cn = spans[j]
                 j += 1
                 if se <= lo or ss < cur:
                     continue
+                masked = self.kinds[ki].mask(cn.decode("utf-8", "replace"))
                 out.append(buf[cur:ss].decode("utf-8", "ignore"))
                 if ss == s:
                     focus = (sum(len(x) for x in out), len(masked))
@@ -270,19 +310,27 @@ class Matcher:
 
     def _result(self, state: _State) -> ScanResult:
         fp = self.fingerprints
-        refs = {r: fp.ref(r) for r in state.records}
-        ordered = sorted(state.seen.values(), key=lambda s: (natural_key(refs[s.record]), s.kind))
-        matches = [Match(kind=s.kind, masked=s.masked, record_ref=refs[s.record], count=s.count,
-                         where=s.where, digest=f"{s.digest:016x}") for s in ordered]
+        ref = fp.ref
+        refs = {r: ref(r) for r in sorted(state.records)}
+        entries = sorted(state.seen.values(), key=itemgetter(2, 0))  # register order, kind
+        names = [k.name for k in self.kinds]
+        matches = [Match(names[ki], masked, refs[rec], count, where, f"{dg:016x}")
+                   for ki, masked, rec, count, where, dg in entries]
         unmatched = {k: len(v) for k, v in state.unmatched.items()}
         severity, risk = assess(len(refs), len(state.record_level),
                                 max(unmatched.values(), default=0), self.config.severity)
+        distinct = list(dict.fromkeys(refs.values()))
+        if fp.ref_table:  # row numbers are already in order
+            distinct.sort(key=natural_key)
+        level = [refs[r] for r in sorted(state.record_level)]
+        if fp.ref_table:
+            level = sorted(set(level), key=natural_key)
         return ScanResult(
             severity=severity,
             risk_score=risk,
-            matched_records=len(set(refs.values())),
-            record_refs=sorted(set(refs.values()), key=natural_key),
-            record_level_refs=sorted({refs[r] for r in state.record_level}, key=natural_key),
+            matched_records=len(distinct),
+            record_refs=distinct,
+            record_level_refs=level,
             matches=matches,
             unmatched_valid=unmatched,
             parts=state.parts,

@@ -6,7 +6,7 @@ import random
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leaksentry import synth
@@ -70,3 +70,13 @@ def test_synth_hkids_are_valid() -> None:
     for _ in range(200):
         assert is_valid(synth.hkid(rng))
         assert not is_valid(synth.invalid_hkid(rng))
+
+
+@settings(deadline=None)
+@given(st.integers(0, 10**6 - 1), st.sampled_from(["A", "Z", "WX", "XA", "C", "a", "1"]),
+       st.sampled_from(list("0123456789AB")))
+def test_bytes_validator_agrees(digits: int, prefix: str, check: str) -> None:
+    from pipelines.match.hkid import is_valid_bytes
+
+    c = f"{prefix}{digits:06d}{check}"
+    assert is_valid_bytes(c.encode()) == is_valid_canonical(c)

@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -153,8 +153,13 @@ class CompatProxy:
     It is not a mock: every request reaches the real osmem-server.
     """
 
-    def __init__(self, upstream: OsmemProcess) -> None:
+    def __init__(self, upstream: OsmemProcess,
+                 intercept: Callable[[str, str, bytes | None], tuple[int, bytes] | None]
+                 | None = None) -> None:
+        """``intercept(method, path, body)`` may answer a request itself (a fault
+        injection, e.g. a 429 for a bulk item); None passes it to the server."""
         self.upstream = upstream
+        self.intercept = intercept
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -173,6 +178,17 @@ class CompatProxy:
                     if k.lower() in ("content-type", "accept"):
                         v = _plain_media_type(v)
                     headers[k] = v
+                if proxy.intercept is not None:
+                    canned = proxy.intercept(self.command, self.path, body)
+                    if canned is not None:
+                        status, data = canned
+                        self.send_response(status)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("X-Elastic-Product", "Elasticsearch")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
                 try:
                     conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port,
                                                       timeout=30)

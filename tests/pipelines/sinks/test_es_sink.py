@@ -203,3 +203,35 @@ def test_no_plaintext_identifier_in_any_indexed_field(osmem, tmp_path, store, si
     assert masked in texts["leaksentry-hits"]
     q = {"query": {"query_string": {"query": "leaksentry.record_refs:1", "lenient": True}}}
     assert search(cluster, "leaksentry-hits", q)["hits"]["total"]["value"] == 1
+
+
+def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store, sinkdata):
+    """A proxy in front of the real server answers the first bulk request with 429 for
+    every item (a cluster pushing back); the client's helper retries them after a
+    backoff and every document lands once."""
+    from fixtures_osmem import CompatProxy
+
+    throttled: list[int] = []
+
+    def throttle_first_bulk(method: str, path: str, body: bytes | None):
+        if not path.startswith("/_bulk") or throttled:
+            return None
+        lines = [ln for ln in (body or b"").split(b"\n") if ln.strip()]
+        items = [{"create": {**json.loads(meta)["create"], "status": 429, "error": {
+            "type": "es_rejected_execution_exception", "reason": "queue full"}}}
+            for meta in lines[0::2]]
+        throttled.append(len(items))
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
+
+    proxy = CompatProxy(osmem, intercept=throttle_first_bulk)
+    try:
+        settings = make_settings(proxy.url, tmp_path)
+        setup.setup(connect(settings.elasticsearch))
+        for f in sinkdata.a_month_of_findings(sinkdata.people(10), ["pastebin"], 5):
+            record_finding(store, f, settings)
+        report = spool.drain(store, settings)
+    finally:
+        proxy.close()
+    assert throttled == [10]
+    assert report.delivered == 10 and report.retry_later == 0 and report.pending == 0
+    assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5

@@ -137,10 +137,11 @@ class Matcher:
         valid_c: list[Candidate] = []
         canon: list[bytes] = []
         raw = bytearray()
-        invalid_c: list[tuple[Candidate, bytes]] = []
+        canon_all: list[bytes] = []  # every candidate's canonical form, for masking snippets
         for c in cands:
             canonical_b, valid_b, prefix = fns[c[0]]
             canonical = canonical_b(buf[c[1]:c[2]])
+            canon_all.append(canonical)
             if valid_b(canonical):
                 valid_c.append(c)
                 canon.append(canonical)
@@ -149,10 +150,7 @@ class Matcher:
                 o = ocopy()
                 o.update(h.digest())
                 raw += o.digest()[:8]
-            else:
-                invalid_c.append((c, canonical))
         if not valid_c:
-            self._snippets(buf, starts, metas, [], invalid_c, [], state)
             return
         fp = self.fingerprints
         q = np.frombuffer(raw, dtype=">u8").astype(np.uint64)
@@ -184,8 +182,7 @@ class Matcher:
         if len(hit_idx) > 1:
             self._record_level(buf, metas, valid_c, hit_idx, part_of, records, q, state)
         if len(state.snippets) < self.config.snippets:
-            self._snippets(buf, starts, metas, valid_c, invalid_c, canon, state,
-                           hit_idx.tolist())
+            self._snippets(buf, starts, cands, canon_all, valid_c, hit_idx.tolist(), state)
 
     def _aggregate(self, buf: bytes, starts: list[int], metas: list[TextPart],
                    valid_c: list[Candidate], canon: list[bytes], q: np.ndarray,
@@ -262,17 +259,15 @@ class Matcher:
             if len(gap) <= window or len(gap.decode("utf-8", "ignore")) <= window:
                 state.record_level.add(rec)
 
-    def _snippets(self, buf: bytes, starts: list[int], metas: list[TextPart],
-                  valid_c: list[Candidate], invalid_c: list[tuple[Candidate, bytes]],
-                  canon: list[bytes], state: _State, around: list[int] | None = None) -> None:
-        """Short context around the first matches, every identifier-shaped token masked."""
+    def _snippets(self, buf: bytes, starts: list[int], cands: list[Candidate],
+                  canon_all: list[bytes], valid_c: list[Candidate], around: list[int],
+                  state: _State) -> None:
+        """Short context around the first matches, every identifier-shaped token masked
+        (found or not, valid or not), then any remaining run of 4+ digits starred."""
         if not around:
             return
         ctx = self.config.snippet_chars
-        spans = sorted(
-            [(c[1], c[2], c[0], canon[i]) for i, c in enumerate(valid_c)]
-            + [(c[1], c[2], c[0], cn) for c, cn in invalid_c])
-        span_starts = [s[0] for s in spans]
+        cand_starts = [c[1] for c in cands]  # sorted: the finder returns them in order
         covered = -1
         for i in around:
             if len(state.snippets) >= self.config.snippets:
@@ -284,16 +279,19 @@ class Matcher:
             lo = max(starts[pi], s - 4 * ctx)
             hi = min(starts[pi + 1] - 1, e + 4 * ctx)
             covered = min(hi, e + ctx)
+            j = max(0, bisect_right(cand_starts, lo) - 1)
+            if j < len(cands) and cands[j][1] < lo < cands[j][2]:
+                lo = cands[j][1]  # a token straddling the window start is shown masked
             out: list[str] = []
             cur = lo
-            j = max(0, bisect_right(span_starts, lo) - 1)
             focus = (0, 0)
-            while j < len(spans) and spans[j][0] < hi:
-                ss, se, ki, cn = spans[j]
+            while j < len(cands) and cands[j][1] < hi:
+                ki, ss, se = cands[j]
+                cn = canon_all[j]
                 j += 1
                 if se <= lo or ss < cur:
                     continue
-                masked = self.kinds[ki].mask(cn.decode("utf-8", "replace"))
+                masked = self.kinds[ki].mask_b(cn)
                 out.append(buf[cur:ss].decode("utf-8", "ignore"))
                 if ss == s:
                     focus = (sum(len(x) for x in out), len(masked))

@@ -226,3 +226,14 @@ def test_no_wrong_check_digit_is_a_match(matcher: Matcher, i: int, form: int, k:
     written = forms(p.hkid[:-1] + wrong)[form]
     r = matcher.scan([TextPart(f"{FILLER_ZH}{written} {FILLER_EN}")])
     assert r.matched_records == 0 and r.matches == []
+
+
+def test_snippet_edges_never_cut_an_identifier_open(matcher: Matcher) -> None:
+    p = PATIENTS[30]
+    decoy = "Z437626A"  # valid, not in the register
+    for gap in range(0, 200, 3):
+        text = f"{decoy[:-1]}({decoy[-1]}){'x ' * gap}{p.hkid} {'y ' * gap}{decoy}"
+        r = matcher.scan([TextPart(text)])
+        assert r.record_refs == [p.ref]
+        blob = " ".join(r.snippets)
+        assert "437626" not in blob and "4376" not in blob and p.hkid[1:7] not in blob

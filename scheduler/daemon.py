@@ -31,6 +31,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import URL, create_engine
 
 from leaksentry.config import Settings, load_config
 from leaksentry.errors import ConfigError, LeakSentryError
@@ -100,7 +101,8 @@ class Daemon:
                     f"cannot listen on {s.daemon.metrics_host}:{s.daemon.metrics_port}"
                     f" ([daemon] metrics_port): {exc.strerror or exc}") from None
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{jobstore_path(s)}")},
+            jobstores={"default": SQLAlchemyJobStore(engine=create_engine(
+                URL.create("sqlite", database=str(jobstore_path(s)))))},
             executors={
                 CRAWL_EXECUTOR: ThreadPoolExecutor(s.daemon.max_concurrent_crawls),
                 MAINTENANCE_EXECUTOR: ThreadPoolExecutor(2),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler.crawls import CrawlResult, RunningCrawls, run_crawl
-from scheduler.schedule import schedules
+from scheduler.schedule import human_duration, schedules
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -132,7 +132,7 @@ def retention_job(config_path: str | None = None) -> None:
     if rt.metrics is not None and n:
         rt.metrics.purged.inc(n)
     if n:
-        log.info("retention: purged %d row(s) older than %s", n, _human(age),
+        log.info("retention: purged %d row(s) older than %s", n, human_duration(age),
                  extra={"job": RETENTION, "purged": n})
 
 
@@ -154,13 +154,6 @@ def periodic_job(job_id: str) -> None:
         rt = _runtime
         if rt is not None and rt.metrics is not None:
             rt.metrics.job_errors.labels(job_id).inc()
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from scheduler.readonly import connect_readonly
+
 log = logging.getLogger("leaksentry.scheduler.metrics")
 
 
@@ -110,12 +112,11 @@ class StoreCollector(Collector):
                 g.add_metric([name], 1)
             yield g
         try:
-            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+            conn = connect_readonly(self.db_path)
         except sqlite3.Error as exc:
             log.warning("metrics: cannot open state store %s: %s", self.db_path, exc)
             return
         with closing(conn):
-            conn.row_factory = sqlite3.Row
             yield from self._safe(self._hits, conn)
             yield from self._safe(self._outbox, conn)
             yield from self._safe(self._spool, conn)

@@ -17,7 +17,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler import jobs
-from scheduler.schedule import schedules
+from scheduler.schedule import human_duration, schedules
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -75,12 +75,12 @@ def desired_jobs(settings: Settings, config_path: Path | None) -> list[JobSpec]:
                 (jobs.HEALTH, d.health_interval, "raise source-health alerts")]
     if d.retention > 0:
         periodic.append((jobs.RETENTION, d.retention_interval,
-                         f"purge data older than {d.retention:g}s"))
+                         f"purge data older than {human_duration(d.retention)}"))
     for job_id, every, what in periodic:
         specs.append(JobSpec(
             id=job_id, func="scheduler.jobs:periodic_job", args=(job_id,),
             trigger=IntervalTrigger(seconds=every, timezone="UTC"),
-            name=f"{what} every {every:g}s", executor=MAINTENANCE_EXECUTOR,
+            name=f"{what} every {human_duration(every)}", executor=MAINTENANCE_EXECUTOR,
             misfire_grace_time=grace,
         ))
     return specs

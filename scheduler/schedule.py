@@ -53,6 +53,14 @@ class SourceSchedule:
 
 
 def _fmt(seconds: float) -> str:
+    return human_duration(seconds)
+
+
+def human_duration(seconds: float) -> str:
+    """90 -> '90s', 3600 -> '1h', 172800 -> '2d' (whole units only, else seconds)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from leaksentry.config import Settings
 from scheduler.daemon import info_path, jobstore_path
 from scheduler.jobs import CRAWL_PREFIX
+from scheduler.readonly import connect_readonly
 from scheduler.schedule import source_schedule
 
 
@@ -78,7 +79,7 @@ def next_runs(settings: Settings) -> dict[str, str | None]:
     if not path.exists():
         return {}
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        conn = connect_readonly(path)
     except sqlite3.Error:
         return {}
     with closing(conn):
@@ -101,15 +102,14 @@ def collect_status(settings: Settings) -> Status:
     for i, src in enumerate(settings.sources):
         try:
             sched = source_schedule(src, settings, i).describe()
-            sched = sched.split(" ", 2)[2]  # drop "crawl NAME"
+            sched = sched.split(" ", 2)[2].removesuffix(" jitter 0s")  # drop "crawl NAME"
         except Exception as exc:  # status must still print with a bad schedule
             sched = f"invalid: {exc}"
         by_name[src.name] = SourceStatus(name=src.name, kind=src.kind, schedule=sched,
                                          next_run=nexts.get(CRAWL_PREFIX + src.name))
     db = settings.state.db
     if db.exists():
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        conn.row_factory = sqlite3.Row
+        conn = connect_readonly(db)
         with closing(conn):
             _fill_runs(conn, by_name)
             status.outbox = _outbox(conn)

@@ -7,6 +7,7 @@ directory (see scheduler/status.py).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
@@ -14,8 +15,19 @@ from rich.table import Table
 from leaksentry.cli.common import ConfigOption, console, settings
 
 
-def _when(ts: str | None) -> str:
-    return ts.replace("+00:00", "Z") if ts else "-"
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _when(ts: str | None, now: datetime) -> str:
+    """An ISO time as '5m ago' or 'in 2h' (the JSON output keeps the ISO times)."""
+    if not ts:
+        return "-"
+    delta = (datetime.fromisoformat(ts) - now).total_seconds()
+    return f"in {_span(delta)}" if delta > 0 else f"{_span(-delta)} ago"
 
 
 def status(
@@ -35,9 +47,10 @@ def status(
     else:
         console.print("daemon: [yellow]not running[/yellow]")
     console.print(f"state: {st.state_dir}")
+    now = datetime.now(UTC)
     table = Table(title=f"{len(st.sources)} source(s)", title_justify="left")
     for col in ("source", "kind", "schedule", "last run", "outcome", "next run", "health"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col.endswith("run"))
     for s in st.sources:
         if s.healthy is None:
             health = "[dim]never run[/dim]"
@@ -45,8 +58,8 @@ def status(
             health = "[green]healthy[/green]"
         else:
             health = f"[red]unhealthy[/red]: {s.reason or ''}"
-        table.add_row(s.name, s.kind, s.schedule, _when(s.last_run), s.last_outcome or "-",
-                      _when(s.next_run) if s.configured else "-", health)
+        table.add_row(s.name, s.kind, s.schedule, _when(s.last_run, now), s.last_outcome or "-",
+                      _when(s.next_run, now) if s.configured else "-", health)
     console.print(table)
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(st.outbox.items())) or "empty"
     console.print(f"alert outbox: {outbox}")

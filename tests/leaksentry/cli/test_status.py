@@ -47,7 +47,7 @@ def test_status_fresh_state(tmp_path):
     st = json.loads(r.output)
     assert st["daemon_pid"] is None and st["spool_depth"] is None and st["outbox"] == {}
     assert [(s["name"], s["schedule"], s["healthy"]) for s in st["sources"]] == [
-        ("pastes", "every 120s jitter 0s", None), ("files", "cron '0 * * * *' jitter 0s", None)]
+        ("pastes", "every 2m", None), ("files", "cron '0 * * * *'", None)]
 
 
 def test_status_shows_runs_health_and_next_runs(tmp_path):

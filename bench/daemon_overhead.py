@@ -1,0 +1,110 @@
+"""Daemon overheads: what the scheduler adds around a crawl, and what a scrape of
+/metrics or `leaksentry status` costs on a state store with a long history.
+
+    .venv/bin/python bench/daemon_overhead.py [--crawls 20] [--sources 50] [--runs 400]
+
+Prints figures only (no identifiers: the store holds run records, no hits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from leaksentry.config import load_config
+from leaksentry.store import Store
+from leaksentry.store.runs import record_run
+from pipelines.model import RunSummary
+from scheduler.crawls import RunningCrawls, run_crawl
+from scheduler.metrics import DaemonMetrics
+from scheduler.status import collect_status
+
+#: a stand-in crawl that records one run, like `leaksentry crawl` does, minus the crawling
+STANDIN = """
+import sys
+from datetime import UTC, datetime
+from leaksentry.config import load_config
+from leaksentry.store import Store
+from leaksentry.store.runs import record_run
+from pipelines.model import RunSummary
+name, cfg = sys.argv[1], sys.argv[3]
+s = load_config(cfg)
+st = Store(s.state.db)
+now = datetime.now(UTC)
+with st.transaction() as tx:
+    record_run(tx, RunSummary(name, now, now, "ok", discovered=1, fetched=1))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--crawls", type=int, default=20)
+    ap.add_argument("--sources", type=int, default=50)
+    ap.add_argument("--runs", type=int, default=400, help="runs per source in the history")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        script = root / "standin.py"
+        script.write_text(STANDIN)
+        cfg = root / "leaksentry.toml"
+        srcs = "".join(f'\n[[sources]]\nname = "s{i}"\nkind = "watch"\n'
+                       f'url = "http://127.0.0.1:9/"\nevery = "5m"\n' for i in range(a.sources))
+        cfg.write_text(f'[state]\ndir = "{root / "state"}"\n[daemon]\nmetrics_port = 0\n' + srcs)
+        settings = load_config(cfg)
+        store = Store(settings.state.db)
+        base = [sys.executable, str(script)]
+
+        # 1. the runner around a crawl vs the bare subprocess, same command, interleaved
+        #    so machine load drifts affect both alike
+        running = RunningCrawls(root / "state" / "crawls")
+        bare = runner = 0.0
+        for _ in range(a.crawls):
+            t0 = time.perf_counter()
+            subprocess.run([*base, "s0", "--config", str(cfg)], check=True)
+            t1 = time.perf_counter()
+            run_crawl(store, "s0", cfg, timeout=60, base_command=base, running=running,
+                      on_output=lambda s, ln: None)
+            t2 = time.perf_counter()
+            bare += t1 - t0
+            runner += t2 - t1
+        bare /= a.crawls
+        runner /= a.crawls
+        print(f"crawl subprocess: bare {bare * 1000:.1f} ms, through run_crawl"
+              f" {runner * 1000:.1f} ms (ratio {runner / bare:.2f}, overhead"
+              f" {(runner - bare) * 1000:+.1f} ms per crawl)")
+
+        # 2. a long history: sources x runs
+        now = datetime.now(UTC)
+        with store.transaction() as tx:
+            for i in range(a.sources):
+                for j in range(a.runs):
+                    t = now - timedelta(minutes=5 * (a.runs - j))
+                    record_run(tx, RunSummary(f"s{i}", t, t + timedelta(seconds=3),
+                                              "ok" if j % 7 else "error", discovered=3,
+                                              fetched=3, error=None if j % 7 else "HTTP 500"))
+        total = a.sources * a.runs
+        metrics = DaemonMetrics(settings.state.db, running.names)
+        n = 20
+        t0 = time.perf_counter()
+        for _ in range(n):
+            body = generate_latest(metrics.registry)
+        scrape = (time.perf_counter() - t0) / n
+        print(f"/metrics scrape: {scrape * 1000:.1f} ms ({len(body)} bytes) with"
+              f" {a.sources} sources, {total} recorded runs")
+        t0 = time.perf_counter()
+        for _ in range(n):
+            st = collect_status(settings)
+        status = (time.perf_counter() - t0) / n
+        print(f"status collection: {status * 1000:.1f} ms for {len(st.sources)} sources,"
+              f" {total} recorded runs")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,9 +3,9 @@
 Setup is idempotent: PUTs of the same template/policy bodies, and the current
 month's indices are created only when missing (so the read aliases exist
 before the first hit). Where the server has no ILM (OpenSearch, osmem-server)
-or no ISM (osmem-server), setup says so in its report instead of failing:
-``leaksentry es purge``-style retention then falls to :func:`drop_expired_indices`,
-which deletes whole monthly indices older than the retention period.
+or no ISM (osmem-server), setup says so in its report instead of failing, and
+retention falls to :func:`drop_expired_indices` (run by every setup), which
+deletes whole monthly indices whose month ended more than ``retention`` ago.
 """
 
 from __future__ import annotations

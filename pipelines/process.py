@@ -34,6 +34,7 @@ import resource
 import select
 import signal
 import struct
+import threading
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -137,7 +138,13 @@ def _read_frame(fd: int, deadline: float | None) -> Any:
 def _fork() -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        return os.fork()
+        pid = os.fork()
+    if pid == 0:
+        # the parent (Scrapy, the daemon) owns shutdown: Ctrl-C is its to handle, and its
+        # handlers must not run in the worker; SIGTERM simply ends the worker
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return pid
 
 
 def _kill(pid: int) -> None:
@@ -182,7 +189,8 @@ class DocumentScanner:
     """Scans documents one after another in a stoppable worker (see module doc).
 
     ``scan(doc)`` never raises for bad documents; call ``close()`` (or use it
-    as a context manager) to stop a warm worker.
+    as a context manager) to stop a warm worker. Calls from several threads are
+    serialised (one worker, one document at a time).
     """
 
     def __init__(self, matcher: Any, config: ExtractConfig | None = None,
@@ -200,6 +208,7 @@ class DocumentScanner:
         self._to_worker: int | None = None
         self._from_worker: int | None = None
         self._served = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> DocumentScanner:
         return self
@@ -211,15 +220,21 @@ class DocumentScanner:
 
     def scan(self, doc: Document, passwords: tuple[str, ...] = ()) -> Finding:
         pw = tuple(dict.fromkeys((*passwords, *self.passwords)))
-        if self.mode == "inline":
-            result = scan_inline(doc.content, _doc_name(doc), self.matcher, self.config, pw)
-        elif self.mode == "fork":
-            result = self._scan_forked(doc, pw)
-        else:
-            result = self._scan_warm(doc, pw)
+        with self._lock:
+            if self.mode == "inline":
+                result = scan_inline(doc.content, _doc_name(doc), self.matcher, self.config,
+                                     pw)
+            elif self.mode == "fork":
+                result = self._scan_forked(doc, pw)
+            else:
+                result = self._scan_warm(doc, pw)
         return Finding.of(doc, result)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._pid is not None:
             for fd in (self._to_worker, self._from_worker):
                 if fd is not None:
@@ -317,7 +332,7 @@ class DocumentScanner:
 
     def _scan_warm(self, doc: Document, pw: tuple[str, ...]) -> ScanResult:
         if self._pid is not None and self._served >= self.config.worker_max_documents:
-            self.close()
+            self._close()
         if self._pid is None:
             self._start_worker()
             self._served = 0

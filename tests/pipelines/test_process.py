@@ -204,3 +204,12 @@ def test_warm_worker_is_recycled(matcher):
             _check_ok(scanner.scan(_csv_doc()))
             pids.append(scanner._pid)
     assert len(set(pids)) == 3
+
+
+def test_concurrent_callers_share_one_worker_safely(matcher):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with DocumentScanner(matcher, mode="warm") as scanner, ThreadPoolExecutor(4) as pool:
+        findings = list(pool.map(lambda _: scanner.scan(_csv_doc()), range(8)))
+    for f in findings:
+        _check_ok(f)

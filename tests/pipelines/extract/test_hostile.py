@@ -266,3 +266,13 @@ def test_every_status_message_is_free_of_identifiers(ext, people):
         ext.no_identifiers(r.outputs(), people)
     assert {"ok", "corrupt", "too_large"} <= statuses
     json.dumps(statuses, default=list)
+
+
+def test_password_protected_office_document(ext):
+    # no writer for encrypted OOXML is installed (msoffcrypto-tool would be): an OLE
+    # compound file holding the "EncryptedPackage" stream name is what Office writes
+    ole = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "EncryptionInfo".encode("utf-16-le")
+           + bytes(50) + "EncryptedPackage".encode("utf-16-le") + bytes(1000))
+    r = ext.run(ole, "payroll.xlsx")
+    assert r.status == "encrypted" and r.ex.details["type"] == "ooxml_encrypted"
+    assert "payroll.xlsx" in r.ex.error

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy_playwright.page import PageMethod
 
@@ -75,7 +75,8 @@ def configure_crawler(settings: Any, source: SourceConfig) -> None:
                  make_abort_request(block_resources=source.block_resources,
                                     allow_private=source.allow_private),
                  priority="cmdline")
-    settings.set("PLAYWRIGHT_MAX_CONTEXTS", 1, priority="cmdline")
+    settings.set("PLAYWRIGHT_BROWSER_PROVIDER", "crawler.playwright.SharedBrowserProvider",
+                 priority="cmdline")
     # pages in flight (<= concurrency) plus free pages in the pool (<= concurrency)
     settings.set("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 2 * int(source.concurrency or 4),
                  priority="cmdline")
@@ -193,3 +194,59 @@ def blocked_response(response: Response, source: SourceConfig) -> str | None:
     ip = getattr(response, "ip_address", None)
     reason = blocked_reason(str(ip)) if ip is not None else None
     return f"{response.url}: refused: rendered from {ip}, a {reason}" if reason else None
+
+
+class SharedBrowserProvider:
+    """One Playwright driver and one Chromium per crawl process.
+
+    Scrapy builds one download handler per URL scheme (``http`` and ``https``),
+    and each scrapy-playwright handler would start its own Playwright driver and
+    browser. This provider (``PLAYWRIGHT_BROWSER_PROVIDER``) lets them share:
+    the first ``start`` starts the driver, the last ``close`` stops it, and
+    ``launch_browser`` hands every handler the same connected browser.
+    """
+
+    _lock: ClassVar[asyncio.Lock | None] = None
+    _inner: ClassVar[Any] = None
+    _browser: ClassVar[Any] = None
+    _refs: ClassVar[int] = 0
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @classmethod
+    def _get_lock(cls) -> asyncio.Lock:
+        if cls._lock is None:
+            cls._lock = asyncio.Lock()
+        return cls._lock
+
+    async def start(self) -> None:
+        from scrapy_playwright.provider import PlaywrightBrowserProvider
+
+        cls = type(self)
+        async with cls._get_lock():
+            if cls._refs == 0:
+                cls._inner = PlaywrightBrowserProvider(self.config)
+                await cls._inner.start()
+            cls._refs += 1
+
+    async def launch_browser(self) -> Any:
+        cls = type(self)
+        async with cls._get_lock():
+            if cls._browser is None or not cls._browser.is_connected():
+                cls._browser = await cls._inner.launch_browser()
+            return cls._browser
+
+    async def launch_persistent_context(self, context_kwargs: dict[str, Any]) -> Any:
+        return await type(self)._inner.launch_persistent_context(context_kwargs)
+
+    async def close(self) -> None:
+        cls = type(self)
+        async with cls._get_lock():
+            cls._refs -= 1
+            if cls._refs > 0:
+                return
+            inner, cls._inner, cls._browser = cls._inner, None, None
+        if inner is not None:
+            with suppress(Exception):
+                await inner.close()

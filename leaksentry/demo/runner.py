@@ -310,16 +310,22 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
         t = time.monotonic()
         runnable = []
         for src in sources:
-            if run.fingerprints is None or not spider_available(src.kind):
-                why = ("no fingerprints" if run.fingerprints is None
-                       else f"the {src.kind} spider is not available yet")
+            why = None
+            if run.fingerprints is None:
+                why = "no fingerprints"
+            elif not spider_available(src.kind):
+                why = f"the {src.kind} spider is not available yet"
+                run.missing.append(f"crawler: {src.kind} spider")
+            elif src.table.get("render") and not Path(settings.crawler.chromium_path).exists():
+                why = (f"Chromium not found at {settings.crawler.chromium_path}"
+                       " (Debian: apt-get install chromium)")
+                run.missing.append(f"chromium: {settings.crawler.chromium_path}")
+            if why is None:
+                runnable.append(src)
+            else:
                 run.sources.append(SourceOutcome(src.name, src.kind, src.title, "",
                                                  available=False, outcome="skipped", error=why))
-                if run.fingerprints is not None:
-                    run.missing.append(f"crawler: {src.kind} spider")
                 progress(f"crawl:{src.name}", "skip", why)
-            else:
-                runnable.append(src)
         for src in runnable:
             progress(f"crawl:{src.name}", "start", src.title)
 

@@ -10,6 +10,9 @@ Figures printed:
 - overall: (N + 1 pages) / crawl duration, browser start included;
 - marginal: extra pages / extra seconds between a small and a large listing,
   i.e. the steady rate once the browser runs (what the target is about);
+- CPU per extra page for the whole crawl process tree (Python, the Playwright
+  driver, Chromium), and the capacity it implies on idle cores: the wall-clock
+  rate on a shared machine depends on what else runs;
 - baseline: the same pages fetched without a browser (the listing's rows
   written server-side), overall rate, and the render/baseline ratio.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,15 +68,23 @@ def _items(n: int) -> dict[str, tuple[str, str]]:
     return {f"b{i:05d}x": (f"item {i}", f"{filler}\n{i}\n") for i in range(n)}
 
 
-def measure(n: int, *, render: bool, concurrency: int) -> tuple[int, float]:
-    """(pages fetched, crawl seconds) for a listing of ``n`` items."""
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def measure(n: int, *, render: bool, concurrency: int) -> tuple[int, float, float]:
+    """(pages fetched, crawl seconds, CPU seconds of the crawl's whole process tree:
+    Python, the Playwright driver and Chromium) for a listing of ``n`` items."""
     # the baseline gets the same pages with the rows written into the listing's HTML
     with JsListingSite(_items(n), delay_ms=20, static_listing=not render) as site, \
             tempfile.TemporaryDirectory() as tmp:
+        cpu0 = _child_cpu()
         run = _crawl(Path(tmp), site.url, render=render, concurrency=concurrency)
+        cpu = _child_cpu() - cpu0
         if run["outcome"] != "ok" or run["fetched"] != n:
             raise SystemExit(f"unexpected run: {run}")
-        return n + 1, float(run["duration"])
+        return n + 1, float(run["duration"]), cpu
 
 
 def main() -> None:
@@ -82,18 +94,24 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
 
-    small_p, small_s = measure(args.small, render=True, concurrency=args.concurrency)
-    big_p, big_s = measure(args.items, render=True, concurrency=args.concurrency)
+    load = os.getloadavg()[0]
+    small_p, small_s, small_cpu = measure(args.small, render=True, concurrency=args.concurrency)
+    big_p, big_s, big_cpu = measure(args.items, render=True, concurrency=args.concurrency)
     marginal = (big_p - small_p) / max(big_s - small_s, 1e-6)
+    cpu_per_page = (big_cpu - small_cpu) / (big_p - small_p)
     print(f"render: {big_p} pages in {big_s:.2f}s = {big_p / big_s:.1f} pages/s overall "
           f"(browser start included)")
     print(f"render: marginal {marginal:.1f} pages/s "
           f"({big_p - small_p} extra pages in {big_s - small_s:.2f}s; target >= 5)")
-    base_p, base_s = measure(args.items, render=False, concurrency=args.concurrency)
+    cores = os.cpu_count() or 1
+    print(f"render: {cpu_per_page * 1000:.0f} ms CPU per extra page (driver + Chromium + "
+          f"Python): capacity {cores / cpu_per_page:.1f} pages/s on {cores} idle cores")
+    base_p, base_s, _ = measure(args.items, render=False, concurrency=args.concurrency)
     base = base_p / base_s
     print(f"baseline (same pages over plain HTTP, no browser): {base_p} pages in {base_s:.2f}s"
           f" = {base:.1f} pages/s overall; render marginal/baseline = {marginal / base:.2f}")
-    print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    print(f"cpu cores: {os.cpu_count()}, load average: {load:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end (other work on the machine slows the wall figures)")
 
 
 if __name__ == "__main__":

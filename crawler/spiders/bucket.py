@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from lxml import etree
 from scrapy.http import Response
@@ -135,10 +135,17 @@ def parse_listing(body: bytes) -> ListingPage:
     raise NotAListing(f"unexpected XML document <{one_line(name, 40)}>")
 
 
+def _split(base: str) -> tuple[str, list[tuple[str, str]]]:
+    """The container/bucket URL without its query, and the query's pairs: a SAS token
+    (``?sv=...&sig=...``) or a signed URL's parameters must travel with every request."""
+    path, _, query = base.partition("?")
+    return path.rstrip("/"), parse_qsl(query, keep_blank_values=True)
+
+
 def list_url(base: str, flavor: str, *, max_keys: int, prefix: str = "",
              token: str | None = None, marker: str | None = None) -> str:
     """The listing URL of one page for the flavor's API."""
-    base = base.split("?", 1)[0].rstrip("/")
+    path, extra = _split(base)
     if flavor == "azure":
         q: dict[str, Any] = {"restype": "container", "comp": "list", "maxresults": max_keys}
         if prefix:
@@ -157,11 +164,14 @@ def list_url(base: str, flavor: str, *, max_keys: int, prefix: str = "",
             q["prefix"] = prefix
         if token:
             q["continuation-token"] = token
-    return f"{base}/?{urlencode(q)}" if flavor != "azure" else f"{base}?{urlencode(q)}"
+    query = urlencode([*extra, *q.items()])
+    return f"{path}?{query}" if flavor == "azure" else f"{path}/?{query}"
 
 
 def object_url(base: str, key: str) -> str:
-    return base.split("?", 1)[0].rstrip("/") + "/" + quote(key, safe="/~")
+    path, extra = _split(base)
+    url = path + "/" + quote(key, safe="/~")
+    return f"{url}?{urlencode(extra)}" if extra else url
 
 
 class BucketSpider(SourceSpider):

@@ -199,6 +199,13 @@ def test_list_and_object_urls():
     assert list_url("http://h/c", "azure", max_keys=2, marker="x") == \
         "http://h/c?restype=container&comp=list&maxresults=2&marker=x"
     assert object_url("http://h/b", "dir/a b#1.csv") == "http://h/b/dir/a%20b%231.csv"
+    # a SAS token travels with the listing and every blob request
+    sas = "https://acct.blob.core.windows.net/c?sv=2022-11-02&sr=c&sp=rl&sig=a%2Bb%3D"
+    assert list_url(sas, "azure", max_keys=2) == (
+        "https://acct.blob.core.windows.net/c?sv=2022-11-02&sr=c&sp=rl&sig=a%2Bb%3D"
+        "&restype=container&comp=list&maxresults=2")
+    assert object_url(sas, "x.csv") == \
+        "https://acct.blob.core.windows.net/c/x.csv?sv=2022-11-02&sr=c&sp=rl&sig=a%2Bb%3D"
 
 
 def test_v1_marker_pagination_gcs_flavor_against_s3_server(s3, crawl_ws):

@@ -104,10 +104,8 @@ def write_config(sc: Scenario, urls: SiteUrls, *, webhook_secret: str,
         _table("[state]", {"dir": sc.state_dir}),
         _table("[matching]", matching_table(sc)),
         "# the encrypted zip's password was posted in a separate paste; an analyst adds\n"
-        "# such passwords here so extraction can open the archive. worker_mode = fork:\n"
-        "# a warm scan worker forked while Chromium runs keeps the Playwright driver's\n"
-        "# pipes open, and the rendered crawl then never exits (see docs/demo.md)\n" + _table(
-            "[extract]", {"passwords": [*sc.passwords, "infected"], "worker_mode": "fork"}),
+        "# such passwords here so extraction can open the archive\n" + _table(
+            "[extract]", {"passwords": [*sc.passwords, "infected"]}),
         _table("[alerts]", {"min_severity": "low", "digest_severities": [],
                             "backoff_base": "1s", "max_attempts": 3}),
         _table("[[alerts.channels]]", {"name": WEBHOOK_CHANNEL, "type": "webhook",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -30,7 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leaksentry.demo.config import WEBHOOK_CHANNEL, DemoSource, SiteUrls, demo_sources, write_config
+from leaksentry.demo.config import (
+    WEBHOOK_CHANNEL,
+    DemoSource,
+    SiteUrls,
+    demo_sources,
+    matching_table,
+    write_config,
+)
 from leaksentry.demo.scenario import EXPORT_ROWS, Scenario, build_scenario
 from leaksentry.demo.sites import LocalSite, PasteFeedSite, StaticSite, WebhookReceiver
 
@@ -136,14 +142,6 @@ def spider_available(kind: str) -> bool:
     return _has("crawler.runner") and _has(f"crawler.spiders.{kind}")
 
 
-def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``leaksentry ARGS`` in ``cwd``, ignoring any config the user has lying around."""
-    env = {k: v for k, v in os.environ.items() if k != "LEAKSENTRY_CONFIG"}
-    return subprocess.run([sys.executable, "-m", "leaksentry", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd,
-                          env=env)
-
-
 def _one_line(text: str) -> str:
     """The gist of a command's output: its last line with text (Rich boxes stripped)."""
     lines = [ln.strip(" │╭╮╰╯─") for ln in text.strip().splitlines()]
@@ -151,25 +149,30 @@ def _one_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def make_fingerprints(sc: Scenario) -> str:
-    """``leaksentry keygen`` + ``leaksentry fingerprints build`` on the register, as the
-    trusted side runs them. Returns the CLI's one-line summary; raises RuntimeError."""
-    sc.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    r = _cli("keygen", "--out", str(sc.key_path), cwd=sc.root)
-    if r.returncode != 0:
-        raise RuntimeError(f"leaksentry keygen failed: {_one_line(r.stderr or r.stdout)}")
-    r = _cli("fingerprints", "build", "--key", str(sc.key_path), "--out",
-             str(sc.fingerprints_path), "--hkid-column", "hkid", "--hn-column", "hn",
-             "--ref-column", "ref", "--json", str(sc.register), cwd=sc.root)
-    if r.returncode != 0:
-        raise RuntimeError(f"leaksentry fingerprints build failed:"
-                           f" {_one_line(r.stderr or r.stdout)}")
+def make_fingerprints(sc: Scenario, matching: Any = None) -> str:
+    """Key and fingerprints from the register, as the trusted side makes them: the same
+    functions ``leaksentry keygen`` and ``leaksentry fingerprints build --hkid-column hkid
+    --hn-column hn --ref-column ref`` call (in-process: two CLI start-ups would cost more
+    than the build). Returns a one-line summary; raises RuntimeError when unavailable."""
     try:
-        rep = json.loads(r.stdout)
-        kinds = ", ".join(f"{n} {k['written']:,}" for n, k in rep["kinds"].items())
-        return f"{rep['identifiers']:,} keyed fingerprints ({kinds}) from {rep['rows']:,} rows"
-    except (ValueError, KeyError, TypeError):
-        return _one_line(r.stdout) or "fingerprints built"
+        from pipelines.match import build_fingerprints, generate_key, read_key
+    except ImportError as exc:
+        raise RuntimeError(f"the matcher is not available yet ({exc})") from None
+    from leaksentry.errors import LeakSentryError
+
+    sc.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        generate_key(sc.key_path)
+        rep = build_fingerprints(sc.register, read_key(sc.key_path), sc.fingerprints_path,
+                                 hkid_column="hkid", hn_column="hn", ref_column="ref",
+                                 config=matching)
+    except LeakSentryError as exc:
+        raise RuntimeError(str(exc)) from None
+    except Exception as exc:  # a bug in a component must not crash the demo; its message
+        # may quote the register, so only the exception type is shown
+        raise RuntimeError(f"fingerprints build failed ({type(exc).__name__})") from None
+    kinds = ", ".join(f"{n} {k.written:,}" for n, k in rep.kinds.items())
+    return f"{rep.identifiers:,} keyed fingerprints ({kinds}) from {rep.rows:,} rows"
 
 
 # -- the run -------------------------------------------------------------------------
@@ -283,10 +286,13 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
              f" ({leaks} leaks, {len(sc.items) - leaks} harmless or decoys)")
 
     t = time.monotonic()
-    progress("fingerprints", "start", "leaksentry keygen + fingerprints build")
+    progress("fingerprints", "start", "keygen + fingerprints build on the register")
     try:
-        run.fingerprints = make_fingerprints(sc)
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        from leaksentry.config.matching import MatchingConfig
+
+        run.fingerprints = make_fingerprints(sc, MatchingConfig.model_validate(
+            matching_table(sc)))
+    except RuntimeError as exc:
         run.missing.append(f"fingerprints: {exc}")
         progress("fingerprints", "fail", f"not available yet: {exc}")
     else:

@@ -35,7 +35,7 @@ def test_missing_spiders_are_skipped_and_reported(tmp_path, monkeypatch) -> None
 
 def test_keep_leaves_the_directory(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runner, "spider_available", lambda kind: False)
-    monkeypatch.setattr(runner, "make_fingerprints", lambda sc: "stub (not under test here)")
+    monkeypatch.setattr(runner, "make_fingerprints", lambda sc, cfg=None: "stub (not under test)")
     root = tmp_path / "demo"
     run = runner.run_demo(root, keep=True, export_rows=30)
     assert (root / "leaksentry.toml").exists() and (root / "expected.json").exists()

@@ -14,8 +14,15 @@ from typing import Any
 
 from leaksentry import synth
 
-_EN = ["the", "patient", "was", "admitted", "to", "the", "surgical", "ward", "on", "monday", "and", "reviewed", "by", "the", "team", "before", "discharge", "with", "follow", "up", "at", "the", "clinic", "in", "two", "weeks", "tel", "2345", "6789", "ref", "no", "12", "operation", "notes", "attached", "please", "see", "the", "summary", "for", "details", "of", "the", "procedure"]
-_ZH = list("病人於門診覆診出院後需要跟進手術記錄及化驗結果醫院資料香港身份證號碼住院病房護士醫生報告")
+_EN = [
+    "the", "patient", "was", "admitted", "to", "the", "surgical", "ward", "on", "monday",
+    "and", "reviewed", "by", "the", "team", "before", "discharge", "with", "follow", "up",
+    "at", "the", "clinic", "in", "two", "weeks", "tel", "2345", "6789", "ref", "no", "12",
+    "operation", "notes", "attached", "please", "see", "the", "summary", "for", "details",
+    "of", "the", "procedure",
+]
+_ZH = list("病人於門診覆診出院後需要跟進手術記錄及化驗結果"
+           "醫院資料香港身份證號碼住院病房護士醫生報告")
 
 
 def rss_bytes() -> int:

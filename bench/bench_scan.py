@@ -128,7 +128,7 @@ def main() -> None:
         ("ratio (ours / naive, wall)", f"{ours_rate / base_rate:.1f}x"),
         ("ratio (ours / naive, CPU)", f"{(nbytes / cpu) / (base_bytes / bcpu):.1f}x"),
         ("resident set size", f"{rss_bytes() / 1e6:,.0f} MB"),
-        ("load average", open("/proc/loadavg").read().split()[0]),
+        ("load average", Path("/proc/loadavg").read_text().split()[0]),
         ("target", ">= 300 MB/s with hyperscan (issue 2)"),
     ])
 

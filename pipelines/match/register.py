@@ -184,12 +184,13 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
     for col, kind, _ in columns:
         report.kinds[kind.name] = KindReport(column=header[col].strip())
 
-    d64 = Digester(key).digest64
-    digests = array("Q")
+    inner, outer = Digester(key).states()
+    icopy, ocopy = inner.copy, outer.copy
+    raw_digests = bytearray()
     meta = array("I")
     refs: list[str] | None = [""] if ref_col is not None else None  # record 0 unused
-    kind_reports = [(col, kind, ki << KIND_SHIFT, report.kinds[kind.name])
-                    for col, kind, ki in columns]
+    kind_reports = [(col, kind.canonical_cell_b, kind.prefix, ki << KIND_SHIFT,
+                     report.kinds[kind.name]) for col, kind, ki in columns]
     row_no = 0
     for row_no, row in enumerate(rows, start=1):
         if row_no > RECORD_MASK:
@@ -197,9 +198,9 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
         if refs is not None:
             ref = row[ref_col].strip() if ref_col < len(row) else ""  # type: ignore[operator]
             refs.append(ref or str(row_no))
-        for col, kind, kind_bits, rep in kind_reports:
+        for col, canonical_cell_b, prefix, kind_bits, rep in kind_reports:
             value = row[col] if col < len(row) else ""
-            canonical = kind.canonical_cell(value)
+            canonical = canonical_cell_b(value)
             if canonical is None:
                 if not value.strip():
                     rep.empty += 1
@@ -208,21 +209,25 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
                 if len(rep.invalid_rows) < MAX_ROWS_LISTED:
                     rep.invalid_rows.append(row_no)
                 continue
-            digests.append(d64(kind.message(canonical)))
+            h = icopy()
+            h.update(prefix + canonical)
+            o = ocopy()
+            o.update(h.digest())
+            raw_digests += o.digest()[:8]
             meta.append(kind_bits | row_no)
             rep.written += 1
     report.rows = row_no
     if row_no == 0:
         raise RegisterError(f"{register}: register has no data rows")
-    report.identifiers = len(digests)
-    if not digests:
+    report.identifiers = len(meta)
+    if not meta:
         raise RegisterError(f"{register}: no valid identifiers in the register")
-    d = np.frombuffer(digests, dtype=np.uint64)
+    d = np.frombuffer(raw_digests, dtype=">u8").astype(np.uint64)
     m = np.frombuffer(meta, dtype=np.uint32)
     order = np.lexsort((m, d))
     d, m = d[order], m[order]
     dup = np.flatnonzero(d[1:] == d[:-1]) + 1  # later rows holding an earlier identifier
-    for _, _kind, kind_bits, rep in kind_reports:
+    for _, _, _, kind_bits, rep in kind_reports:
         mine = dup[(m[dup] >> KIND_SHIFT) == (kind_bits >> KIND_SHIFT)]
         rep.duplicates = len(mine)
         rep.duplicate_rows = sorted(int(r) for r in (m[mine] & RECORD_MASK))[:MAX_ROWS_LISTED]
@@ -230,7 +235,7 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
     report.info = write_fingerprints(
         out, key, d, m,
         [k.name for k in kinds], counts, n_records=row_no, refs=refs,
-        build={"rows": row_no, "identifiers": len(digests),
+        build={"rows": row_no, "identifiers": len(meta),
                "columns": {k: r.column for k, r in report.kinds.items()},
                "ref_column": ref_column})
     return report

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -71,9 +72,24 @@ def _read_zip_member(zf: pyzipper.AESZipFile, info: Any, state: State, where: st
     return None
 
 
+def zip_entries(data: bytes) -> int | None:
+    """The entry count the end-of-central-directory record claims (None if unknown)."""
+    tail = data[-(0xFFFF + 22):]
+    i = tail.rfind(b"PK\x05\x06")
+    if i < 0 or i + 22 > len(tail):
+        return None
+    (total,) = struct.unpack_from("<H", tail, i + 10)
+    return None if total == 0xFFFF else total
+
+
 def zip_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     from pipelines.extract import walk_member
 
+    entries = zip_entries(data)
+    if entries is not None and entries > 10 * state.config.max_members:
+        # parsing a central directory of millions of entries is itself the attack
+        raise Stop("too_large", f"{safe_name(node.label)}: ZIP lists {entries} members, "
+                                f"far over the limit of {state.config.max_members}")
     try:
         zf = pyzipper.AESZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -139,6 +155,8 @@ class _Budgeted:
 def _seven_zip_open(data: bytes, password: str | None) -> Any:
     import py7zr
 
+    # py7zr hands members over in blocks of up to its memory limit (about 128 MB), so a
+    # 7z bomb is stopped at the budget plus at most one such block
     return py7zr.SevenZipFile(io.BytesIO(data), mode="r", password=password)
 
 

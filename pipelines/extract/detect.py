@@ -51,6 +51,10 @@ def extension(name: str) -> str:
 
 
 def _zip_kind(data: bytes) -> str:
+    from pipelines.extract.archives import zip_entries
+
+    if (zip_entries(data) or 0) > 50_000:
+        return "zip"  # not an Office file; the zip handler applies the member limit
     try:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
     except Exception:

@@ -276,3 +276,23 @@ def test_password_protected_office_document(ext):
     r = ext.run(ole, "payroll.xlsx")
     assert r.status == "encrypted" and r.ex.details["type"] == "ooxml_encrypted"
     assert "payroll.xlsx" in r.ex.error
+
+
+def test_zip_claiming_millions_of_entries_is_not_parsed(ext):
+    data = _zip({f"{i}.txt": b"" for i in range(3)})
+    # rewrite the end-of-central-directory counts to 65,000 entries
+    i = data.rfind(b"PK\x05\x06")
+    data = data[: i + 8] + (65000).to_bytes(2, "little") * 2 + data[i + 12:]
+    r = ext.run(data, "many.zip", ExtractConfig(max_members=100))
+    assert r.status == "too_large" and "far over the limit" in r.ex.error
+
+
+def test_seven_zip_bomb(ext):
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as sz:
+        sz.writestr(bytes(40 * MiB), "zeros.csv")
+    r = ext.run(buf.getvalue(), "bomb.7z", ExtractConfig(max_expanded_bytes=8 * MiB))
+    assert r.status == "too_large" and "bomb.7z" in r.ex.error
+    assert not r.parts

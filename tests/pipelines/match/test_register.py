@@ -96,3 +96,21 @@ def test_bad_registers(tmp_path: Path, key: bytes, content: bytes, msg: str) -> 
         build_fingerprints(tmp_path / "reg.csv", key, tmp_path / "fp")
     with pytest.raises(RegisterError, match="not found"):
         build_fingerprints(tmp_path / "nope.csv", key, tmp_path / "fp")
+
+
+@pytest.mark.parametrize("engine", ["hyperscan", "re"])
+def test_custom_kind_end_to_end(tmp_path: Path, key: bytes, engine: str) -> None:
+    from leaksentry.config.matching import MatchingConfig
+
+    cfg = MatchingConfig(kinds=[{"name": "mrn", "pattern": r"MRN-?\d{6}", "column": "mrn",
+                                 "checksum": "luhn"}])
+    # MRN-000018 and MRN-000026 pass Luhn; MRN-000019 does not
+    reg = _csv(tmp_path / "reg.csv", [["hkid", "mrn"], ["A1234563", "MRN-000018"],
+                                       ["G123456A", "MRN000026"], ["", "MRN-000019"]])
+    report = build_fingerprints(reg, key, tmp_path / "fp", config=cfg)
+    assert report.kinds["mrn"].written == 2 and report.kinds["mrn"].invalid_rows == [3]
+    m = Matcher.load(tmp_path / "key", tmp_path / "fp", cfg, engine=engine)
+    r = m.scan([TextPart("see MRN000026 and MRN-000018x and XMRN-000018 and MRN-000042")])
+    assert r.record_refs == ["2"]
+    assert [(x.kind, x.masked) for x in r.matches] == [("mrn", "MRN00****")]
+    assert r.unmatched_valid == {"hkid": 0, "mrn": 1}  # MRN-000042 passes Luhn, not registered

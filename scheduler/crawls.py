@@ -149,7 +149,7 @@ class RunningCrawls:
                 _signal_group(pid, signal.SIGKILL)
             if _last_run_id_since(store, source, started) is None:
                 _record(store, source, started, KILLED,
-                        "the daemon stopped during the crawl (crawl stopped at restart)")
+                        "the daemon stopped during the crawl (crawl stopped at restart)", 3)
             pidfile.unlink(missing_ok=True)
             reaped.append(source)
         return reaped
@@ -166,8 +166,12 @@ def run_crawl(
     running: RunningCrawls | None = None,
     on_output: Callable[[str, str], None] | None = None,
     env: dict[str, str] | None = None,
+    unhealthy_after: int = 3,
 ) -> CrawlResult:
     """Run one crawl to completion or to its timeout; always leaves one run recorded.
+
+    The crawl's own record wins (it knows best, e.g. the crawler records "killed"
+    when SIGTERM interrupts it); the runner records one only when the crawl did not.
 
     ``on_output(source, line)`` receives the child's output lines (default: logged).
     """
@@ -182,7 +186,7 @@ def run_crawl(
         )
     except OSError as exc:
         msg = f"cannot start crawl command {cmd[0]!r}: {exc.strerror or exc}"
-        run_id = _record(store, source, started, ERROR, msg)
+        run_id = _record(store, source, started, ERROR, msg, unhealthy_after)
         log.error("crawl of %s failed: %s", source, msg, extra={"source": source})
         return CrawlResult(source, ERROR, None, run_id, error=msg)
     if running is not None:
@@ -215,27 +219,19 @@ def run_crawl(
             running.remove(source)
     rc = proc.returncode
     row = _run_after(store, source, before)
-    if timed_out or stopped:
-        outcome = TIMEOUT if timed_out else KILLED
-        error = (f"crawl exceeded its {timeout:g}s timeout and was stopped" if timed_out
-                 else "crawl stopped because the daemon is shutting down")
-        if row is None or row["outcome"] == "ok":
-            # the child did not finish recording (or recorded and then hung): the
-            # timeout is the outcome of this crawl
-            run_id = _record(store, source, started, outcome, error)
-            row = _row(store, run_id)
+    if row is None:  # the crawl could not record its run: record it for the crawl
+        if timed_out:
+            outcome, error = TIMEOUT, (f"crawl exceeded the daemon's {timeout:g}s limit"
+                                       " and was stopped")
+        elif stopped:
+            outcome, error = KILLED, "crawl stopped because the daemon is shutting down"
         else:
-            outcome, error = row["outcome"], row["error"]
-    elif row is None:
-        last = tail[-1] if tail else ""
-        error = f"crawl exited with status {rc} without recording a run"
-        if last:
-            error += f": {last[:300]}"
-        outcome = ERROR
-        run_id = _record(store, source, started, ERROR, error)
-        row = _row(store, run_id)
-    else:
-        outcome, error = row["outcome"], row["error"]
+            outcome = ERROR
+            error = f"crawl exited with status {rc} without recording a run"
+            if tail:
+                error += f": {tail[-1][:300]}"
+        row = _row(store, _record(store, source, started, outcome, error, unhealthy_after))
+    outcome, error = row["outcome"], row["error"]
     result = CrawlResult(
         source=source, outcome=outcome, returncode=rc, run_id=row["id"] if row else None,
         discovered=row["discovered"] if row else 0, fetched=row["fetched"] if row else 0,
@@ -311,11 +307,12 @@ def _last_run_id_since(store: Store, source: str, started: datetime) -> int | No
     return row[0] if row and row[0] else None
 
 
-def _record(store: Store, source: str, started: datetime, outcome: str, error: str) -> int:
+def _record(store: Store, source: str, started: datetime, outcome: str, error: str,
+            unhealthy_after: int) -> int:
     run = RunSummary(source=source, started_at=started, finished_at=datetime.now(UTC),
                      outcome=outcome, error=error)
     with store.transaction() as tx:
-        record_run(tx, run)
+        record_run(tx, run, unhealthy_after=unhealthy_after)
         return tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
                           (source,)).fetchone()[0]
 

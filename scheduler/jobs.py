@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from leaksentry.errors import ConfigError
 from scheduler.crawls import CrawlResult, RunningCrawls, run_crawl
 from scheduler.schedule import human_duration, schedules
 
@@ -78,12 +79,24 @@ def _crawl(source: str, config_path: str | None) -> CrawlResult | None:
         return None
     d = rt.settings.daemon
     result = run_crawl(
-        rt.store, source, config_path, timeout=sched.timeout, kill_after=d.kill_after,
-        base_command=d.crawl_command, running=rt.running,
+        rt.store, source, config_path, timeout=sched.timeout + d.timeout_margin,
+        kill_after=d.kill_after, base_command=d.crawl_command, running=rt.running,
+        unhealthy_after=_unhealthy_after(rt.settings, source),
     )
     if rt.metrics is not None:
         rt.metrics.record_crawl(source, result.outcome, result.fetched, result.hits)
     return result
+
+
+def _unhealthy_after(settings: Settings, source: str) -> int:
+    """The source's `unhealthy_after`, else [crawler]'s: the same rule the crawl applies."""
+    try:
+        value = getattr(settings.source(source), "unhealthy_after", None)
+    except ConfigError:
+        value = None
+    if value is None:
+        value = getattr(settings.crawler, "unhealthy_after", None)
+    return int(value or 3)
 
 
 # -- periodic jobs ---------------------------------------------------------------

@@ -33,7 +33,9 @@ class DaemonConfig(StrictModel):
     default_every: Duration = 300.0
     #: default random delay added to each source run (a source's `jitter` wins)
     jitter: Duration = 0.0
-    # (a crawl's time limit is the source's `timeout`, else [crawler] timeout)
+    #: a crawl stops itself at the source's `timeout` (else [crawler] timeout); the
+    #: daemon sends SIGTERM to one still running this much later
+    timeout_margin: Duration = 60.0
     #: after that SIGTERM, how long a crawl gets before SIGKILL
     kill_after: Duration = 10.0
     #: a run that could not start on time still starts if at most this late

@@ -120,6 +120,7 @@ class DaemonHarness:
             "metrics_port": 0,
             "grace_period": "5s",
             "kill_after": "2s",
+            "timeout_margin": "0s",
             "misfire_grace_time": "30s",
             "outbox_interval": "1s",
             "spool_interval": "1s",

@@ -62,7 +62,7 @@ def test_stubborn_crawl_is_killed_after_sigterm_grace(tmp_path):
                     base_command=[sys.executable, FAKE], on_output=lambda s, ln: None)
     assert res.outcome == "timeout" and res.returncode == -signal.SIGKILL
     (row,) = rows(store, "s")
-    assert row["outcome"] == "timeout" and "1s timeout" in row["error"]
+    assert row["outcome"] == "timeout" and "daemon's 1s limit" in row["error"]
     assert running.names() == [] and list((tmp_path / "crawls").iterdir()) == []
 
 

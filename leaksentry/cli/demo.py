@@ -61,7 +61,7 @@ def demo(
     Exit status 0 when every planted leak was found as expected and nothing harmless was
     reported, 1 otherwise.
     """
-    from leaksentry.demo.report import check_items, render
+    from leaksentry.demo.report import check_items, render, run_ok
     from leaksentry.demo.runner import run_demo
 
     if es_backend not in ("elasticsearch", "opensearch"):
@@ -79,7 +79,7 @@ def demo(
         summary = run.to_json()
         summary["kept"] = keep
         summary["checks"] = [{"item": c.item.key, "ok": c.ok} for c in check_items(run)]
-        ok = all(c["ok"] for c in summary["checks"]) and not run.missing
+        ok = run_ok(run)
         summary["ok"] = ok
         print(json.dumps(summary))
     else:

@@ -53,6 +53,14 @@ def check_items(run: DemoRun) -> list[ItemCheck]:
     return [ItemCheck(it, hits_for(it, run.hits)) for it in run.scenario.items]
 
 
+def run_ok(run: DemoRun, checks: list[ItemCheck] | None = None) -> bool:
+    """Every planted item as expected, nothing missing, alerts clean, indexing (if asked) ok."""
+    checks = check_items(run) if checks is None else checks
+    es_ok = run.es is None or (not run.es.get("error") and not run.es.get("pending"))
+    return (bool(run.sources) and all(c.ok for c in checks) and not run.missing
+            and run.alert_duplicates == 0 and run.alerts_rejected == 0 and es_ok)
+
+
 def _sev(s: str) -> Text:
     return Text(s, style=SEVERITY_STYLE.get(s, ""))
 
@@ -223,7 +231,7 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
                                     f" {run.es['index_prefix']}-documents)"
                                     + (f"; error: {run.es['error']}" if run.es.get("error")
                                        else "")))
-    all_ok = bool(run.sources) and all(c.ok for c in checks) and not run.missing
+    all_ok = run_ok(run, checks)
     if run.missing:
         console.print(Panel("\n".join(f"- {m}" for m in run.missing),
                             title="Not available yet (skipped)", title_align="left",

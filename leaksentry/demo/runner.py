@@ -202,7 +202,8 @@ class DemoSites:
 
 
 def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
-               on_output: Callable[[str, str], None] | None) -> SourceOutcome:
+               on_output: Callable[[str, str], None] | None,
+               running: Any = None) -> SourceOutcome:
     from leaksentry.store import Store
 
     out = SourceOutcome(src.name, src.kind, src.title, str(src.table.get("url")
@@ -214,7 +215,7 @@ def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
             from scheduler.crawls import run_crawl
 
             res = run_crawl(store, src.name, config_path, timeout=150.0, kill_after=5.0,
-                            on_output=on_output or (lambda s, line: None))
+                            on_output=on_output or (lambda s, line: None), running=running)
             out.outcome, out.error = res.outcome, res.error
             out.discovered, out.fetched, out.new, out.hits = (res.discovered, res.fetched,
                                                              res.new, res.hits)
@@ -250,6 +251,9 @@ def run_demo(root: Path | None = None, *, keep: bool = False, es_url: str | None
     """
     own_tmp = root is None
     root = Path(tempfile.mkdtemp(prefix="leaksentry-demo-")) if root is None else Path(root)
+    if not own_tmp:
+        _prepare(root)
+    (root / MARKER).write_text("made by `leaksentry demo`; safe to delete\n")
     t_all = time.monotonic()
     try:
         return _run(root, es_url=es_url, es_backend=es_backend, export_rows=export_rows,
@@ -259,17 +263,37 @@ def run_demo(root: Path | None = None, *, keep: bool = False, es_url: str | None
             shutil.rmtree(root, ignore_errors=True) if own_tmp else _clean(root)
 
 
-def _clean(root: Path) -> None:
+#: marks a directory the demo made, so a rerun may clear it (and nothing else is touched)
+MARKER = ".leaksentry-demo"
+_MADE = ("trusted", "sites", "state", "leaksentry.toml", "expected.json",
+         "received_alerts.jsonl", MARKER)
+
+
+def _prepare(root: Path) -> None:
+    """A ``--dir`` must be new, empty, or an earlier demo's (which is cleared)."""
+    from leaksentry.errors import InputError
+
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: --dir exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()):
+        if not (root / MARKER).exists():
+            raise InputError(f"{root}: --dir is not empty and was not made by the demo;"
+                             " name a new or empty directory")
+        _clean(root, remove_root=False)
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def _clean(root: Path, remove_root: bool = True) -> None:
     """Remove what the demo made in a user-given directory (and the directory if empty)."""
-    for name in ("trusted", "sites", "state", "leaksentry.toml", "expected.json",
-                 "received_alerts.jsonl"):
+    for name in _MADE:
         p = root / name
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        root.rmdir()
+    if remove_root:
+        with contextlib.suppress(OSError):
+            root.rmdir()
 
 
 def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
@@ -335,15 +359,29 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
         for src in runnable:
             progress(f"crawl:{src.name}", "start", src.title)
 
+        running = None
+        if _has("scheduler.crawls"):
+            from scheduler.crawls import RunningCrawls
+
+            running = RunningCrawls(sc.state_dir / "crawls")
+
         def one(src: DemoSource) -> SourceOutcome:
-            o = _crawl_one(settings, sc.config_path, src, on_crawl_output)
+            o = _crawl_one(settings, sc.config_path, src, on_crawl_output, running)
             progress(f"crawl:{src.name}", "done" if o.outcome == "ok" else "fail",
                      f"{o.outcome}: {o.fetched} fetched, {o.hits} hits"
                      + (f" ({o.error})" if o.error else ""))
             return o
 
-        with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
-            run.sources += list(pool.map(one, runnable))
+        pool = ThreadPoolExecutor(max_workers=max(1, len(runnable)))
+        try:
+            futures = [pool.submit(one, src) for src in runnable]
+            run.sources += [f.result() for f in futures]
+        except BaseException:  # Ctrl-C: stop the crawls (and their Chromium) at once
+            if running is not None:
+                running.kill_all_now()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         order = [s.name for s in sources]
         run.sources.sort(key=lambda s: order.index(s.name))
         run.timings["crawls"] = time.monotonic() - t

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from leaksentry.demo import runner
 from leaksentry.demo.report import render
+from leaksentry.errors import InputError
 
 
 def test_missing_spiders_are_skipped_and_reported(tmp_path, monkeypatch) -> None:
@@ -40,3 +42,23 @@ def test_keep_leaves_the_directory(tmp_path, monkeypatch) -> None:
     run = runner.run_demo(root, keep=True, export_rows=30)
     assert (root / "leaksentry.toml").exists() and (root / "expected.json").exists()
     assert run.to_json()["config"] == str(root / "leaksentry.toml")
+
+
+def test_dir_must_be_new_empty_or_an_earlier_demo(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "spider_available", lambda kind: False)
+    monkeypatch.setattr(runner, "make_fingerprints", lambda sc, cfg=None: "stub")
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "leaksentry.toml").write_text("# the user's own config\n")
+    with pytest.raises(InputError, match="not made by the demo"):
+        runner.run_demo(foreign, keep=True, export_rows=30)
+    assert (foreign / "leaksentry.toml").read_text() == "# the user's own config\n"
+
+    root = tmp_path / "demo"
+    runner.run_demo(root, keep=True, export_rows=30)
+    (root / "state" / "leftover").write_text("x")
+    runner.run_demo(root, keep=True, export_rows=30)  # a rerun clears the earlier demo
+    assert not (root / "state" / "leftover").exists()
+    assert (root / "expected.json").exists()
+    runner.run_demo(root, export_rows=30)  # without --keep: removed, directory included
+    assert not root.exists()

@@ -121,6 +121,17 @@ class NullBulk:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None elsewhere."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count(cluster, alias: str) -> int:
     cluster.request("POST", f"/{alias}/_refresh")
     return int(cluster.request("GET", f"/{alias}/_count")["count"])
@@ -134,13 +145,13 @@ def main() -> None:
     proc, url = start_osmem()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            run(url, Path(tmp), args.hits, args.baseline)
+            run(url, Path(tmp), args.hits, args.baseline, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def run(url: str, tmp: Path, n: int, n_base: int) -> None:
+def run(url: str, tmp: Path, n: int, n_base: int, pid: int) -> None:
     fs = findings(n)
     print(f"osmem-server at {url}; {n} hit documents, 1-20 records each")
 
@@ -164,14 +175,20 @@ def run(url: str, tmp: Path, n: int, n_base: int) -> None:
     cfg = s2.elasticsearch
     actions = ({"_op_type": "create", "_index": "bulk-hits-2026.11", "_id": i, "_source": b}
                for i, b in docs)
+    cpu0 = cpu_seconds(pid)
     t = time.perf_counter()
     ok = sum(1 for good, _ in c2.streaming_bulk(
         actions, chunk_size=cfg.chunk_size, max_retries=cfg.max_retries,
         initial_backoff=cfg.initial_backoff, max_backoff=cfg.max_backoff) if good)
     bulk_rate = n / (time.perf_counter() - t)
+    cpu1 = cpu_seconds(pid)
     assert ok == n == count(c2, "bulk-hits"), "not every document was indexed"
     print(f"streaming_bulk, create ops, chunk {cfg.chunk_size}: {bulk_rate:,.0f} hit docs/s"
           f"  ({bulk_rate / base_rate:.1f}x baseline)")
+    if cpu0 is not None and cpu1 is not None and cpu1 > cpu0:
+        per_doc = (cpu1 - cpu0) / n
+        print(f"  osmem-server CPU per hit document: {per_doc * 1000:.2f} ms"
+              f" ({1 / per_doc:,.0f} hit docs per server CPU-second; load-independent)")
 
     # 3. full path: SQLite store + spool, then drain
     s3 = Settings.model_validate({"state": {"dir": str(tmp)}, "elasticsearch": {

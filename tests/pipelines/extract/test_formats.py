@@ -339,6 +339,8 @@ def test_zipcrypto_zip_with_configured_password(ext, people, tmp_path):
 def test_seven_zip_plain_and_encrypted(ext, people):
     import py7zr
 
+    from leaksentry.config.extract import ExtractConfig
+
     def make(password: str | None, header: bool = False) -> bytes:
         buf = io.BytesIO()
         with py7zr.SevenZipFile(buf, "w", password=password) as sz:
@@ -351,7 +353,7 @@ def test_seven_zip_plain_and_encrypted(ext, people):
     assert r.status == "ok"
     r.assert_all_found(people)
     assert r.where(people[0].hkid)[0].location == "leak.7z/export/patients.csv"
-    locked = ext.run(make("pw-in-paste"), "leak.7z")
+    locked = ext.run(make("pw-in-paste"), "leak.7z", ExtractConfig(passwords=["wrong"]))
     assert locked.status == "encrypted"
     assert locked.ex.details["encrypted_members"] == ["leak.7z/export/patients.csv"]
     opened = ext.run(make("pw-in-paste", header=True), "leak.7z", passwords=("pw-in-paste",))

@@ -292,7 +292,7 @@ def test_seven_zip_bomb(ext):
 
     buf = io.BytesIO()
     with py7zr.SevenZipFile(buf, "w") as sz:
-        sz.writestr(bytes(40 * MiB), "zeros.csv")
-    r = ext.run(buf.getvalue(), "bomb.7z", ExtractConfig(max_expanded_bytes=8 * MiB))
+        sz.writestr(bytes(20 * MiB), "zeros.csv")
+    r = ext.run(buf.getvalue(), "bomb.7z", ExtractConfig(max_expanded_bytes=4 * MiB))
     assert r.status == "too_large" and "bomb.7z" in r.ex.error
     assert not r.parts

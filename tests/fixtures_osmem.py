@@ -20,6 +20,7 @@ import contextlib
 import http.client
 import json
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -154,10 +155,12 @@ class CompatProxy:
     """
 
     def __init__(self, upstream: OsmemProcess,
-                 intercept: Callable[[str, str, bytes | None], tuple[int, bytes] | None]
-                 | None = None) -> None:
-        """``intercept(method, path, body)`` may answer a request itself (a fault
-        injection, e.g. a 429 for a bulk item); None passes it to the server."""
+                 intercept: Callable[[str, str, bytes | None, dict[str, str]],
+                                     tuple[int, bytes] | None] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """``intercept(method, path, body, headers)`` may answer a request itself (a
+        fault injection such as a 429 for a bulk item, or an auth check); None passes it
+        on. With ``ssl_context`` the proxy speaks HTTPS (a TLS-terminating front)."""
         self.upstream = upstream
         self.intercept = intercept
         proxy = self
@@ -179,7 +182,8 @@ class CompatProxy:
                         v = _plain_media_type(v)
                     headers[k] = v
                 if proxy.intercept is not None:
-                    canned = proxy.intercept(self.command, self.path, body)
+                    canned = proxy.intercept(self.command, self.path, body,
+                                             {k.lower(): v for k, v in self.headers.items()})
                     if canned is not None:
                         status, data = canned
                         self.send_response(status)
@@ -217,7 +221,11 @@ class CompatProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if ssl_context is not None:
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

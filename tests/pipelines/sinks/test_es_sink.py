@@ -213,7 +213,7 @@ def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store
 
     throttled: list[int] = []
 
-    def throttle_first_bulk(method: str, path: str, body: bytes | None):
+    def throttle_first_bulk(method: str, path: str, body: bytes | None, headers: dict):
         if not path.startswith("/_bulk") or throttled:
             return None
         lines = [ln for ln in (body or b"").split(b"\n") if ln.strip()]

@@ -43,3 +43,6 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
 }
+# items of one response processed in parallel (default 100 costs 100 asyncio tasks per
+# response; one document per response here)
+CONCURRENT_ITEMS = 16

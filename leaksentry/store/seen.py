@@ -224,3 +224,23 @@ def set_state(conn: sqlite3.Connection, source: str, key: str, value: str | None
         " updated_at=excluded.updated_at",
         (source, key, value, _now()),
     )
+
+
+def load_source(conn: sqlite3.Connection, source: str) -> dict[str, SeenItem]:
+    """Every item of a source, for a crawl's in-memory lookups (one query, not one per item)."""
+    rows = conn.execute("SELECT * FROM seen_items WHERE source = ?", (source,))
+    return {r["item_id"]: _item(r) for r in rows}
+
+
+def discovered_many(conn: sqlite3.Connection, source: str,
+                    items: list[tuple[str, str | None]], *, now: datetime | None = None) -> None:
+    """:func:`discovered` for a batch of (item_id, url), in one transaction."""
+    if not items:
+        return
+    ts = _now(now)
+    conn.executemany(
+        "INSERT INTO seen_items(source, item_id, url, status, first_seen, last_seen)"
+        " VALUES (?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
+        " last_seen = excluded.last_seen, url = COALESCE(excluded.url, seen_items.url)",
+        [(source, item_id, url, ts, ts) for item_id, url in items],
+    )

@@ -135,11 +135,20 @@ def _read_frame(fd: int, deadline: float | None) -> Any:
     return pickle.loads(_read_exact(fd, size, deadline))
 
 
+#: parent-side pipe ends of every live warm worker; a new child closes them, so that
+#: closing a worker's input really reaches that worker as end-of-file
+_WORKER_FDS: set[int] = set()
+
+
 def _fork() -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
         pid = os.fork()
     if pid == 0:
+        for fd in list(_WORKER_FDS):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _WORKER_FDS.clear()
         # the parent (Scrapy, the daemon) owns shutdown: Ctrl-C is its to handle, and its
         # handlers must not run in the worker; SIGTERM simply ends the worker
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -209,6 +218,8 @@ class DocumentScanner:
         self._from_worker: int | None = None
         self._served = 0
         self._lock = threading.Lock()
+        #: how the last warm worker ended on close(): "exited 0", "killed" ...
+        self.last_exit: str | None = None
 
     def __enter__(self) -> DocumentScanner:
         return self
@@ -238,20 +249,24 @@ class DocumentScanner:
         if self._pid is not None:
             for fd in (self._to_worker, self._from_worker):
                 if fd is not None:
+                    _WORKER_FDS.discard(fd)
                     with contextlib.suppress(OSError):
                         os.close(fd)
             # closing its input ends the worker's loop; kill if it does not go quickly
             deadline = time.monotonic() + 2
+            self.last_exit = "vanished"
             while time.monotonic() < deadline:
                 try:
-                    pid, _ = os.waitpid(self._pid, os.WNOHANG)
+                    pid, status = os.waitpid(self._pid, os.WNOHANG)
                 except ChildProcessError:
                     break
                 if pid:
+                    self.last_exit = f"exited {os.waitstatus_to_exitcode(status)}"
                     break
                 time.sleep(0.01)
             else:
                 _kill(self._pid)
+                self.last_exit = "killed"
             self._pid = self._to_worker = self._from_worker = None
 
     # -- fork per document -----------------------------------------------------------------
@@ -314,6 +329,7 @@ class DocumentScanner:
                 os._exit(code)
         os.close(to_r)
         os.close(from_w)
+        _WORKER_FDS.update((to_w, from_r))
         self._pid, self._to_worker, self._from_worker = pid, to_w, from_r
 
     def _serve(self, inbox: int, outbox: int) -> None:
@@ -353,6 +369,7 @@ class DocumentScanner:
         pid = self._pid
         for fd in (self._to_worker, self._from_worker):
             if fd is not None:
+                _WORKER_FDS.discard(fd)
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._pid = self._to_worker = self._from_worker = None

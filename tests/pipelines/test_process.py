@@ -215,3 +215,14 @@ def test_concurrent_callers_share_one_worker_safely(matcher):
         findings = list(pool.map(lambda _: scanner.scan(_csv_doc()), range(8)))
     for f in findings:
         _check_ok(f)
+
+
+def test_several_warm_scanners_close_promptly(matcher):
+    """Each worker sees end-of-file when its own scanner closes, although later workers
+    were forked while the earlier pipes were open."""
+    scanners = [DocumentScanner(matcher, mode="warm") for _ in range(3)]
+    for s in scanners:
+        _check_ok(s.scan(_csv_doc()))
+    for s in scanners:
+        s.close()
+    assert [s.last_exit for s in scanners] == ["exited 0"] * 3  # ended, not killed

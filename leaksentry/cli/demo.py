@@ -38,6 +38,26 @@ class _Steps:
         self.progress.update(task, description=text.markup, completed=1)
 
 
+def _log_to(out: Console) -> None:
+    """leaksentry's own warnings print above the progress lines (not through logging's bare
+    last-resort handler); libraries' retries and tracebacks stay out of the demo's way."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    def ours(record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None  # one line per problem, no traceback
+        return record.name.startswith(("leaksentry", "pipelines", "scheduler", "crawler"))
+
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = RichHandler(console=out, level=logging.WARNING, show_time=False,
+                              show_path=False, markup=False, rich_tracebacks=False)
+        handler.addFilter(ours)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the demo directory afterwards.")]
     = False,
@@ -72,6 +92,7 @@ def demo(
         " — a fictional hospital register, leaks planted on local sites, one crawl cycle."
         " All data is generated; every site runs on 127.0.0.1."))
     steps = _Steps(out)
+    _log_to(out)
     with steps.progress:
         run = run_demo(directory, keep=keep, es_url=es_url,
                        es_backend=es_backend, export_rows=rows, progress=steps)

@@ -245,7 +245,11 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
         "no false alarm on harmless items and decoys" if decoys_clean
         else "a harmless item or decoy was reported",
         f"; {len(run.alerts)} alert(s) delivered"
-        + (f", {run.alert_duplicates} duplicate(s)" if run.alert_duplicates else ""),
+        + (f", {run.alert_duplicates} duplicate(s)" if run.alert_duplicates else "")
+        + (f", {run.alerts_rejected} rejected" if run.alerts_rejected else "")
+        + ("; indexing into Elasticsearch failed" if run.es and (run.es.get("error")
+                                                                  or run.es.get("pending"))
+           else ""),
         f"; {run.timings.get('total', 0):.1f}s in all.",
     )
     console.print(summary)

@@ -201,6 +201,17 @@ class DemoSites:
             s.stop()
 
 
+def _crawl_timeout(settings: Any, name: str) -> float:
+    """The daemon's limit for one crawl: the source's schedule timeout plus its margin."""
+    try:
+        from scheduler.schedule import schedules
+
+        limit = float(schedules(settings)[name].timeout)
+    except Exception:  # the daemon's scheduling not available: the demo's own limit
+        limit = 120.0
+    return limit + float(getattr(settings.daemon, "timeout_margin", 30.0))
+
+
 def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
                on_output: Callable[[str, str], None] | None,
                running: Any = None) -> SourceOutcome:
@@ -214,7 +225,8 @@ def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
         if _has("scheduler.crawls"):
             from scheduler.crawls import run_crawl
 
-            res = run_crawl(store, src.name, config_path, timeout=150.0, kill_after=5.0,
+            res = run_crawl(store, src.name, config_path,
+                            timeout=_crawl_timeout(settings, src.name), kill_after=5.0,
                             on_output=on_output or (lambda s, line: None), running=running)
             out.outcome, out.error = res.outcome, res.error
             out.discovered, out.fetched, out.new, out.hits = (res.discovered, res.fetched,
@@ -408,6 +420,10 @@ def _deliver(run: DemoRun, settings: Any, receiver: WebhookReceiver,
     progress("alerts", "start", f"delivering the outbox to channel {WEBHOOK_CHANNEL!r}")
     store = Store(settings.state.db)
     try:
+        if _has("pipelines.alerts.health"):  # the daemon's health job, as after any cycle
+            from pipelines.alerts.health import plan_health_alerts
+
+            plan_health_alerts(store, settings)
         report = deliver_pending(store, settings)
         # a second pass must find nothing left to send (delivered exactly once)
         again = deliver_pending(store, settings)

@@ -27,6 +27,7 @@ backstop, and then only the status comes back.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -382,6 +383,12 @@ class DocumentScanner:
 
 
 _default: DocumentScanner | None = None
+
+
+@atexit.register
+def _close_default() -> None:
+    if _default is not None:
+        _default.close()
 
 
 def scan_document(doc: Document, matcher: Matcher, config: ExtractConfig | None = None,

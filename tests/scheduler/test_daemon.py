@@ -4,9 +4,7 @@ crawl (tests/scheduler/fake_crawl.py, see its docstring for why)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import urllib.request
 
 import pytest
@@ -100,16 +98,6 @@ def test_non_loopback_metrics_host_refused(harness):
     assert len(out) == 1 and "daemon.metrics_host" in out[0] and "loopback" in out[0]
 
 
-def test_second_daemon_on_same_state_refused(harness):
-    harness.write_config([harness.fake_source("alpha", every="1h")])
-    first = harness.start_ready()
-    second = harness.start()
-    assert second.wait(timeout=60) == 2
-    line = harness.log_text().strip()
-    assert "another leaksentry daemon" in line and len(line.splitlines()) == 1
-    assert first.poll() is None
-
-
 def test_sighup_valid_then_invalid_config(harness):
     harness.write_config([harness.fake_source("alpha"), harness.fake_source("beta", every="1h")])
     proc = harness.start_ready()
@@ -162,7 +150,8 @@ def test_sigterm_with_crawl_running_stops_gracefully(harness):
     assert "daemon stopped" in harness.log_text()
 
 
-def test_second_sigterm_exits_at_once(harness):
+def test_sigint_then_second_signal_exits_at_once(harness):
+    """Ctrl-C (SIGINT) starts the same graceful stop; a second one exits at once."""
     harness.write_config(
         [harness.fake_source("slow", every="1s", timeout="5m")],
         daemon={"grace_period": "10m"},
@@ -173,11 +162,11 @@ def test_second_sigterm_exits_at_once(harness):
         lambda: harness.crawl_events("start", "slow"), 60, "the crawl to start"
     )
     crawl_pid = int(start[0].split()[2])
-    proc.send_signal(signal.SIGTERM)
-    harness.wait_for(lambda: "no new crawls" in harness.log_text(), 30, "shutdown to begin")
+    proc.send_signal(signal.SIGINT)
+    harness.wait_for(lambda: "SIGINT: stopping" in harness.log_text(), 30, "shutdown to begin")
     assert proc.poll() is None  # waiting for the grace period
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 128 + signal.SIGINT
     harness.wait_for(lambda: not harness.pid_alive(crawl_pid), 10, "the crawl to be killed")
 
 
@@ -222,7 +211,7 @@ def status_json(harness) -> dict:
     return json.loads(r.output)
 
 
-def test_status_with_and_without_daemon(harness):
+def test_status_with_and_without_daemon_and_one_daemon_per_state_dir(harness):
     harness.write_config([harness.fake_source("alpha"), harness.fake_source("hourly", every="1h")])
     st = status_json(harness)
     assert st["daemon_pid"] is None
@@ -236,15 +225,16 @@ def test_status_with_and_without_daemon(harness):
     assert by["alpha"]["healthy"] is True and by["alpha"]["last_outcome"] == "ok"
     assert by["hourly"]["next_run"] and by["hourly"]["last_run"] is None
     assert set(st["jobs"]) >= {"outbox", "spool", "health"}
-    # the real command line, once
-    text = subprocess.run(
-        [str(harness.exe), "status", "--config", str(harness.config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
+    # a second daemon on the same state directory (and job store) refuses to start
+    second = harness.start()
+    assert second.wait(timeout=60) == 2
+    line = harness.log_text().strip()
+    assert "another leaksentry daemon" in line and len(line.splitlines()) == 1
+    assert proc.poll() is None
+    text = CliRunner().invoke(
+        app, ["status", "--config", str(harness.config)], env={"COLUMNS": "200"}
     )
-    assert text.returncode == 0 and "running" in text.stdout and "alpha" in text.stdout
+    assert text.exit_code == 0 and "running" in text.output and "alpha" in text.output
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     # after the daemon: next runs still come from the job store

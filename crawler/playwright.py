@@ -77,8 +77,9 @@ def configure_crawler(settings: Any, source: SourceConfig) -> None:
                  priority="cmdline")
     settings.set("PLAYWRIGHT_BROWSER_PROVIDER", "crawler.playwright.SharedBrowserProvider",
                  priority="cmdline")
-    # pages in flight (<= concurrency) plus free pages in the pool (<= concurrency)
-    settings.set("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 2 * int(source.concurrency or 4),
+    # pages in flight (<= concurrency), free in the pool (<= concurrency) and waiting for
+    # their callback to hand them back: a new page must never wait for a pooled one
+    settings.set("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 3 * int(source.concurrency or 4),
                  priority="cmdline")
     mws = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
     mws["crawler.playwright.PagePoolMiddleware"] = 950  # just before the download handler

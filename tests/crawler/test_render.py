@@ -263,3 +263,38 @@ def test_rendered_response_from_a_refused_address_is_discarded() -> None:
     assert blocked_response(meta_ip, allowed) is None
     plain = HtmlResponse("https://example.org/", body=b"", ip_address=ip_address("10.0.0.1"))
     assert blocked_response(plain, src) is None  # not rendered: the middleware checked it
+
+
+class _FakePage:
+    """Stands in for a Playwright Page: the pool only calls is_closed() and close()."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_page_pool_reuses_closes_surplus_and_closes_everything_at_the_end() -> None:
+    from crawler.playwright import PagePool
+
+    async def scenario() -> tuple[PagePool, list[_FakePage]]:
+        pool = PagePool(limit=2)
+        pages = [_FakePage() for _ in range(4)]
+        assert pool.take() is None
+        for p in pages[:3]:
+            pool.release(p)  # the third does not fit: closed
+        assert pool.take() is pages[1] and pool.take() is pages[0] and pool.take() is None
+        pool.release(pages[0])
+        pool.discard(pages[3])  # after a failure
+        pages[1].closed = True
+        pool.release(pages[1])  # already closed: ignored
+        await pool.close()
+        return pool, pages
+
+    pool, pages = asyncio.run(scenario())
+    assert all(p.closed for p in pages)
+    assert pool.closed == 3 and pool.free == []

@@ -84,6 +84,7 @@ class RunningCrawls:
         with self._lock:
             self._procs[source] = proc
         _write_json(self._pidfile(source), {"source": source, "pid": proc.pid,
+                                            "proc_start": _proc_start(proc.pid),
                                             "started_at": started_at.isoformat()})
 
     def remove(self, source: str) -> None:
@@ -139,7 +140,11 @@ class RunningCrawls:
             except (OSError, ValueError, KeyError, TypeError):
                 pidfile.unlink(missing_ok=True)
                 continue
-            if _alive_group(pid):
+            # after a reboot the pid may belong to something else: only a process
+            # with the same start time is our crawl
+            ours = info.get("proc_start") is not None and \
+                _proc_start(pid) == info.get("proc_start")
+            if ours and _alive_group(pid):
                 log.warning("stopping crawl of %s (pid %d) left by a previous daemon",
                             source, pid)
                 _signal_group(pid, signal.SIGTERM)
@@ -272,6 +277,15 @@ _PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _proc_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _alive_group(pgid: int) -> bool:

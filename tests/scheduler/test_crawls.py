@@ -89,3 +89,22 @@ def test_orphans_of_a_dead_daemon_are_stopped_and_recorded(tmp_path):
     assert list((tmp_path / "crawls").iterdir()) == []
     # a second restart finds nothing left to do
     assert fresh.reap_orphans(store) == []
+
+
+def test_pid_reused_after_reboot_is_not_killed(tmp_path):
+    """A pid file whose pid now belongs to another process (start time differs) is
+    recorded as an interrupted crawl, and that process is left alone."""
+    _, store = setup(tmp_path)
+    other = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        crawls = tmp_path / "crawls"
+        crawls.mkdir()
+        (crawls / "o.json").write_text(json.dumps({
+            "source": "o", "pid": other.pid, "proc_start": 1,
+            "started_at": datetime.now(UTC).isoformat()}))
+        assert RunningCrawls(crawls).reap_orphans(store, kill_after=1) == ["o"]
+        assert other.poll() is None
+        assert rows(store, "o")[0]["outcome"] == "killed"
+    finally:
+        other.kill()
+        other.wait()

@@ -32,6 +32,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import URL, create_engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from leaksentry.config import Settings, load_config
 from leaksentry.errors import ConfigError, LeakSentryError
@@ -112,8 +113,14 @@ class Daemon:
             timezone=UTC,
         )
         self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-        self.scheduler.start(paused=True)
-        report = sync_jobs(self.scheduler, desired_jobs(s, self.config_path))
+        try:
+            self.scheduler.start(paused=True)
+            report = sync_jobs(self.scheduler, desired_jobs(s, self.config_path))
+        except SQLAlchemyError as exc:
+            raise DaemonError(
+                f"{jobstore_path(s)}: cannot use the job store ({type(exc).__name__}:"
+                f" {str(exc).splitlines()[0][:200]}); it holds only the schedule:"
+                " move it away and start again to rebuild it") from None
         self.scheduler.resume()
         self._write_info()
         log.info("daemon started: %d source(s), %s; metrics %s", len(s.sources),
@@ -258,6 +265,8 @@ class Daemon:
         log.info("daemon stopped", extra={"event": "shutdown"})
 
     def close(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.server is not None:
             self.server.stop()
             self.server = None

@@ -90,6 +90,17 @@ def test_invalid_config_refuses_to_start_with_one_line(harness):
     assert not (harness.state / "daemon.json").exists()
 
 
+def test_corrupt_job_store_refused_with_one_line(harness):
+    harness.write_config([harness.fake_source("alpha")])
+    harness.state.mkdir()
+    (harness.state / "scheduler.db").write_bytes(b"this is not a database" * 100)
+    proc = harness.start()
+    assert proc.wait(timeout=60) == 2
+    out = harness.log_text().strip().splitlines()
+    assert len(out) == 1 and "scheduler.db: cannot use the job store" in out[0], out
+    assert not (harness.state / "daemon.json").exists()
+
+
 def test_non_loopback_metrics_host_refused(harness):
     harness.write_config([harness.fake_source("alpha")], daemon={"metrics_host": "0.0.0.0"})
     proc = harness.start()

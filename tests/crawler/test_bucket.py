@@ -144,6 +144,19 @@ def test_azure_private_container_is_a_recorded_source_error(azure, crawl_ws):
     assert azure.hits["get:x.csv"] == 0
 
 
+def test_azure_private_container_read_with_a_sas_token(azure, crawl_ws):
+    azure.create_container("leaked-sas", public=False)
+    for name in ("a.csv", "b/c.csv", "d.csv"):
+        azure.put("leaked-sas", name, _csv(9), "text/csv")
+    sas = azure.container_sas("leaked-sas")
+    crawl_ws.write([_bucket_source(f"{azure.url}/leaked-sas?{sas}", flavor="azure",
+                                   max_keys=2)])
+    res = crawl_ws.crawl("bkt")
+    assert res.run["outcome"] == "ok", res.output[-2000:]
+    assert sorted(d["item_id"] for d in crawl_ws.docs()) == ["a.csv", "b/c.csv", "d.csv"]
+    assert azure.hits["list"] == 2 and azure.hits["get:b/c.csv"] == 1
+
+
 # -- the listing parser ------------------------------------------------------------------
 
 def test_parse_listing_reads_s3_v2_v1_and_azure_pages():

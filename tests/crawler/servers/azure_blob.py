@@ -18,6 +18,10 @@ Microsoft's REST reference:
 - "Get Blob": the bytes with ``ETag``, ``Last-Modified``, ``x-ms-blob-type``.
 - Anonymous requests to a container without public access get 404
   ``ResourceNotFound`` (an ``Error`` XML body), as the service answers.
+- "Create a service SAS": a container SAS (``sv``, ``sr=c``, ``sp``, ``sig`` query
+  parameters) grants list and read on a private container; a wrong ``sig`` gets
+  403 ``AuthenticationFailed``. The signature is not computed (no account key
+  here): the simulator compares it with the one it issued.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 _etags = count(0x8DC0000_0000_0000)
@@ -56,7 +60,14 @@ class AzureBlobService:
 
     # -- state ---------------------------------------------------------------
     def create_container(self, name: str, public: bool = True) -> None:
-        self.containers[name] = {"public": public, "blobs": {}}
+        self.containers[name] = {"public": public, "blobs": {}, "sig": None}
+
+    def container_sas(self, name: str) -> str:
+        """A container SAS query string (list + read) for a private container."""
+        sig = base64.b64encode(f"sig-for-{name}".encode()).decode()
+        self.containers[name]["sig"] = sig
+        return urlencode({"sv": "2022-11-02", "sr": "c", "sp": "rl",
+                          "se": "2030-01-01T00:00:00Z", "sig": sig})
 
     def put(self, container: str, name: str, data: bytes,
             content_type: str = "application/octet-stream") -> Blob:
@@ -109,7 +120,11 @@ class AzureBlobService:
         segs = parts.path.lstrip("/").split("/", 1)
         cname = unquote(segs[0])
         cont = self.containers.get(cname)
-        if cont is None or not cont["public"]:
+        if cont is not None and "sig" in q:
+            if q["sig"] != cont["sig"]:
+                return self._error(h, 403, "AuthenticationFailed",
+                                   "Server failed to authenticate the request.")
+        elif cont is None or not cont["public"]:
             return self._error(h, 404, "ResourceNotFound",
                                "The specified resource does not exist.")
         if len(segs) == 1 or segs[1] == "":

@@ -232,6 +232,17 @@ def test_file_named_after_an_identifier_is_masked_in_messages(ext, people):
     ext.no_identifiers(r.outputs(), people)
 
 
+def test_members_named_after_identifiers_are_masked_in_locations(ext, people):
+    p = people[0]
+    data = _zip({f"{p.hkid}/{p.hn}.csv": _csv(ext, people),
+                 f"{people[1].hkid[:-1]}({people[1].hkid[-1]}).zip": b"PK\x03\x04broken"})
+    r = ext.run(data, f"{people[2].hkid}.zip")
+    r.assert_all_found(people)
+    locations = " ".join(x.location for x in r.parts)
+    assert locations.startswith(f"{people[2].hkid[:3]}*")
+    ext.no_identifiers(locations + r.outputs(), people)
+
+
 def test_cooperative_time_limit_keeps_partial_parts(ext):
     line = b"CHAN Ka Ming,M,A1234563,HN12345678A,Appendicectomy\n"
     data = line * (40 * MiB // len(line))

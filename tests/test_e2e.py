@@ -11,8 +11,8 @@ Elasticsearch spool drained into a real osmem-server. This test checks:
 - no harmless item or decoy was reported;
 - one verified alert per leak reached the receiver, none twice, none rejected;
 - no planted identifier, in any written form, appears in stdout/stderr, any file
-  the run wrote (SQLite files including -wal/-shm, config, alerts received,
-  key and fingerprint files) or any document in the index. Only the register
+  the run wrote (SQLite files including -wal/-shm, the crawls' logs, config,
+  alerts received, key and fingerprint files) or any document in the index. Only the register
   and the planted site files (the leaks themselves) may hold them.
 """
 
@@ -160,6 +160,8 @@ def test_no_plaintext_identifier_anywhere(demo_run) -> None:
                 root).parts:
             places[str(path.relative_to(root))] = path.read_bytes()
     assert any(name.startswith("state/") and name.endswith(".db") for name in places)
+    logs = [name for name in places if name.startswith("logs/crawl-")]
+    assert len(logs) == 4 and all(places[name] for name in logs), logs
     if demo_run["index"] is not None:
         places["elasticsearch"] = demo_run["index"]
     # the check itself can fail: the register file is full of them

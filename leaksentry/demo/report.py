@@ -190,6 +190,7 @@ def next_steps(run: DemoRun, kept: bool) -> Panel:
                           " on the trusted side, through the register)"),
             Text.assemble(("Status: ", "bold"), f"leaksentry status --config {cfg}"),
             Text.assemble(("State store (SQLite): ", "bold"), str(run.db_path)),
+            Text.assemble(("Crawl logs: ", "bold"), str(sc.root / "logs")),
             Text.assemble(("Config used: ", "bold"), str(sc.config_path)),
         ]
     else:

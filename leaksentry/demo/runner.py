@@ -221,20 +221,32 @@ def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
                                                             or src.table.get("urls", [""])[0]))
     t0 = time.monotonic()
     store = Store(settings.state.db)
+    log_dir = config_path.parent / "logs"
+    log_dir.mkdir(exist_ok=True)
+    log_file = (log_dir / f"crawl-{src.name}.log").open("a", encoding="utf-8")
+
+    def output(source: str, line: str) -> None:
+        log_file.write(line + "\n")  # the crawl's own log, kept with --keep
+        if on_output is not None:
+            on_output(source, line)
+
     try:
         if _has("scheduler.crawls"):
             from scheduler.crawls import run_crawl
 
             res = run_crawl(store, src.name, config_path,
                             timeout=_crawl_timeout(settings, src.name), kill_after=5.0,
-                            on_output=on_output or (lambda s, line: None), running=running)
+                            on_output=output, running=running)
             out.outcome, out.error = res.outcome, res.error
             out.discovered, out.fetched, out.new, out.hits = (res.discovered, res.fetched,
                                                              res.new, res.hits)
         else:  # the daemon's runner not landed: the same command, run directly
             r = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", src.name,
                                 "--config", str(config_path)], capture_output=True, text=True,
-                               timeout=150, stdin=subprocess.DEVNULL)
+                               timeout=_crawl_timeout(settings, src.name),
+                               stdin=subprocess.DEVNULL)
+            for line in (r.stdout + r.stderr).splitlines():
+                output(src.name, line)
             out.outcome = "ok" if r.returncode in (0, 1) else "error"
             if r.returncode not in (0, 1):
                 out.error = _one_line(r.stderr or r.stdout)
@@ -248,6 +260,7 @@ def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
         out.outcome, out.error = "error", f"{type(exc).__name__}: {exc}"[:300]
     finally:
         store.close()
+        log_file.close()
     out.duration = time.monotonic() - t0
     return out
 
@@ -278,7 +291,7 @@ def run_demo(root: Path | None = None, *, keep: bool = False, es_url: str | None
 #: marks a directory the demo made, so a rerun may clear it (and nothing else is touched)
 MARKER = ".leaksentry-demo"
 _MADE = ("trusted", "sites", "state", "leaksentry.toml", "expected.json",
-         "received_alerts.jsonl", MARKER)
+         "received_alerts.jsonl", "logs", MARKER)
 
 
 def _prepare(root: Path) -> None:

@@ -1,4 +1,4 @@
-"""CLI commands: `es setup`, `es check`, `es flush`."""
+"""CLI commands: `es setup`, `es check`, `es flush`, `es spool`."""
 
 from __future__ import annotations
 
@@ -100,3 +100,32 @@ def register(app: typer.Typer) -> None:
             console.print(f"item: {e}")
         if r.error:
             raise LeakSentryError(r.error)
+
+    @group.command("spool")
+    def spool_cmd(
+        config: ConfigOption = None,
+        requeue: Annotated[bool, typer.Option(
+            "--requeue", help="Put rejected documents back in the queue (after a fix).")]
+        = False,
+        limit: Annotated[int, typer.Option(help="List at most N rejected documents.")] = 20,
+    ) -> None:
+        """The delivery spool: documents waiting, and those the cluster rejected (and why)."""
+        from leaksentry.store import Store
+        from pipelines.sinks.spool import rejected_items, requeue_rejected, spool_depth
+
+        s = settings(config)
+        store = Store(s.state.db)
+        try:
+            if requeue:
+                with store.transaction() as tx:
+                    n = requeue_rejected(tx)
+                console.print(f"re-queued {n} rejected document(s)")
+            rows = rejected_items(store.conn, limit=limit)
+            console.print(f"spool: {spool_depth(store.conn)} waiting, {len(rows)} rejected"
+                          + (" (first shown)" if len(rows) == limit else ""))
+            for r in rows:
+                console.print(f"rejected {r['index_suffix']}/{r['doc_id']} at"
+                              f" {r['last_attempt_at']}: {r['last_error']}", soft_wrap=True,
+                              highlight=False, markup=False)
+        finally:
+            store.close()

@@ -80,3 +80,24 @@ def test_not_configured(tmp_path):
     cfg.write_text(f'[state]\ndir = "{tmp_path}"\n')
     res = run("es", "setup", "--config", str(cfg))
     assert res.exit_code != 0 and "no url configured" in str(res.exception)
+
+
+def test_spool_lists_rejected_and_requeues(osmem, tmp_path, sinkdata):
+    from pipelines.sinks import spool
+
+    cfg = write_config(tmp_path, osmem.url)
+    assert run("es", "setup", "--config", cfg).exit_code == 0
+    settings = load_config(cfg)
+    store = Store(settings.state.db)
+    with store.transaction() as tx:
+        spool._enqueue(tx, "hits", sinkdata.BASE_TIME, "bad-doc", {"stray": "field"})
+    record_finding(store, sinkdata.hit_finding(sinkdata.people(2), url="https://a.example/1"),
+                   settings)
+    store.close()
+    res = run("es", "flush", "--config", cfg)
+    assert res.exit_code == 0 and "delivered 2" in res.output and "rejected 1" in res.output
+    res = run("es", "spool", "--config", cfg)
+    assert "0 waiting, 1 rejected" in res.output and "hits-2026.11/bad-doc" in res.output
+    assert "strict" in res.output
+    res = run("es", "spool", "--requeue", "--config", cfg)
+    assert "re-queued 1" in res.output and "1 waiting, 0 rejected" in res.output

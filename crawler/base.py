@@ -46,6 +46,7 @@ import logging
 import mimetypes
 import posixpath
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -179,6 +180,7 @@ class SourceSpider(scrapy.Spider):
         self.store = store or Store(app.state.db)
         self.counters = RunCounters()
         self.started_at = datetime.now(UTC)
+        self._deadline = time.monotonic() + float(self.source.timeout or 900)
         self.summary: RunSummary | None = None
         self._budget = int(self.source.max_items or 0)
         self._queued: set[str] = set()  # item ids requested in this run
@@ -215,8 +217,12 @@ class SourceSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[Any]:
         from twisted.internet import task
 
+        # CLOSESPIDER_TIMEOUT counts from here (spider opened), so does the download cap
+        self._deadline = time.monotonic() + float(self.source.timeout or 900)
         self._flusher = task.LoopingCall(self.flush_seen)
         self._flusher.start(1.0, now=False)
+        if self.counters.error is not None:  # e.g. the scanner could not start: fetch nothing
+            return
         for item in seen.due_retries(self.store.conn, self.source.name,
                                      limit=max(self._budget, 1)):
             req = self.retry_request(item)
@@ -250,6 +256,11 @@ class SourceSpider(scrapy.Spider):
         m = {"ls_role": role, "ls_item_id": item_id, **(meta or {})}
         if self.source.proxy:
             m.setdefault("proxy", self.source.proxy)
+        # no download may outlive the crawl's own timeout (a stalled body would hold the
+        # spider open past CLOSESPIDER_TIMEOUT)
+        left = self._deadline - time.monotonic() + 2.0  # CLOSESPIDER_TIMEOUT fires first
+        m.setdefault("download_timeout", max(1.0, min(float(self.source.download_timeout
+                                                            or 60), left)))
         if role == "item" and self.item_statuses:
             m.setdefault("handle_httpstatus_list", list(self.item_statuses))
         kwargs.setdefault("errback", self.on_failure)

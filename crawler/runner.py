@@ -108,7 +108,7 @@ def _watchdog(app: Settings, source: SourceConfig, started: datetime,
                             error=f"crawl did not stop within its timeout ({timeout:g}s);"
                                   " process ended"),
             int(source.unhealthy_after or 3))
-    os._exit(3)
+    os._exit(1)
 
 
 def run_crawl(app: Settings, source_name: str) -> RunSummary:

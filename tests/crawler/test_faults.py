@@ -71,3 +71,14 @@ def test_malformed_html_listing_is_survived(crawl_ws: CrawlWorkspace, faults) ->
     assert r.run["outcome"] == "ok", r.output
     assert r.run["discovered"] == 1 and r.run["errors"] == 1
     assert "Traceback" not in r.output
+
+
+def test_crawl_timeout_stops_a_stuck_crawl(crawl_ws: CrawlWorkspace, faults) -> None:
+    crawl_ws.write([{"name": "stuck", "kind": "watch", "allow_private": True, "retry_max": 0,
+                     "urls": [f"{faults.base}/stall.txt"], "download_timeout": 60,
+                     "timeout": 3}])
+    r = crawl_ws.crawl("stuck", timeout=60)
+    assert r.proc.returncode == 1, r.output
+    assert r.run["outcome"] == "timeout"
+    assert "timeout" in r.run["error"]
+    assert crawl_ws.runs("stuck")[-1]["outcome"] == "timeout"

@@ -44,3 +44,18 @@ def test_crawled_leak_is_scanned_recorded_and_never_echoed(crawl_ws: CrawlWorksp
     for blob in blobs:
         for form in forms:
             assert form not in blob
+
+
+def test_scanner_that_cannot_start_fails_the_run_before_fetching(crawl_ws: CrawlWorkspace,
+                                                                 pastebin) -> None:
+    pastebin.add("K0000001", "body\n")
+    crawl_ws.write([{"name": "pb", "preset": "pastebin", "allow_private": True,
+                     "url": f"{pastebin.base}/api_scraping.php"}],
+                   matching={"key": str(crawl_ws.root / "missing.key"),
+                             "fingerprints": str(crawl_ws.root / "missing.fp")})
+    r = crawl_ws.crawl("pb", scan=True)
+    assert r.proc.returncode == 1
+    assert r.run["outcome"] == "error" and "cannot start the scanner" in r.run["error"]
+    assert "missing.key" in r.run["error"]
+    assert pastebin.hits["/api_scraping.php"] == 0  # nothing fetched, nothing marked seen
+    assert crawl_ws.seen("pb") == {}

@@ -69,7 +69,7 @@ def test_every_redirect_hop_is_checked_by_the_middleware() -> None:
     asyncio.run(mw.process_request(Request("https://paste.example.com/a")))
     hop = Request("http://169.254.169.254/latest/meta-data/",
                   meta={"redirect_times": 1, "redirect_urls": ["https://paste.example.com/a"]})
-    with pytest.raises(BlockedAddress, match="169.254.169.254"):
+    with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254"):
         asyncio.run(mw.process_request(hop))
 
 

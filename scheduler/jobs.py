@@ -101,7 +101,7 @@ def _unhealthy_after(settings: Settings, source: str) -> int:
 
 # -- periodic jobs ---------------------------------------------------------------
 
-def deliver_outbox_job(config_path: str | None = None) -> None:
+def deliver_outbox_job() -> None:
     """Deliver due alerts from the outbox (retries and dead letters are the worker's)."""
     rt = current()
     from pipelines.alerts.worker import deliver_pending
@@ -111,7 +111,7 @@ def deliver_outbox_job(config_path: str | None = None) -> None:
         rt.metrics.record_delivery(report)
 
 
-def drain_spool_job(config_path: str | None = None) -> None:
+def drain_spool_job() -> None:
     """Send spooled documents to Elasticsearch (only when it is configured)."""
     rt = current()
     if not rt.settings.elasticsearch.enabled:
@@ -123,7 +123,7 @@ def drain_spool_job(config_path: str | None = None) -> None:
         rt.metrics.record_drain(report)
 
 
-def health_job(config_path: str | None = None) -> None:
+def health_job() -> None:
     """Raise source-health alerts (and recovery notices) from recorded runs."""
     rt = current()
     from pipelines.alerts.health import plan_health_alerts
@@ -133,7 +133,7 @@ def health_job(config_path: str | None = None) -> None:
         log.info("planned %d source-health alert(s)", n, extra={"job": HEALTH})
 
 
-def retention_job(config_path: str | None = None) -> None:
+def retention_job() -> None:
     """Purge local hits and spooled data older than ``[daemon] retention``."""
     rt = current()
     age = rt.settings.daemon.retention

@@ -235,3 +235,38 @@ def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store
     assert throttled == [10]
     assert report.delivered == 10 and report.retry_later == 0 and report.pending == 0
     assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
+
+
+def test_server_stopped_during_a_drain(osmem, tmp_path, store, sinkdata):
+    """The server dies between two bulk requests of one drain: what it took is not sent
+    again, the rest waits, and after the restart every document is there exactly once."""
+    from fixtures_osmem import CompatProxy
+
+    bulks: list[int] = []
+
+    def kill_before_second_bulk(method, path, body, headers):
+        if path.startswith("/_bulk"):
+            bulks.append(1)
+            if len(bulks) == 2:
+                osmem.stop()
+        return None
+
+    proxy = CompatProxy(osmem, intercept=kill_before_second_bulk)
+    try:
+        settings = make_settings(proxy.url, tmp_path, chunk_size=10, timeout=2)
+        setup.setup(connect(settings.elasticsearch))
+        findings = sinkdata.a_month_of_findings(sinkdata.people(30), ["pastebin"], 20)
+        for f in findings:
+            record_finding(store, f, settings)
+        down = spool.drain(store, settings)
+        assert down.delivered == 10 and down.error and down.pending == 30
+        osmem.restart()
+        setup.setup(connect(settings.elasticsearch))
+        up = spool.drain(store, settings)
+        assert up.delivered == 30 and up.duplicates == 0 and up.pending == 0
+    finally:
+        proxy.close()
+    cluster = connect(make_settings(osmem.url, tmp_path).elasticsearch)
+    got = ids_in(cluster, "leaksentry-hits") + ids_in(cluster, "leaksentry-documents")
+    # the restarted server is empty: exactly the 30 not delivered before the crash
+    assert len(got) == len(set(got)) == 30

@@ -21,6 +21,12 @@ REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_DNS_RESOLVER = "crawler.middlewares.guard.GuardedResolver"
 DNS_TIMEOUT = 15
 
+# only HTTP(S): a hostile listing or redirect must not reach file://, ftp://, s3:// or data:
+DOWNLOAD_HANDLERS_BASE = {
+    "http": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+    "https": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+}
+
 DOWNLOAD_TIMEOUT = 60
 DOWNLOAD_MAXSIZE = 50 * 1024 * 1024  # applies to decompressed bodies too (HttpCompression)
 DOWNLOAD_WARNSIZE = 10 * 1024 * 1024

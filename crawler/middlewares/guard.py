@@ -76,6 +76,8 @@ async def _resolve(host: str, port: int) -> list[str]:
 async def check_url(url: str, *, resolve: Resolve = _resolve) -> None:
     """Raise :class:`BlockedAddress` when ``url``'s host is, or resolves to, a refused address."""
     parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise BlockedAddress(f"{url[:200]}: refused: only http and https are fetched")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return

@@ -63,6 +63,18 @@ def test_literals_and_metadata_names_and_real_resolution() -> None:
             asyncio.run(check_url(url))
 
 
+def test_only_http_schemes() -> None:
+    for url in ["file:///etc/passwd", "ftp://files.example/x", "gopher://x.example/"]:
+        with pytest.raises(BlockedAddress, match="only http and https"):
+            asyncio.run(check_url(url, resolve=nxdomain))
+
+
+def test_non_http_handlers_are_not_configured() -> None:
+    import crawler.settings as s
+
+    assert set(s.DOWNLOAD_HANDLERS_BASE) == {"http", "https"}
+
+
 def test_every_redirect_hop_is_checked_by_the_middleware() -> None:
     mw = NetworkGuardMiddleware(pinned_resolver({"paste.example.com": ["93.184.216.34"]},
                                                 nxdomain))

@@ -96,16 +96,19 @@ def connect(config: ElasticsearchConfig) -> Cluster:
     if config.username and not password:
         raise SinkError("elasticsearch: username set but no password (password, password_env"
                         " or LEAKSENTRY_ES_PASSWORD)")
-    ca = str(config.ca_cert) if config.ca_cert else None
-    if ca and not config.ca_cert.is_file():  # type: ignore[union-attr]
-        raise SinkError(f"{config.ca_cert}: elasticsearch.ca_cert not found")
-    common: dict[str, Any] = {"request_timeout": config.timeout} if config.backend \
-        == "elasticsearch" else {"timeout": config.timeout}
+    ca = None
+    if config.ca_cert is not None:
+        if not config.ca_cert.is_file():
+            raise SinkError(f"{config.ca_cert}: elasticsearch.ca_cert not found")
+        ca = str(config.ca_cert)
+    # a couple of transport-level retries (another node, a dropped connection); bulk
+    # items answered 429 are retried by the bulk helper with its own backoff
+    kw: dict[str, Any] = {"verify_certs": config.verify_tls, "max_retries": 2,
+                          "retry_on_timeout": True}
     if config.backend == "elasticsearch":
         from elasticsearch import Elasticsearch
 
-        kw: dict[str, Any] = dict(common, verify_certs=config.verify_tls, max_retries=2,
-                                  retry_on_timeout=True)
+        kw["request_timeout"] = config.timeout
         if ca:
             kw["ca_certs"] = ca
         if api_key:
@@ -116,8 +119,7 @@ def connect(config: ElasticsearchConfig) -> Cluster:
     else:
         from opensearchpy import OpenSearch
 
-        kw = dict(common, verify_certs=config.verify_tls, max_retries=2, retry_on_timeout=True,
-                  ssl_show_warn=config.verify_tls)
+        kw.update(timeout=config.timeout, ssl_show_warn=config.verify_tls)
         if ca:
             kw["ca_certs"] = ca
         if api_key:

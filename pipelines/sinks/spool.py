@@ -131,7 +131,7 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
                 break
             rounds += 1
             after = rows[-1][0]
-            if not _deliver(conn, cluster, rows, report):
+            if not _deliver(store, cluster, rows, report):
                 break
     except SinkError as exc:
         report.error = str(exc)
@@ -148,7 +148,7 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
     return report
 
 
-def _deliver(conn: sqlite3.Connection, cluster: Cluster, rows: list[sqlite3.Row],
+def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
              report: DrainReport) -> bool:
     """One bulk round; False when the cluster stopped answering (stop draining)."""
     cfg = cluster.config
@@ -195,9 +195,9 @@ def _deliver(conn: sqlite3.Connection, cluster: Cluster, rows: list[sqlite3.Row]
         report.unreachable = err.unreachable or err.status is None
         alive = False
     finally:
-        with _tx(conn):
-            conn.executemany("DELETE FROM es_spool WHERE id = ?", done)
-            conn.executemany("UPDATE es_spool SET state = ?, last_error = ?, last_attempt_at = ?,"
+        with store.transaction() as tx:
+            tx.executemany("DELETE FROM es_spool WHERE id = ?", done)
+            tx.executemany("UPDATE es_spool SET state = ?, last_error = ?, last_attempt_at = ?,"
                              " attempts = attempts + 1 WHERE id = ?", failed)
     # items left pending after 429/5xx: stop this drain, the daemon calls again later
     return alive and not any(state == "pending" for state, *_ in failed)
@@ -214,19 +214,3 @@ def _item_error(info: dict[str, Any]) -> str:
         text = str(err or f"status {info.get('status')}")
     # reasons may quote the offending value ("Preview of field's value: ..."): mask it
     return (scrub(" ".join(text.split())) or "")[:500]
-
-
-class _tx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.own = False
-
-    def __enter__(self) -> sqlite3.Connection:
-        if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.own = True
-        return self.conn
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if self.own:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -134,19 +134,32 @@ def health_job() -> None:
 
 
 def retention_job() -> None:
-    """Purge local hits and spooled data older than ``[daemon] retention``."""
+    """Purge local hits, documents and spooled data older than ``[daemon] retention``;
+    with Elasticsearch, drop monthly indices past ``[elasticsearch] retention`` (the
+    fallback where the cluster runs neither ILM nor ISM; harmless where it does)."""
     rt = current()
     age = rt.settings.daemon.retention
-    if age <= 0:
-        return
-    from pipelines.sinks.retention import purge
+    if age > 0:
+        from pipelines.sinks.retention import purge
 
-    n = purge(rt.store, older_than_seconds=age)
-    if rt.metrics is not None and n:
-        rt.metrics.purged.inc(n)
-    if n:
-        log.info("retention: purged %d row(s) older than %s", n, human_duration(age),
-                 extra={"job": RETENTION, "purged": n})
+        n = purge(rt.store, older_than_seconds=age)
+        if rt.metrics is not None and n:
+            rt.metrics.purged.inc(n)
+        if n:
+            log.info("retention: purged %d local row(s) older than %s", n, human_duration(age),
+                     extra={"job": RETENTION, "purged": n})
+    if rt.settings.elasticsearch.enabled:
+        from pipelines.sinks.client import connect
+        from pipelines.sinks.setup import drop_expired_indices
+
+        cluster = connect(rt.settings.elasticsearch)
+        try:
+            dropped = drop_expired_indices(cluster)
+        finally:
+            cluster.close()
+        if dropped:
+            log.info("retention: dropped %d expired index(es): %s", len(dropped),
+                     ", ".join(dropped), extra={"job": RETENTION})
 
 
 PERIODIC = {

@@ -45,6 +45,12 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # client libraries log every request (and expected 404s as warnings); the sinks
+    # and alert code log what matters about them under leaksentry.*
+    for name, lvl in (("opensearch", logging.ERROR), ("elasticsearch", logging.ERROR),
+                      ("elastic_transport", logging.ERROR), ("httpx", logging.WARNING),
+                      ("httpcore", logging.WARNING), ("urllib3", logging.WARNING)):
+        logging.getLogger(name).setLevel(max(root.level, lvl))
     # APScheduler logs every job execution at INFO; keep it to warnings, and leave
     # skipped and missed runs to the daemon's own log lines and metrics
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))

@@ -50,7 +50,8 @@ class DaemonConfig(StrictModel):
     spool_interval: Duration = 30.0
     health_interval: Duration = 60.0
     retention_interval: Duration = 21600.0
-    #: local hits and spooled data older than this are purged; 0 keeps everything
+    #: local hits, documents and spooled data older than this are purged; 0 keeps
+    #: everything (Elasticsearch indices follow [elasticsearch] retention)
     retention: Duration = 0.0
 
     @field_validator("metrics_host")

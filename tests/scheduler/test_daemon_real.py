@@ -9,12 +9,14 @@ The register, key and fingerprints are made with the CLI from fictional patients
 from __future__ import annotations
 
 import csv
+import json
 import random
 import signal
 import subprocess
 import sys
 import time
 import unicodedata
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -105,9 +107,21 @@ def alert_keys(world) -> list[str]:
     return [d.idempotency_key for d in world.receiver.unique() if d.event != "test"]
 
 
-def test_real_crawls_on_schedule_hits_and_alerts_arrive(harness, world):
-    harness.write_config([world.source()], sections=world.sections(), raw=world.raw(),
-                         fake_crawl=False)
+def es_count(url: str, index: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/{index}/_count", timeout=10) as r:
+            return json.loads(r.read())["count"]
+    except urllib.error.HTTPError:
+        return 0
+
+
+def test_real_crawls_on_schedule_hits_alerts_and_index_arrive(harness, world, osmem_session):
+    """...and the daemon's spool job indexes the hits in a real Elasticsearch-API server
+    (osmem-server), its retention job runs against it."""
+    es = {"url": osmem_session.url, "backend": "opensearch", "index_prefix": "schedtest"}
+    harness.write_config([world.source()], sections={**world.sections(), "elasticsearch": es},
+                         raw=world.raw(), fake_crawl=False,
+                         daemon={"retention": "3650d", "retention_interval": "1s"})
     world.paste([1, 2, 3])
     proc = harness.start_ready()
     harness.wait_for(lambda: len(hit_urls(harness)) == 1, 120, "the first hit")
@@ -128,6 +142,13 @@ def test_real_crawls_on_schedule_hits_and_alerts_arrive(harness, world):
     assert sum(v for k, v in m2.items() if k[0] == "leaksentry_hits") == 2
     assert m2[("leaksentry_alert_deliveries_total", (("result", "delivered"),))] >= 2
     assert world.receiver.duplicates() == 0
+    # the spool job sent both hits to the cluster; the spool is empty
+    harness.wait_for(lambda: es_count(osmem_session.url, "schedtest-hits") == 2, 60,
+                     "both hits indexed by the spool job")
+    harness.wait_for(lambda: harness.scrape().get(("leaksentry_spool_depth", ())) == 0, 60,
+                     "an empty spool")
+    assert "retention job failed" not in harness.log_text()
+    assert "spool job failed" not in harness.log_text()
     with urllib.request.urlopen(harness.metrics_url() + "/metrics", timeout=10) as r:
         metrics_text = r.read().decode()
     proc.send_signal(signal.SIGTERM)

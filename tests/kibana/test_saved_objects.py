@@ -87,8 +87,8 @@ def test_every_reference_resolves(objects):
 
 
 def _dataview_kind(o: dict, objects: list[dict]) -> str:
-    (ref,) = [r for r in o["references"] if r["type"] == "index-pattern"]
-    dv = next(x for x in objects if x["id"] == ref["id"])
+    (dv_id,) = {r["id"] for r in o["references"] if r["type"] == "index-pattern"}
+    dv = next(x for x in objects if x["id"] == dv_id)
     return DATAVIEW_KIND[dv["attributes"]["title"]]
 
 

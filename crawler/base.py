@@ -35,8 +35,15 @@ What the base does for you:
   :meth:`source_failed` / :meth:`record_error` keep the run counters and the seen store
   right. Counters become a :class:`RunSummary` recorded in the store when the spider
   closes (``self.summary`` afterwards).
+* The seen store is read once per crawl (:meth:`seen_item`); first sightings are
+  written behind in batches (:meth:`flush_seen`, every second and at close).
+* Every request's ``download_timeout`` is capped by the crawl's own deadline
+  (``timeout``), so nothing in flight outlives CLOSESPIDER_TIMEOUT.
 * Document items are scanned and recorded by ``crawler.pipelines``; the item is
   marked processed in the seen store only after it was recorded (nothing lost).
+  Items print as ``<document URL item=... sha256=... size=...>``, never their content.
+
+Spider classes are registered per kind in ``crawler.runner.SPIDERS``.
 """
 
 from __future__ import annotations

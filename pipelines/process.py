@@ -11,10 +11,11 @@ kill_grace`` seconds before killing it. Only the small pickled
 Two worker modes (``[extract] worker_mode``):
 
 - ``warm`` (default): one long-lived child per :class:`DocumentScanner`;
-  documents go to it through a pipe. Measured (bench/bench_extract.py)
-  about 0.7 ms per small document against about 15 ms for a fork per
-  document; the copy of the bytes costs about a millisecond per MB. The
-  worker is replaced after a timeout, a crash, or ``worker_max_documents``.
+  documents go to it through a pipe. Measured (bench/bench_extract.py, with
+  a 1M-record matcher loaded): about 1.4 ms per small document against
+  about 19 ms for a fork per document (in-process: 1.0 ms); for a large
+  document the two are within noise of each other. The worker is replaced
+  after a timeout, a crash, or ``worker_max_documents``.
 - ``fork``: one short-lived child per document; the document's bytes are
   inherited, not copied, and nothing survives a bad document.
 - ``inline`` runs in-process (cooperative time limit only), for platforms

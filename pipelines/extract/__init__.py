@@ -14,6 +14,10 @@ and member paths for containers: "archive.zip/export/patients.csv",
 "message.eml/attachment.xlsx/Sheet1". A table row is one part with ``row``
 set and its cells joined by CELL_SEP.
 
+JSON parts group an object's scalar fields ("hkid: …" lines) so that a
+record's identifiers share a part, as record-level matching needs. File and
+member names are masked where they look like identifiers ("A12*****.csv").
+
 Types are detected by magic bytes first, the name second (:mod:`.detect`).
 Limits (input size, expanded bytes and ratio, depth, members, parts, time)
 come from :class:`ExtractConfig`; the time limit here is cooperative, and

@@ -168,3 +168,11 @@ def test_prefix_rewrites_dataviews_and_rule():
     titles = {o["attributes"]["title"] for o in objs if o["type"] == "index-pattern"}
     assert titles == {"soc-hits", "soc-documents"}
     assert load_rule("soc")["params"]["index"] == ["soc-hits"]
+
+
+def test_committed_files_match_the_generator():
+    from kibana import generate
+
+    files = resources.files("kibana")
+    assert files.joinpath("saved_objects.ndjson").read_text("utf-8") == generate.ndjson()
+    assert files.joinpath("rule_critical_hits.json").read_text("utf-8") == generate.rule_json()

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import signal
 import time
 from datetime import UTC, datetime
@@ -42,7 +43,13 @@ from scheduler.crawls import RunningCrawls
 from scheduler.health_http import MetricsServer
 from scheduler.logging_setup import setup_logging
 from scheduler.metrics import DaemonMetrics
-from scheduler.reload import CRAWL_EXECUTOR, MAINTENANCE_EXECUTOR, desired_jobs, sync_jobs
+from scheduler.reload import (
+    CRAWL_EXECUTOR,
+    MAINTENANCE_EXECUTOR,
+    JobSpec,
+    desired_jobs,
+    sync_jobs,
+)
 
 log = logging.getLogger("leaksentry.scheduler.daemon")
 
@@ -64,6 +71,17 @@ def info_path(settings: Settings) -> Path:
     return settings.state.dir / INFO_FILE
 
 
+def validate(settings: Settings, config_path: Path | None) -> list[JobSpec]:
+    """What the daemon checks beyond the config models: every schedule, and that the
+    crawl command exists. Returns the jobs; raises ConfigError (one line)."""
+    specs = desired_jobs(settings, config_path)
+    cmd = settings.daemon.crawl_command
+    if cmd and shutil.which(cmd[0]) is None:
+        raise ConfigError(f"{settings.path or 'config'}: daemon.crawl_command: program"
+                          f" {cmd[0]!r} not found")
+    return specs
+
+
 class Daemon:
     def __init__(self, settings: Settings, config_path: Path | None) -> None:
         self.settings = settings
@@ -81,7 +99,7 @@ class Daemon:
     # -- start -------------------------------------------------------------------
     def start(self) -> None:
         s = self.settings
-        desired_jobs(s, self.config_path)  # validate every schedule before touching state
+        validate(s, self.config_path)  # before touching any state
         self._take_lock()
         store = Store(s.state.db)
         running = RunningCrawls(self.state_dir / CRAWLS_DIR)
@@ -217,7 +235,7 @@ class Daemon:
             if new.state.dir.resolve() != self.settings.state.dir.resolve():
                 raise ConfigError(f"{self.config_path}: state.dir changed; restart the daemon"
                                   " to move its state")
-            specs = desired_jobs(new, self.config_path)
+            specs = validate(new, self.config_path)
         except LeakSentryError as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.error("config reload failed, still running the previous config: %s", first,

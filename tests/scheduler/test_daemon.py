@@ -101,6 +101,14 @@ def test_corrupt_job_store_refused_with_one_line(harness):
     assert not (harness.state / "daemon.json").exists()
 
 
+def test_missing_crawl_command_refused(harness):
+    harness.write_config([harness.fake_source("alpha")], daemon={"crawl_command": ["/nope/x"]})
+    proc = harness.start()
+    assert proc.wait(timeout=60) == 2
+    out = harness.log_text().strip().splitlines()
+    assert len(out) == 1 and "daemon.crawl_command" in out[0] and "/nope/x" in out[0]
+
+
 def test_non_loopback_metrics_host_refused(harness):
     harness.write_config([harness.fake_source("alpha")], daemon={"metrics_host": "0.0.0.0"})
     proc = harness.start()

@@ -31,6 +31,7 @@ _GUESS = {
     "hn": re.compile(r"^(hn|hospital ?(file )?(no|number)|hosp ?no)$", re.I),
 }
 MAX_ROWS_LISTED = 20
+CHUNK_ROWS = 32768  # rows canonicalised per column pass
 # progress callback: (bytes or rows done, total or None)
 Progress = Callable[[int, int | None], None]
 
@@ -189,33 +190,54 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
     raw_digests = bytearray()
     meta = array("I")
     refs: list[str] | None = [""] if ref_col is not None else None  # record 0 unused
-    kind_reports = [(col, kind.canonical_cell_b, kind.prefix, ki << KIND_SHIFT,
-                     report.kinds[kind.name]) for col, kind, ki in columns]
+    kind_reports = [(col, kind, ki << KIND_SHIFT, report.kinds[kind.name])
+                    for col, kind, ki in columns]
+
+    def flush(chunk: list[list[str]], first_row: int) -> None:
+        """Canonical forms column by column, then one HMAC per identifier."""
+        for col, kind, kind_bits, rep in kind_reports:
+            values = [r[col] if col < len(r) else "" for r in chunk]
+            canon = kind.canonical_cells_b(values)
+            ok = [i for i, c in enumerate(canon) if c is not None]
+            if len(ok) < len(values):
+                for i, c in enumerate(canon):
+                    if c is not None:
+                        continue
+                    if not values[i].strip():
+                        rep.empty += 1
+                        continue
+                    rep.invalid += 1
+                    if len(rep.invalid_rows) < MAX_ROWS_LISTED:
+                        rep.invalid_rows.append(first_row + i)
+            prefix = kind.prefix
+            out = bytearray(8 * len(ok))
+            at = 0
+            for i in ok:
+                h = icopy()
+                h.update(prefix + canon[i])  # type: ignore[operator]
+                o = ocopy()
+                o.update(h.digest())
+                out[at:at + 8] = o.digest()[:8]
+                at += 8
+            raw_digests.extend(out)
+            meta.extend([kind_bits | (first_row + i) for i in ok])
+            rep.written += len(ok)
+
     row_no = 0
+    chunk: list[list[str]] = []
+    first_row = 1
     for row_no, row in enumerate(rows, start=1):
         if row_no > RECORD_MASK:
             raise RegisterError(f"{register}: more than {RECORD_MASK} rows")
         if refs is not None:
             ref = row[ref_col].strip() if ref_col < len(row) else ""  # type: ignore[operator]
             refs.append(ref or str(row_no))
-        for col, canonical_cell_b, prefix, kind_bits, rep in kind_reports:
-            value = row[col] if col < len(row) else ""
-            canonical = canonical_cell_b(value)
-            if canonical is None:
-                if not value.strip():
-                    rep.empty += 1
-                    continue
-                rep.invalid += 1
-                if len(rep.invalid_rows) < MAX_ROWS_LISTED:
-                    rep.invalid_rows.append(row_no)
-                continue
-            h = icopy()
-            h.update(prefix + canonical)
-            o = ocopy()
-            o.update(h.digest())
-            raw_digests += o.digest()[:8]
-            meta.append(kind_bits | row_no)
-            rep.written += 1
+        chunk.append(row)
+        if len(chunk) == CHUNK_ROWS:
+            flush(chunk, first_row)
+            chunk, first_row = [], row_no + 1
+    if chunk:
+        flush(chunk, first_row)
     report.rows = row_no
     if row_no == 0:
         raise RegisterError(f"{register}: register has no data rows")
@@ -227,7 +249,7 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
     order = np.lexsort((m, d))
     d, m = d[order], m[order]
     dup = np.flatnonzero(d[1:] == d[:-1]) + 1  # later rows holding an earlier identifier
-    for _, _, _, kind_bits, rep in kind_reports:
+    for _, _, kind_bits, rep in kind_reports:
         mine = dup[(m[dup] >> KIND_SHIFT) == (kind_bits >> KIND_SHIFT)]
         rep.duplicates = len(mine)
         rep.duplicate_rows = sorted(int(r) for r in (m[mine] & RECORD_MASK))[:MAX_ROWS_LISTED]

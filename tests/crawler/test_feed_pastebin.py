@@ -100,3 +100,13 @@ def test_item_fetched_after_access_lost_midway_is_requeued(crawl_ws: CrawlWorksp
     r2 = crawl_ws.crawl("pb")
     assert r2.run["outcome"] == "ok", r2.output
     assert [d["item_id"] for d in crawl_ws.docs()] == ["K0000002"]
+
+
+def test_feed_listing_nothing_for_n_runs_marks_the_source_unhealthy(crawl_ws: CrawlWorkspace,
+                                                                     pastebin) -> None:
+    crawl_ws.write([pb_source(pastebin, unhealthy_after=2)])
+    for _ in range(2):
+        r = crawl_ws.crawl("pb")
+        assert r.run["outcome"] == "ok" and r.run["discovered"] == 0, r.output
+    health = crawl_ws.query("SELECT * FROM source_health WHERE source = 'pb'")[0]
+    assert health["healthy"] == 0 and "discovered nothing" in health["reason"]

@@ -7,8 +7,13 @@ from conftest import CrawlWorkspace
 
 def test_conditional_requests_and_edits(crawl_ws: CrawlWorkspace, faults) -> None:
     urls = [f"{faults.base}/watch/doc", f"{faults.base}/ok.txt"]
-    crawl_ws.write([{"name": "w", "kind": "watch", "urls": urls, "allow_private": True}])
+    crawl_ws.write([{"name": "w", "kind": "watch", "urls": urls, "allow_private": True,
+                     "headers": {"X-Case": "42"}}],
+                   crawler={"user_agent": "leaksentry-test/1.0"})
     r = crawl_ws.crawl("w")
+    sent = faults.headers["/ok.txt"]
+    assert sent["User-Agent"] == "leaksentry-test/1.0" and sent["X-Case"] == "42"
+    assert "Referer" not in sent
     assert r.proc.returncode == 0, r.output
     assert (r.run["discovered"], r.run["fetched"], r.run["new"]) == (2, 2, 2)
     assert sorted(d["url"] for d in crawl_ws.docs()) == sorted(urls)

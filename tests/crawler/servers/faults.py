@@ -41,6 +41,7 @@ class FaultState:
         self.retry_after = "1"
         self.bomb = b""
         self.base = ""
+        self.headers: dict[str, dict[str, str]] = {}  # last request headers per path
 
 
 class Handler(QuietHandler):
@@ -50,6 +51,7 @@ class Handler(QuietHandler):
         with st.lock:
             st.hits[path] += 1
             st.times.setdefault(path, []).append(time.time())
+            st.headers[path] = dict(self.headers.items())
             n = st.hits[path]
         if path == "/ok.txt":
             return self.send_body(200, b"plain document\n")

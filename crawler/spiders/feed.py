@@ -13,8 +13,12 @@ Site quirks kept here, keyed by preset:
   (https://pastebin.com/doc_scraping_api): "... DOES NOT HAVE ACCESS ..." is a
   source error (IP not whitelisted), "File is not ready for scraping yet" re-queues
   the item, "Error, we cannot find this paste" records it as gone.
-* github-gists — rate limits (``X-RateLimit-Remaining: 0``) stop pagination;
-  Retry-After and the reset time are honoured by the backoff middleware.
+* github-gists — every file is fetched from its ``raw_url`` (the list endpoint
+  carries no content, and a ``truncated`` file's full text is only at its raw URL);
+  the token (``token_env``) is sent to the API host only; an exhausted rate limit
+  (``X-RateLimit-Remaining: 0``) whose reset is beyond ``backoff_cap`` stops
+  pagination; shorter waits, Retry-After and 403/429 are honoured by the backoff
+  middleware.
 """
 
 from __future__ import annotations

@@ -37,16 +37,42 @@ pytestmark = pytest.mark.slow
 #: a canonical or written HKID (brackets, space, lower case after upper()), and an HN
 _HKID = re.compile(r"([A-Z]{1,2})\s?(\d{6})\s?\(?([0-9A])\)?")
 _HN = re.compile(r"HN\s?\d{6,10}\s?\(?[0-9A-Z]?\)?")
+#: keyed digests, sha256s, ids: long hex runs are blanked before the search, or the
+#: 112,000 digests of the export's hit would "contain" register HKIDs by chance
+#: (about 11 per run). No identifier is 12 hex characters long on its own.
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{12,}")
 
 
 def identifier_tokens(data: bytes | str) -> set[str]:
     """Canonical forms of every HKID/HN-shaped token in ``data`` (NFKC, upper-case), so
-    a search covers every written form at once, full-width included."""
+    a search covers every written form at once, full-width included. Tokens are not
+    required to stand alone (a value glued to its neighbour in a SQLite page counts)."""
     text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-    text = unicodedata.normalize("NFKC", text).upper()
+    text = _HEX_RUN.sub(" ", unicodedata.normalize("NFKC", text)).upper()
     out = {"".join(m.groups()) for m in _HKID.finditer(text)}
     out |= {re.sub(r"[\s()]", "", m.group(0)) for m in _HN.finditer(text)}
     return out
+
+
+def test_identifier_search_finds_written_forms_not_digests() -> None:
+    """The search below must find a leak in any form, and not cry wolf over digests."""
+    import secrets
+
+    from leaksentry.synth import patients, written_hkid, written_hn
+
+    ps = list(patients(300, seed=7))
+    canon = {p.hkid for p in ps} | {p.hn for p in ps}
+    rng = __import__("random").Random(3)
+    text = "".join(f'x{{"k":"{written_hkid(p.hkid, rng)}"}}\x00\x17{written_hn(p.hn, rng)}'
+                   f"\x02abc" for p in ps)
+    assert identifier_tokens(text.encode("utf-8")) >= canon
+    # hex digests that happen to contain an HKID-shaped run (prefixes A-F) are not leaks
+    hexlike = [p.hkid for p in ps if p.hkid[0] in "ABCDEF" and p.hkid[1].isdigit()]
+    assert len(hexlike) > 10
+    digests = " ".join(f"{secrets.token_hex(3)}{h.lower()}{secrets.token_hex(2)}"
+                       for h in hexlike)
+    assert not identifier_tokens(digests) & canon
+    assert not identifier_tokens(digests.upper()) & canon
 
 
 def _canonical_set(register: Path) -> set[str]:

@@ -275,3 +275,38 @@ def test_json_logs(harness, fmt):
     done = [r for r in records if r["msg"].startswith("crawl of alpha finished")]
     assert done and done[0]["source"] == "alpha" and done[0]["outcome"] == "ok"
     assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+
+
+def test_source_health_alert_and_recovery_through_the_daemon(harness):
+    """A source that keeps failing raises one health alert (the daemon's health job),
+    delivered by its outbox job to a real signed-webhook receiver; one recovery notice
+    follows when it works again."""
+    from leaksentry.demo.sites import WebhookReceiver
+
+    receiver = WebhookReceiver("health-secret").start()
+    try:
+        raw = (
+            '\n[[alerts.channels]]\nname = "team"\ntype = "webhook"\n'
+            f'url = "{receiver.hook_url}"\nsecret = "health-secret"\n'
+        )
+        harness.write_config(
+            [harness.fake_source("flaky")],
+            sections={"alerts": {"backoff_base": "1s"}, "crawler": {"unhealthy_after": 2}},
+            raw=raw,
+            fake={"flaky": {"mode": "fail"}},
+        )
+        harness.start_ready()
+
+        def kinds() -> list[str]:
+            return [d.event for d in receiver.unique()]  # X-LeakSentry-Event
+
+        harness.wait_for(lambda: "health" in kinds(), 90, "the health alert")
+        (harness.root / "fake_crawl.json").write_text(json.dumps({}))  # it works again
+        harness.wait_for(lambda: "recovery" in kinds(), 90, "the recovery notice")
+        n = len(harness.runs("flaky"))
+        harness.wait_for(lambda: len(harness.runs("flaky")) >= n + 2, 60, "more runs")
+        assert kinds() == ["health", "recovery"] and receiver.duplicates() == 0
+        body = receiver.unique()[0].body
+        assert "flaky" in json.dumps(body)
+    finally:
+        receiver.stop()

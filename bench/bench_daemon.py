@@ -1,7 +1,7 @@
 """Daemon overheads: what the scheduler adds around a crawl, and what a scrape of
 /metrics or `leaksentry status` costs on a state store with a long history.
 
-    .venv/bin/python bench/daemon_overhead.py [--crawls 20] [--sources 50] [--runs 400]
+    .venv/bin/python bench/bench_daemon.py [--crawls 20] [--sources 50] [--runs 400]
 
 Prints figures only (no identifiers: the store holds run records, no hits).
 """

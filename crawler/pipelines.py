@@ -1,6 +1,6 @@
 """Item pipeline: each fetched document is extracted, matched and recorded
 (local store, Elasticsearch spool, alert outbox: ``pipelines.flow.record_finding``),
-then marked processed in the seen store. In that order: a crash in between
+and marked processed in the seen store in the same transaction: a crash before it
 means the document is fetched and processed again, never lost.
 
 Scanning runs in a worker thread (``asyncio.to_thread``) so a large document
@@ -20,7 +20,9 @@ import asyncio
 import json
 import os
 import queue
+import sqlite3
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from scrapy.exceptions import DropItem
@@ -38,9 +40,13 @@ DEFAULT_PROCESSOR = "crawler.pipelines.ScanProcessor"
 
 
 class Processor(Protocol):
-    """Turns one document into a recorded result; returns True for a hit."""
+    """Turns one document into a recorded result; returns True for a hit.
 
-    def __call__(self, doc: Document) -> bool: ...
+    ``mark_done(conn)`` records the item as processed in the seen store; call it
+    in the same transaction that records the result, so both or neither happen."""
+
+    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+                 ) -> bool: ...
 
 
 class ScanProcessor:
@@ -64,7 +70,8 @@ class ScanProcessor:
         for scanner in self.scanners:
             self.pool.put(scanner)
 
-    def __call__(self, doc: Document) -> bool:
+    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+                 ) -> bool:
         from pipelines.flow import record_finding
 
         scanner = self.pool.get()
@@ -72,7 +79,9 @@ class ScanProcessor:
             finding = scanner.scan(doc)
         finally:
             self.pool.put(scanner)
-        record_finding(self.store, finding, self.app)
+        with self.store.transaction() as tx:  # record_finding joins it
+            record_finding(self.store, finding, self.app)
+            mark_done(tx)
         return finding.result.hit
 
     def close(self) -> None:
@@ -87,14 +96,17 @@ class DocLogProcessor:
         path = os.environ.get("LEAKSENTRY_DOCLOG")
         if not path:
             raise ValueError("DocLogProcessor needs $LEAKSENTRY_DOCLOG (a file path)")
+        self.store = store
         self.path = path
         self.lock = threading.Lock()
 
-    def __call__(self, doc: Document) -> bool:
+    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+                 ) -> bool:
         line = json.dumps({"url": doc.url, "source": doc.source, "item_id": doc.item_id,
                            "sha256": doc.sha256, "size": doc.size, "filename": doc.filename})
         with self.lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
+        mark_done(self.store.conn)
         return False
 
 
@@ -138,8 +150,10 @@ class DocumentPipeline:
 
     def _process(self, item: DocumentItem, spider: Any) -> bool:
         assert self.processor is not None
-        hit = self.processor(item.document)
         doc = item.document
-        seen.processed(spider.store.conn, doc.source, item.item_id, doc.sha256,
-                       version=item.version, etag=item.etag, last_modified=item.last_modified)
-        return hit
+
+        def mark_done(conn: sqlite3.Connection) -> None:
+            seen.processed(conn, doc.source, item.item_id, doc.sha256, version=item.version,
+                           etag=item.etag, last_modified=item.last_modified)
+
+        return self.processor(doc, mark_done)

@@ -66,6 +66,8 @@ def scrapy_settings(source: SourceConfig, app: Settings) -> dict[str, Any]:
         "LEAKSENTRY_ALLOW_PRIVATE": s.allow_private,
         "LEAKSENTRY_GUARD_TRUSTED_HOSTS": [urlsplit(s.proxy).hostname] if s.proxy else [],
         "LEAKSENTRY_RESOLVE": dict(app.crawler.resolve),
+        # the spider class is passed directly: do not import every spider module at start
+        "SPIDER_MODULES": [],
     }
     if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
         out["LEAKSENTRY_PROCESSOR"] = processor

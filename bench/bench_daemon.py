@@ -1,7 +1,11 @@
 """Daemon overheads: what the scheduler adds around a crawl, and what a scrape of
-/metrics or `leaksentry status` costs on a state store with a long history.
+/metrics or `leaksentry status` costs on a state store with a long history; then,
+with the real daemon and the real crawl against a loopback Pastebin-style feed,
+the time from a paste appearing to its hit being stored (target: <= the source's
+interval + 5 s).
 
     .venv/bin/python bench/bench_daemon.py [--crawls 20] [--sources 50] [--runs 400]
+                                           [--every 10] [--pastes 3] [--no-latency]
 
 Prints figures only (no identifiers: the store holds run records, no hits).
 """
@@ -48,6 +52,9 @@ def main() -> None:
     ap.add_argument("--crawls", type=int, default=20)
     ap.add_argument("--sources", type=int, default=50)
     ap.add_argument("--runs", type=int, default=400, help="runs per source in the history")
+    ap.add_argument("--every", type=float, default=10.0, help="feed source interval (s)")
+    ap.add_argument("--pastes", type=int, default=3)
+    ap.add_argument("--no-latency", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -104,6 +111,78 @@ def main() -> None:
         status = (time.perf_counter() - t0) / n
         print(f"status collection: {status * 1000:.1f} ms for {len(st.sources)} sources,"
               f" {total} recorded runs")
+
+
+    if not a.no_latency:
+        latency(a.every, a.pastes)
+
+
+def latency(every: float, n: int) -> None:
+    import csv
+    import os
+    import signal
+    import sqlite3
+
+    from leaksentry.demo.scenario import Paste
+    from leaksentry.demo.sites import PasteFeedSite
+    from leaksentry.synth import patients
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        people = list(patients(20, seed=3))
+        reg = root / "register.csv"
+        with reg.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["ref", "hkid", "hn"])
+            w.writerows([p.ref, p.hkid, p.hn] for p in people)
+        key, fp = root / "key", root / "fp"
+        cli = [sys.executable, "-m", "leaksentry"]
+        subprocess.run([*cli, "keygen", "--out", str(key)], check=True, capture_output=True)
+        subprocess.run([*cli, "fingerprints", "build", "--key", str(key), "--out", str(fp),
+                        "--hkid-column", "hkid", "--hn-column", "hn", "--ref-column", "ref",
+                        str(reg)], check=True, capture_output=True)
+        reg.unlink()
+        feed = PasteFeedSite([]).start()
+        cfg = root / "leaksentry.toml"
+        cfg.write_text(
+            f'[state]\ndir = "{root / "state"}"\n[matching]\nkey = "{key}"\n'
+            f'fingerprints = "{fp}"\n[daemon]\nmetrics = false\n[[sources]]\n'
+            f'name = "pastes"\nkind = "feed"\npreset = "pastebin"\n'
+            f'url = "{feed.url}/api_scraping.php?limit=100"\nallow_private = true\n'
+            f'every = {every}\ndelay = 0\n')
+        daemon = subprocess.Popen([*cli, "run", "--config", str(cfg)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  cwd=root)
+        db = root / "state" / "state.db"
+
+        def hits() -> int:
+            try:
+                with sqlite3.connect(db, timeout=10) as conn:
+                    return conn.execute("SELECT count(*) FROM hits").fetchone()[0]
+            except sqlite3.Error:
+                return 0
+
+        try:
+            waits = []
+            for i in range(n):
+                time.sleep(every * 0.37)  # publish at an arbitrary point of the cycle
+                body = "\n".join(f"{p.name}, {p.hkid}" for p in people[i * 3:i * 3 + 3])
+                feed.pastes = [Paste(f"BENCH{i:03d}", "list", body.encode(),
+                                     int(time.time())), *feed.pastes]
+                t0 = time.monotonic()
+                while hits() < i + 1:
+                    if time.monotonic() - t0 > every + 300:
+                        raise SystemExit("no hit within interval + 300 s")
+                    time.sleep(0.05)
+                waits.append(time.monotonic() - t0)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=120)
+            feed.stop()
+        worst = max(waits)
+        print(f"paste published -> hit stored, real daemon (every {every:g}s, load"
+              f" {os.getloadavg()[0]:.1f}): mean {sum(waits) / n:.1f} s, worst {worst:.1f} s"
+              f" = interval {worst - every:+.1f} s, over {n} pastes")
 
 
 if __name__ == "__main__":

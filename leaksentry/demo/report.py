@@ -110,7 +110,7 @@ def hits_table(run: DemoRun) -> Table:
     for h in run.hits:
         matches = h.get("matches", [])
         masked = ", ".join(m["masked"] for m in matches[:2])
-        more = len(matches) - min(2, len(matches))
+        more = h.get("matches_total", len(matches)) - min(2, len(matches))
         t.add_row(_sev(h["severity"]), h["source"], _path(h["url"]),
                   f"{h['matched_records']:,}", _refs(h.get("record_refs", []), 3),
                   masked + (f"\n+{more:,} more" if more > 0 else ""))

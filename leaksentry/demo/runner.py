@@ -492,6 +492,18 @@ def _drain(run: DemoRun, settings: Any, progress: Progress) -> None:
              + (f" ({run.es['error']})" if run.es["error"] else ""))
 
 
+#: masked matches kept per hit in the summary (the store has them all; the export alone
+#: has 112,000, which would make a 12 MB summary)
+SHOW_MATCHES = 10
+
+
+def _trim(hit: dict[str, Any]) -> dict[str, Any]:
+    matches = hit.get("matches") or []
+    hit["matches_total"] = len(matches)
+    hit["matches"] = matches[:SHOW_MATCHES]
+    return hit
+
+
 def _collect_hits(run: DemoRun, settings: Any) -> None:
     if not _has("pipelines.sinks.local"):
         run.missing.append("sinks: pipelines.sinks.local")
@@ -501,7 +513,7 @@ def _collect_hits(run: DemoRun, settings: Any) -> None:
 
     store = Store(settings.state.db)
     try:
-        run.hits = [h.to_json() for h in query_hits(store.conn, limit=10_000)]
+        run.hits = [_trim(h.to_json()) for h in query_hits(store.conn, limit=10_000)]
         run.documents = count_documents(store.conn)
     finally:
         store.close()

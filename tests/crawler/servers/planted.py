@@ -39,14 +39,17 @@ class PlantedRefsProcessor:
         with open(os.environ["LEAKSENTRY_PLANTED"], encoding="utf-8") as fh:
             self.planted: dict[str, str] = json.load(fh)
         self.path = os.environ["LEAKSENTRY_DOCLOG"]
+        self.store = store
         self.lock = threading.Lock()
 
-    def __call__(self, doc: Any) -> bool:
+    def __call__(self, doc: Any, mark_done: Any = None) -> bool:
         refs = refs_in(doc.content.decode("utf-8", errors="replace"), self.planted)
         line = json.dumps({"url": doc.url, "item_id": doc.item_id, "sha256": doc.sha256,
                            "size": doc.size, "filename": doc.filename, "refs": refs})
         with self.lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
+        if mark_done is not None:  # the pipeline's contract: mark the item processed
+            mark_done(self.store.conn)
         return bool(refs)
 
 

@@ -32,7 +32,7 @@ import pytest
 
 from leaksentry.demo.scenario import SEED, register_identifiers
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 #: a canonical or written HKID (brackets, space, lower case after upper()), and an HN
 _HKID = re.compile(r"([A-Z]{1,2})\s?(\d{6})\s?\(?([0-9A])\)?")
@@ -96,18 +96,23 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         cmd += ["--es-url", es.url, "--es-backend", "opensearch"]
     env = {k: v for k, v in os.environ.items() if k != "LEAKSENTRY_CONFIG"}
     env["COLUMNS"] = "120"
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env=env,
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
                           stdin=subprocess.DEVNULL, cwd=root.parent)
     assert proc.stdout.strip(), f"no JSON summary; stderr tail: {proc.stderr[-2000:]}"
     summary = json.loads(proc.stdout)
     expected = json.loads((root / "expected.json").read_text())
+    # the first thing the report tells a user to run next
+    hits_cli = subprocess.run(
+        [sys.executable, "-m", "leaksentry", "hits", "--config", str(root / "leaksentry.toml"),
+         "--json", "--limit", "1000"], capture_output=True, text=True, timeout=120, env=env,
+        stdin=subprocess.DEVNULL)
     index_dump = None
     if es is not None:
         with urllib.request.urlopen(
                 f"{es.url}/leaksentry-demo-*/_search?size=10000", timeout=30) as r:
             index_dump = r.read()
     return {"proc": proc, "summary": summary, "expected": expected, "root": root,
-            "index": index_dump, "es": es}
+            "index": index_dump, "es": es, "hits_cli": hits_cli}
 
 
 def test_every_source_crawled(demo_run) -> None:
@@ -133,6 +138,15 @@ def test_every_planted_leak_found_with_its_refs_and_severity(demo_run) -> None:
         assert h["severity"] == item["severity"], (item["key"], h["severity"])
     xlsx = next(i for i in leaks if i["key"] == "xlsx-export")
     assert len(xlsx["refs"]) == demo_run["expected"]["export_rows"] == 56_000
+
+
+def test_leaksentry_hits_shows_the_same_hits(demo_run) -> None:
+    cli = demo_run["hits_cli"]
+    assert cli.returncode == 0, cli.stderr[-1000:]
+    listed = [json.loads(line) for line in cli.stdout.splitlines() if line.strip()]
+    want = {h["url"]: (h["severity"], sorted(h["record_refs"]))
+            for h in demo_run["summary"]["hits"]}
+    assert {h["url"]: (h["severity"], sorted(h["record_refs"])) for h in listed} == want
 
 
 def test_no_decoy_or_harmless_item_reported(demo_run) -> None:
@@ -179,7 +193,10 @@ def test_no_plaintext_identifier_anywhere(demo_run) -> None:
     planted = _canonical_set(root / "trusted" / "patients_register.csv")
     assert len(planted) > 100_000
     proc = demo_run["proc"]
-    places: dict[str, bytes | str] = {"stdout": proc.stdout, "stderr": proc.stderr}
+    hits_cli = demo_run["hits_cli"]
+    places: dict[str, bytes | str] = {"stdout": proc.stdout, "stderr": proc.stderr,
+                                      "hits --json": hits_cli.stdout,
+                                      "hits stderr": hits_cli.stderr}
     allowed = {root / "trusted" / "patients_register.csv"}
     for path in root.rglob("*"):
         if path.is_file() and path not in allowed and "sites" not in path.relative_to(

@@ -24,6 +24,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from scrapy_playwright.page import PageMethod
 
@@ -45,6 +46,8 @@ def make_abort_request(*, block_resources: bool = True,
                        allow_private: bool = False) -> Callable[[Any], Awaitable[bool]]:
     """The ``PLAYWRIGHT_ABORT_REQUEST`` predicate for one source."""
 
+    refused: dict[str, bool] = {}  # origin -> verdict, for this crawl (one lookup per host)
+
     async def abort_request(request: PlaywrightRequest) -> bool:
         if block_resources and request.resource_type in BLOCKED_RESOURCE_TYPES:
             return True
@@ -52,10 +55,15 @@ def make_abort_request(*, block_resources: bool = True,
         if not url.startswith(_SCHEMES_OK):
             return True  # file:, chrome:, ws: ... never
         if not allow_private and url.startswith(("http://", "https://")):
-            try:
-                await check_url(url)
-            except BlockedAddress:
-                return True
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in refused:
+                try:
+                    await check_url(origin + "/")
+                    refused[origin] = False
+                except BlockedAddress:
+                    refused[origin] = True
+            return refused[origin]
         return False
 
     return abort_request

@@ -1,10 +1,11 @@
 """Run the demo: scenario, key and fingerprints, sites, one cycle of every source
 through the daemon's own crawl runner, alert delivery, optional indexing.
 
-Every step uses the code a real deployment uses: the CLI for ``keygen`` and
-``fingerprints build`` (as the trusted side runs them), ``leaksentry crawl
-NAME --config FILE`` in a subprocess per source (``scheduler.crawls.run_crawl``,
-as the daemon does), ``deliver_pending`` for the outbox and the spool's
+Every step uses the code a real deployment uses: the functions behind
+``keygen`` and ``fingerprints build`` (as the trusted side runs them),
+``leaksentry crawl NAME --config FILE`` in a subprocess per source
+(``scheduler.crawls.run_crawl``, as the daemon does, all sources at once),
+the daemon's health job, ``deliver_pending`` for the outbox and the spool's
 ``drain`` for Elasticsearch. A component that is not installed yet is reported
 as "not available" and skipped, so the demo degrades instead of crashing.
 
@@ -19,8 +20,6 @@ import importlib.util
 import json
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -142,13 +141,6 @@ def spider_available(kind: str) -> bool:
     return _has("crawler.runner") and _has(f"crawler.spiders.{kind}")
 
 
-def _one_line(text: str) -> str:
-    """The gist of a command's output: its last line with text (Rich boxes stripped)."""
-    lines = [ln.strip(" │╭╮╰╯─") for ln in text.strip().splitlines()]
-    lines = [ln for ln in lines if ln]
-    return lines[-1][:300] if lines else ""
-
-
 def make_fingerprints(sc: Scenario, matching: Any = None) -> str:
     """Key and fingerprints from the register, as the trusted side makes them: the same
     functions ``leaksentry keygen`` and ``leaksentry fingerprints build --hkid-column hkid
@@ -231,31 +223,13 @@ def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
             on_output(source, line)
 
     try:
-        if _has("scheduler.crawls"):
-            from scheduler.crawls import run_crawl
+        from scheduler.crawls import run_crawl
 
-            res = run_crawl(store, src.name, config_path,
-                            timeout=_crawl_timeout(settings, src.name), kill_after=5.0,
-                            on_output=output, running=running)
-            out.outcome, out.error = res.outcome, res.error
-            out.discovered, out.fetched, out.new, out.hits = (res.discovered, res.fetched,
-                                                             res.new, res.hits)
-        else:  # the daemon's runner not landed: the same command, run directly
-            r = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", src.name,
-                                "--config", str(config_path)], capture_output=True, text=True,
-                               timeout=_crawl_timeout(settings, src.name),
-                               stdin=subprocess.DEVNULL)
-            for line in (r.stdout + r.stderr).splitlines():
-                output(src.name, line)
-            out.outcome = "ok" if r.returncode in (0, 1) else "error"
-            if r.returncode not in (0, 1):
-                out.error = _one_line(r.stderr or r.stdout)
-            row = store.conn.execute("SELECT * FROM source_runs WHERE source = ? ORDER BY id"
-                                     " DESC LIMIT 1", (src.name,)).fetchone()
-            if row is not None:
-                out.outcome, out.error = row["outcome"], row["error"] or out.error
-                out.discovered, out.fetched, out.new, out.hits = (
-                    row["discovered"], row["fetched"], row["new"], row["hits"])
+        res = run_crawl(store, src.name, config_path, timeout=_crawl_timeout(settings, src.name),
+                        kill_after=5.0, on_output=output, running=running)
+        out.outcome, out.error = res.outcome, res.error
+        out.discovered, out.fetched, out.new, out.hits = (res.discovered, res.fetched, res.new,
+                                                         res.hits)
     except Exception as exc:  # a crawl that cannot even start is a line in the report
         out.outcome, out.error = "error", f"{type(exc).__name__}: {exc}"[:300]
     finally:
@@ -368,6 +342,9 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
             why = None
             if run.fingerprints is None:
                 why = "no fingerprints"
+            elif not _has("scheduler.crawls"):
+                why = "the daemon's crawl runner is not available yet"
+                run.missing.append("daemon: scheduler.crawls")
             elif not spider_available(src.kind):
                 why = f"the {src.kind} spider is not available yet"
                 run.missing.append(f"crawler: {src.kind} spider")
@@ -385,7 +362,7 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
             progress(f"crawl:{src.name}", "start", src.title)
 
         running = None
-        if _has("scheduler.crawls"):
+        if runnable:
             from scheduler.crawls import RunningCrawls
 
             running = RunningCrawls(sc.state_dir / "crawls")

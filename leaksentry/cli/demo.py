@@ -62,7 +62,8 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the demo directory afterwards.")]
     = False,
     directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Run in this directory (created if missing) instead of a temporary one.",
+        "--dir", help=("Run in this directory (new, empty, or an earlier demo's) instead of"
+                       " a temporary one; removed afterwards unless --keep."),
         file_okay=False)] = None,
     es_url: Annotated[str | None, typer.Option(
         "--es-url", help="Also index the hits into this Elasticsearch/OpenSearch cluster.")]

@@ -68,6 +68,7 @@ def demo_sources(sc: Scenario, urls: SiteUrls) -> list[DemoSource]:
         DemoSource("forum", "listing", "rendered", "forum page written by JavaScript (Chromium)",
                    {"url": f"{urls.rendered}/index.html", "render": True,
                     "link_css": "#app a", "wait_selector": "#app a", **_item_wait("#app p"),
+                    "wait_timeout": "45s",  # Chromium on a busy machine
                     **common, "obey_robots": False}),
         DemoSource("watched-link", "watch", "watch", "watched file-host link", {
             "urls": [f"{urls.watch}{sc.watch_path}"], **common}),

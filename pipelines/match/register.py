@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
+import os
 import re
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ _GUESS = {
 }
 MAX_ROWS_LISTED = 20
 CHUNK_ROWS = 32768  # rows canonicalised per column pass
+PARALLEL_AFTER_ROWS = 100_000  # smaller registers are digested in-process
 # progress callback: (bytes or rows done, total or None)
 Progress = Callable[[int, int | None], None]
 
@@ -156,11 +161,84 @@ def _find_column(path: Path, header: list[str], name: str | None, kind: str,
     return None
 
 
+_OK, _EMPTY, _INVALID = 0, 1, 2
+
+
+class _ColumnDigester:
+    """Canonical forms and keyed digests of one column chunk: (status per cell, digests of
+    the valid cells). Runs in the building process or in a worker."""
+
+    def __init__(self, key: bytes, kinds: list[Kind]) -> None:
+        self.kinds = kinds
+        inner, outer = Digester(key).states()
+        self._icopy, self._ocopy = inner.copy, outer.copy
+
+    def column(self, ki: int, values: list[str]) -> tuple[bytes, bytes]:
+        kind = self.kinds[ki]
+        canon = kind.canonical_cells_b(values)
+        status = bytearray(len(values))
+        prefix, icopy, ocopy = kind.prefix, self._icopy, self._ocopy
+        out = bytearray()
+        for i, c in enumerate(canon):
+            if c is None:
+                status[i] = _INVALID if values[i].strip() else _EMPTY
+                continue
+            h = icopy()
+            h.update(prefix + c)
+            o = ocopy()
+            o.update(h.digest())
+            out += o.digest()[:8]
+        return bytes(status), bytes(out)
+
+
+_WORKER: _ColumnDigester | None = None
+
+
+def _worker_init(key: bytes, config_json: str | None) -> None:
+    global _WORKER
+    cfg = MatchingConfig.model_validate_json(config_json) if config_json else None
+    _WORKER = _ColumnDigester(key, build_kinds(cfg))
+
+
+def _worker_run(jobs: list[tuple[int, list[str]]]) -> list[tuple[bytes, bytes]]:
+    assert _WORKER is not None
+    return [_WORKER.column(ki, values) for ki, values in jobs]
+
+
+class _Pool:
+    """Worker processes for big registers. Forked, so that no ``__main__`` is re-run; the
+    workers only hash (no locks the parent's progress thread could hold)."""
+
+    def __init__(self, key: bytes, config: MatchingConfig | None, workers: int) -> None:
+        self._ex = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+            initargs=(key, config.model_dump_json() if config is not None else None))
+
+    def submit(self, jobs: list[tuple[int, list[str]]]) -> Future:
+        return self._ex.submit(_worker_run, jobs)
+
+    def close(self) -> None:
+        self._ex.shutdown(cancel_futures=True)
+
+
+def default_workers() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
 def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
                        hkid_column: str | None = None, hn_column: str | None = None,
                        ref_column: str | None = None, config: MatchingConfig | None = None,
-                       progress: Progress | None = None) -> BuildReport:
-    """Read the register once and write the fingerprint file. Returns counts only."""
+                       progress: Progress | None = None,
+                       workers: int | None = None) -> BuildReport:
+    """Read the register once and write the fingerprint file. Returns counts only.
+
+    Registers longer than :data:`PARALLEL_AFTER_ROWS` rows are digested by ``workers``
+    processes (default: the usable CPUs, at most 4); the result is identical.
+    """
+    if workers is None:
+        workers = default_workers()
     register = Path(register)
     kinds = build_kinds(config)
     rows = read_rows(register, progress)
@@ -185,59 +263,70 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
     for col, kind, _ in columns:
         report.kinds[kind.name] = KindReport(column=header[col].strip())
 
-    inner, outer = Digester(key).states()
-    icopy, ocopy = inner.copy, outer.copy
     raw_digests = bytearray()
     meta = array("I")
     refs: list[str] | None = [""] if ref_col is not None else None  # record 0 unused
-    kind_reports = [(col, kind, ki << KIND_SHIFT, report.kinds[kind.name])
+    kind_reports = [(col, ki, ki << KIND_SHIFT, report.kinds[kind.name])
                     for col, kind, ki in columns]
+    local = _ColumnDigester(key, kinds)
+    pool: _Pool | None = None
+    pending: deque[tuple[Future, list, int]] = deque()
+
+    def collect(results: list[tuple[bytes, bytes]], first_row: int) -> None:
+        for (_, _, kind_bits, rep), (status, digests) in zip(kind_reports, results, strict=True):
+            st = np.frombuffer(status, dtype=np.uint8)
+            ok = np.flatnonzero(st == _OK)
+            rep.written += len(ok)
+            rep.empty += int(np.count_nonzero(st == _EMPTY))
+            bad = np.flatnonzero(st == _INVALID)
+            rep.invalid += len(bad)
+            room = MAX_ROWS_LISTED - len(rep.invalid_rows)
+            if room > 0:
+                rep.invalid_rows.extend((bad[:room] + first_row).tolist())
+            raw_digests.extend(digests)
+            meta.extend((kind_bits | (ok + first_row)).astype(np.uint32).tolist())
+
+    def finish(fut: Future, jobs: list, start: int) -> None:
+        try:
+            results = fut.result()
+        except Exception:  # a worker died (out of memory, killed): do it here instead
+            results = [local.column(ki, values) for ki, values in jobs]
+        collect(results, start)
 
     def flush(chunk: list[list[str]], first_row: int) -> None:
-        """Canonical forms column by column, then one HMAC per identifier."""
-        for col, kind, kind_bits, rep in kind_reports:
-            values = [r[col] if col < len(r) else "" for r in chunk]
-            canon = kind.canonical_cells_b(values)
-            ok = [i for i, c in enumerate(canon) if c is not None]
-            if len(ok) < len(values):
-                for i, c in enumerate(canon):
-                    if c is not None:
-                        continue
-                    if not values[i].strip():
-                        rep.empty += 1
-                        continue
-                    rep.invalid += 1
-                    if len(rep.invalid_rows) < MAX_ROWS_LISTED:
-                        rep.invalid_rows.append(first_row + i)
-            prefix = kind.prefix
-            out = bytearray(8 * len(ok))
-            at = 0
-            for i in ok:
-                h = icopy()
-                h.update(prefix + canon[i])  # type: ignore[operator]
-                o = ocopy()
-                o.update(h.digest())
-                out[at:at + 8] = o.digest()[:8]
-                at += 8
-            raw_digests.extend(out)
-            meta.extend([kind_bits | (first_row + i) for i in ok])
-            rep.written += len(ok)
+        nonlocal pool
+        jobs = [(ki, [r[col] if col < len(r) else "" for r in chunk])
+                for col, ki, _, _ in kind_reports]
+        if pool is None and workers > 1 and first_row > PARALLEL_AFTER_ROWS:
+            pool = _Pool(key, config, workers)
+        if pool is None:
+            collect([local.column(ki, values) for ki, values in jobs], first_row)
+            return
+        pending.append((pool.submit(jobs), jobs, first_row))
+        while len(pending) > 2 * workers or (pending and pending[0][0].done()):
+            finish(*pending.popleft())
 
     row_no = 0
     chunk: list[list[str]] = []
     first_row = 1
-    for row_no, row in enumerate(rows, start=1):
-        if row_no > RECORD_MASK:
-            raise RegisterError(f"{register}: more than {RECORD_MASK} rows")
-        if refs is not None:
-            ref = row[ref_col].strip() if ref_col < len(row) else ""  # type: ignore[operator]
-            refs.append(ref or str(row_no))
-        chunk.append(row)
-        if len(chunk) == CHUNK_ROWS:
+    try:
+        for row_no, row in enumerate(rows, start=1):
+            if row_no > RECORD_MASK:
+                raise RegisterError(f"{register}: more than {RECORD_MASK} rows")
+            if refs is not None:
+                ref = row[ref_col].strip() if ref_col < len(row) else ""  # type: ignore[operator]
+                refs.append(ref or str(row_no))
+            chunk.append(row)
+            if len(chunk) == CHUNK_ROWS:
+                flush(chunk, first_row)
+                chunk, first_row = [], row_no + 1
+        if chunk:
             flush(chunk, first_row)
-            chunk, first_row = [], row_no + 1
-    if chunk:
-        flush(chunk, first_row)
+        while pending:
+            finish(*pending.popleft())
+    finally:
+        if pool is not None:
+            pool.close()
     report.rows = row_no
     if row_no == 0:
         raise RegisterError(f"{register}: register has no data rows")

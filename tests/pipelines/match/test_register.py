@@ -114,3 +114,21 @@ def test_custom_kind_end_to_end(tmp_path: Path, key: bytes, engine: str) -> None
     assert r.record_refs == ["2"]
     assert [(x.kind, x.masked) for x in r.matches] == [("mrn", "MRN00****")]
     assert r.unmatched_valid == {"hkid": 0, "mrn": 1}  # MRN-000042 passes Luhn, not registered
+
+
+def test_worker_processes_give_the_same_file(tmp_path: Path, key: bytes,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.match import register as reg_mod
+
+    rows = list(synth.register_rows(3000, seed=8))
+    rows[2000][4] = "A123456(9)"  # invalid, in a chunk digested by a worker
+    rows[2500][5] = ""
+    reg = _csv(tmp_path / "reg.csv", rows)
+    one = build_fingerprints(reg, key, tmp_path / "fp1", workers=1)
+    monkeypatch.setattr(reg_mod, "CHUNK_ROWS", 256)
+    monkeypatch.setattr(reg_mod, "PARALLEL_AFTER_ROWS", 300)
+    two = build_fingerprints(reg, key, tmp_path / "fp2", workers=2)
+    assert one.to_json() == two.to_json()
+    assert two.kinds["hkid"].invalid_rows == [2000] and two.kinds["hn"].empty == 1
+    a, b = FingerprintSet(tmp_path / "fp1", key), FingerprintSet(tmp_path / "fp2", key)
+    assert (a.digests == b.digests).all() and (a.meta == b.meta).all()

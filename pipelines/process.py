@@ -117,11 +117,18 @@ def _unpack(packed: Any) -> ScanResult:
     return ScanResult(**fields, matches=[Match(*t) for t in matches])
 
 
-def _write_frame(fd: int, obj: Any) -> None:
+def _write_frame(fd: int, obj: Any, deadline: float | None = None) -> None:
     payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_LEN.pack(len(payload)) + payload)
     while view:
-        n = os.write(fd, view)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise _Timeout
+        try:
+            n = os.write(fd, view[: 1 << 20])
+        except BlockingIOError:  # non-blocking pipe (warm worker input) is full
+            continue
         view = view[n:]
 
 
@@ -349,6 +356,7 @@ class DocumentScanner:
                 os._exit(code)
         os.close(to_r)
         os.close(from_w)
+        os.set_blocking(to_w, False)  # writes wait in select(), under the deadline
         _WORKER_FDS.update((to_w, from_r))
         self._pid, self._to_worker, self._from_worker = pid, to_w, from_r
 
@@ -375,8 +383,14 @@ class DocumentScanner:
         self._served += 1
         assert self._to_worker is not None and self._from_worker is not None
         deadline = self._hard_deadline()
+        frame = (doc.content, _doc_name(doc), pw)
         try:
-            _write_frame(self._to_worker, (doc.content, _doc_name(doc), pw))
+            try:
+                _write_frame(self._to_worker, frame, deadline)
+            except BrokenPipeError:  # the idle worker died (OOM killer ...): start another
+                self._discard(kill=False)
+                self._start_worker()
+                _write_frame(self._to_worker, frame, deadline)
             return _unpack(_read_frame(self._from_worker, deadline))
         except _Timeout:
             self._discard(kill=True)

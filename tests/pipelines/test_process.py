@@ -226,3 +226,13 @@ def test_several_warm_scanners_close_promptly(matcher):
     for s in scanners:
         s.close()
     assert [s.last_exit for s in scanners] == ["exited 0"] * 3  # ended, not killed
+
+
+def test_a_warm_worker_that_died_idle_is_replaced(matcher):
+    with DocumentScanner(matcher, mode="warm") as scanner:
+        _check_ok(scanner.scan(_csv_doc()))
+        first = scanner._pid
+        os.kill(first, signal.SIGKILL)  # e.g. the OOM killer, between documents
+        os.waitpid(first, 0)
+        _check_ok(scanner.scan(_csv_doc()))
+        assert scanner._pid != first

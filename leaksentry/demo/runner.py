@@ -253,6 +253,7 @@ def run_demo(root: Path | None = None, *, keep: bool = False, es_url: str | None
     if not own_tmp:
         _prepare(root)
     (root / MARKER).write_text("made by `leaksentry demo`; safe to delete\n")
+    (root / "README.txt").write_text(LAYOUT)
     t_all = time.monotonic()
     try:
         return _run(root, es_url=es_url, es_backend=es_backend, export_rows=export_rows,
@@ -265,7 +266,23 @@ def run_demo(root: Path | None = None, *, keep: bool = False, es_url: str | None
 #: marks a directory the demo made, so a rerun may clear it (and nothing else is touched)
 MARKER = ".leaksentry-demo"
 _MADE = ("trusted", "sites", "state", "leaksentry.toml", "expected.json",
-         "received_alerts.jsonl", "logs", MARKER)
+         "received_alerts.jsonl", "logs", "README.txt", MARKER)
+LAYOUT = """\
+A `leaksentry demo` run. Everything here is generated; no real patient data.
+
+trusted/                 the trusted side: the fictional register (the only file with
+                         plaintext identifiers), the key and the fingerprint file
+sites/                   what the local sites served, the planted leaks among them
+leaksentry.toml          the config the crawls ran with (sites were on 127.0.0.1;
+                         they stopped when the demo ended)
+state/state.db           the state store: hits, documents, outbox, source runs
+logs/crawl-NAME.log      each crawl's output
+received_alerts.jsonl    what the webhook receiver got (headers and bodies)
+expected.json            what each planted item should give (record refs, severity)
+
+Try: leaksentry hits --config leaksentry.toml
+     leaksentry status --config leaksentry.toml
+"""
 
 
 def _prepare(root: Path) -> None:

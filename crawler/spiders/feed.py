@@ -169,8 +169,9 @@ class FeedSpider(SourceSpider):
                                 where, item_id, size)
             return
         for url in raw:
-            sub_id = item_id if len(raw) == 1 and s.raw_url_path and "*" not in s.raw_url_path \
-                else f"{item_id}/{unquote(posixpath.basename(urlsplit(url).path))}"
+            many = len(raw) > 1 or "*" in (s.raw_url_path or "")  # one document per file
+            sub_id = f"{item_id}/{unquote(posixpath.basename(urlsplit(url).path))}" if many \
+                else item_id
             doc_url = page_url if isinstance(page_url, str) and len(raw) == 1 else url
             if self.want(sub_id, url, version):
                 yield self.item_request(sub_id, url, version=version, doc_url=doc_url)

@@ -90,3 +90,12 @@ def test_max_items_leaves_the_rest_for_the_next_run(crawl_ws: CrawlWorkspace,
     r2 = crawl_ws.crawl("dir")
     assert r2.run["new"] == 2, r2.output
     assert len({d["item_id"] for d in crawl_ws.docs()}) == 6
+
+
+def test_listed_sizes() -> None:
+    from crawler.spiders.directory import listed_size
+
+    assert listed_size("28-Nov-2026 16:00    2147483648") == 2147483648  # nginx
+    assert listed_size("2026-11-28 16:00 1.5K") == 1536  # Apache
+    assert listed_size("2026-11-28 16:00 12M") == 12 * 1024**2
+    assert listed_size("2026-11-28 16:00 -") is None  # a directory

@@ -153,6 +153,8 @@ _INVISIBLE = ("script", "style", "noscript", "template", "head/meta", "head/link
 
 
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    """Visible text (no scripts, styles, templates) as one part, with block elements
+    on lines of their own; each row of a data table as a record part."""
     from pipelines.extract.encoded import embedded
 
     text = decode(data, state)
@@ -164,6 +166,17 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         raise Failed("corrupt", f"{node.label}: HTML unreadable: {reason(e)}") from None
     for bad in root.xpath("//script|//style|//noscript|//template"):
         bad.drop_tree()
+    # data tables (no table inside) become row records: "table 2", row 5
+    tables = [t for t in root.iter("table") if not t.xpath(".//table")]
+    for n, table in enumerate(tables, start=1):
+        state.tick()
+        rows = table.xpath("./tr|./thead/tr|./tbody/tr|./tfoot/tr")
+        for r, tr in enumerate(rows, start=1):
+            cells = [" ".join(c.text_content().split()) for c in tr.xpath("./td|./th")]
+            if any(cells):
+                yield TextPart(row_text(cells), node.at(f"table {n}"), r)
+        if rows:
+            table.drop_tree()
     for el in root.iter():
         if not isinstance(el.tag, str):
             continue
@@ -173,8 +186,9 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             el.tail = "\t" + (el.tail or "")
     out = "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
     state.tick()
-    yield TextPart(out, node.location)
-    yield from embedded(out, node, state)
+    if out:
+        yield TextPart(out, node.location)
+        yield from embedded(out, node, state)
 
 
 def xml_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:

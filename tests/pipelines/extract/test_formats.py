@@ -90,8 +90,11 @@ def test_html_visible_text_only(ext, people):
     text = "".join(x.text for x in r.parts)
     assert "var secret" not in text and "color:red" not in text
     assert r.where(p.hkid) and r.where(people[1].hkid)
-    # cells stay apart: no identifier glued to the next one
-    assert p.hkid + p.hn not in text
+    row = r.where(p.hkid)[0]
+    assert (row.location, row.row) == ("table 1", 1)
+    assert row.text.split(CELL_SEP) == [p.name, p.hkid, p.hn]
+    assert r.where(people[1].hkid)[0].location == ""
+    assert "Dump" in r.parts[-1].text
 
 
 def test_json_values_with_key_paths(ext, people):

@@ -89,6 +89,11 @@ def _json(rows: list[list[str]]) -> bytes:
     return json.dumps({"patients": [dict(zip(head, r, strict=True)) for r in rows[1:]]}).encode()
 
 
+def _html(rows: list[list[str]]) -> bytes:
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<html><body><p>Leaked:</p><table>{body}</table></body></html>".encode()
+
+
 # name, maker, where the HKID of the first planted record (table row 2) is reported
 CASES = [
     ("leak.csv", _csv, "leak.csv!C2"),
@@ -101,6 +106,7 @@ CASES = [
     ("message.eml", _eml, "message.eml/attachment.xlsx/Sheet1!C2"),
     ("paste.txt", _paste_b64, "paste.txt/base64 at line 2/export/patients.csv!C2"),
     ("dump.json", _json, "$.patients[0]:line 3"),
+    ("page.html", _html, "table 1!C2"),
 ]
 
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["DocumentScanner", "scan_document", "scan_inline"]
 
 _LEN = struct.Struct("!Q")
+_EXTRACT_SHARE = 0.8
 
 
 def _doc_name(doc: Document) -> str:
@@ -64,7 +65,10 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
                 passwords: tuple[str, ...] = ()) -> ScanResult:
     """Extraction + matching in this process. Never raises for bad input."""
     started = time.monotonic()
-    ex = extract(content, name, config, passwords)
+    # stop extracting at 80% of the limit: the matcher then finishes the parts it holds
+    # and the partial result comes back before the worker would be killed
+    ex = extract(content, name, config, passwords,
+                 until=started + config.time_limit * _EXTRACT_SHARE)
     try:
         result = matcher.scan(ex.parts())
     except MemoryError:

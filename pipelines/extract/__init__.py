@@ -26,6 +26,7 @@ pipelines.process enforces it from outside as well.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,9 +142,11 @@ class Extraction:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     parts_count: int = 0
+    until: float | None = None
 
     def parts(self) -> Iterator[TextPart]:
-        state = State(self.config, len(self.data), self.passwords, details=self.details)
+        state = State(self.config, len(self.data), self.passwords, details=self.details,
+                      until=self.until)
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:
@@ -155,12 +158,14 @@ class Extraction:
                 state.details["type"] = "empty"
                 return
             max_parts = self.config.max_parts
+            deadline = state.deadline
+            clock = time.monotonic
             for part in _run(self.data, node, state):
                 state.parts += 1
                 if state.parts > max_parts:
                     raise Stop("too_large", f"{safe_name(node.label)}: more than "
                                             f"{max_parts} text parts")
-                if not state.parts & 0x3FF:
+                if clock() > deadline:  # per part: the consumer's pace sets the time
                     state.tick()
                 yield part
         except Failed as e:
@@ -185,5 +190,8 @@ class Extraction:
 
 
 def extract(data: bytes, name: str = "", config: ExtractConfig | None = None,
-            passwords: Iterable[str] = ()) -> Extraction:
-    return Extraction(bytes(data), name or "", config or ExtractConfig(), tuple(passwords))
+            passwords: Iterable[str] = (), *, until: float | None = None) -> Extraction:
+    """``until`` (a time.monotonic() value) stops extraction earlier than the configured
+    time limit, e.g. so that the matcher can finish what it was given."""
+    return Extraction(bytes(data), name or "", config or ExtractConfig(), tuple(passwords),
+                      until=until)

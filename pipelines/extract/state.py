@@ -75,9 +75,13 @@ class State:
     parts: int = 0
     details: dict[str, Any] = field(default_factory=dict)
 
+    #: a caller's own deadline (time.monotonic), e.g. to leave time for matching
+    until: float | None = None
+
     @property
     def deadline(self) -> float:
-        return self.started + self.config.time_limit
+        own = self.started + self.config.time_limit
+        return own if self.until is None else min(own, self.until)
 
     def note(self, status: str, message: str) -> None:
         """Record a problem; the most serious one becomes the document's status."""

@@ -236,3 +236,26 @@ def test_a_warm_worker_that_died_idle_is_replaced(matcher):
         os.waitpid(first, 0)
         _check_ok(scanner.scan(_csv_doc()))
         assert scanner._pid != first
+
+
+class SlowMatcher:
+    """Stand-in: spends 20 ms per part (a matcher slower than the document is long)."""
+
+    def scan(self, parts):
+        n = 0
+        for _ in parts:
+            n += 1
+            time.sleep(0.02)
+        return ScanResult(parts=n)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_time_limit_keeps_the_partial_result(mode):
+    """Extraction stops early enough that the matcher's partial result comes back
+    (status timeout, parts counted) instead of the worker being killed."""
+    cfg = ExtractConfig(time_limit=1.0, kill_grace=0.5)
+    doc = _doc("a,b\n" * 10_000, "many.csv")
+    with DocumentScanner(SlowMatcher(), cfg, mode=mode) as scanner:
+        r = scanner.scan(doc).result
+    assert r.status == "timeout" and "killed" not in r.details
+    assert 0 < r.parts < 10_000

@@ -172,7 +172,9 @@ class Extraction:
             state.note(e.status, e.message)
         except Stop as e:
             state.details["limit"] = e.status
-            state.note(e.status, e.message)
+            label = safe_name(node.label)
+            state.note(e.status, e.message if e.message.startswith(label)
+                       else f"{label}: {e.message}")
         except RecursionError:
             state.note("corrupt", f"{safe_name(node.label)}: nested too deeply to read")
         except MemoryError:

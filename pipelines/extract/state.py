@@ -93,8 +93,9 @@ class State:
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
-            raise Stop("timeout", f"extraction exceeded the time limit of "
-                                  f"{self.config.time_limit:g} s")
+            raise Stop("timeout", f"extraction stopped at the time limit of "
+                                  f"{self.config.time_limit:g} s per document (what was "
+                                  f"read so far is scanned)")
 
     def charge(self, n: int, where: str) -> None:
         """Count ``n`` expanded bytes against the total and ratio limits."""

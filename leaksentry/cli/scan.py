@@ -23,6 +23,7 @@ from leaksentry.cli.common import ConfigOption, console, err_console, settings
 from leaksentry.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    from leaksentry.config import Settings
     from pipelines.model import Finding
 
 EXIT_HELP = (
@@ -101,6 +102,36 @@ def _print(findings: list[Finding]) -> None:
                           highlight=False)
 
 
+class _Recorder:
+    """`scan --index`: findings go through the same flow as crawled documents
+    (local store + outbox + Elasticsearch spool in one transaction), then the
+    spool is drained once; what the cluster does not take stays spooled."""
+
+    def __init__(self, s: Settings) -> None:
+        from leaksentry.store import Store
+
+        self.settings = s
+        self.store = Store(s.state.db)
+        self.recorded = 0
+
+    def record(self, finding: Finding) -> None:
+        from pipelines.flow import record_finding
+
+        record_finding(self.store, finding, self.settings)
+        self.recorded += 1
+
+    def finish(self) -> None:
+        msg = f"recorded {self.recorded} document(s) in {self.store.path}"
+        if self.settings.elasticsearch.enabled:
+            from pipelines.sinks.spool import drain
+
+            rep = drain(self.store, self.settings)
+            msg += f"; Elasticsearch: {rep.delivered} indexed, {rep.pending} still spooled"
+            if rep.unreachable or rep.error:
+                msg += f" ({rep.error or 'unreachable'}; `leaksentry es flush` retries)"
+        err_console.print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
 def scan(
     paths: Annotated[list[str], typer.Argument(
         metavar="PATH... | -", help="Files or directories (walked recursively); - reads stdin.",
@@ -113,6 +144,10 @@ def scan(
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="One JSON object per document (JSON Lines).")] = False,
+    index: Annotated[bool, typer.Option(
+        "--index", help=("Also record each document in the state store (and its alert"
+                         " outbox), and index it into Elasticsearch when [elasticsearch]"
+                         " is configured; `leaksentry hits` then lists the hits."))] = False,
     config: ConfigOption = None,
 ) -> None:
     """Scan files for the register's identifiers; print masked matches and record refs."""
@@ -130,6 +165,7 @@ def scan(
     matcher = Matcher.load(key_path, fp_path, s.matching)
     passwords = tuple(getattr(s.extract, "passwords", ()) or ())
 
+    recorder = _Recorder(s) if index else None
     findings: list[Finding] = []
     failed = matched = False
     for display, path in _inputs(paths):
@@ -156,6 +192,8 @@ def scan(
                                             f"{display}: {r.status}: {r.error or ''}".strip()),
                               soft_wrap=True)
         matched = matched or r.hit
+        if recorder is not None:
+            recorder.record(finding)
         if as_json:
             sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -163,6 +201,8 @@ def scan(
             findings.append(finding)
     if not as_json and findings:
         _print(findings)
+    if recorder is not None:
+        recorder.finish()
     raise typer.Exit(1 if matched else 2 if failed else 0)
 
 

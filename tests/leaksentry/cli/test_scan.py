@@ -181,6 +181,22 @@ def test_wrong_key_and_damaged_fingerprints(ws: Path, tmp_path: Path) -> None:
         one_line_error(r, str(tmp_path / name), needle)
 
 
+def test_index_records_hits_for_the_hits_command(ws: Path, tmp_path: Path) -> None:
+    """`scan --index` goes through the crawler's flow: `leaksentry hits` then lists them."""
+    env = os.environ | {"LEAKSENTRY_HOME": str(tmp_path / "state")}
+    base = ["scan", "--key", str(ws / "key"), "--fingerprints", str(ws / "fp")]
+    r = run(*base, "--index", "--json", str(ws / "leaks"), str(ws / "clean.txt"), env=env)
+    assert r.returncode == 1, r.stderr
+    assert b"recorded 4 document(s)" in r.stderr
+    hits = json_lines(run("hits", "--json", env=env).stdout)
+    by_name = {Path(h["url"]).name: h for h in hits}
+    assert set(by_name) == {"paste.txt", "export.csv", "export.xlsx"}
+    assert by_name["export.csv"]["record_refs"] == [str(i) for i in range(9, 15)]
+    # indexing the same files again adds no hit (same sha256 and path)
+    run(*base, "--index", str(ws / "leaks"), env=env)
+    assert len(json_lines(run("hits", "--json", env=env).stdout)) == 3
+
+
 def test_help_documents_exit_codes() -> None:
     r = run("scan", "--help")
     assert r.returncode == 0
@@ -216,13 +232,19 @@ def test_no_plaintext_anywhere(tmp_path: Path) -> None:
             stdin=(inputs / "paste.txt").read_bytes()),
         run("scan", "--key", key, "--fingerprints", fp, "-", env=env, cwd=out,
             stdin=(inputs / "paste.txt").read_bytes()),
+        run("scan", "--key", key, "--fingerprints", fp, "--index", str(inputs), env=env,
+            cwd=out),
+        run("hits", "--json", env=env, cwd=out),
+        run("hits", env=env, cwd=out),
     ]
-    assert [r.returncode for r in results] == [0, 0, 0, 0, 0, 1, 1, 1, 1], [
+    assert [r.returncode for r in results] == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0], [
         r.stderr for r in results]
     # the scans did find them (so the search below is meaningful)
     docs = json_lines(results[6].stdout)
     assert sum(d["matched_records"] for d in docs) >= 20
     assert max(d["unmatched_valid"]["hkid"] for d in docs) == 5
+    assert (out / "state" / "state.db").exists()  # --index wrote the store searched below
+    assert len(json_lines(results[10].stdout)) >= 3
     blobs = [r.stdout for r in results] + [r.stderr for r in results]
     written = [p for p in out.rglob("*") if p.is_file()]
     assert written  # key, fingerprint files

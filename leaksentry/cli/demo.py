@@ -47,7 +47,9 @@ def _log_to(out: Console) -> None:
 
     def ours(record: logging.LogRecord) -> bool:
         record.exc_info = record.exc_text = None  # one line per problem, no traceback
-        return record.name.startswith(("leaksentry", "pipelines", "scheduler", "crawler"))
+        if record.name.startswith(("leaksentry.scheduler", "scheduler")):
+            return False  # crawl outcomes: the progress lines and the report show them
+        return record.name.startswith(("leaksentry", "pipelines", "crawler"))
 
     root = logging.getLogger()
     if not root.handlers:

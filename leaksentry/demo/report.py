@@ -72,22 +72,27 @@ def _refs(refs: list[str], n: int = 4) -> str:
     return shown + (f" … (+{len(refs) - n:,})" if len(refs) > n else "")
 
 
-def sources_table(run: DemoRun) -> Table:
+def sources_table(run: DemoRun) -> Group:
+    """The crawls, then one line per crawl that did not go well (long errors would
+    wreck the table)."""
     t = Table(title="Crawls (one cycle of each source)", box=box.SIMPLE_HEAVY, title_justify="left")
     for col, just in (("source", "left"), ("kind", "left"), ("outcome", "left"),
                       ("discovered", "right"), ("fetched", "right"), ("new", "right"),
                       ("hits", "right"), ("time", "right")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
+    notes: list[Text] = []
     for s in run.sources:
         if not s.available:
-            outcome = Text(f"not available yet ({s.error})", style="yellow")
+            outcome = Text("not available yet", style="yellow")
         elif s.outcome == "ok":
             outcome = Text("ok", style="green")
         else:
-            outcome = Text(f"{s.outcome}: {s.error or ''}", style="red")
+            outcome = Text(s.outcome, style="red")
+        if s.error:
+            notes.append(Text.assemble((f"  {s.name}: ", "bold"), s.error))
         t.add_row(s.name, s.kind, outcome, str(s.discovered), str(s.fetched), str(s.new),
                   str(s.hits), f"{s.duration:.1f}s" if s.available else "")
-    return t
+    return Group(t, *notes)
 
 
 def _path(url: str | None) -> str:

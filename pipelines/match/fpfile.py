@@ -260,7 +260,14 @@ class FingerprintSet:
         d = self.digests
         if len(d) == 0 or len(queries) == 0:
             return np.zeros(len(queries), dtype=bool), np.zeros(len(queries), dtype=np.int64)
-        idx = np.searchsorted(d, queries)
+        if len(queries) > 64:
+            # sorted queries walk the table in order (numpy reuses the last bound), which
+            # is several times faster than random probes into a large mapping
+            order = np.argsort(queries, kind="stable")
+            idx = np.empty(len(queries), dtype=np.intp)
+            idx[order] = np.searchsorted(d, queries[order])
+        else:
+            idx = np.searchsorted(d, queries)
         clipped = np.minimum(idx, len(d) - 1)
         found = d[clipped] == queries
         return found, clipped

@@ -9,11 +9,12 @@ checksum and one HMAC; the fingerprint lookup is vectorised.
 
 from __future__ import annotations
 
+import gc
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def column_letter(index: int) -> str:
     return out
 
 
+_Meta = tuple[str | None, int | None]  # a part's (location, row), all a batch keeps of it
+
 _COLUMNS = [column_letter(i) for i in range(702)]  # A .. ZZ
 
 
@@ -52,6 +55,38 @@ def natural_key(ref: str) -> tuple:
     if ref.isdigit():
         return (0, int(ref), ref)
     return (1, tuple(int(p) if p.isdigit() else p for p in _NATURAL.split(ref)), ref)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector paused while a batch or the result is built.
+
+    A big sheet makes ~100,000 entries and Match objects, all alive until the end, and
+    the collector would traverse them again and again (a quarter of the scan's CPU)
+    while nothing here makes a reference cycle. Only the matcher's own work runs
+    paused: the caller's part generator (the extractor) runs with the collector on.
+    Restored only by the call that paused it (nested or concurrent scans are safe)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _natural_sort(refs: list[str]) -> None:
+    """``refs.sort(key=natural_key)``; all-digit references (the usual register row
+    numbers) sort by two C-level passes instead of a Python key per item."""
+    if all(map(str.isdigit, refs)):
+        try:
+            refs.sort()
+            refs.sort(key=int)  # stable: equal numbers stay in string order, as natural_key
+            return
+        except ValueError:  # a non-ASCII digit int() cannot read
+            pass
+    refs.sort(key=natural_key)
 
 
 @dataclass(slots=True)
@@ -104,56 +139,79 @@ class Matcher:
     def scan(self, parts: Iterable[TextPart]) -> ScanResult:
         state = _State(unmatched={name: set() for name in self._checked})
         limit = self.config.batch_bytes
-        bufs: list[bytes] = []
-        metas: list[TextPart] = []
-        size = 0
+        # one growing buffer per batch: no per-part bytes objects or TextParts are kept
+        # (a part's text is freed as soon as it is encoded), only (location, row)
+        buf = bytearray(_SEP)
+        starts: list[int] = [1]  # offset of each part's first byte, then the end sentinel
+        metas: list[_Meta] = []
+        sep = _SEP
         for part in parts:
             state.parts += 1
             data = part.text.encode("utf-8", "replace")
-            if size and size + len(data) > limit:
-                self._scan_batch(bufs, metas, state)
-                bufs, metas, size = [], [], 0
-            bufs.append(data)
-            metas.append(part)
-            size += len(data) + 1
-        if bufs:
-            self._scan_batch(bufs, metas, state)
-        return self._result(state)
+            if metas and len(buf) - 1 + len(data) > limit:
+                with _gc_paused():
+                    self._scan_batch(bytes(buf), starts, metas, state)
+                buf = bytearray(_SEP)
+                starts, metas = [1], []
+            buf += data
+            buf += sep
+            starts.append(len(buf))
+            metas.append((part.location, part.row))
+        if metas:
+            data = bytes(buf)
+            del buf
+            with _gc_paused():
+                self._scan_batch(data, starts, metas, state)
+        with _gc_paused():
+            return self._result(state)
 
-    def _scan_batch(self, bufs: list[bytes], metas: list[TextPart], state: _State) -> None:
-        bufs.insert(0, b"")
-        bufs.append(b"")
-        buf = _SEP.join(bufs)
-        del bufs[0], bufs[-1]
-        # starts[i] = offset of part i's first byte; a sentinel end past the last part
-        starts = list(accumulate((len(b) + 1 for b in bufs), initial=1))
+    def _canonical(self, buf: bytes, cands: list[Candidate]) -> list[bytes]:
+        """Every candidate's canonical form, in candidate order, a kind at a time."""
+        kinds = self.kinds
+        toks = [buf[s:e] for _, s, e in cands]
+        if len(kinds) == 1:
+            return kinds[0].canonical_many(toks)
+        kind_of = [c[0] for c in cands]
+        present = set(kind_of)
+        if len(present) == 1:
+            return kinds[kind_of[0]].canonical_many(toks)
+        out: list[bytes] = [b""] * len(toks)
+        for ki in present:
+            idx = [i for i, k in enumerate(kind_of) if k == ki]
+            for i, c in zip(idx, kinds[ki].canonical_many([toks[i] for i in idx]),
+                            strict=True):
+                out[i] = c
+        return out
+
+    def _scan_batch(self, buf: bytes, starts: list[int],
+                    metas: list[_Meta], state: _State) -> None:
         cands = self.finder.find(buf)
         if not cands:
             return
         kinds = self.kinds
-        fns = [(k.canonical_b, k.valid_b, k.prefix) for k in kinds]
+        canon_all = self._canonical(buf, cands)  # every candidate's, for masking snippets
+        valid_fns = [k.valid_b for k in kinds]
+        prefixes = [k.prefix for k in kinds]
+        keep = [i for i, (c, cn) in enumerate(zip(cands, canon_all, strict=True))
+                if valid_fns[c[0]](cn)]
+        if not keep:
+            return
+        valid_c: list[Candidate] = [cands[i] for i in keep]
+        canon: list[bytes] = [canon_all[i] for i in keep]
         inner, outer = self._digester.states()
         icopy, ocopy = inner.copy, outer.copy
-        valid_c: list[Candidate] = []
-        canon: list[bytes] = []
-        raw = bytearray()
-        canon_all: list[bytes] = []  # every candidate's canonical form, for masking snippets
-        for c in cands:
-            canonical_b, valid_b, prefix = fns[c[0]]
-            canonical = canonical_b(buf[c[1]:c[2]])
-            canon_all.append(canonical)
-            if valid_b(canonical):
-                valid_c.append(c)
-                canon.append(canonical)
-                h = icopy()
-                h.update(prefix + canonical)
-                o = ocopy()
-                o.update(h.digest())
-                raw += o.digest()[:8]
-        if not valid_c:
-            return
+        out: list[bytes] = []
+        add = out.append
+        for c, cn in zip(valid_c, canon, strict=True):
+            h = icopy()
+            h.update(prefixes[c[0]] + cn)
+            o = ocopy()
+            o.update(h.digest())
+            add(o.digest())
+        # the first 8 bytes of each 32-byte HMAC, big-endian
+        q = np.frombuffer(b"".join(out), dtype=">u8")[::4].astype(np.uint64)
+        del out
         fp = self.fingerprints
-        q = np.frombuffer(raw, dtype=">u8").astype(np.uint64)
         found, idx = fp.lookup(q)
         pos = np.fromiter((c[1] for c in valid_c), dtype=np.int64, count=len(valid_c))
         part_of = np.searchsorted(np.asarray(starts, dtype=np.int64), pos, "right") - 1
@@ -184,7 +242,7 @@ class Matcher:
         if len(state.snippets) < self.config.snippets:
             self._snippets(buf, starts, cands, canon_all, valid_c, hit_idx.tolist(), state)
 
-    def _aggregate(self, buf: bytes, starts: list[int], metas: list[TextPart],
+    def _aggregate(self, buf: bytes, starts: list[int], metas: list[_Meta],
                    valid_c: list[Candidate], canon: list[bytes], q: np.ndarray,
                    hit_idx: np.ndarray, records: np.ndarray, part_of: np.ndarray,
                    state: _State) -> None:
@@ -207,34 +265,33 @@ class Matcher:
                 entry[3] += cnt
                 continue
             ki, at, _ = valid_c[ci]
-            part = metas[pi]
-            row = part.row
-            if row is not None and part.location:  # the common table case, inlined
+            location, row = metas[pi]
+            if row is not None and location:  # the common table case, inlined
                 n = count(_CELL, starts[pi], at)
-                place = f"{part.location}!{columns[n] if n < 702 else column_letter(n)}{row}"
+                place = f"{location}!{columns[n] if n < 702 else column_letter(n)}{row}"
             else:
                 place = where(buf, starts, metas, pi, at, lines)
             seen[dg] = [ki, masks[ki](canon[ci]), rec, cnt, place, dg]
         state.records.update(np.unique(records[hit_idx]).tolist())
 
     @staticmethod
-    def _where(buf: bytes, starts: list[int], metas: list[TextPart], pi: int, at: int,
+    def _where(buf: bytes, starts: list[int], metas: list[_Meta], pi: int, at: int,
                lines: list[int]) -> str:
         """``Sheet1!C2`` for a table cell, ``name:line N`` for text. ``lines`` caches
         (part, offset, line) so that counting newlines stays linear in a big part."""
-        part = metas[pi]
-        if part.row is not None:
+        location, row = metas[pi]
+        if row is not None:
             n = buf.count(_CELL, starts[pi], at)
             col = _COLUMNS[n] if n < len(_COLUMNS) else column_letter(n)
-            return f"{part.location}!{col}{part.row}" if part.location else f"{col}{part.row}"
+            return f"{location}!{col}{row}" if location else f"{col}{row}"
         if lines[0] == pi and lines[1] <= at:
             line = lines[2] + buf.count(b"\n", lines[1], at)
         else:
             line = buf.count(b"\n", starts[pi], at) + 1
         lines[:] = [pi, at, line]
-        return f"{part.location}:line {line}" if part.location else f"line {line}"
+        return f"{location}:line {line}" if location else f"line {line}"
 
-    def _record_level(self, buf: bytes, metas: list[TextPart], cands: list[Candidate],
+    def _record_level(self, buf: bytes, metas: list[_Meta], cands: list[Candidate],
                       hit_idx: np.ndarray, part_of: np.ndarray, records: np.ndarray,
                       q: np.ndarray, state: _State) -> None:
         """Two different identifiers of one record in one table row, or within the window
@@ -247,7 +304,7 @@ class Matcher:
         pairs = np.flatnonzero((p[1:] == p[:-1]) & (r[1:] == r[:-1]) & (d[1:] != d[:-1]))
         if not len(pairs):
             return
-        is_row = np.fromiter((metas[i].row is not None for i in p[pairs].tolist()), dtype=bool,
+        is_row = np.fromiter((metas[i][1] is not None for i in p[pairs].tolist()), dtype=bool,
                              count=len(pairs))
         state.record_level.update(r[pairs[is_row]].tolist())
         window = self.config.window
@@ -312,17 +369,23 @@ class Matcher:
         refs = {r: ref(r) for r in sorted(state.records)}
         entries = sorted(state.seen.values(), key=itemgetter(2, 0))  # register order, kind
         names = [k.name for k in self.kinds]
-        matches = [Match(names[ki], masked, refs[rec], count, where, f"{dg:016x}")
-                   for ki, masked, rec, count, where, dg in entries]
+        if entries:  # column-wise into map(): 112,000 Matches are a measurable cost
+            ki, masked, rec, count, where, dg = zip(*entries, strict=True)
+            matches = list(map(Match, map(names.__getitem__, ki), masked,
+                               map(refs.__getitem__, rec), count, where,
+                               map("{:016x}".format, dg)))
+        else:
+            matches = []
         unmatched = {k: len(v) for k, v in state.unmatched.items()}
         severity, risk = assess(len(refs), len(state.record_level),
                                 max(unmatched.values(), default=0), self.config.severity)
         distinct = list(dict.fromkeys(refs.values()))
         if fp.ref_table:  # row numbers are already in order
-            distinct.sort(key=natural_key)
+            _natural_sort(distinct)
         level = [refs[r] for r in sorted(state.record_level)]
         if fp.ref_table:
-            level = sorted(set(level), key=natural_key)
+            level = list(set(level))
+            _natural_sort(level)
         return ScanResult(
             severity=severity,
             risk_score=risk,

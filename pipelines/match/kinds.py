@@ -16,8 +16,11 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from leaksentry.config.matching import KindConfig, MatchingConfig
 from pipelines.match.checksums import CHECKSUMS, CHECKSUMS_BYTES
+from pipelines.match.hkid import valid_many_bytes as hkid_valid_many
 
 # --- byte-level building blocks (ASCII | full-width, as UTF-8) -------------------------------
 _FW_UPPER = rb"\xef\xbc[\xa1-\xba]"  # Ａ-Ｚ  U+FF21-FF3A
@@ -198,6 +201,14 @@ class Kind:
                 if not t.isascii():
                     out[i] = fix(t)
         return out
+
+    def valid_many(self, canonicals: list[bytes]) -> np.ndarray:
+        """:attr:`valid_b` of every canonical form, as a bool array (vectorised for hkid)."""
+        if self.checksum == "hkid":
+            return hkid_valid_many(canonicals)
+        if self.checksum == "none":
+            return np.ones(len(canonicals), dtype=bool)
+        return np.fromiter(map(self.valid_b, canonicals), dtype=bool, count=len(canonicals))
 
     def canonical_cell(self, value: str) -> str | None:
         """Canonical form of a register cell, or None if it is not this kind (or fails its

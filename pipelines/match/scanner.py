@@ -165,23 +165,26 @@ class Matcher:
         with _gc_paused():
             return self._result(state)
 
-    def _canonical(self, buf: bytes, cands: list[Candidate]) -> list[bytes]:
-        """Every candidate's canonical form, in candidate order, a kind at a time."""
+    def _canonical(self, buf: bytes, cands: list[Candidate]) -> tuple[list[bytes], np.ndarray]:
+        """Every candidate's canonical form and whether it passes its kind's checksum, in
+        candidate order, a kind at a time (one C-level pass, one numpy check per kind)."""
         kinds = self.kinds
         toks = [buf[s:e] for _, s, e in cands]
-        if len(kinds) == 1:
-            return kinds[0].canonical_many(toks)
         kind_of = [c[0] for c in cands]
         present = set(kind_of)
         if len(present) == 1:
-            return kinds[kind_of[0]].canonical_many(toks)
+            kind = kinds[kind_of[0]]
+            canon = kind.canonical_many(toks)
+            return canon, kind.valid_many(canon)
         out: list[bytes] = [b""] * len(toks)
+        ok = np.zeros(len(toks), dtype=bool)
         for ki in present:
             idx = [i for i, k in enumerate(kind_of) if k == ki]
-            for i, c in zip(idx, kinds[ki].canonical_many([toks[i] for i in idx]),
-                            strict=True):
+            canon = kinds[ki].canonical_many([toks[i] for i in idx])
+            ok[idx] = kinds[ki].valid_many(canon)
+            for i, c in zip(idx, canon, strict=True):
                 out[i] = c
-        return out
+        return out, ok
 
     def _scan_batch(self, buf: bytes, starts: list[int],
                     metas: list[_Meta], state: _State) -> None:
@@ -189,11 +192,9 @@ class Matcher:
         if not cands:
             return
         kinds = self.kinds
-        canon_all = self._canonical(buf, cands)  # every candidate's, for masking snippets
-        valid_fns = [k.valid_b for k in kinds]
+        canon_all, ok = self._canonical(buf, cands)  # every candidate's, for masking snippets
         prefixes = [k.prefix for k in kinds]
-        keep = [i for i, (c, cn) in enumerate(zip(cands, canon_all, strict=True))
-                if valid_fns[c[0]](cn)]
+        keep = np.flatnonzero(ok).tolist()
         if not keep:
             return
         valid_c: list[Candidate] = [cands[i] for i in keep]

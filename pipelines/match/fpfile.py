@@ -255,6 +255,19 @@ class FingerprintSet:
         b_off = self._refblob[0]
         return self._mm[b_off + start: b_off + end].decode("utf-8", "replace")
 
+    def refs(self, records: list[int]) -> list[str]:
+        """:meth:`ref` of many records (56,000 matched rows of a sheet): the offsets are
+        read with one numpy gather instead of two scalar reads per record."""
+        if not self.ref_table:
+            return list(map(str, records))
+        rec = np.asarray(records, dtype=np.int64)
+        starts = self._refoff[rec].tolist()
+        ends = self._refoff[rec + 1].tolist()
+        b_off = self._refblob[0]
+        mm = self._mm
+        return [mm[b_off + s: b_off + e].decode("utf-8", "replace")
+                for s, e in zip(starts, ends, strict=True)]
+
     def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For uint64 ``queries``: (found mask, index of the first equal entry)."""
         d = self.digests

@@ -12,9 +12,11 @@ from __future__ import annotations
 import gc
 import re
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 
@@ -55,6 +57,25 @@ def natural_key(ref: str) -> tuple:
     if ref.isdigit():
         return (0, int(ref), ref)
     return (1, tuple(int(p) if p.isdigit() else p for p in _NATURAL.split(ref)), ref)
+
+
+_MATCH_FIELDS = ("kind", "masked", "record_ref", "count", "where", "digest")
+_MATCH_FAST = (tuple(f.name for f in fields(Match)) == _MATCH_FIELDS
+               and not hasattr(Match, "__post_init__") and hasattr(Match, "__slots__"))
+
+
+def _build_matches(*columns: Iterable) -> list[Match]:
+    """``list(map(Match, *columns))``. A frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__``; for a sheet's 112,000 matches, filling the slots a
+    column at a time with their descriptors costs half as much and gives equal objects.
+    Falls back to the constructor if Match ever gains fields or a ``__post_init__``."""
+    if not _MATCH_FAST:
+        return list(map(Match, *columns))
+    cols = [list(c) for c in columns]
+    out = list(map(object.__new__, repeat(Match, len(cols[0]))))
+    for name, col in zip(_MATCH_FIELDS, cols, strict=True):
+        deque(map(Match.__dict__[name].__set__, out, col), 0)
+    return out
 
 
 @contextmanager
@@ -366,15 +387,15 @@ class Matcher:
 
     def _result(self, state: _State) -> ScanResult:
         fp = self.fingerprints
-        ref = fp.ref
-        refs = {r: ref(r) for r in sorted(state.records)}
+        recs = sorted(state.records)
+        refs = dict(zip(recs, fp.refs(recs), strict=True))
         entries = sorted(state.seen.values(), key=itemgetter(2, 0))  # register order, kind
         names = [k.name for k in self.kinds]
         if entries:  # column-wise into map(): 112,000 Matches are a measurable cost
             ki, masked, rec, count, where, dg = zip(*entries, strict=True)
-            matches = list(map(Match, map(names.__getitem__, ki), masked,
-                               map(refs.__getitem__, rec), count, where,
-                               map("{:016x}".format, dg)))
+            matches = _build_matches(map(names.__getitem__, ki), masked,
+                                     map(refs.__getitem__, rec), count, where,
+                                     map("{:016x}".format, dg))
         else:
             matches = []
         unmatched = {k: len(v) for k, v in state.unmatched.items()}

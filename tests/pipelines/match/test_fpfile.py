@@ -99,3 +99,24 @@ def test_other_version(tmp_path: Path) -> None:
     (tmp_path / "fp").write_bytes(bytes(data))
     with pytest.raises(FingerprintFileError, match="version 99"):
         FingerprintSet(tmp_path / "fp", KEY)
+
+
+def test_batch_lookup_and_refs_agree_with_single(tmp_path: Path) -> None:
+    """The sorted batch lookup (> 64 queries) and the gathered references give what
+    one-by-one lookups and ``ref`` give, in query order, hits and misses mixed."""
+    refs = [""] + [f"P{i:05d}" for i in range(1, 501)]
+    digests = _write(tmp_path / "fp", refs=refs)
+    fp = FingerprintSet(tmp_path / "fp", KEY)
+    rng = np.random.default_rng(3)
+    q = np.concatenate([digests[rng.permutation(len(digests))[:300]],
+                        rng.integers(0, 2**63, 200, dtype=np.uint64)])
+    rng.shuffle(q)
+    found, idx = fp.lookup(q)
+    one = [fp.lookup(q[i:i + 1]) for i in range(len(q))]
+    assert found.tolist() == [bool(f[0]) for f, _ in one]
+    assert idx.tolist() == [int(i[0]) for _, i in one]
+    assert int(found.sum()) == 300
+    records = [5, 1, 500, 77, 5]
+    assert fp.refs(records) == [fp.ref(r) for r in records] == [
+        "P00005", "P00001", "P00500", "P00077", "P00005"]
+    assert fp.refs([]) == []

@@ -80,3 +80,28 @@ def test_bytes_validator_agrees(digits: int, prefix: str, check: str) -> None:
 
     c = f"{prefix}{digits:06d}{check}"
     assert is_valid_bytes(c.encode()) == is_valid_canonical(c)
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(
+    st.builds(lambda p, d, c: f"{p}{d:06d}{c}".encode(),
+              st.sampled_from(["A", "Z", "WX", "XA", "C", "a", "1", " ", "AAA", ""]),
+              st.integers(0, 10**6 - 1), st.sampled_from(list("0123456789ABa"))),
+    st.binary(max_size=12),
+    st.text(max_size=10).map(lambda s: s.encode()),
+), max_size=40))
+def test_vectorised_validator_agrees(canonicals: list[bytes]) -> None:
+    """The scanner validates a whole batch with numpy: same answer as one by one."""
+    from pipelines.match.hkid import is_valid_bytes, valid_many_bytes
+
+    assert valid_many_bytes(canonicals).tolist() == [is_valid_bytes(c) for c in canonicals]
+
+
+def test_vectorised_validator_on_generated() -> None:
+    from pipelines.match.hkid import valid_many_bytes
+
+    rng = random.Random(11)
+    good = [synth.hkid(rng).encode() for _ in range(300)]
+    bad = [synth.invalid_hkid(rng).encode() for _ in range(300)]
+    assert valid_many_bytes(good).all()
+    assert not valid_many_bytes(bad).any()

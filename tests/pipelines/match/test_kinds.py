@@ -83,3 +83,19 @@ def test_mask(k: str, canonical: str, masked: str) -> None:
     assert mask(k, canonical) == masked
     digits = "".join(c for c in canonical if c.isdigit())
     assert digits not in masked
+
+
+def test_batch_canonical_and_mask_agree_with_single() -> None:
+    """canonical_many / valid_many / the ASCII mask path equal the one-token forms,
+    full-width tokens and custom kinds included."""
+    cfg = MatchingConfig(kinds=[KindConfig(name="mrn", pattern=r"MRN-?[0-9]{6}",
+                                           checksum="luhn", remove="-")])
+    tokens = [b"a123456(3)", b"AB 987654 (a)", "Ａ１２３４５６（３）".encode(), b"hn1234567x",
+              b"HN 12345678", "ｈｎ１２３４５６７".encode(), b"MRN-000018", b"", b"x\ty"]
+    for kind in build_kinds(cfg):
+        canon = kind.canonical_many(tokens)
+        assert canon == [kind.canonical_b(t) for t in tokens]
+        assert kind.valid_many(canon).tolist() == [kind.valid_b(c) for c in canon]
+        for c in canon:
+            assert kind.mask_b(c) == mask(kind.name, c.decode("utf-8", "replace"))
+    assert build_kinds()[0].canonical_many([b"a\n1"]) == [b"A\n1"]  # newline: one by one

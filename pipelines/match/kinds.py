@@ -47,10 +47,12 @@ def _checked(check: bytes) -> bytes:
 _HKID_BODY = LETTER + rb"{1,2}" + SPACE + DIGIT + rb"{6}" + SPACE
 HKID_PATTERN = _HKID_BODY + _checked(HKID_CHECK)
 HKID_CLOSED = _HKID_BODY + _bracketed(HKID_CHECK)
+HKID_OPEN = _HKID_BODY + HKID_CHECK  # the pattern minus its closed (bracketed) variant
 _HN_BODY = (rb"(?:[Hh][Nn]|\xef\xbc\xa8\xef\xbc\xae|\xef\xbd\x88\xef\xbd\x8e)" + SPACE
             + DIGIT + rb"{6,10}")
 HN_PATTERN = _HN_BODY + rb"(?:" + SPACE + _checked(ALNUM) + rb")?"
 HN_CLOSED = _HN_BODY + SPACE + _bracketed(ALNUM)
+HN_OPEN = _HN_BODY + rb"(?:" + SPACE + ALNUM + rb")?"
 
 # exact boundaries for the `re` engine (fixed-width look-behinds, one per byte length)
 _NOT_AFTER = rb"(?<![A-Za-z0-9])(?<!\xef\xbc[\x90-\x99\xa1-\xba])(?<!" + _FW_LOWER + rb")"
@@ -129,6 +131,9 @@ class Kind:
     # what a canonical form looks like (built-in kinds): lets a clean ASCII register cell
     # skip the written-form regex
     canonical_shape: bytes | None = None
+    # the pattern's other variants (``pattern`` = ``open`` | ``closed``): hyperscan needs
+    # only these with a trailing boundary, the closed ones are reported by ``closed``
+    open: bytes | None = None
     rx: re.Pattern[bytes] = field(init=False)  # bounded, for the `re` engine
     full: re.Pattern[bytes] = field(init=False)  # whole register cell
     valid: Callable[[str], bool] = field(init=False)
@@ -161,7 +166,8 @@ class Kind:
     @property
     def hs_expressions(self) -> list[tuple[bytes, bool]]:
         """(expression, consumes a trailing boundary byte) for hyperscan."""
-        out = [(HS_EDGE + rb"(?:" + self.pattern + rb")" + HS_EDGE, True)]
+        edged = self.open if self.closed is not None and self.open is not None else self.pattern
+        out = [(HS_EDGE + rb"(?:" + edged + rb")" + HS_EDGE, True)]
         if self.closed is not None:
             out.append((HS_EDGE + rb"(?:" + self.closed + rb")", False))
         return out
@@ -296,11 +302,12 @@ def _hs_compatible(pattern: bytes) -> bool:
 def build_kinds(cfg: MatchingConfig | None = None) -> list[Kind]:
     """The kinds to scan for, in a fixed order: hkid, hn (unless disabled), custom kinds."""
     cfg = cfg or MatchingConfig()
-    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=" -/().", closed=HKID_CLOSED)]
+    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=" -/().", closed=HKID_CLOSED,
+                  open=HKID_OPEN)]
     if cfg.hn.enabled:
         if cfg.hn.pattern is None:
             kinds.append(Kind("hn", HN_PATTERN, cfg.hn.checksum, cfg.hn.upper, cfg.hn.remove,
-                              closed=HN_CLOSED,
+                              closed=HN_CLOSED, open=HN_OPEN,
                               canonical_shape=rb"HN[0-9]{6,10}[0-9A-Za-z]?" if cfg.hn.upper
                               else None))
         else:

@@ -237,3 +237,32 @@ def test_snippet_edges_never_cut_an_identifier_open(matcher: Matcher) -> None:
         assert r.record_refs == [p.ref]
         blob = " ".join(r.snippets)
         assert "437626" not in blob and "4376" not in blob and p.hkid[1:7] not in blob
+
+
+def test_part_capped_batches_give_the_same_result(fp_dir: Path, patients: list[synth.Patient],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch also ends after a fixed number of parts (it bounds a CSV's per-row state):
+    rows split over many batches give the same matches, places and record-level refs,
+    and the cyclic collector is left as it was found."""
+    import gc
+
+    from pipelines.match import scanner
+
+    parts = [TextPart(CELL_SEP.join(["name", "hkid", "hn"]), "Sheet1", row=1)]
+    for i, p in enumerate(patients[:60], start=2):
+        parts.append(TextPart(CELL_SEP.join([p.name, p.hkid.lower(), p.hn]), "Sheet1", row=i))
+    parts.append(TextPart(f"{patients[3].hkid} again", "notes.txt"))
+    one = Matcher.load(fp_dir / "key", fp_dir / "fp").scan(parts)
+    monkeypatch.setattr(scanner, "_BATCH_PARTS", 7)
+    assert gc.isenabled()
+    many = Matcher.load(fp_dir / "key", fp_dir / "fp").scan(parts)
+    assert gc.isenabled()
+    assert one.matches == many.matches and len(one.matches) == 120
+    assert one.record_level_refs == many.record_level_refs and len(many.record_level_refs) == 60
+    assert [m.count for m in many.matches if m.record_ref == "4" and m.kind == "hkid"] == [2]
+    gc.disable()
+    try:
+        Matcher.load(fp_dir / "key", fp_dir / "fp").scan(parts[:5])
+        assert not gc.isenabled()  # a scan does not turn on a collector its caller paused
+    finally:
+        gc.enable()

@@ -224,16 +224,12 @@ class Matcher:
             return
         valid_c: list[Candidate] = [cands[i] for i in keep]
         canon: list[bytes] = [canon_all[i] for i in keep]
-        inner, outer = self._digester.states()
-        icopy, ocopy = inner.copy, outer.copy
-        out: list[bytes] = []
-        add = out.append
-        for c, cn in zip(valid_c, canon, strict=True):
-            h = icopy()
-            h.update(prefixes[c[0]] + cn)
-            o = ocopy()
-            o.update(h.digest())
-            add(o.digest())
+        if len(kinds) == 1 or len({c[0] for c in valid_c}) == 1:
+            msgs = [prefixes[valid_c[0][0]] + cn for cn in canon]
+        else:
+            msgs = [prefixes[c[0]] + cn for c, cn in zip(valid_c, canon, strict=True)]
+        out = self._digester.many(msgs)
+        del msgs
         # the first 8 bytes of each 32-byte HMAC, big-endian
         q = np.frombuffer(b"".join(out), dtype=">u8")[::4].astype(np.uint64)
         del out

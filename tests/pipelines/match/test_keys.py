@@ -58,3 +58,12 @@ def test_digester_is_hmac_sha256() -> None:
     for msg in (b"hkid:A1234563", b"hn:HN12345678A", b""):
         assert d.digest64(msg) == digest64(key, msg)
     assert Digester(b"other key").digest64(b"hkid:A1234563") != d.digest64(b"hkid:A1234563")
+
+
+def test_digester_many_is_hmac_sha256() -> None:
+    import hmac
+
+    key = bytes(range(32))
+    msgs = [b"hkid:A1234563", b"hn:HN12345678A", b"", b"x" * 200]
+    assert Digester(key).many(msgs) == [hmac.digest(key, m, "sha256") for m in msgs]
+    assert Digester(key).many([]) == []

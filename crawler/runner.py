@@ -11,6 +11,7 @@ watchdog ends a crawl that outlives its timeout by more than a grace period
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ SPIDERS: dict[str, str] = {
 }
 
 WATCHDOG_GRACE = 30.0  # seconds past the crawl timeout before the process is ended
+SHUTDOWN_GRACE = 10.0  # seconds a SIGTERM'd crawl may take to close before it is ended
 
 PLAYWRIGHT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                    "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -100,17 +102,53 @@ def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
         store.close()
 
 
+def _give_up(app: Settings, source: SourceConfig, started: datetime, crawler: Any,
+             outcome: str, error: str) -> None:
+    """Record what the crawl did so far and end the process now (exit 1)."""
+    spider = getattr(crawler, "spider", None)
+    counters = getattr(spider, "counters", None)
+    if counters is not None:
+        counters.error = error
+        summary = counters.summary(source.name, started, datetime.now(UTC), outcome)
+    else:
+        summary = RunSummary(source=source.name, started_at=started,
+                             finished_at=datetime.now(UTC), outcome=outcome, error=error)
+    _record(app, summary, int(source.unhealthy_after or 3))
+    os._exit(1)
+
+
 def _watchdog(app: Settings, source: SourceConfig, started: datetime,
-              done: threading.Event) -> None:
+              done: threading.Event, holder: dict[str, Any]) -> None:
     timeout = float(source.timeout or 900) + WATCHDOG_GRACE
     if done.wait(timeout):
         return
-    _record(app, RunSummary(source=source.name, started_at=started, finished_at=datetime.now(UTC),
-                            outcome="timeout",
-                            error=f"crawl did not stop within its timeout ({timeout:g}s);"
-                                  " process ended"),
-            int(source.unhealthy_after or 3))
-    os._exit(1)
+    _give_up(app, source, started, holder.get("crawler"), "timeout",
+             f"crawl did not stop within its timeout ({timeout:g}s); process ended")
+
+
+def _on_shutdown_signal(app: Settings, source: SourceConfig, started: datetime,
+                        done: threading.Event, holder: dict[str, Any]) -> None:
+    """Chain onto Scrapy's SIGTERM/SIGINT handler: Scrapy stops gracefully, but waits for
+    downloads in flight; if that takes longer than SHUTDOWN_GRACE the run is recorded as
+    "killed" with its counters so far and the process ends."""
+
+    def chain(signum: int) -> None:
+        previous = signal.getsignal(signum)
+
+        def handler(sig: int, frame: Any) -> None:
+            def later() -> None:
+                if not done.wait(SHUTDOWN_GRACE):
+                    _give_up(app, source, started, holder.get("crawler"), "killed",
+                             f"stopped by signal {sig}; downloads in flight abandoned")
+
+            threading.Thread(target=later, daemon=True, name="crawl-shutdown").start()
+            if callable(previous):
+                previous(sig, frame)
+
+        signal.signal(signum, handler)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        chain(signum)
 
 
 def run_crawl(app: Settings, source_name: str) -> RunSummary:
@@ -127,14 +165,25 @@ def run_crawl(app: Settings, source_name: str) -> RunSummary:
     settings.update(scrapy_settings(source, app), priority="cmdline")
 
     done = threading.Event()
-    threading.Thread(target=_watchdog, args=(app, source, started, done), daemon=True,
+    holder: dict[str, Any] = {}
+    threading.Thread(target=_watchdog, args=(app, source, started, done, holder), daemon=True,
                      name="crawl-watchdog").start()
     error: str | None = None
     crawler = None
     try:
         process = CrawlerProcess(settings)
-        crawler = process.create_crawler(spider_class(source.kind))
+        crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
+        from scrapy import signals
+
+        # the spider records its run in its spider_closed handler, connected before this one
+        crawler.signals.connect(lambda *a, **kw: done.set(), signal=signals.spider_closed)
         deferred = process.crawl(crawler, source=source, app=app)
+        from twisted.internet import reactor  # installed by crawl(): import it only now
+
+        # after Scrapy has installed its own shutdown handlers ("after startup", set up
+        # in process.start()): callLater(0) from a startup trigger runs after all of them
+        reactor.callWhenRunning(reactor.callLater, 0, _on_shutdown_signal, app, source,
+                                started, done, holder)
         failures: list[str] = []
         deferred.addErrback(lambda f: failures.append(
             f"{type(f.value).__name__}: {' '.join(str(f.value).split())[:300]}"))

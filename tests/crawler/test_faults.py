@@ -82,3 +82,35 @@ def test_crawl_timeout_stops_a_stuck_crawl(crawl_ws: CrawlWorkspace, faults) -> 
     assert r.run["outcome"] == "timeout"
     assert "timeout" in r.run["error"]
     assert crawl_ws.runs("stuck")[-1]["outcome"] == "timeout"
+
+
+def test_sigterm_records_a_killed_run_even_with_a_download_stuck(crawl_ws: CrawlWorkspace,
+                                                                  faults) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    crawl_ws.write([{"name": "stuck", "kind": "watch", "allow_private": True, "retry_max": 0,
+                     "urls": [f"{faults.base}/stall.txt", f"{faults.base}/ok.txt"],
+                     "download_timeout": 120, "timeout": 300}])
+    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"),
+               LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
+               LEAKSENTRY_DOCLOG=str(crawl_ws.doclog))
+    proc = subprocess.Popen([sys.executable, "-m", "leaksentry", "crawl", "stuck", "--config",
+                             str(crawl_ws.config)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (faults.hits["/stall.txt"] and crawl_ws.docs()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 1  # well before the stalled download's 120 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run = crawl_ws.runs("stuck")[-1]
+    assert run["outcome"] == "killed" and "signal" in run["error"]
+    assert run["fetched"] == 1 and run["discovered"] == 2  # counters so far are kept

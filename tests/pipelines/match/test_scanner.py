@@ -266,3 +266,20 @@ def test_part_capped_batches_give_the_same_result(fp_dir: Path, patients: list[s
         assert not gc.isenabled()  # a scan does not turn on a collector its caller paused
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("location", ["doc.txt", None])
+def test_line_numbers_with_many_identifiers(matcher: Matcher, patients: list[synth.Patient],
+                                            location: str | None) -> None:
+    """Past 32 first occurrences in a batch, line numbers come from one pass over the
+    newlines: the same numbers as counting, in every part of the batch."""
+    lines = [FILLER_EN] * 3
+    for i, p in enumerate(patients[:50]):
+        lines.append(f"{FILLER_ZH} {p.hkid if i % 2 else forms(p.hkid)[3]}")
+        lines.append(FILLER_EN * (i % 3))
+    text = "\n".join(lines)
+    r = matcher.scan([TextPart("preamble\nno ids here", location), TextPart(text, location)])
+    got = {m.record_ref: m.where for m in r.matches}
+    prefix = f"{location}:" if location else ""
+    assert len(got) == 50
+    assert got == {str(i + 1): f"{prefix}line {4 + 2 * i}" for i in range(50)}

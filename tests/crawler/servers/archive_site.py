@@ -13,10 +13,10 @@ browser check (403, "Just a moment...").
 from __future__ import annotations
 
 import html
-import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from servers.loopback import SimulatedSite
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="UTF-8"><title>Pastes Archive - Pastebin.com</title></head>
@@ -39,50 +39,14 @@ CHALLENGE = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>
              b"<noscript>Enable JavaScript and cookies to continue</noscript></body></html>")
 
 
-class ArchiveSite:
+class ArchiveSite(SimulatedSite):
     """``pastes`` maps 8-character ids to (title, body); newest last."""
 
     def __init__(self, pastes: dict[str, tuple[str, str]] | None = None):
+        super().__init__()
         self.pastes: dict[str, tuple[str, str]] = dict(pastes or {})
         self.deleted: set[str] = set()
         self.challenge = False
-        self.hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    def start(self) -> ArchiveSite:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                site._handle(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> ArchiveSite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         path = urlsplit(h.path).path

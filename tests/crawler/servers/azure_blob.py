@@ -27,15 +27,15 @@ Microsoft's REST reference:
 from __future__ import annotations
 
 import base64
-import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from xml.sax.saxutils import escape
+
+from servers.loopback import SimulatedSite
 
 _etags = count(0x8DC0000_0000_0000)
 
@@ -49,14 +49,12 @@ class Blob:
     etag: str = field(default_factory=lambda: f"0x{next(_etags):X}")
 
 
-class AzureBlobService:
+class AzureBlobService(SimulatedSite):
     """One storage account; ``containers[name] = {"public": bool, "blobs": {name: Blob}}``."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.containers: dict[str, dict] = {}
-        self.hits: Counter[str] = Counter()  # "list" and "get:<blob>"
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- state ---------------------------------------------------------------
     def create_container(self, name: str, public: bool = True) -> None:
@@ -79,40 +77,6 @@ class AzureBlobService:
         return blob
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> AzureBlobService:
-        svc = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                svc._handle(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> AzureBlobService:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
     # -- REST ----------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)

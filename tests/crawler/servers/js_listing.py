@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import html
 import json
-import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from servers.loopback import SimulatedSite
 
 LISTING = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Recent pastes</title>
@@ -65,55 +65,19 @@ STATIC = {
 }
 
 
-class JsListingSite:
+class JsListingSite(SimulatedSite):
     """``items`` maps item id -> (title, text). Thread-safe enough for tests:
     mutate ``items`` between crawls, not during one."""
 
     def __init__(self, items: dict[str, tuple[str, str]] | None = None, delay_ms: int = 50,
                  static_listing: bool = False):
+        super().__init__()
         self.items: dict[str, tuple[str, str]] = dict(items or {})
         self.delay_ms = delay_ms
         #: also write the rows into the listing's HTML (a server-rendered baseline for benches)
         self.static_listing = static_listing
-        self.hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> JsListingSite:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                site._handle(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> JsListingSite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
     # -- routes ------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         path = urlsplit(h.path).path

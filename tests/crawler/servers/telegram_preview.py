@@ -21,12 +21,12 @@ download, like file.io. ``hits`` counts requests per path.
 from __future__ import annotations
 
 import html
-import threading
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from servers.loopback import SimulatedSite
 
 HEAD = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title} – Telegram</title>
@@ -85,15 +85,13 @@ def _render_text(text: str) -> str:
     return "<br/>".join(out)
 
 
-class TelegramPreview:
+class TelegramPreview(SimulatedSite):
     def __init__(self, page_size: int = 20) -> None:
+        super().__init__()
         self.page_size = page_size
         self.channels: dict[str, dict] = {}  # name -> {"title", "messages": [Message]}
         self.files: dict[str, bytes] = {}  # /file/<name>
         self.once_files: dict[str, bytes] = {}  # /once/<name>: deleted on first download
-        self.hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- state -------------------------------------------------------------------
     def add_channel(self, name: str, title: str | None = None) -> None:
@@ -112,44 +110,6 @@ class TelegramPreview:
                 m.text, m.edited = text, True
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> TelegramPreview:
-        srv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                srv._handle(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> TelegramPreview:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     # -- routes ------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)

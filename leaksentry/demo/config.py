@@ -6,11 +6,11 @@ so a field the config models do not know fails here, loudly, not silently).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leaksentry.config.toml import table
 from leaksentry.demo.scenario import SEVERITY_THRESHOLDS, Scenario
 
 WEBHOOK_CHANNEL = "security-team"
@@ -34,26 +34,6 @@ class DemoSource:
     site: str  # scenario site it crawls
     title: str
     table: dict[str, Any]
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str | Path):
-        return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a TOML basic string
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
-
-
-def _table(header: str, fields: dict[str, Any]) -> str:
-    lines = [header]
-    lines += [f"{k} = {_value(v)}" for k, v in fields.items() if v is not None]
-    return "\n".join(lines) + "\n"
 
 
 def demo_sources(sc: Scenario, urls: SiteUrls) -> list[DemoSource]:
@@ -102,21 +82,21 @@ def write_config(sc: Scenario, urls: SiteUrls, *, webhook_secret: str,
         "# leaksentry demo configuration: every site below runs on 127.0.0.1\n"
         "# (allow_private = true lets the crawler reach loopback; never set it for\n"
         "# real internet sources).\n",
-        _table("[state]", {"dir": sc.state_dir}),
-        _table("[matching]", matching_table(sc)),
+        table("[state]", {"dir": sc.state_dir}),
+        table("[matching]", matching_table(sc)),
         "# the encrypted zip's password was posted in a separate paste; an analyst adds\n"
-        "# such passwords here so extraction can open the archive\n" + _table(
+        "# such passwords here so extraction can open the archive\n" + table(
             "[extract]", {"passwords": [*sc.passwords, "infected"]}),
-        _table("[alerts]", {"min_severity": "low", "digest_severities": [],
+        table("[alerts]", {"min_severity": "low", "digest_severities": [],
                             "backoff_base": "1s", "max_attempts": 3}),
-        _table("[[alerts.channels]]", {"name": WEBHOOK_CHANNEL, "type": "webhook",
+        table("[[alerts.channels]]", {"name": WEBHOOK_CHANNEL, "type": "webhook",
                                        "url": urls.webhook, "secret": webhook_secret}),
-        _table("[crawler]", {"max_download_size": "64MiB"}),
+        table("[crawler]", {"max_download_size": "64MiB"}),
     ]
     if es_url:
-        parts.append(_table("[elasticsearch]", {"url": es_url, "backend": es_backend,
+        parts.append(table("[elasticsearch]", {"url": es_url, "backend": es_backend,
                                                 "index_prefix": "leaksentry-demo"}))
-    parts += [_table("[[sources]]", {"name": s.name, "kind": s.kind, **s.table})
+    parts += [table("[[sources]]", {"name": s.name, "kind": s.kind, **s.table})
               for s in sources]
     sc.config_path.write_text("\n".join(parts), encoding="utf-8")
     sc.config_path.chmod(0o600)  # it holds the webhook secret

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from leaksentry.config.toml import dumps
+
 HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
@@ -31,33 +33,9 @@ if str(HERE) not in sys.path:
 REPO = HERE.parent.parent
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(type(v))
-
-
 def to_toml(data: dict[str, Any]) -> str:
     """Enough TOML for test configs: top-level tables and arrays of tables."""
-    out: list[str] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.append(f"[{key}]")
-            out += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for table in value:
-                out.append(f"[[{key}]]")
-                out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-        out.append("")
-    return "\n".join(out)
+    return dumps(data)
 
 
 @dataclass

@@ -21,22 +21,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from leaksentry.config.toml import value as toml_value
+
 FAKE_CRAWL = Path(__file__).with_name("fake_crawl.py")
 LEAKSENTRY = Path(sys.executable).with_name("leaksentry")
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(v)
 
 
 def toml_doc(sections: dict[str, dict], sources: list[dict], raw: str = "") -> str:

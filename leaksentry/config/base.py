@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, field_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -47,3 +48,33 @@ def resolve_secret(value: SecretStr | str | None, env: str | None = None,
         if name and os.environ.get(name):
             return os.environ[name]
     return None
+
+
+class HttpServiceConfig(StrictModel):
+    """Auth and TLS fields shared by the HTTP services leaksentry talks to
+    (Elasticsearch/OpenSearch, Kibana). Secrets come from the file, the variable
+    named by ``*_env``, or ``<SECRET_ENV_PREFIX>_API_KEY`` / ``_PASSWORD``."""
+
+    SECRET_ENV_PREFIX: ClassVar[str] = "LEAKSENTRY"
+
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = None
+    #: CA bundle for a private CA; TLS verification is on unless switched off
+    ca_cert: Path | None = None
+    verify_tls: bool = True
+    timeout: Duration = 30.0
+
+    @field_validator("ca_cert", mode="after")
+    @classmethod
+    def _expand_ca(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v else v
+
+    def secret_api_key(self) -> str | None:
+        return resolve_secret(self.api_key, self.api_key_env, f"{self.SECRET_ENV_PREFIX}_API_KEY")
+
+    def secret_password(self) -> str | None:
+        return resolve_secret(self.password, self.password_env,
+                              f"{self.SECRET_ENV_PREFIX}_PASSWORD")

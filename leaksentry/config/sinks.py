@@ -10,36 +10,28 @@ read when neither the file nor a named variable provides one.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from leaksentry.config.base import Duration, StrictModel, resolve_secret
+from leaksentry.config.base import Duration, HttpServiceConfig
 
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
-class ElasticsearchConfig(StrictModel):
+class ElasticsearchConfig(HttpServiceConfig):
+    SECRET_ENV_PREFIX = "LEAKSENTRY_ES"
+
     #: one cluster URL, or several in ``urls`` (nodes of the same cluster)
     url: str | None = None
     urls: list[str] = Field(default_factory=list)
     #: "elasticsearch" uses the official client (pin its major to the server's);
     #: "opensearch" uses opensearch-py (OpenSearch, and osmem-server in tests)
     backend: Literal["elasticsearch", "opensearch"] = "elasticsearch"
-    api_key: SecretStr | None = None
-    api_key_env: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    password_env: str | None = None
-    #: CA bundle for a private CA; TLS verification is on unless switched off
-    ca_cert: Path | None = None
-    verify_tls: bool = True
     #: index names: <prefix>-hits-YYYY.MM behind alias <prefix>-hits, same for -documents
     index_prefix: str = "leaksentry"
     #: indices (ILM where supported) and local spooled data older than this are deleted
     retention: Duration = 365 * 86400.0
-    timeout: Duration = 30.0
     #: documents per bulk request
     chunk_size: int = Field(default=1000, ge=1, le=50_000)
     #: retries of a bulk item answered 429 (with exponential backoff from initial_backoff)
@@ -53,11 +45,6 @@ class ElasticsearchConfig(StrictModel):
         if not _PREFIX.match(v):
             raise ValueError("must be lower-case letters, digits, '_', '-' or '.', max 64")
         return v
-
-    @field_validator("ca_cert", mode="after")
-    @classmethod
-    def _expand(cls, v: Path | None) -> Path | None:
-        return v.expanduser() if v else v
 
     @model_validator(mode="after")
     def _auth(self) -> ElasticsearchConfig:
@@ -75,9 +62,3 @@ class ElasticsearchConfig(StrictModel):
     @property
     def hosts(self) -> list[str]:
         return ([self.url] if self.url else []) + list(self.urls)
-
-    def secret_api_key(self) -> str | None:
-        return resolve_secret(self.api_key, self.api_key_env, "LEAKSENTRY_ES_API_KEY")
-
-    def secret_password(self) -> str | None:
-        return resolve_secret(self.password, self.password_env, "LEAKSENTRY_ES_PASSWORD")

@@ -69,6 +69,9 @@ class ScanProcessor:
                          for _ in range(max(1, app.crawler.scan_workers))]
         for scanner in self.scanners:
             self.pool.put(scanner)
+        # one writer at a time: SQLite's busy handler would otherwise make the other
+        # pipeline threads sleep-poll for the write lock (ms-long sleeps per item)
+        self.write_lock = threading.Lock()
 
     def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
                  ) -> bool:
@@ -79,7 +82,7 @@ class ScanProcessor:
             finding = scanner.scan(doc)
         finally:
             self.pool.put(scanner)
-        with self.store.transaction() as tx:  # record_finding joins it
+        with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
             record_finding(self.store, finding, self.app)
             mark_done(tx)
         return finding.result.hit
@@ -104,9 +107,10 @@ class DocLogProcessor:
                  ) -> bool:
         line = json.dumps({"url": doc.url, "source": doc.source, "item_id": doc.item_id,
                            "sha256": doc.sha256, "size": doc.size, "filename": doc.filename})
-        with self.lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-        mark_done(self.store.conn)
+        with self.lock:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+            mark_done(self.store.conn)
         return False
 
 

@@ -70,6 +70,10 @@ def scrapy_settings(source: SourceConfig, app: Settings) -> dict[str, Any]:
         "LEAKSENTRY_RESOLVE": dict(app.crawler.resolve),
         # the spider class is passed directly: do not import every spider module at start
         "SPIDER_MODULES": [],
+        # items of one response handled at once: Scrapy starts this many asyncio tasks per
+        # response (most responses carry one document); more than the scan workers
+        # would only wait for a free worker (measured: 16 -> 2 is ~8% more docs/s)
+        "CONCURRENT_ITEMS": max(1, app.crawler.scan_workers),
     }
     if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
         out["LEAKSENTRY_PROCESSOR"] = processor

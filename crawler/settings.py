@@ -59,5 +59,5 @@ EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
 }
 # items of one response processed in parallel (default 100 costs 100 asyncio tasks per
-# response; one document per response here)
+# response; one document per response here); the runner sets it to [crawler] scan_workers
 CONCURRENT_ITEMS = 16

@@ -22,19 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import report, rss_bytes
+from _common import machine_speed, report, rss_bytes
 
 from leaksentry import synth
 from pipelines.match import build_fingerprints
 from pipelines.match.fpfile import FingerprintSet, write_fingerprints
-
-
-def machine_speed() -> float:
-    """CPU seconds for 10M empty Python loop iterations (about 0.2 s on an idle core)."""
-    c = time.process_time()
-    for _ in range(10_000_000):
-        pass
-    return time.process_time() - c
 
 
 def main() -> None:

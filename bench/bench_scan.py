@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import fmt_rate, mixed_text, report, rss_bytes, token_source
+from _common import fmt_rate, machine_speed, mixed_text, report, rss_bytes, token_source
 
 from leaksentry import synth
 from pipelines.match import Matcher
@@ -51,13 +51,6 @@ def naive_scan(text: str, key: bytes, digests: set[int]) -> tuple[int, int]:
         else:
             unmatched += 1
     return found, unmatched
-
-
-def machine_speed() -> float:
-    c = time.process_time()
-    for _ in range(10_000_000):
-        pass
-    return time.process_time() - c
 
 
 def main() -> None:

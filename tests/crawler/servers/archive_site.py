@@ -75,11 +75,3 @@ class ArchiveSite(SimulatedSite):
             page = f"<html><body><textarea class='textarea'>{html.escape(self.pastes[key][1])}"
             return self._send(h, 200, "text/html", (page + "</textarea></body></html>").encode())
         return self._send(h, 404, "text/html", b"<h1>Not Found (#404)</h1>")
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)

@@ -92,6 +92,14 @@ class SimulatedSite:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
     @property
     def port(self) -> int:
         assert self._httpd is not None, "server not started"

@@ -178,11 +178,3 @@ class TelegramPreview(SimulatedSite):
         out.extend(self._message_html(name, m) for m in page)
         out.append(FOOT)
         self._send(h, 200, "text/html; charset=utf-8", "".join(out).encode())
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)

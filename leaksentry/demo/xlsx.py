@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from pipelines.match.scanner import column_letter
+
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
@@ -63,15 +65,6 @@ _SHEET_HEAD = (
 _SHEET_TAIL = "</sheetData></worksheet>"
 
 
-def _column(i: int) -> str:
-    name = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        name = chr(65 + r) + name
-    return name
-
-
 def write_text_sheet(path: Path, rows: Iterable[Sequence[str]], sheet: str = "Sheet1") -> int:
     """Write ``rows`` (the header first) as text cells of one sheet; returns rows written."""
     n = 0
@@ -87,7 +80,7 @@ def write_text_sheet(path: Path, rows: Iterable[Sequence[str]], sheet: str = "Sh
             buf: list[str] = []
             for n, row in enumerate(rows, start=1):
                 while len(cols) < len(row):
-                    cols.append(_column(len(cols)))
+                    cols.append(column_letter(len(cols)))
                 cells = "".join(
                     f'<c r="{cols[i]}{n}" t="inlineStr"><is><t>{escape(v)}</t></is></c>'
                     for i, v in enumerate(row))

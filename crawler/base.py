@@ -68,6 +68,7 @@ from scrapy.logformatter import LogFormatter
 from twisted.python.failure import Failure
 
 from crawler.items import DocumentItem
+from crawler.shard import Shard
 from leaksentry.config import Settings
 from leaksentry.config.base import resolve_secret
 from leaksentry.config.sources import SourceConfig
@@ -180,16 +181,21 @@ class SourceSpider(scrapy.Spider):
     item_statuses: ClassVar[list[int]] = []
 
     def __init__(self, source: SourceConfig, app: Settings, store: Store | None = None,
-                 **kwargs: Any) -> None:
+                 shard: Shard | None = None, **kwargs: Any) -> None:
         super().__init__(name=self.name, **kwargs)
         self.app = app
         self.source = app.crawler.effective(source)
         self.store = store or Store(app.state.db)
+        #: set when this crawl is one of several processes of the source (crawler.shard):
+        #: only the items it owns are fetched, and the parent records the run
+        self.shard = shard
         self.counters = RunCounters()
         self.started_at = datetime.now(UTC)
         self._deadline = time.monotonic() + float(self.source.timeout or 900)
         self.summary: RunSummary | None = None
         self._budget = int(self.source.max_items or 0)
+        if shard is not None:
+            self._budget = shard.share(self._budget)
         self._queued: set[str] = set()  # item ids requested in this run
         # the source's seen items, loaded once; first sightings are written behind in
         # batches (a crawl of 10,000 files must not cost 10,000 SQLite commits)
@@ -232,6 +238,8 @@ class SourceSpider(scrapy.Spider):
             return
         for item in seen.due_retries(self.store.conn, self.source.name,
                                      limit=max(self._budget, 1)):
+            if not self.owns(item.item_id):
+                continue
             req = self.retry_request(item)
             if req is not None:
                 self._budget -= 1
@@ -290,11 +298,17 @@ class SourceSpider(scrapy.Spider):
             yield item
 
     # -- the seen store ----------------------------------------------------------
+    def owns(self, item_id: str) -> bool:
+        """Whether this process fetches the item (always, unless the crawl is sharded)."""
+        return self.shard is None or self.shard.owns(item_id)
+
     def want(self, item_id: str, url: str | None = None, version: str | None = None) -> bool:
         """An item was listed: count it, record first-seen, and say whether to fetch it.
 
         Past the run's ``max_items`` budget the item stays pending in the store and is
-        fetched by the next run."""
+        fetched by the next run. Another shard's item is not this crawl's business."""
+        if not self.owns(item_id):
+            return False
         self.counters.discovered += 1
         if item_id in self._queued:
             return False
@@ -435,6 +449,12 @@ class SourceSpider(scrapy.Spider):
         outcome = self.outcome_for(reason)
         self.summary = self.counters.summary(self.source.name, self.started_at,
                                              datetime.now(UTC), outcome)
+        if self.shard is not None:  # the parent records the merged run
+            self.logger.info("shard done: %s discovered=%d fetched=%d new=%d hits=%d "
+                             "errors=%d", outcome, self.summary.discovered,
+                             self.summary.fetched, self.summary.new, self.summary.hits,
+                             self.summary.errors)
+            return
         with self.store.transaction() as tx:
             record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
         self.logger.info("run recorded: %s discovered=%d fetched=%d new=%d hits=%d errors=%d",

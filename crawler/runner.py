@@ -1,7 +1,9 @@
 """Run one crawl of one source in this process and return its :class:`RunSummary`.
 
 The Twisted reactor cannot be restarted, so a process runs exactly one crawl;
-``leaksentry crawl --all`` and the daemon start a subprocess per crawl. The
+``leaksentry crawl --all`` and the daemon start a subprocess per crawl. A
+source with ``processes = N`` is crawled by N forked shards
+(:mod:`crawler.shard`), recorded as one run. The
 run is always recorded in the state store before this returns — by the
 spider when it closes, or here when the crawl could not even start — and a
 watchdog ends a crawl that outlives its timeout by more than a grace period
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 
 from scrapy.utils.misc import load_object
 
+from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import SourceConfig
 from leaksentry.store.db import Store
@@ -43,7 +46,8 @@ PLAYWRIGHT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networ
                    "--disable-dev-shm-usage"]
 
 
-def scrapy_settings(source: SourceConfig, app: Settings) -> dict[str, Any]:
+def scrapy_settings(source: SourceConfig, app: Settings,
+                    shard: Shard | None = None) -> dict[str, Any]:
     """Scrapy settings for one crawl of ``source`` (on top of ``crawler.settings``)."""
     s = app.crawler.effective(source)
     maxsize = int(s.max_download_size or 0)
@@ -75,6 +79,8 @@ def scrapy_settings(source: SourceConfig, app: Settings) -> dict[str, Any]:
         # would only wait for a free worker (measured: 16 -> 2 is ~8% more docs/s)
         "CONCURRENT_ITEMS": max(1, app.crawler.scan_workers),
     }
+    if shard is not None:  # the shards log to one stream: say which line is whose
+        out["LOG_FORMAT"] = f"%(asctime)s [%(name)s] shard {shard} %(levelname)s: %(message)s"
     if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
         out["LEAKSENTRY_PROCESSOR"] = processor
     if s.render:
@@ -97,7 +103,14 @@ def spider_class(kind: str) -> type:
     return load_object(SPIDERS[kind])
 
 
+#: set in a shard's process: its run goes to the parent, which records the merged run
+_report: Any = None
+
+
 def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
+    if _report is not None:
+        _report(summary)
+        return
     store = Store(app.state.db)
     try:
         with store.transaction() as tx:
@@ -155,18 +168,38 @@ def _on_shutdown_signal(app: Settings, source: SourceConfig, started: datetime,
         chain(signum)
 
 
-def run_crawl(app: Settings, source_name: str) -> RunSummary:
+def run_crawl(app: Settings, source_name: str, shard: Shard | None = None) -> RunSummary:
     """One crawl of the named source; the returned summary is already in the store."""
+    source = app.crawler.effective(app.source(source_name))
+    if shard is None and source.processes > 1:
+        return _run_shards(app, source)
+    return _run_one(app, source, shard)
+
+
+def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
+    def child(shard: Shard, report: Any) -> None:
+        global _report
+        _report = report
+        summary = _run_one(app, source, shard)
+        report(summary)
+
+    # each shard has its own watchdog (timeout + grace, then it reports and exits);
+    # the parent waits a little longer than that before killing what is left
+    timeout = float(source.timeout or 900) + WATCHDOG_GRACE + SHUTDOWN_GRACE + 15
+    return run_sharded(source.name, source.processes, child, timeout,
+                       lambda s: _record(app, s, int(source.unhealthy_after or 3)))
+
+
+def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSummary:
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
     import crawler.settings as defaults
 
     started = datetime.now(UTC)
-    source = app.crawler.effective(app.source(source_name))
     settings = ScrapySettings()
     settings.setmodule(defaults, priority="project")
-    settings.update(scrapy_settings(source, app), priority="cmdline")
+    settings.update(scrapy_settings(source, app, shard), priority="cmdline")
 
     done = threading.Event()
     holder: dict[str, Any] = {}
@@ -181,7 +214,7 @@ def run_crawl(app: Settings, source_name: str) -> RunSummary:
 
         # the spider records its run in its spider_closed handler, connected before this one
         crawler.signals.connect(lambda *a, **kw: done.set(), signal=signals.spider_closed)
-        deferred = process.crawl(crawler, source=source, app=app)
+        deferred = process.crawl(crawler, source=source, app=app, shard=shard)
         from twisted.internet import reactor  # installed by crawl(): import it only now
 
         # after Scrapy has installed its own shutdown handlers ("after startup", set up

@@ -82,9 +82,13 @@ class DirectorySpider(SourceSpider):
             if not self._wanted_name(name):
                 continue
             if self.files >= self.source.max_files:
-                self.counters.statuses["max_files"] += 1
+                if self.shard is None or self.shard.index == 0:  # once per run, not per shard
+                    self.counters.statuses["max_files"] += 1
                 return
             self.files += 1
+            item_id = unquote(urlsplit(url).path)
+            if not self.owns(item_id):  # another shard's file (processes > 1)
+                continue
             row = self._row_text(a)
             size = listed_size(row) if row else None
             if size is not None and self.source.max_download_size and \
@@ -94,7 +98,6 @@ class DirectorySpider(SourceSpider):
                 self.logger.warning("%s: listed as %d bytes, over max_download_size; skipped",
                                     url, size)
                 continue
-            item_id = unquote(urlsplit(url).path)
             if self.want(item_id, url, row or None):
                 yield self.item_request(item_id, url, version=row or None, filename=name)
 

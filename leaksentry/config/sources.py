@@ -121,6 +121,9 @@ class SourceConfig(StrictModel):
     max_redirects: int | None = Field(None, ge=0, le=30)
     not_ready_delay: Duration | None = None
     unhealthy_after: int | None = Field(None, ge=1)
+    # directory and bucket: crawl in this many processes (Scrapy uses one core each); the
+    # items are split between them by a hash of their id, the run is recorded once
+    processes: int = Field(1, ge=1, le=32)
     headers: dict[str, str] = Field(default_factory=dict)
     token_env: str | None = None  # environment variable holding an API token
     token_header: str = "Authorization"
@@ -252,6 +255,9 @@ class SourceConfig(StrictModel):
             problems.append(("proxy", "SOCKS proxies work only with render = true (Chromium);"
                              " for plain HTTP use an HTTP proxy in front of Tor"
                              " (Tor's HTTPTunnelPort, privoxy)"))
+        if self.processes > 1 and k not in ("directory", "bucket"):
+            problems.append(("processes", "only directory and bucket sources can be split"
+                             " across processes"))
         if self.render and k != "listing":
             problems.append(("render", 'only kind "listing" can render pages'))
         if problems:

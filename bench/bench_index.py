@@ -10,7 +10,11 @@ installs the leaksentry templates, and measures:
    finding, then ``spool.drain`` (read spool, bulk, delete delivered rows);
 4. the client-side ceiling: the same drain against a null bulk receiver
    (a local HTTP server answering every item 201 without indexing), which
-   separates our cost (SQLite, JSON, client) from the server's.
+   separates our cost (SQLite, JSON, client) from the server's;
+5. the server's own ceiling: the same hit documents bulk-indexed into an
+   osmem index that maps no field (``dynamic: false``: parsed and stored,
+   nothing indexed), and one-field documents into a one-keyword index. No
+   client can index faster into this server than these rates.
 
 Hit documents are built from leaksentry.synth's fictional patients, each hit
 with 1-20 matched records (masked identifiers only). Prints figures only, never
@@ -232,6 +236,54 @@ def run(url: str, tmp: Path, n: int, n_base: int, pid: int) -> None:
           f" docs/s, {n / dt4:,.0f} hit docs/s with their coverage docs"
           f"  ({dt / dt4:.1f}x the osmem figure)")
     null.server.shutdown()
+
+    # 5. the server's ceiling, with our client out of the way: raw NDJSON bodies
+    ceiling(c2, docs, pid)
+
+
+def _raw_bulk(cluster, index: str, bodies: list[bytes]) -> None:
+    transport = cluster.client.transport  # opensearch-py: the body is sent as it is
+    for body in bodies:
+        out = transport.perform_request("POST", "/_bulk", body=body,
+                                        headers={"content-type": "application/x-ndjson"})
+        assert not out.get("errors"), "bulk errors in the ceiling measurement"
+
+
+def _bodies(index: str, sources: list[bytes], per: int = 500) -> list[bytes]:
+    out = []
+    for i in range(0, len(sources), per):
+        lines = []
+        for j, src in enumerate(sources[i:i + per]):
+            lines.append(json.dumps({"create": {"_index": index, "_id": str(i + j)}}).encode())
+            lines.append(src)
+        out.append(b"\n".join(lines) + b"\n")
+    return out
+
+
+def ceiling(cluster, docs: list[tuple[str, bytes]], pid: int) -> None:
+    sources = [body.encode() if isinstance(body, str) else body for _, body in docs]
+    cases = [
+        ("the hit documents, leaksentry's mapping", "ceil-full", None, sources),
+        ("the hit documents, no field mapped or indexed", "ceil-none",
+         {"dynamic": False, "properties": {}}, sources),
+        ("a one-keyword document", "ceil-one", {"properties": {"k": {"type": "keyword"}}},
+         [json.dumps({"k": f"v{i}"}).encode() for i in range(len(sources))]),
+    ]
+    print("osmem-server's own ceiling (pre-built bulk bodies, one connection):")
+    for label, index, mapping, srcs in cases:
+        if mapping is None:
+            index = "bulk-hits-2026.12"  # created by leaksentry's template
+        else:
+            cluster.request("PUT", f"/{index}", body={"mappings": mapping})
+        bodies = _bodies(index, srcs)
+        cpu0 = cpu_seconds(pid)
+        t = time.perf_counter()
+        _raw_bulk(cluster, index, bodies)
+        dt = time.perf_counter() - t
+        cpu1 = cpu_seconds(pid)
+        per_doc = f", {(cpu1 - cpu0) / len(srcs) * 1000:.2f} ms server CPU per doc" \
+            if cpu0 is not None and cpu1 is not None else ""
+        print(f"  {label}: {len(srcs) / dt:,.0f} docs/s{per_doc}")
 
 
 if __name__ == "__main__":

@@ -234,3 +234,23 @@ def test_v1_marker_pagination_gcs_flavor_against_s3_server(s3, crawl_ws):
     assert res.run["outcome"] == "ok", res.output[-2000:]
     assert sorted(d["item_id"] for d in crawl_ws.docs()) == keys
     assert res.run["statuses"]["200"] == 3 + 5
+
+
+def test_s3_bucket_split_over_two_processes_fetches_each_key_once(s3, crawl_ws):
+    """``processes = 2`` (crawler/shard.py) against moto's S3 server: both shards page
+    through the listing, each fetches only its keys, one run is recorded."""
+    endpoint, client = s3
+    client.create_bucket(Bucket="big-exports", ACL="public-read")
+    keys = [f"exports/part-{i:03d}.csv" for i in range(25)]
+    for i, key in enumerate(keys):
+        client.put_object(Bucket="big-exports", Key=key, Body=_csv(300 + i, 1),
+                          ACL="public-read")
+    crawl_ws.write([_bucket_source(f"{endpoint}/big-exports", max_keys=10, processes=2)])
+    r = crawl_ws.crawl("bkt")
+    assert r.run is not None and r.run["outcome"] == "ok", r.output[-2000:]
+    fetched = [d["item_id"] for d in crawl_ws.docs()]
+    assert sorted(fetched) == keys  # every key exactly once across the shards
+    assert (r.run["discovered"], r.run["new"]) == (25, 25)
+    assert len(crawl_ws.runs("bkt")) == 1
+    again = crawl_ws.crawl("bkt")
+    assert (again.run["fetched"], again.run["new"]) == (0, 0), again.output[-2000:]

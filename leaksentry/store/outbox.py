@@ -277,6 +277,13 @@ def batched_for(conn: sqlite3.Connection, channel: str) -> list[tuple[Delivery, 
     return out
 
 
+def abandon_batched(conn: sqlite3.Connection, channel: str, error: str) -> int:
+    """A channel's rows waiting for a digest become dead letters (the channel is gone
+    from the config): visible in ``alerts list``, sent again by ``alerts retry``."""
+    return conn.execute("UPDATE deliveries SET state = 'dead', last_error = ?"
+                        " WHERE state = 'batched' AND channel = ?", (error, channel)).rowcount
+
+
 def attach_to_digest(conn: sqlite3.Connection, delivery_ids: list[int], digest_id: int) -> None:
     """Batched rows now travel in a digest; they become `digested` when it is delivered."""
     conn.executemany("UPDATE deliveries SET digest_id = ?, state = 'digesting' WHERE id = ?",

@@ -56,7 +56,14 @@ def flush_digests(store: Store, settings: Settings, now: datetime) -> int:
     names = {c.name for c in cfg.channels}
     made = 0
     for channel, oldest in outbox.batched_channels(store.conn):
-        if channel not in names or oldest + timedelta(seconds=cfg.digest_interval) > now:
+        if channel not in names:  # removed from the config: they would wait forever
+            with store.transaction() as tx:
+                n = outbox.abandon_batched(tx, channel, f"channel {channel!r} is no longer"
+                                           " configured (re-add it, then `alerts retry`)")
+            log.error("%d alert(s) waiting for a digest on channel %r: the channel is no"
+                      " longer configured; dead letters", n, channel)
+            continue
+        if oldest + timedelta(seconds=cfg.digest_interval) > now:
             continue
         with store.transaction() as tx:
             members = outbox.batched_for(tx, channel)

@@ -125,6 +125,27 @@ def test_low_severity_waits_for_the_digest_then_goes_as_one(store, kit, people, 
     assert flush_digests(store, s, kit.T0 + timedelta(hours=5)) == 0
 
 
+def test_digest_rows_of_a_removed_channel_become_dead_letters(store, kit, people, tmp_path,
+                                                            receiver):
+    """A channel taken out of the config must not leave its batched alerts waiting
+    forever: they become dead letters, and come back with ``alerts retry``."""
+    hook = {**HOOK, "url": receiver.url, "secret": kit.SECRET}
+    s = kit.settings_with(tmp_path, [hook], digest_interval="1h")
+    plan(store, kit, kit.make_finding(people[:3], severity="low"), kit.stored(people[:3]), s)
+    assert {st for _, st, _, _ in rows(store)} == {"batched"}
+
+    without = kit.settings_with(tmp_path, [SOC], digest_interval="1h")
+    report = deliver_pending(store, without, kit.T0 + timedelta(minutes=5))
+    assert report.digests == 0 and receiver.requests == []
+    (d, _), = outbox.deliveries(store.conn)
+    assert d.state == "dead" and "no longer configured" in (d.last_error or "")
+
+    with store.transaction() as tx:  # the channel is back: `alerts retry`
+        assert outbox.requeue_dead(tx, kit.T0 + timedelta(minutes=6)) == 1
+    report = deliver_pending(store, s, kit.T0 + timedelta(minutes=7))
+    assert report.delivered == 1 and len(receiver.requests) == 1
+
+
 def test_rate_limit_sends_the_overflow_to_the_digest(store, kit, people, tmp_path):
     s = kit.settings_with(tmp_path, [{**HOOK, "rate_limit": 2, "rate_window": "1h"}])
     for i in range(4):

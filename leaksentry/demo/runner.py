@@ -138,6 +138,8 @@ def _has(module: str) -> bool:
 
 
 def spider_available(kind: str) -> bool:
+    """Whether the source kind's spider can be imported (a trimmed install may lack
+    one; tests use this seam to run the demo without crawling)."""
     return _has("crawler.runner") and _has(f"crawler.spiders.{kind}")
 
 
@@ -359,9 +361,6 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
             why = None
             if run.fingerprints is None:
                 why = "no fingerprints"
-            elif not _has("scheduler.crawls"):
-                why = "the daemon's crawl runner is not available yet"
-                run.missing.append("daemon: scheduler.crawls")
             elif not spider_available(src.kind):
                 why = f"the {src.kind} spider is not available yet"
                 run.missing.append(f"crawler: {src.kind} spider")
@@ -417,20 +416,14 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
 
 def _deliver(run: DemoRun, settings: Any, receiver: WebhookReceiver,
              progress: Progress) -> None:
-    if not _has("pipelines.alerts.worker"):
-        run.missing.append("alerts: pipelines.alerts.worker")
-        progress("alerts", "skip", "alert delivery is not available yet")
-        return
     from leaksentry.store import Store
+    from pipelines.alerts.health import plan_health_alerts
     from pipelines.alerts.worker import deliver_pending
 
     progress("alerts", "start", f"delivering the outbox to channel {WEBHOOK_CHANNEL!r}")
     store = Store(settings.state.db)
     try:
-        if _has("pipelines.alerts.health"):  # the daemon's health job, as after any cycle
-            from pipelines.alerts.health import plan_health_alerts
-
-            plan_health_alerts(store, settings)
+        plan_health_alerts(store, settings)  # the daemon's health job, as after any cycle
         report = deliver_pending(store, settings)
         # a second pass must find nothing left to send (delivered exactly once)
         again = deliver_pending(store, settings)
@@ -463,10 +456,6 @@ def _save_received(path: Path, receiver: WebhookReceiver) -> None:
 
 
 def _drain(run: DemoRun, settings: Any, progress: Progress) -> None:
-    if not _has("pipelines.sinks.spool"):
-        run.missing.append("elasticsearch: pipelines.sinks.spool")
-        progress("elasticsearch", "skip", "indexing is not available yet")
-        return
     from leaksentry.store import Store
     from pipelines.sinks.spool import drain
 
@@ -499,9 +488,6 @@ def _trim(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collect_hits(run: DemoRun, settings: Any) -> None:
-    if not _has("pipelines.sinks.local"):
-        run.missing.append("sinks: pipelines.sinks.local")
-        return
     from leaksentry.store import Store
     from pipelines.sinks.local import count_documents, query_hits
 

@@ -180,6 +180,9 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
     # [crawler] scan_workers is the crawl's total: the shards share it (at least one each).
     # More scan threads per shard than that only contend for its GIL and the store's
     # write lock (bench_crawl: 2 shards x 1 worker ~385 docs/s, x 2 workers ~300)
+    # create and migrate the state file (and put it in WAL mode) before the shards open
+    # it all at once; the connection is closed before fork, never inherited
+    Store(app.state.db).close()
     per_shard = max(1, app.crawler.scan_workers // source.processes)
     shard_app = app.model_copy(update={
         "crawler": app.crawler.model_copy(update={"scan_workers": per_shard})})

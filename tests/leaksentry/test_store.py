@@ -93,3 +93,24 @@ def test_not_a_database(tmp_path):
     p.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match=str(p)):
         Store(p)
+
+
+def test_opening_a_new_state_file_waits_for_another_writer(tmp_path) -> None:
+    """The shards of one crawl (crawler/shard.py) open a new state file together. While
+    one of them holds the write lock on a file not yet in WAL mode, switching to WAL
+    fails with "database is locked" at once: SQLite skips its busy handler where
+    waiting could deadlock. Opening must wait for the writer instead (CI saw a shard
+    fail this way)."""
+    path = tmp_path / "state.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE held (x)")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        store = Store(path)  # waits ~0.5 s for the other writer, then migrates
+    finally:
+        release.join()
+        other.close()
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_versions()

@@ -176,18 +176,28 @@ def _reporter(fd: int) -> Callable[[RunSummary], None]:
 
 def _collect(children: dict[int, tuple[int, int]], deadline: float
              ) -> tuple[dict[int, RunSummary], dict[int, str]]:
-    buffers = {r: b"" for _, r in children.values()}
+    pid_of = {r: pid for pid, r in children.values()}
+    buffers = {r: b"" for r in pid_of}
+    status: dict[int, int] = {}  # read end -> wait status of its child, once reaped
     open_fds = set(buffers)
     while open_fds:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        ready, _, _ = select.select(list(open_fds), [], [], min(left, 1.0))
+        ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.5))
         for fd in ready:
             chunk = os.read(fd, 65536)
             if chunk:
                 buffers[fd] += chunk
             else:
+                open_fds.discard(fd)
+        # a shard that has exited is done even if its pipe stays open: a process it
+        # forked (a scan worker left behind) may still hold the write end
+        for fd in list(open_fds):
+            pid, st = os.waitpid(pid_of[fd], os.WNOHANG)
+            if pid:
+                status[fd] = st
+                buffers[fd] += _read_available(fd)
                 open_fds.discard(fd)
     parts: dict[int, RunSummary] = {}
     problems: dict[int, str] = {}
@@ -197,7 +207,8 @@ def _collect(children: dict[int, tuple[int, int]], deadline: float
                 os.kill(pid, signal.SIGKILL)
             problems[i] = "still running past the crawl's timeout; killed"
         os.close(r)
-        _, status = os.waitpid(pid, 0)
+        if r not in status:
+            _, status[r] = os.waitpid(pid, 0)
         lines = [x for x in buffers[r].decode("utf-8", "replace").splitlines() if x.strip()]
         if lines:
             try:
@@ -205,8 +216,18 @@ def _collect(children: dict[int, tuple[int, int]], deadline: float
             except (ValueError, TypeError, KeyError):
                 problems.setdefault(i, "reported an unreadable run")
         elif i not in problems:
-            problems[i] = f"ended without reporting its run ({_exit_text(status)})"
+            problems[i] = f"ended without reporting its run ({_exit_text(status[r])})"
     return parts, problems
+
+
+def _read_available(fd: int) -> bytes:
+    """What is in the pipe now, without waiting for an end that may not come."""
+    os.set_blocking(fd, False)
+    out = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 65536):
+            out += chunk
+    return out
 
 
 def _exit_text(status: int) -> str:

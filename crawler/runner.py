@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,7 +105,7 @@ def spider_class(kind: str) -> type:
 
 
 #: set in a shard's process: its run goes to the parent, which records the merged run
-_report: Any = None
+_report: Callable[[RunSummary], None] | None = None
 
 
 def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
@@ -187,11 +188,12 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
     shard_app = app.model_copy(update={
         "crawler": app.crawler.model_copy(update={"scan_workers": per_shard})})
 
-    def child(shard: Shard, report: Any) -> None:
+    def child(shard: Shard, report: Callable[[RunSummary], None]) -> None:
         global _report
         _report = report
-        summary = _run_one(shard_app, source, shard)
-        report(summary)
+        # a crawl that could not start has reported already (through _record); the
+        # parent reads the last report, so a second, identical one is harmless
+        report(_run_one(shard_app, source, shard))
 
     # each shard has its own watchdog (timeout + grace, then it reports and exits);
     # the parent waits a little longer than that before killing what is left

@@ -184,9 +184,15 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
     # create and migrate the state file (and put it in WAL mode) before the shards open
     # it all at once; the connection is closed before fork, never inherited
     Store(app.state.db).close()
-    per_shard = max(1, app.crawler.scan_workers // source.processes)
+    n = source.processes
+    per_shard = max(1, app.crawler.scan_workers // n)
     shard_app = app.model_copy(update={
         "crawler": app.crawler.model_copy(update={"scan_workers": per_shard})})
+    # the source's politeness holds for the crawl as a whole: its requests in flight are
+    # split between the shards and each shard waits N times the delay between requests
+    source = source.model_copy(update={
+        "concurrency": max(1, -(-int(source.concurrency or 1) // n)),
+        "delay": float(source.delay or 0) * n})
 
     def child(shard: Shard, report: Callable[[RunSummary], None]) -> None:
         global _report

@@ -14,6 +14,9 @@ one ``leaksentry crawl``:
   only the items whose id hashes to it (CRC-32, stable across runs and
   machines), so no item is fetched twice and the shards need no coordination
   beyond the shared state store (SQLite in WAL mode takes several writers);
+- the source's limits hold for the crawl as a whole: requests in flight, the delay
+  between requests, ``max_items`` and the scan workers are divided between the
+  shards (crawler.runner);
 - each child reports its :class:`RunSummary` on a pipe instead of recording it;
   the parent records ONE run, the counters summed and the worst outcome kept,
   so ``status``, source health and alerts see a single crawl as before.

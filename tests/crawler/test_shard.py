@@ -198,6 +198,37 @@ def test_sharded_scan_records_each_hit_once_and_no_identifier(crawl_ws: CrawlWor
             assert form not in blob
 
 
+class _SlowDirectory(QuietHandler):
+    """A listing of twelve files, each answered after 0.3 s; counts requests in flight."""
+
+    def do_GET(self) -> None:
+        if self.path == "/":
+            links = "".join(f'<a href="f{i:02d}.txt">f{i:02d}.txt</a>\n' for i in range(12))
+            self.send_body(200, f"<html><body><pre>{links}</pre></body></html>".encode(),
+                           "text/html")
+            return
+        srv = self.server
+        with srv.lock:
+            srv.in_flight += 1
+            srv.most = max(srv.most, srv.in_flight)
+        time.sleep(0.3)
+        with srv.lock:
+            srv.in_flight -= 1
+        self.send_body(200, b"slow file\n")
+
+
+def test_the_sources_concurrency_holds_for_all_processes_together(crawl_ws: CrawlWorkspace,
+                                                                   loopback) -> None:
+    import threading
+
+    srv = loopback(_SlowDirectory, lock=threading.Lock(), in_flight=0, most=0)
+    crawl_ws.write([_source(srv.url + "/", processes=2, concurrency=4)])
+    r = crawl_ws.crawl("big")
+    assert (r.run["outcome"], r.run["new"]) == ("ok", 12), r.output
+    # two shards, two requests each: never more than the source's 4 at the site
+    assert 1 <= srv.httpd.most <= 4
+
+
 class _StallingDirectory(QuietHandler):
     """A listing of ten files; every file sends half its body and then stalls."""
 
@@ -222,7 +253,7 @@ def test_sigterm_records_one_killed_run(crawl_ws: CrawlWorkspace, loopback, to: 
     """As the daemon stops a crawl (its process group), or as a user would (the pid)."""
     srv = loopback(_StallingDirectory, started=0)
     crawl_ws.write([_source(srv.url + "/", processes=2, retry_max=0, download_timeout=120,
-                            timeout=300, concurrency=16)])
+                            timeout=300, concurrency=32)])
     env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"),
                LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
                LEAKSENTRY_DOCLOG=str(crawl_ws.doclog))

@@ -165,7 +165,7 @@ def bench_directory(tmp: Path, files: int, concurrency: int, matching: dict[str,
     planted = _tree(root, files)
     with _serve(root, tmp) as (url, server):
         print(f"directory: {files} small text files ({planted} with identifiers), served by"
-              f" {server}, concurrency {concurrency} per process")
+              f" {server}, source concurrency {concurrency} (shared by its processes)")
         figures = {}
         for procs in sorted({1, processes}):
             for label, scan in (("baseline (fetch only)", False), ("end to end", True)):

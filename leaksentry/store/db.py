@@ -23,6 +23,9 @@ from leaksentry.errors import StoreError
 #: migration: append a new one.
 Migrations = Sequence[tuple[str, Sequence[str]]]
 
+#: how long a statement waits for another process's lock before "database is locked"
+_BUSY_MS = 30_000
+
 
 def _registered() -> Migrations:
     from leaksentry.store import hits, outbox, runs, seen, spool
@@ -55,7 +58,7 @@ class Store:
             _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open state store: {exc}") from None
         return conn
@@ -75,7 +78,7 @@ class Store:
         if conn.in_transaction:  # nested: join the outer transaction
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
+        _begin_immediate(conn)
         try:
             yield conn
         except BaseException:
@@ -123,6 +126,28 @@ class Store:
     def schema_versions(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT component, version FROM schema_version")
         return {r[0]: r[1] for r in rows}
+
+
+def _begin_immediate(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another process's write transaction in short
+    steps. SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms: two crawl processes
+    committing a few hundred small transactions a second each would spend much of
+    their time asleep after locks held for a fraction of a millisecond."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + wait
+        delay = 0.0001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
 
 
 def _wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:

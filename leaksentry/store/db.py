@@ -128,43 +128,40 @@ class Store:
         return {r[0]: r[1] for r in rows}
 
 
-def _begin_immediate(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+def _begin_immediate(conn: sqlite3.Connection) -> None:
     """``BEGIN IMMEDIATE``, waiting for another process's write transaction in short
     steps. SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms: two crawl processes
     committing a few hundred small transactions a second each would spend much of
     their time asleep after locks held for a fraction of a millisecond."""
     conn.execute("PRAGMA busy_timeout=0")
     try:
-        deadline = time.monotonic() + wait
-        delay = 0.0001
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.002)
+        _until_unlocked(conn, "BEGIN IMMEDIATE", first=0.0001, cap=0.002)
     finally:
         conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
 
 
-def _wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+def _wal(conn: sqlite3.Connection) -> None:
     """Switch to WAL. On a new file that other processes open at the same moment (the
     shards of one crawl) SQLite can answer "database is locked" at once, without its
-    busy handler: retry for up to ``wait`` seconds. A file already in WAL needs no lock."""
+    busy handler. A file already in WAL needs no lock."""
+    _until_unlocked(conn, "PRAGMA journal_mode=WAL", first=0.005, cap=0.2)
+
+
+def _until_unlocked(conn: sqlite3.Connection, statement: str, *, first: float, cap: float,
+                    wait: float = 30.0) -> None:
+    """Execute ``statement``, retrying while SQLite answers "database is locked", with
+    sleeps from ``first`` doubling up to ``cap``, for at most ``wait`` seconds."""
     deadline = time.monotonic() + wait
-    delay = 0.005
+    delay = first
     while True:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(statement)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        time.sleep(delay)
+        delay = min(delay * 2, cap)
 
 
 def _statements(script: str) -> list[str]:

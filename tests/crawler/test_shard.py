@@ -198,15 +198,29 @@ def test_sharded_scan_records_each_hit_once_and_no_identifier(crawl_ws: CrawlWor
             assert form not in blob
 
 
-class _SlowDirectory(QuietHandler):
-    """A listing of twelve files, each answered after 0.3 s; counts requests in flight."""
+class _Directory(QuietHandler):
+    """``/`` is an autoindex-like listing of ``names``; subclasses answer the files."""
+
+    names: tuple[str, ...] = ()
 
     def do_GET(self) -> None:
         if self.path == "/":
-            links = "".join(f'<a href="f{i:02d}.txt">f{i:02d}.txt</a>\n' for i in range(12))
+            links = "".join(f'<a href="{n}">{n}</a>\n' for n in self.names)
             self.send_body(200, f"<html><body><pre>{links}</pre></body></html>".encode(),
                            "text/html")
             return
+        self.send_file()
+
+    def send_file(self) -> None:
+        raise NotImplementedError
+
+
+class _SlowDirectory(_Directory):
+    """A listing of twelve files, each answered after 0.3 s; counts requests in flight."""
+
+    names = tuple(f"f{i:02d}.txt" for i in range(12))
+
+    def send_file(self) -> None:
         srv = self.server
         with srv.lock:
             srv.in_flight += 1
@@ -229,15 +243,12 @@ def test_the_sources_concurrency_holds_for_all_processes_together(crawl_ws: Craw
     assert 1 <= srv.httpd.most <= 4
 
 
-class _StallingDirectory(QuietHandler):
+class _StallingDirectory(_Directory):
     """A listing of ten files; every file sends half its body and then stalls."""
 
-    def do_GET(self) -> None:
-        if self.path == "/":
-            links = "".join(f'<a href="s{i}.txt">s{i}.txt</a>\n' for i in range(10))
-            self.send_body(200, f"<html><body><pre>{links}</pre></body></html>".encode(),
-                           "text/html")
-            return
+    names = tuple(f"s{i}.txt" for i in range(10))
+
+    def send_file(self) -> None:
         self.server.started += 1
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")

@@ -30,6 +30,7 @@ from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
 from pipelines.match.keys import read_key
 from pipelines.match.kinds import Kind, build_kinds
 from pipelines.match.severity import assess
+from pipelines.match.speedups import speedups as _speedups
 from pipelines.model import CELL_SEP, Match, ScanResult, TextPart
 
 _SEP = b"\n"
@@ -53,6 +54,8 @@ def column_letter(index: int) -> str:
 # ~100 MB per batch; 16,384 rows keep it near 15 MB and cost no throughput.
 _BATCH_PARTS = 16_384
 _Meta = tuple[str | None, int | None]  # a part's (location, row), all a batch keeps of it
+# per candidate: (valid, digest, found, first index >= digest) + the found ones' canonicals
+_Evaluated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[bytes]]
 
 _COLUMNS = [column_letter(i) for i in range(702)]  # A .. ZZ
 
@@ -133,23 +136,35 @@ class Matcher:
     """
 
     def __init__(self, key: bytes, fingerprints: FingerprintSet,
-                 config: MatchingConfig | None = None, engine: str = "auto") -> None:
+                 config: MatchingConfig | None = None, engine: str = "auto",
+                 speedups: bool | None = None) -> None:
         self.config = config or MatchingConfig()
         self.fingerprints = fingerprints
         self.kinds: list[Kind] = build_kinds(self.config)
-        self.finder = Finder(self.kinds, engine)
+        self.finder = Finder(self.kinds, engine, speedups)
         self._digester = Digester(key)
+        fast = _speedups() if speedups is not False else None
+        if speedups and fast is None:
+            raise RuntimeError("the C speedups are not built (pipelines/match/_speedups.c)")
+        self._evaluator = None if fast is None else fast.Evaluator(
+            key, [(k.prefix, k.upper, k.delete, k.checksum) for k in self.kinds])
         self._checked = [k.name for k in self.kinds if k.has_checksum]
 
     @property
     def engine(self) -> str:
         return self.finder.engine
 
+    @property
+    def accelerated(self) -> bool:
+        """The C path is in use (candidates resolved and evaluated without Python loops)."""
+        return self._evaluator is not None
+
     @classmethod
     def load(cls, key_path: Path | str, fingerprints_path: Path | str,
-             config: MatchingConfig | None = None, engine: str = "auto") -> Matcher:
+             config: MatchingConfig | None = None, engine: str = "auto",
+             speedups: bool | None = None) -> Matcher:
         key = read_key(key_path)
-        return cls(key, FingerprintSet(fingerprints_path, key), config, engine)
+        return cls(key, FingerprintSet(fingerprints_path, key), config, engine, speedups)
 
     @classmethod
     def from_config(cls, cfg: MatchingConfig) -> Matcher:
@@ -172,7 +187,8 @@ class Matcher:
         sep = _SEP
         for part in parts:
             state.parts += 1
-            data = part.text.encode("utf-8", "replace")
+            text = part.text
+            data = text if type(text) is bytes else text.encode("utf-8", "replace")
             if metas and (len(buf) - 1 + len(data) > limit or len(metas) == _BATCH_PARTS):
                 with _gc_paused():
                     self._scan_batch(bytes(buf), starts, metas, state)
@@ -211,92 +227,126 @@ class Matcher:
                 out[i] = c
         return out, ok
 
+    def _evaluate(self, buf: bytes, ck: np.ndarray, cs: np.ndarray,
+                  ce: np.ndarray) -> _Evaluated:
+        """Per candidate: passes its checksum, 64-bit keyed digest, in the fingerprints,
+        index of the first fingerprint entry >= the digest; and the canonical forms of
+        the found ones (for their masks). In C when built; tokens the C path does not
+        canonicalise itself (other non-ASCII text) go the Python way."""
+        fast = self._evaluator
+        if fast is None:
+            return self._evaluate_py(buf, ck, cs, ce)
+        status, q, idx, canon = fast.evaluate(buf, ck, cs, ce, self.fingerprints.digests)
+        st = np.frombuffer(status, dtype=np.uint8)
+        q = np.frombuffer(q, dtype=np.uint64)
+        idx = np.frombuffer(idx, dtype=np.int64)
+        valid, found = (st & 1).astype(bool), (st & 2).astype(bool)
+        py = np.flatnonzero(st == 4)
+        if len(py):
+            valid, found, q, idx = valid.copy(), found.copy(), q.copy(), idx.copy()
+            v2, q2, f2, i2, c2 = self._evaluate_py(buf, ck[py], cs[py], ce[py])
+            valid[py], q[py], found[py], idx[py] = v2, q2, f2, i2
+            if c2:  # merge the found ones' canonical forms in candidate order
+                by_index = dict(zip(np.flatnonzero(st & 2).tolist(), canon, strict=True))
+                by_index.update(zip(py[f2].tolist(), c2, strict=True))
+                canon = [by_index[i] for i in sorted(by_index)]
+        return valid, q, found, idx, canon
+
+    def _evaluate_py(self, buf: bytes, ck: np.ndarray, cs: np.ndarray,
+                     ce: np.ndarray) -> _Evaluated:
+        """:meth:`_evaluate` in Python: the canonical forms a kind at a time, the HMACs
+        from copied hashlib states, the lookup vectorised."""
+        n = len(ck)
+        cands = list(zip(ck.tolist(), cs.tolist(), ce.tolist(), strict=True))
+        canon, ok = self._canonical(buf, cands)
+        q = np.zeros(n, dtype=np.uint64)
+        found = np.zeros(n, dtype=bool)
+        idx = np.zeros(n, dtype=np.int64)
+        keep = np.flatnonzero(ok).tolist()
+        if keep:
+            prefixes = [k.prefix for k in self.kinds]
+            msgs = [prefixes[cands[i][0]] + canon[i] for i in keep]
+            out = self._digester.many(msgs)
+            # the first 8 bytes of each 32-byte HMAC, big-endian
+            q[keep] = np.frombuffer(b"".join(out), dtype=">u8")[::4]
+            f, ix = self.fingerprints.lookup(q[keep])
+            found[keep], idx[keep] = f, ix
+        return ok, q, found, idx, [canon[i] for i in np.flatnonzero(found).tolist()]
+
     def _scan_batch(self, buf: bytes, starts: list[int],
                     metas: list[_Meta], state: _State) -> None:
-        cands = self.finder.find(buf)
-        if not cands:
+        ck, cs, ce = self.finder.find_arrays(buf)
+        if not len(ck):
+            return
+        valid, q, found, idx, canon = self._evaluate(buf, ck, cs, ce)
+        keep = np.flatnonzero(valid)
+        if not len(keep):
             return
         kinds = self.kinds
-        canon_all, ok = self._canonical(buf, cands)  # every candidate's, for masking snippets
-        prefixes = [k.prefix for k in kinds]
-        keep = np.flatnonzero(ok).tolist()
-        if not keep:
-            return
-        valid_c: list[Candidate] = [cands[i] for i in keep]
-        canon: list[bytes] = [canon_all[i] for i in keep]
-        if len(kinds) == 1 or len({c[0] for c in valid_c}) == 1:
-            msgs = [prefixes[valid_c[0][0]] + cn for cn in canon]
-        else:
-            msgs = [prefixes[c[0]] + cn for c, cn in zip(valid_c, canon, strict=True)]
-        out = self._digester.many(msgs)
-        del msgs
-        # the first 8 bytes of each 32-byte HMAC, big-endian
-        q = np.frombuffer(b"".join(out), dtype=">u8")[::4].astype(np.uint64)
-        del out
+        vk, vs, ve = ck[keep], cs[keep], ce[keep]
+        q, found, idx = q[keep], found[keep], idx[keep]
         fp = self.fingerprints
-        found, idx = fp.lookup(q)
-        pos = np.fromiter((c[1] for c in valid_c), dtype=np.int64, count=len(valid_c))
-        part_of = np.searchsorted(np.asarray(starts, dtype=np.int64), pos, "right") - 1
-        records = (fp.meta[idx].astype(np.int64) & RECORD_MASK) if len(fp.digests) else idx
-        # identifiers held by several register records (a duplicated register row)
+        part_of = np.searchsorted(np.asarray(starts, dtype=np.int64), vs, "right") - 1
         n = len(fp.digests)
-        nxt = np.minimum(idx + 1, max(n - 1, 0))
-
-        kind_arr = np.fromiter((c[0] for c in valid_c), dtype=np.int64, count=len(valid_c))
+        hit_idx = np.flatnonzero(found)
+        # register records of the hits only (other rows of `records` are never read)
+        records = np.zeros(len(q), dtype=np.int64)
+        if n and len(hit_idx):
+            records[hit_idx] = fp.meta[idx[hit_idx]].astype(np.int64) & RECORD_MASK
         miss = ~found
         if miss.any():  # valid identifiers that are not in the register: distinct, per kind
             for ki, kind in enumerate(kinds):
                 um = state.unmatched.get(kind.name)
                 if um is not None:
-                    sel = miss & (kind_arr == ki)
+                    sel = miss & (vk == ki)
                     if sel.any():
                         um.update(q[sel].tolist())
-        hit_idx = np.flatnonzero(found)
         if len(hit_idx):
-            self._aggregate(buf, starts, metas, valid_c, canon, q, hit_idx, records, part_of,
+            self._aggregate(buf, starts, metas, vk, vs, canon, q, hit_idx, records, part_of,
                             state)
             if n:
-                dup = found & (idx + 1 < n) & (fp.digests[nxt] == q)
-                for ci in np.flatnonzero(dup).tolist():
+                # identifiers held by several register records (a duplicated register row)
+                hi = idx[hit_idx]
+                nxt = np.minimum(hi + 1, n - 1)
+                dup = (hi + 1 < n) & (fp.digests[nxt] == q[hit_idx])
+                for ci in hit_idx[dup].tolist():
                     state.records.update(fp.records_at(int(idx[ci]), int(q[ci])))
         if len(hit_idx) > 1:
-            self._record_level(buf, metas, valid_c, hit_idx, part_of, records, q, state)
+            self._record_level(buf, metas, vs, ve, hit_idx, part_of, records, q, state)
         if len(state.snippets) < self.config.snippets:
-            self._snippets(buf, starts, cands, canon_all, valid_c, hit_idx.tolist(), state)
+            self._snippets(buf, starts, ck, cs, ce, vs, ve, hit_idx.tolist(), state)
 
     def _aggregate(self, buf: bytes, starts: list[int], metas: list[_Meta],
-                   valid_c: list[Candidate], canon: list[bytes], q: np.ndarray,
+                   vk: np.ndarray, vs: np.ndarray, canon: list[bytes], q: np.ndarray,
                    hit_idx: np.ndarray, records: np.ndarray, part_of: np.ndarray,
                    state: _State) -> None:
         """One entry per distinct identifier: count, first place, mask; no Python work
-        per repeated occurrence."""
+        per repeated occurrence. ``canon``: the hits' canonical forms, as ``hit_idx``."""
         uniq, first, counts = np.unique(q[hit_idx], return_index=True, return_counts=True)
         order = np.argsort(first, kind="stable")  # document order of first occurrences
         first_c = hit_idx[first[order]]
         seen = state.seen
-        masks = [k.mask_b for k in self.kinds]
+        kinds = self.kinds
         where = self._where
         lines = [-1, 0, 0]
         count = buf.count
         columns = _COLUMNS
-        first_l, parts_l = first_c.tolist(), part_of[first_c].tolist()
+        parts_l = part_of[first_c].tolist()
+        ats, kis = vs[first_c], vk[first_c].tolist()
+        canons = map(canon.__getitem__, np.searchsorted(hit_idx, first_c).tolist())
         line_of: list[int] | None = None
-        if len(first_l) > 32 and any(metas[pi][1] is None for pi in parts_l):
-            # many text places: the batch's newline offsets once, then every line number
-            # is two vectorised bisections instead of a bytes.count per identifier
-            nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
-            ats = np.fromiter((valid_c[ci][1] for ci in first_l), dtype=np.int64,
-                              count=len(first_l))
+        if len(parts_l) > 32 and any(metas[pi][1] is None for pi in parts_l):
+            # many text places: every line number at once instead of a bytes.count each
             sts = np.asarray(starts, dtype=np.int64)[part_of[first_c]]
-            line_of = (np.searchsorted(nl, ats) - np.searchsorted(nl, sts) + 1).tolist()
-        for j, (dg, ci, cnt, rec, pi) in enumerate(zip(
-                uniq[order].tolist(), first_l, counts[order].tolist(),
+            line_of = (self._newlines_before(buf, ats)
+                       - self._newlines_before(buf, sts) + 1).tolist()
+        for j, (dg, at, cn, ki, cnt, rec, pi) in enumerate(zip(
+                uniq[order].tolist(), ats.tolist(), canons, kis, counts[order].tolist(),
                 records[first_c].tolist(), parts_l, strict=True)):
             entry = seen.get(dg)
             if entry is not None:
                 entry[3] += cnt
                 continue
-            ki, at, _ = valid_c[ci]
             location, row = metas[pi]
             if row is not None and location:  # the common table case, inlined
                 n = count(_CELL, starts[pi], at)
@@ -306,8 +356,17 @@ class Matcher:
                 place = f"{location}:line {line}" if location else f"line {line}"
             else:
                 place = where(buf, starts, metas, pi, at, lines)
-            seen[dg] = [ki, masks[ki](canon[ci]), rec, cnt, place, dg]
+            seen[dg] = [ki, kinds[ki].mask_b(cn), rec, cnt, place, dg]
         state.records.update(np.unique(records[hit_idx]).tolist())
+
+    def _newlines_before(self, buf: bytes, positions: np.ndarray) -> np.ndarray:
+        """How many newlines precede each (ascending) position."""
+        fast = _speedups() if self._evaluator is not None else None
+        if fast is not None:
+            pos = np.ascontiguousarray(positions, dtype=np.int64)
+            return np.frombuffer(fast.newlines_before(buf, pos), dtype=np.int64)
+        nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
+        return np.searchsorted(nl, positions)
 
     @staticmethod
     def _where(buf: bytes, starts: list[int], metas: list[_Meta], pi: int, at: int,
@@ -326,13 +385,12 @@ class Matcher:
         lines[:] = [pi, at, line]
         return f"{location}:line {line}" if location else f"line {line}"
 
-    def _record_level(self, buf: bytes, metas: list[_Meta], cands: list[Candidate],
+    def _record_level(self, buf: bytes, metas: list[_Meta], vs: np.ndarray, ve: np.ndarray,
                       hit_idx: np.ndarray, part_of: np.ndarray, records: np.ndarray,
                       q: np.ndarray, state: _State) -> None:
         """Two different identifiers of one record in one table row, or within the window
         in text. Sorted by (part, record, position), such pairs are neighbours."""
-        pos = np.fromiter((cands[i][1] for i in hit_idx.tolist()), dtype=np.int64,
-                          count=len(hit_idx))
+        pos = vs[hit_idx]
         p, r, d = part_of[hit_idx], records[hit_idx], q[hit_idx]
         o = np.lexsort((pos, r, p))
         p, r, d, o_idx = p[o], r[o], d[o], hit_idx[o]
@@ -347,24 +405,27 @@ class Matcher:
             rec = int(r[j])
             if rec in state.record_level:
                 continue
-            gap = buf[cands[int(o_idx[j])][2]:cands[int(o_idx[j + 1])][1]]
+            gap = buf[int(ve[o_idx[j]]):int(vs[o_idx[j + 1]])]
             if len(gap) <= window or len(gap.decode("utf-8", "ignore")) <= window:
                 state.record_level.add(rec)
 
-    def _snippets(self, buf: bytes, starts: list[int], cands: list[Candidate],
-                  canon_all: list[bytes], valid_c: list[Candidate], around: list[int],
+    def _snippets(self, buf: bytes, starts: list[int], ck: np.ndarray, cs: np.ndarray,
+                  ce: np.ndarray, vs: np.ndarray, ve: np.ndarray, around: list[int],
                   state: _State) -> None:
         """Short context around the first matches, every identifier-shaped token masked
         (found or not, valid or not), then any remaining run of 4+ digits starred."""
         if not around:
             return
         ctx = self.config.snippet_chars
-        cand_starts = [c[1] for c in cands]  # sorted: the finder returns them in order
+        kinds = self.kinds
+        cand_starts = cs.tolist()  # sorted: the finder returns them in order
+        cand_ends, cand_kinds = ce.tolist(), ck.tolist()
+        ncand = len(cand_starts)
         covered = -1
         for i in around:
             if len(state.snippets) >= self.config.snippets:
                 break
-            s, e = valid_c[i][1], valid_c[i][2]
+            s, e = int(vs[i]), int(ve[i])
             if s < covered:
                 continue  # already shown in the previous snippet
             pi = bisect_right(starts, s) - 1
@@ -372,18 +433,18 @@ class Matcher:
             hi = min(starts[pi + 1] - 1, e + 4 * ctx)
             covered = min(hi, e + ctx)
             j = max(0, bisect_right(cand_starts, lo) - 1)
-            if j < len(cands) and cands[j][1] < lo < cands[j][2]:
-                lo = cands[j][1]  # a token straddling the window start is shown masked
+            if j < ncand and cand_starts[j] < lo < cand_ends[j]:
+                lo = cand_starts[j]  # a token straddling the window start is shown masked
             out: list[str] = []
             cur = lo
             focus = (0, 0)
-            while j < len(cands) and cands[j][1] < hi:
-                ki, ss, se = cands[j]
-                cn = canon_all[j]
+            while j < ncand and cand_starts[j] < hi:
+                ki, ss, se = cand_kinds[j], cand_starts[j], cand_ends[j]
                 j += 1
                 if se <= lo or ss < cur:
                     continue
-                masked = self.kinds[ki].mask_b(cn)
+                kind = kinds[ki]
+                masked = kind.mask_b(kind.canonical_b(buf[ss:se]))
                 out.append(buf[cur:ss].decode("utf-8", "ignore"))
                 if ss == s:
                     focus = (sum(len(x) for x in out), len(masked))

@@ -5,15 +5,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench system-deps build-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py pipelines/match/_speedups.c | $(BIN)/python build-deps
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# A C compiler, Python's and OpenSSL's headers build the scanner's optional C path
+# (pipelines/match/_speedups.c); without them the install still works, slower.
+HAVE_PY_H = $(PYTHON) -c "import os, sysconfig; \
+	raise SystemExit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))"
+build-deps:
+	@command -v cc >/dev/null && [ -f /usr/include/openssl/sha.h ] && $(HAVE_PY_H) || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcc libssl-dev python3-dev; }
 
 # Chromium (for pages that need a browser) and nginx (a real directory listing in tests)
 # come from Debian's packages; Playwright's own browser download is never used.
@@ -25,12 +34,13 @@ system-deps:
 demo: $(VENV)/.installed system-deps
 	$(BIN)/leaksentry demo
 
+# LEAKSENTRY_REQUIRE_SPEEDUPS: a test fails if the C path did not build
 test: $(VENV)/.installed system-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	LEAKSENTRY_REQUIRE_SPEEDUPS=1 $(BIN)/pytest
 
 bench: $(VENV)/.installed
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info pipelines/match/_speedups*.so

@@ -64,12 +64,19 @@ class TextPart:
     ``location`` names the container ("Sheet1", "page 3",
     "archive.zip/export/patients.csv", "$.patients[3].hkid"). When ``row`` is
     set the part is one table row: a record. Its cells are joined with
-    :data:`CELL_SEP`, so a match can be placed at "Sheet1!C2".
+    :data:`CELL_SEP`, so a match can be placed at "Sheet1!C2". ``text`` may also
+    be UTF-8 bytes (plain text as it arrived), which the matcher scans as they are.
     """
 
-    text: str
+    text: str | bytes
     location: str = ""
     row: int | None = None
+
+    @property
+    def string(self) -> str:
+        """``text`` as str (UTF-8 bytes decoded, invalid sequences replaced)."""
+        t = self.text
+        return t if isinstance(t, str) else t.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)

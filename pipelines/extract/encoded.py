@@ -23,9 +23,9 @@ from pipelines.model import TextPart
 
 _BLOB_CHARS = (string.ascii_letters + string.digits + "+/=_-").encode()
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
-_TOKENS: dict[int, re.Pattern[str]] = {}
-_QP_SOFT = re.compile(r"=\r?\n")
-_QP_ESC = re.compile(r"=[0-9A-F]{2}")
+_TOKENS: dict[int, re.Pattern[bytes]] = {}
+_QP_SOFT = re.compile(rb"=\r?\n")
+_QP_ESC = re.compile(rb"=[0-9A-F]{2}")
 _MAX_BLOBS = 64
 
 
@@ -53,21 +53,23 @@ def _readable(data: bytes) -> bool:
     return bool(text) and printable >= 0.95 * len(text)
 
 
-def _blob_chars(s: str) -> int:
-    b = s.encode("utf-8", "replace")
+def _blob_chars(b: bytes) -> int:
     return len(b) - len(b.translate(None, _BLOB_CHARS))
 
 
-def blob_candidates(text: str, min_len: int) -> Iterator[tuple[int, str]]:
+def blob_candidates(text: str | bytes, min_len: int) -> Iterator[tuple[int, str]]:
     """(line number, blob): runs of base64-only lines (MIME wraps at 76) and long
-    base64/hex tokens inside long lines. Lines are pre-filtered with bytes.translate,
-    so a 100 MB line of NULs or prose costs little."""
+    base64/hex tokens inside long lines, in text or UTF-8 bytes. Lines are pre-filtered
+    with bytes.translate, so a 100 MB line of NULs or prose costs little."""
+    if isinstance(text, str):
+        text = text.encode("utf-8", "replace")
     token = _TOKENS.get(min_len)
     if token is None:
-        token = _TOKENS[min_len] = re.compile(r"[A-Za-z0-9+/=_-]{" + str(min_len) + ",}")
-    run: list[str] = []
+        token = _TOKENS[min_len] = re.compile(rb"[A-Za-z0-9+/=_-]{" + str(min_len).encode()
+                                              + rb",}")
+    run: list[bytes] = []
     start = 0
-    for i, line in enumerate(text.split("\n")):
+    for i, line in enumerate(text.split(b"\n")):
         s = line.strip()
         if 16 <= len(s) <= 1024 and _blob_chars(s) == len(s):
             if not run:
@@ -76,13 +78,13 @@ def blob_candidates(text: str, min_len: int) -> Iterator[tuple[int, str]]:
             continue
         if run:
             if sum(map(len, run)) >= min_len:
-                yield start, "".join(run)
+                yield start, b"".join(run).decode("ascii")
             run = []
         if len(line) >= min_len and _blob_chars(line) >= min_len:
             for m in token.finditer(line):
-                yield i + 1, m.group(0)
+                yield i + 1, m.group(0).decode("ascii")
     if run and sum(map(len, run)) >= min_len:
-        yield start, "".join(run)
+        yield start, b"".join(run).decode("ascii")
 
 
 def _decode_blob(blob: str) -> tuple[str, bytes | None]:
@@ -97,16 +99,20 @@ def _decode_blob(blob: str) -> tuple[str, bytes | None]:
 _IGNORED = {"binary", "png", "jpeg", "gif", "riff", "elf", "exe", "ogg", "mp3"}
 
 
-def embedded(text: str, node: Node, state: State, where: str | None = None) -> Iterator[TextPart]:
-    """Parts from blobs and quoted-printable inside ``text`` (recursively, depth-limited)."""
+def embedded(text: str | bytes, node: Node, state: State,
+             where: str | None = None) -> Iterator[TextPart]:
+    """Parts from blobs and quoted-printable inside ``text`` (str or UTF-8 bytes;
+    recursively, depth-limited)."""
     from pipelines.extract import walk_member
     from pipelines.extract.detect import detect
 
     cfg = state.config
     if node.depth >= cfg.max_depth or len(text) < cfg.blob_min_length:
         return
+    if isinstance(text, str):
+        text = text.encode("utf-8", "replace")
     if len(_QP_SOFT.findall(text, 0, 1 << 20)) >= 3 and _QP_ESC.search(text, 0, 1 << 20):
-        decoded = quopri.decodestring(text.encode("utf-8", "replace"))
+        decoded = quopri.decodestring(text)
         state.charge(len(decoded), node.label)
         yield TextPart(decoded.decode("utf-8", "replace"), node.at("quoted-printable"))
     found = 0

@@ -26,6 +26,7 @@ csv.field_size_limit(64 * 1024 * 1024)
 
 _SAMPLE = 64 * 1024
 _NULS = re.compile("\x00+")
+_NULS_B = re.compile(b"\x00+")
 _BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
          (codecs.BOM_UTF16_BE, "utf-16")]
@@ -94,9 +95,42 @@ def text_chunks(stream: io.TextIOBase, size: int, state: State) -> Iterator[tupl
         yield line, carry
 
 
+def byte_chunks(data: bytes, size: int, state: State) -> Iterator[tuple[int, bytes]]:
+    """:func:`text_chunks` over UTF-8 bytes (``size`` in bytes): cut after a line end,
+    else after a space, else at a character boundary."""
+    line, pos, n = 1, 0, len(data)
+    while pos < n:
+        state.tick()
+        end = min(n, pos + size)
+        if end < n:
+            cut = data.rfind(b"\n", pos, end) + 1
+            if cut <= pos:
+                cut = data.rfind(b" ", max(pos, end - 256), end) + 1
+            if cut <= pos:
+                cut = end
+                while cut > pos and 0x80 <= data[cut] < 0xC0:
+                    cut -= 1  # not inside a multi-byte character
+                cut = cut if cut > pos else end
+            end = cut
+        chunk = data[pos:end]
+        yield line, chunk
+        line += chunk.count(b"\n")
+        pos = end
+
+
 def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     from pipelines.extract.encoded import embedded
 
+    if sniff_encoding(data) == "utf-8":
+        # already what the matcher scans: no decoding into str and encoding back
+        state.details.setdefault("encoding", "utf-8")
+        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state):
+            loc = node.location if first == 1 else node.at(f"from line {first}")
+            if b"\x00" in chunk:
+                chunk = _NULS_B.sub(b" ", chunk)
+            yield TextPart(chunk, loc)
+            yield from embedded(chunk, node, state)
+        return
     stream = open_text(data, state)
     for first, chunk in text_chunks(stream, state.config.text_chunk_chars, state):
         loc = node.location if first == 1 else node.at(f"from line {first}")

@@ -114,8 +114,9 @@ class Finder:
         self._hs_kinds = hs_kinds
         self._re_kinds = [i for i in range(len(kinds)) if i not in hs_kinds]
         narrow = [kinds[i].hs_narrow_expressions for i in hs_kinds]
-        width = max(map(max_width, (e for _, e, _ in exprs)), default=None)
-        if all(n is not None for n in narrow) and width is not None:
+        widths = [max_width(e) for _, e, _ in exprs]
+        if all(n is not None for n in narrow) and widths and None not in widths:
+            width = max(w for w in widths if w is not None)
             self._narrow_db = _database(tuple(e for n in narrow for e, _ in n))
             self._width = width
 

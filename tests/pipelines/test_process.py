@@ -64,7 +64,7 @@ class SleepingMatcher:
         n = 0
         for part in parts:
             n += 1
-            if "HANG" in part.text:
+            if "HANG" in part.string:
                 time.sleep(3600)
         return ScanResult(parts=n)
 
@@ -74,7 +74,7 @@ class CrashingMatcher:
 
     def scan(self, parts):
         for part in parts:
-            if "CRASH" in part.text:
+            if "CRASH" in part.string:
                 faulthandler.disable()  # pytest's traceback dump would only be noise
                 os.kill(os.getpid(), signal.SIGSEGV)
         return ScanResult()
@@ -85,7 +85,7 @@ class GreedyMatcher:
 
     def scan(self, parts):
         for part in parts:
-            if "GREEDY" in part.text:
+            if "GREEDY" in part.string:
                 hog = bytearray(4 << 30)
                 return ScanResult(parts=len(hog))
         return ScanResult()

@@ -33,7 +33,7 @@ class Run:
     def where(self, identifier: str) -> list[TextPart]:
         """Parts holding the identifier (in any written form)."""
         want = canon(identifier)
-        return [p for p in self.parts if want in canon(p.text)]
+        return [p for p in self.parts if want in canon(p.string)]
 
     def assert_all_found(self, people: list[Patient]) -> None:
         missing = [p.ref for p in people if not self.where(p.hkid) or not self.where(p.hn)]

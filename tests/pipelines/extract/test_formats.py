@@ -72,7 +72,7 @@ def test_text_in_common_encodings(ext, people, encoding):
     r = ext.run(data, "paste.txt")
     assert r.status == "ok"
     r.assert_all_found(people)
-    joined = "".join(p.text for p in r.parts)
+    joined = "".join(p.string for p in r.parts)
     assert title in joined  # decoded, not mojibake
     if chinese:
         assert people[0].name_zh in joined
@@ -87,14 +87,14 @@ def test_html_visible_text_only(ext, people):
             f"<p>see also {people[1].hkid}</p></body></html>").encode()
     r = ext.run(html)
     assert r.ex.details["type"] == "html"
-    text = "".join(x.text for x in r.parts)
+    text = "".join(x.string for x in r.parts)
     assert "var secret" not in text and "color:red" not in text
     assert r.where(p.hkid) and r.where(people[1].hkid)
     row = r.where(p.hkid)[0]
     assert (row.location, row.row) == ("table 1", 1)
-    assert row.text.split(CELL_SEP) == [p.name, p.hkid, p.hn]
+    assert row.string.split(CELL_SEP) == [p.name, p.hkid, p.hn]
     assert r.where(people[1].hkid)[0].location == ""
-    assert "Dump" in r.parts[-1].text
+    assert "Dump" in r.parts[-1].string
 
 
 def test_json_values_with_key_paths(ext, people):
@@ -105,7 +105,7 @@ def test_json_values_with_key_paths(ext, people):
     r.assert_all_found(people)
     part = r.where(people[3].hkid)[0]
     assert part.location == "$.export.patients[3]"
-    assert people[3].hn in part.text  # a record's fields stay in one part
+    assert people[3].hn in part.string  # a record's fields stay in one part
     assert any(x.location == "$.export.patients[3].visits[0]" for x in r.parts)
 
 
@@ -134,7 +134,7 @@ def test_xml_entity_expansion_is_off(ext):
             b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">'
             b']><l>&c;&c;&c;&c;</l>')
     r = ext.run(bomb, "laughs.xml")
-    assert sum(len(p.text) for p in r.parts) < 1000
+    assert sum(len(p.string) for p in r.parts) < 1000
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_pdf_text_per_page_with_rows_on_one_line(ext, people):
     assert r.status == "ok"
     r.assert_all_found(people)
     assert r.where(people[8].hkid)[0].location == "page 2"
-    line = next(ln for ln in r.where(people[8].hkid)[0].text.splitlines()
+    line = next(ln for ln in r.where(people[8].hkid)[0].string.splitlines()
                 if people[8].hkid in ln)
     assert people[8].hn in line  # the row stays on one line
 

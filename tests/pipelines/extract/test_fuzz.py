@@ -27,7 +27,7 @@ _NAMES = ["", "a.csv", "a.tsv", "a.json", "a.ndjson", "a.xml", "a.html", "a.eml"
 def _check(data: bytes, name: str) -> None:
     ex = extract(data, name, _CFG)
     for part in ex.parts():
-        assert isinstance(part, TextPart) and isinstance(part.text, str)
+        assert isinstance(part, TextPart) and isinstance(part.text, str | bytes)
     assert ex.status in STATUSES
     if ex.status != "ok":
         assert ex.error and "\n" not in ex.error

@@ -10,6 +10,7 @@ import pytest
 
 from leaksentry import synth
 from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
+from pipelines.match.speedups import speedups
 
 N_PATIENTS = 300
 
@@ -34,7 +35,13 @@ def key(fp_dir: Path) -> bytes:
     return read_key(fp_dir / "key")
 
 
-@pytest.fixture(scope="session", params=["hyperscan", "re"])
+@pytest.fixture(scope="session",
+                params=["hyperscan+C", "hyperscan+python", "re+C", "re+python"])
 def matcher(request: pytest.FixtureRequest, fp_dir: Path) -> Matcher:
-    """Both engines; every scanner test runs on each."""
-    return Matcher.load(fp_dir / "key", fp_dir / "fp", engine=request.param)
+    """Both engines, each with the C speedups and with the pure-Python path; every
+    scanner test runs on each."""
+    engine, path = request.param.split("+")
+    if path == "C" and speedups() is None:
+        pytest.skip("the C speedups are not built")
+    return Matcher.load(fp_dir / "key", fp_dir / "fp", engine=engine,
+                        speedups=path == "C")

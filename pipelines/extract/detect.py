@@ -86,6 +86,9 @@ def _ole_kind(data: bytes) -> str:
     return "ole"
 
 
+_CONTROLS = bytes(b for b in range(32) if b < 9 or 13 < b < 32)
+
+
 def _looks_binary(head: bytes) -> bool:
     if not head or head.startswith(_BOMS):
         return False
@@ -99,7 +102,7 @@ def _looks_binary(head: bytes) -> bool:
         head = head.replace(b"\x00", b"")  # NUL-padded text: judge what is left
         if not head:
             return False
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROLS))
     return controls > len(head) * 0.1
 
 

@@ -114,7 +114,8 @@ def byte_chunks(data: bytes, size: int, state: State) -> Iterator[tuple[int, byt
             end = cut
         chunk = data[pos:end]
         yield line, chunk
-        line += chunk.count(b"\n")
+        if end < n:  # the next chunk's first line number (not needed after the last)
+            line += chunk.count(b"\n")
         pos = end
 
 

@@ -292,10 +292,17 @@ static PyObject *newlines_before(PyObject *module, PyObject *args) {
             count = 0;
         }
 #ifdef __SSE2__
-        const __m128i nl = _mm_set1_epi8('\n');
-        for (; at + 16 <= to; at += 16)
-            count += __builtin_popcount(_mm_movemask_epi8(
-                _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(b + at)), nl)));
+        /* per-byte counters (cmpeq gives -1 per newline) for up to 255 blocks, then
+         * summed with SAD: no popcount per block */
+        const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+        while (at + 16 <= to) {
+            __m128i acc = zero;
+            for (int k = 0; k < 255 && at + 16 <= to; k++, at += 16)
+                acc = _mm_sub_epi8(
+                    acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(b + at)), nl));
+            __m128i sad = _mm_sad_epu8(acc, zero);
+            count += _mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4);
+        }
 #endif
         for (; at < to; at++) count += b[at] == '\n';
         o[i] = count;

@@ -1,7 +1,8 @@
 """Candidate finding: where in a UTF-8 buffer identifier-shaped tokens are.
 
 Two engines with identical results: hyperscan (when importable; one pass for
-all kinds) and Python ``re`` (one bounded regex per kind). Hyperscan has no
+all kinds, plus short windows around full-width letters and digits, see
+:class:`Finder`) and Python ``re`` (one bounded regex per kind). Hyperscan has no
 look-arounds, so its expressions consume one non-alnum byte on each side and
 the full-width neighbours are checked here; then, per kind, the longest token
 per start wins and overlapping later tokens are dropped, which is what
@@ -39,19 +40,19 @@ Candidate = tuple[int, int, int]  # (kind index, start, end) in the buffer
 #: every candidate of a buffer as three int64 arrays (kind index, start, end), by start
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-_DB_CACHE: dict[tuple, object] = {}
+_DB_CACHE: dict[tuple[bytes, ...], object] = {}
 _DB_LOCK = threading.Lock()
 
 
-def _database(expressions: tuple[bytes, ...], som: bool = True):  # -> hyperscan.Database
+def _database(expressions: tuple[bytes, ...]):  # -> hyperscan.Database
     with _DB_LOCK:
-        db = _DB_CACHE.get((som, *expressions))
+        db = _DB_CACHE.get(expressions)
         if db is None:
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            flag = hyperscan.HS_FLAG_SOM_LEFTMOST if som else 0
             db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
-                       elements=len(expressions), flags=[flag] * len(expressions))
-            _DB_CACHE[(som, *expressions)] = db
+                       elements=len(expressions),
+                       flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * len(expressions))
+            _DB_CACHE[expressions] = db
         return db
 
 

@@ -215,59 +215,133 @@ static inline __m128i le_u8(__m128i x, uint8_t k) { /* x <= k, unsigned, per byt
 }
 #endif
 
-/* fullwidth_alnum(buf, limit) -> starts of the full-width letters and digits as int64
- * bytes, or None when there are more than `limit`. Chinese text has a 0xEF lead byte
- * every few dozen bytes (full-width punctuation), so the three bytes are tested
- * together, 16 positions at a time where SSE2 exists. The characters cannot overlap,
- * so testing every position finds each once. */
-static PyObject *fullwidth_alnum(PyObject *module, PyObject *args) {
-    Py_buffer buf;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "y*n", &buf, &limit)) return NULL;
-    const uint8_t *b = buf.buf;
-    Py_ssize_t len = buf.len, n = 0, i = 0;
-    int64_t *out = malloc((limit > 0 ? limit : 1) * sizeof(int64_t));
-    PyObject *result = NULL;
-    if (!out) {
-        PyErr_NoMemory();
-        goto done;
+typedef struct {
+    int64_t *at;
+    Py_ssize_t n, cap, limit;
+} Starts;
+
+/* append; -1 beyond the limit, -2 out of memory */
+static int push_start(Starts *st, int64_t at) {
+    if (st->n >= st->limit) return -1;
+    if (st->n == st->cap) {
+        Py_ssize_t cap = st->cap ? st->cap * 2 : 256;
+        int64_t *grown = realloc(st->at, cap * sizeof(int64_t));
+        if (!grown) return -2;
+        st->at = grown;
+        st->cap = cap;
     }
+    st->at[st->n++] = at;
+    return 0;
+}
+
+/* Starts of the full-width letters and digits in b[0:len]; 0, or push_start's error.
+ * Chinese text has a 0xEF lead byte every few dozen bytes (full-width punctuation), so
+ * with SSE2 a block of 16 positions is tested for the lead byte first and only then for
+ * the two bytes after it. The characters cannot overlap, so testing every position
+ * finds each once. */
+static int find_fullwidth(const uint8_t *b, Py_ssize_t len, Starts *st) {
+    Py_ssize_t i = 0;
+    int err;
 #ifdef __SSE2__
     const __m128i ef = _mm_set1_epi8((char)0xEF), bc = _mm_set1_epi8((char)0xBC),
                   bd = _mm_set1_epi8((char)0xBD), d0 = _mm_set1_epi8((char)0x90),
                   u0 = _mm_set1_epi8((char)0xA1), l0 = _mm_set1_epi8((char)0x81);
     for (; i + 18 <= len; i += 16) {
-        __m128i v0 = _mm_loadu_si128((const __m128i *)(b + i));
+        __m128i lead = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(b + i)), ef);
+        if (!_mm_movemask_epi8(lead)) continue;
         __m128i v1 = _mm_loadu_si128((const __m128i *)(b + i + 1));
         __m128i v2 = _mm_loadu_si128((const __m128i *)(b + i + 2));
         __m128i in_bc = _mm_and_si128(
             _mm_cmpeq_epi8(v1, bc),
             _mm_or_si128(le_u8(_mm_sub_epi8(v2, d0), 9), le_u8(_mm_sub_epi8(v2, u0), 25)));
         __m128i in_bd = _mm_and_si128(_mm_cmpeq_epi8(v1, bd), le_u8(_mm_sub_epi8(v2, l0), 25));
-        int mask = _mm_movemask_epi8(
-            _mm_and_si128(_mm_cmpeq_epi8(v0, ef), _mm_or_si128(in_bc, in_bd)));
+        int mask = _mm_movemask_epi8(_mm_and_si128(lead, _mm_or_si128(in_bc, in_bd)));
         while (mask) {
-            if (n >= limit) {
-                result = Py_NewRef(Py_None);
-                goto done;
-            }
-            out[n++] = i + __builtin_ctz(mask);
+            if ((err = push_start(st, i + __builtin_ctz(mask))) < 0) return err;
             mask &= mask - 1;
         }
     }
 #endif
     for (; i + 3 <= len; i++) {
-        if (b[i] == 0xEF && fw_alnum_at(b, len, i)) {
-            if (n >= limit) {
-                result = Py_NewRef(Py_None);
+        if (b[i] == 0xEF && fw_alnum_at(b, len, i) && (err = push_start(st, i)) < 0) return err;
+    }
+    return 0;
+}
+
+/* fullwidth_alnum(buf, limit) -> starts of the full-width letters and digits as int64
+ * bytes, or None when there are more than `limit` */
+static PyObject *fullwidth_alnum(PyObject *module, PyObject *args) {
+    Py_buffer buf;
+    Starts st = {0};
+    if (!PyArg_ParseTuple(args, "y*n", &buf, &st.limit)) return NULL;
+    PyObject *result = NULL;
+    int err = find_fullwidth(buf.buf, buf.len, &st);
+    if (err == -2)
+        PyErr_NoMemory();
+    else if (err == -1)
+        result = Py_NewRef(Py_None);
+    else
+        result = PyBytes_FromStringAndSize((const char *)st.at, st.n * 8);
+    free(st.at);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* fullwidth_windows(buf, width, limit, coverage) -> (starts, windows) or None.
+ * starts: as fullwidth_alnum; windows: merged [max(0, p - width), min(len, p + 3 + width))
+ * ranges around them, as a list of (start, end). None when there are more than `limit`
+ * characters or the windows cover more than `coverage` bytes (one full pass is cheaper). */
+static PyObject *fullwidth_windows(PyObject *module, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t width, coverage;
+    Starts st = {0};
+    if (!PyArg_ParseTuple(args, "y*nnn", &buf, &width, &st.limit, &coverage)) return NULL;
+    PyObject *result = NULL, *starts = NULL, *windows = NULL;
+    int err = find_fullwidth(buf.buf, buf.len, &st);
+    if (err == -2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (err == -1) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    windows = PyList_New(0);
+    if (!windows) goto done;
+    const int64_t *out = st.at;
+    Py_ssize_t n = st.n, covered = 0, a = -1, e = -1;
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        Py_ssize_t lo = 0, hi = 0;
+        if (i < n) {
+            lo = out[i] - width < 0 ? 0 : out[i] - width;
+            hi = out[i] + 3 + width > buf.len ? buf.len : out[i] + 3 + width;
+            if (a >= 0 && lo <= e) { /* touches the open window: extend it */
+                e = hi;
+                continue;
+            }
+        }
+        if (a >= 0) { /* close the open window */
+            covered += e - a;
+            PyObject *w = Py_BuildValue("(nn)", a, e);
+            if (!w || PyList_Append(windows, w) < 0) {
+                Py_XDECREF(w);
                 goto done;
             }
-            out[n++] = i;
+            Py_DECREF(w);
         }
+        a = lo;
+        e = hi;
     }
-    result = PyBytes_FromStringAndSize((const char *)out, n * 8);
+    if (covered > coverage) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    starts = PyBytes_FromStringAndSize((const char *)st.at, st.n * 8);
+    if (starts) result = PyTuple_Pack(2, starts, windows);
 done:
-    free(out);
+    Py_XDECREF(starts);
+    Py_XDECREF(windows);
+    free(st.at);
     PyBuffer_Release(&buf);
     return result;
 }
@@ -314,6 +388,8 @@ done:
 }
 
 static PyMethodDef module_methods[] = {
+    {"fullwidth_windows", fullwidth_windows, METH_VARARGS,
+     "fullwidth_windows(buf, width, limit, coverage) -> (starts, windows) or None."},
     {"newlines_before", newlines_before, METH_VARARGS,
      "newlines_before(buf, positions) -> newline counts before each position (int64)."},
     {"fullwidth_alnum", fullwidth_alnum, METH_VARARGS,

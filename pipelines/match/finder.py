@@ -159,26 +159,11 @@ class Finder:
         order = np.argsort(s, kind="stable")  # equal starts keep kind order, as find() did
         return k[order], s[order], e[order]
 
-    def _windows(self, fw: np.ndarray, size: int) -> list[tuple[int, int]] | None:
-        """Merged byte ranges around full-width letters and digits (their ascending
-        starts ``fw``) that hold every full-pattern match spanning one; None when they
-        would cover so much of the buffer that one full pass is cheaper."""
-        if not len(fw):
-            return []
-        w = self._width
-        a = np.maximum(fw - w, 0)
-        b = np.minimum(fw + 3 + w, size)
-        new = np.flatnonzero(a[1:] > b[:-1]) + 1  # a window that does not touch the last
-        first = np.concatenate(([0], new))
-        last = np.concatenate((new - 1, [len(fw) - 1]))
-        lo, hi = a[first], b[last]
-        if int((hi - lo).sum()) > size // 4:
-            return None
-        return list(zip(lo.tolist(), hi.tolist(), strict=True))
-
-    def _fw_limit(self, size: int) -> int:
-        # more full-width characters than this: their windows would cover the buffer
-        return max(16, size // (8 * (2 * self._width + 3)))
+    @staticmethod
+    def _fw_limit(size: int) -> int:
+        # bounds the list of full-width characters; whether windows pay is decided by how
+        # much of the buffer they cover (a quarter at most)
+        return max(16, size // 16)
 
 
     def _find_hs_c(self, buf: bytes) -> Candidates:
@@ -196,11 +181,11 @@ class Finder:
     def _scan_c(self, buf: bytes, col) -> None:
         windows = None
         if self._narrow_db is not None:
-            found = self._fast.fullwidth_alnum(buf, self._fw_limit(len(buf)))
+            found = self._fast.fullwidth_windows(buf, self._width, self._fw_limit(len(buf)),
+                                                 len(buf) // 4)
             if found is not None:
-                fw_a = np.frombuffer(found, dtype=np.int64)
-                windows = self._windows(fw_a, len(buf))
-                fw = fw_a.tolist()
+                fw = np.frombuffer(found[0], dtype=np.int64).tolist()
+                windows = found[1]
         if windows is None:  # kinds without narrow patterns, or dense full-width text
             self._db.scan(buf, match_event_handler=col, scratch=self._scratch(self._db))
             return
@@ -220,10 +205,10 @@ class Finder:
 
         windows = None
         if self._narrow_db is not None:
-            found = fullwidth_alnum(buf)
-            if len(found) <= self._fw_limit(len(buf)):
-                windows = self._windows(found, len(buf))
-                fw = found.tolist()
+            found = fullwidth_windows(buf, self._width, self._fw_limit(len(buf)),
+                                      len(buf) // 4)
+            if found is not None:
+                fw, windows = found
         if windows is None:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch(self._db))
             return hits
@@ -298,6 +283,28 @@ def fullwidth_alnum(buf: bytes) -> np.ndarray:
     ok = ((b1 == 0xBC) & (((b2 >= 0x90) & (b2 <= 0x99)) | ((b2 >= 0xA1) & (b2 <= 0xBA)))) | (
         (b1 == 0xBD) & (b2 >= 0x81) & (b2 <= 0x9A))
     return lead[ok].astype(np.int64)
+
+
+def fullwidth_windows(buf: bytes, width: int, limit: int,
+                      coverage: int) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """(starts of the full-width letters and digits, merged byte ranges ``width`` around
+    each) -- the ranges hold every full-pattern match spanning such a character; None
+    when there are more than ``limit`` characters or the ranges cover more than
+    ``coverage`` bytes (one full pass is then cheaper). The C twin has the same name."""
+    fw = fullwidth_alnum(buf)
+    if len(fw) > limit:
+        return None
+    if not len(fw):
+        return [], []
+    a = np.maximum(fw - width, 0)
+    b = np.minimum(fw + 3 + width, len(buf))
+    new = np.flatnonzero(a[1:] > b[:-1]) + 1  # a window that does not touch the last
+    first = np.concatenate(([0], new))
+    last = np.concatenate((new - 1, [len(fw) - 1]))
+    lo, hi = a[first], b[last]
+    if int((hi - lo).sum()) > coverage:
+        return None
+    return fw.tolist(), list(zip(lo.tolist(), hi.tolist(), strict=True))
 
 
 def max_width(expression: bytes) -> int | None:

@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from leaksentry import synth
 from leaksentry.config.matching import KindConfig, MatchingConfig
 from pipelines.match import Matcher
-from pipelines.match.finder import HAVE_HYPERSCAN, Finder, fullwidth_alnum, max_width
+from pipelines.match.finder import (
+    HAVE_HYPERSCAN,
+    Finder,
+    fullwidth_alnum,
+    fullwidth_windows,
+    max_width,
+)
 from pipelines.match.fpfile import FingerprintSet, write_fingerprints
 from pipelines.match.kinds import build_kinds
 from pipelines.match.speedups import speedups
@@ -71,6 +77,23 @@ def test_fullwidth_alnum_twins(buf: bytes) -> None:
 
 
 @needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | _TEXT.map(str.encode), st.integers(0, 70),
+       st.integers(0, 40), st.integers(0, 400))
+def test_fullwidth_windows_twins(buf: bytes, width: int, limit: int, coverage: int) -> None:
+    got = fast.fullwidth_windows(buf, width, limit, coverage)
+    want = fullwidth_windows(buf, width, limit, coverage)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert (np.frombuffer(got[0], dtype=np.int64).tolist(), got[1]) == want
+        for p in want[0]:  # every character with `width` bytes either side is inside one
+            assert any(a <= max(0, p - width) and min(len(buf), p + 3 + width) <= b
+                       for a, b in want[1])
+
+
+@needs_c
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400), st.lists(st.integers(0, 450), max_size=20))
 def test_newlines_before_twins(buf: bytes, positions: list[int]) -> None:
@@ -116,9 +139,8 @@ def test_windows_and_dense_fullwidth(accelerated: bool) -> None:
         buf = b"\n" + "".join(chunks).encode() + b"\n"
         f = Finder(kinds, "hyperscan", speedups=accelerated)
         assert f._width == max(max_width(e) for k in kinds for e, _ in k.hs_expressions)
-        fw = fullwidth_alnum(buf)
-        windows = f._windows(fw, len(buf))
-        assert (windows is None) == dense and len(fw) > 0
+        found = fullwidth_windows(buf, f._width, f._fw_limit(len(buf)), len(buf) // 4)
+        assert (found is None) == dense and len(fullwidth_alnum(buf)) > 0
         assert f.find(buf) == Finder(kinds, "re").find(buf)
 
 

@@ -689,19 +689,31 @@ static PyObject *Evaluator_evaluate(Evaluator *self, PyObject *args) {
         for (int j = 0; j < 8; j++) q = (q << 8) | oh[j];
         qs[i] = q;
         st[i] = ST_VALID;
-        if (nd) {
-            Py_ssize_t at = lower_bound(d, nd, q);
+    }
+    /* lookups in a second pass: the table is larger than the caches, so the first probe
+     * of each lookup (the interpolated position) is requested a few candidates ahead */
+    if (nd) {
+        const Py_ssize_t ahead = 6;
+        const uint64_t d0 = d[0], dn = d[nd - 1];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t k = i + ahead;
+            if (k < n && (st[k] & ST_VALID) && qs[k] > d0 && qs[k] < dn)
+                __builtin_prefetch(
+                    &d[(Py_ssize_t)(((unsigned __int128)(qs[k] - d0) * (uint64_t)(nd - 1)) /
+                                    (dn - d0))]);
+            if (!(st[i] & ST_VALID)) continue;
+            Py_ssize_t at = lower_bound(d, nd, qs[i]);
             if (at >= nd) at = nd - 1;
             ix[i] = at;
-            if (d[at] == q) {
-                st[i] |= ST_FOUND;
-                PyObject *cf = PyBytes_FromStringAndSize((const char *)canon, cl);
-                if (!cf || PyList_Append(canons, cf) < 0) {
-                    Py_XDECREF(cf);
-                    goto done;
-                }
-                Py_DECREF(cf);
+            if (d[at] != qs[i]) continue;
+            st[i] |= ST_FOUND;
+            Py_ssize_t cl = canonical(b + ps[i], pe[i] - ps[i], &self->specs[pk[i]], canon);
+            PyObject *cf = PyBytes_FromStringAndSize((const char *)canon, cl);
+            if (!cf || PyList_Append(canons, cf) < 0) {
+                Py_XDECREF(cf);
+                goto done;
             }
+            Py_DECREF(cf);
         }
     }
     result = PyTuple_Pack(4, ost, oq, oi, canons);

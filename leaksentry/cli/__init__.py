@@ -43,9 +43,18 @@ app = typer.Typer(
 )
 
 
+def _scanner_path() -> str:
+    """Which scanner this install runs (found without importing the engines)."""
+    from importlib.util import find_spec
+
+    engine = "hyperscan" if find_spec("hyperscan") else "re"
+    fast = find_spec("pipelines.match._speedups") is not None
+    return f"{engine} + {'C speedups' if fast else 'pure Python (C speedups not built)'}"
+
+
 def _version(value: bool) -> None:
     if value:
-        print(f"leaksentry {__version__}")
+        print(f"leaksentry {__version__} (scanner: {_scanner_path()})")
         raise typer.Exit()
 
 

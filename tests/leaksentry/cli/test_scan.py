@@ -263,3 +263,14 @@ def test_no_plaintext_anywhere(tmp_path: Path) -> None:
     for needle in needles:
         for enc in ("utf-8", "utf-16-le"):
             assert needle.encode(enc) not in haystack, "an identifier was written"
+
+
+def test_version_names_the_scanner_path() -> None:
+    """An operator can tell from --version whether the C path was built (it halves the
+    scan time); `make test` requires it, so here it must be there."""
+    out = run("--version")
+    assert out.returncode == 0
+    line = out.stdout.decode().strip()
+    assert line.startswith("leaksentry ") and "(scanner: " in line
+    if os.environ.get("LEAKSENTRY_REQUIRE_SPEEDUPS") == "1":
+        assert line.endswith("hyperscan + C speedups)")

@@ -165,7 +165,6 @@ class Finder:
         # much of the buffer they cover (a quarter at most)
         return max(16, size // 16)
 
-
     def _find_hs_c(self, buf: bytes) -> Candidates:
         self._scratch(self._db)  # makes this thread's collector too
         col = self._local.collector

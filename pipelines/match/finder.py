@@ -24,7 +24,7 @@ from operator import itemgetter
 import numpy as np
 
 from pipelines.match.kinds import Kind, fullwidth_alnum_after, fullwidth_alnum_before
-from pipelines.match.speedups import speedups as _speedups
+from pipelines.match.speedups import resolve as resolve_speedups
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ class Finder:
         self._width = 0
         if engine == "hyperscan":
             self._compile([i for i, k in enumerate(self.kinds) if k.hs_ok])
-        self._fast = _speedups() if speedups is not False else None
-        if speedups and self._fast is None:
-            raise RuntimeError("the C speedups are not built (pipelines/match/_speedups.c)")
+        self._fast = resolve_speedups(speedups)
         if self._fast is not None and self._hs_kinds and len(self.kinds) < 256:
             self._kind_bytes = bytes(self._hs_kind_of)
             self._neg_bytes = bytes(self._hs_neg_adj)

@@ -32,7 +32,7 @@ from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
 from pipelines.match.keys import read_key
 from pipelines.match.kinds import Kind, build_kinds
 from pipelines.match.severity import assess
-from pipelines.match.speedups import speedups as _speedups
+from pipelines.match.speedups import resolve as resolve_speedups
 from pipelines.model import CELL_SEP, Match, ScanResult, TextPart
 
 _SEP = b"\n"
@@ -168,9 +168,7 @@ class Matcher:
         self.kinds: list[Kind] = build_kinds(self.config)
         self.finder = Finder(self.kinds, engine, speedups)
         self._digester = Digester(key)
-        fast = _speedups() if speedups is not False else None
-        if speedups and fast is None:
-            raise RuntimeError("the C speedups are not built (pipelines/match/_speedups.c)")
+        fast = self._fast = resolve_speedups(speedups)
         self._evaluator = None if fast is None else fast.Evaluator(
             key, [(k.prefix, k.upper, k.delete, k.checksum) for k in self.kinds])
         self._checked = [k.name for k in self.kinds if k.has_checksum]
@@ -404,7 +402,7 @@ class Matcher:
 
     def _newlines_before(self, buf: bytes, positions: np.ndarray) -> np.ndarray:
         """How many newlines precede each (ascending) position."""
-        fast = _speedups() if self._evaluator is not None else None
+        fast = self._fast
         if fast is not None:
             pos = np.ascontiguousarray(positions, dtype=np.int64)
             return np.frombuffer(fast.newlines_before(buf, pos), dtype=np.int64)

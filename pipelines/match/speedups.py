@@ -20,3 +20,12 @@ def speedups() -> ModuleType | None:
     except ImportError:  # built without a compiler or OpenSSL's headers
         return None
     return _speedups
+
+
+def resolve(wanted: bool | None) -> ModuleType | None:
+    """The extension for a ``speedups=`` argument: None when False or not available;
+    True insists on it."""
+    fast = speedups() if wanted is not False else None
+    if wanted and fast is None:
+        raise RuntimeError("the C speedups are not built (pipelines/match/_speedups.c)")
+    return fast

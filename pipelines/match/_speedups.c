@@ -87,8 +87,6 @@ static PyObject *Collector_clear(Collector *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static Py_ssize_t Collector_len(Collector *self) { return self->n; }
-
 static int cmp_tok(const void *a, const void *b) {
     const Tok *x = a, *y = b;
     if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
@@ -195,14 +193,11 @@ static PyMethodDef Collector_methods[] = {
      "tokens(buf, kind_of, neg_adj) -> (kinds, starts, ends) as int64 bytes."},
     {NULL}};
 
-static PySequenceMethods Collector_seq = {.sq_length = (lenfunc)Collector_len};
-
 static PyTypeObject CollectorType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pipelines.match._speedups.Collector",
     .tp_basicsize = sizeof(Collector),
     .tp_dealloc = (destructor)Collector_dealloc,
     .tp_call = (ternaryfunc)Collector_call,
-    .tp_as_sequence = &Collector_seq,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A hyperscan match handler that appends (id, from, to) to C arrays.",
     .tp_methods = Collector_methods,
@@ -267,27 +262,8 @@ static int find_fullwidth(const uint8_t *b, Py_ssize_t len, Starts *st) {
     return 0;
 }
 
-/* fullwidth_alnum(buf, limit) -> starts of the full-width letters and digits as int64
- * bytes, or None when there are more than `limit` */
-static PyObject *fullwidth_alnum(PyObject *module, PyObject *args) {
-    Py_buffer buf;
-    Starts st = {0};
-    if (!PyArg_ParseTuple(args, "y*n", &buf, &st.limit)) return NULL;
-    PyObject *result = NULL;
-    int err = find_fullwidth(buf.buf, buf.len, &st);
-    if (err == -2)
-        PyErr_NoMemory();
-    else if (err == -1)
-        result = Py_NewRef(Py_None);
-    else
-        result = PyBytes_FromStringAndSize((const char *)st.at, st.n * 8);
-    free(st.at);
-    PyBuffer_Release(&buf);
-    return result;
-}
-
 /* fullwidth_windows(buf, width, limit, coverage) -> (starts, windows) or None.
- * starts: as fullwidth_alnum; windows: merged [max(0, p - width), min(len, p + 3 + width))
+ * starts: of the full-width letters and digits (int64 bytes); windows: merged [max(0, p - width), min(len, p + 3 + width))
  * ranges around them, as a list of (start, end). None when there are more than `limit`
  * characters or the windows cover more than `coverage` bytes (one full pass is cheaper). */
 static PyObject *fullwidth_windows(PyObject *module, PyObject *args) {
@@ -391,8 +367,6 @@ static PyMethodDef module_methods[] = {
      "fullwidth_windows(buf, width, limit, coverage) -> (starts, windows) or None."},
     {"newlines_before", newlines_before, METH_VARARGS,
      "newlines_before(buf, positions) -> newline counts before each position (int64)."},
-    {"fullwidth_alnum", fullwidth_alnum, METH_VARARGS,
-     "fullwidth_alnum(buf, limit) -> int64 starts as bytes, or None beyond limit."},
     {NULL}};
 
 /* ---- Evaluator: canonical form, checksum, HMAC, lookup ---------------------------------- */

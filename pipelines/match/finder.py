@@ -176,21 +176,14 @@ class Finder:
                 np.frombuffer(e, dtype=np.int64))
 
     def _scan_c(self, buf: bytes, col) -> None:
-        windows = None
-        if self._narrow_db is not None:
-            found = self._fast.fullwidth_windows(buf, self._width, self._fw_limit(len(buf)),
-                                                 len(buf) // 4)
-            if found is not None:
-                fw = np.frombuffer(found[0], dtype=np.int64).tolist()
-                windows = found[1]
-        if windows is None:  # kinds without narrow patterns, or dense full-width text
-            self._db.scan(buf, match_event_handler=col, scratch=self._scratch(self._db))
-            return
-        self._narrow_db.scan(buf, match_event_handler=col,
-                             scratch=self._scratch(self._narrow_db))
-        if windows:
-            for i, f, t in self._window_reports(buf, fw, windows):
-                col(i, f, t, 0, None)
+        self._scan(buf, col, self._fullwidth_windows_c)
+
+    def _fullwidth_windows_c(self, buf: bytes, width: int, limit: int,
+                             coverage: int) -> tuple[list[int], list[tuple[int, int]]] | None:
+        found = self._fast.fullwidth_windows(buf, width, limit, coverage)
+        if found is None:
+            return None
+        return np.frombuffer(found[0], dtype=np.int64).tolist(), found[1]
 
     def _reports_py(self, buf: bytes) -> list[tuple[int, int, int]]:
         """:meth:`_scan_c` with Python callbacks."""
@@ -200,20 +193,25 @@ class Finder:
         def on_match(i: int, start: int, end: int, flags: int, ctx: object) -> None:
             add((i, start, end))
 
-        windows = None
+        self._scan(buf, on_match, fullwidth_windows)
+        return hits
+
+    def _scan(self, buf: bytes, handler, windows_of) -> None:
+        """Every report of the full patterns to ``handler``: the narrow pass plus the
+        windows around full-width letters and digits (found by ``windows_of``, the C or
+        the Python :func:`fullwidth_windows`), or one full pass."""
+        found = None
         if self._narrow_db is not None:
-            found = fullwidth_windows(buf, self._width, self._fw_limit(len(buf)),
-                                      len(buf) // 4)
-            if found is not None:
-                fw, windows = found
-        if windows is None:
-            self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch(self._db))
-            return hits
-        self._narrow_db.scan(buf, match_event_handler=on_match,
+            found = windows_of(buf, self._width, self._fw_limit(len(buf)), len(buf) // 4)
+        if found is None:  # kinds without narrow patterns, or dense full-width text
+            self._db.scan(buf, match_event_handler=handler, scratch=self._scratch(self._db))
+            return
+        fw, windows = found
+        self._narrow_db.scan(buf, match_event_handler=handler,
                              scratch=self._scratch(self._narrow_db))
         if windows:
-            hits.extend(self._window_reports(buf, fw, windows))
-        return hits
+            for i, f, t in self._window_reports(buf, fw, windows):
+                handler(i, f, t, 0, None)
 
     def _window_reports(self, buf: bytes, fw: list[int],
                         windows: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
@@ -272,8 +270,8 @@ class Finder:
 
 def fullwidth_alnum(buf: bytes) -> np.ndarray:
     """Starts of the full-width letters and digits in a UTF-8 buffer (numpy; the C
-    speedups have a memchr twin). A continuation byte is never 0xEF, so every match is
-    a real character start."""
+    twin is inside the speedups' ``fullwidth_windows``). A continuation byte is never
+    0xEF, so every match is a real character start."""
     a = np.frombuffer(buf, dtype=np.uint8)
     lead = np.flatnonzero(a[:-2] == 0xEF) if len(a) > 2 else np.zeros(0, dtype=np.intp)
     b1, b2 = a[lead + 1], a[lead + 2]

@@ -105,6 +105,15 @@ HS_EDGE = rb"[^A-Za-z0-9]"
 _LETTERS = string.ascii_letters
 
 
+def _hs_edged(edged: bytes, closed: bytes | None) -> list[tuple[bytes, bool]]:
+    """The hyperscan expressions of a kind: ``edged`` between boundary bytes, and the
+    variant ending in a closing bracket (if any) with a leading boundary only."""
+    out = [(HS_EDGE + rb"(?:" + edged + rb")" + HS_EDGE, True)]
+    if closed is not None:
+        out.append((HS_EDGE + rb"(?:" + closed + rb")", False))
+    return out
+
+
 def fullwidth_alnum_before(buf: bytes, pos: int) -> bool:
     """True when the character ending at ``pos`` is a full-width letter or digit."""
     if pos < 3 or buf[pos - 3] != 0xEF:
@@ -214,10 +223,7 @@ class Kind:
     def hs_expressions(self) -> list[tuple[bytes, bool]]:
         """(expression, consumes a trailing boundary byte) for hyperscan."""
         edged = self.open if self.closed is not None and self.open is not None else self.pattern
-        out = [(HS_EDGE + rb"(?:" + edged + rb")" + HS_EDGE, True)]
-        if self.closed is not None:
-            out.append((HS_EDGE + rb"(?:" + self.closed + rb")", False))
-        return out
+        return _hs_edged(edged, self.closed)
 
     @property
     def hs_narrow_expressions(self) -> list[tuple[bytes, bool]] | None:
@@ -225,8 +231,7 @@ class Kind:
         if self.narrow is None:
             return None
         _, closed, open_ = self.narrow
-        return [(HS_EDGE + rb"(?:" + open_ + rb")" + HS_EDGE, True),
-                (HS_EDGE + rb"(?:" + closed + rb")", False)]
+        return _hs_edged(open_, closed)
 
     def canonical(self, token: bytes) -> str:
         """Canonical form of a token found in text: NFKC, upper-case, separators removed."""

@@ -66,18 +66,6 @@ _TEXT = st.lists(st.sampled_from([
 
 @needs_c
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300) | _TEXT.map(str.encode))
-def test_fullwidth_alnum_twins(buf: bytes) -> None:
-    want = fullwidth_alnum(buf)
-    got = fast.fullwidth_alnum(buf, 10**6)
-    assert np.frombuffer(got, dtype=np.int64).tolist() == want.tolist()
-    if len(want):
-        assert fast.fullwidth_alnum(buf, len(want) - 1) is None  # over the limit
-        assert fast.fullwidth_alnum(buf, len(want)) is not None
-
-
-@needs_c
-@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300) | _TEXT.map(str.encode), st.integers(0, 70),
        st.integers(0, 40), st.integers(0, 400))
 def test_fullwidth_windows_twins(buf: bytes, width: int, limit: int, coverage: int) -> None:
@@ -91,6 +79,11 @@ def test_fullwidth_windows_twins(buf: bytes, width: int, limit: int, coverage: i
         for p in want[0]:  # every character with `width` bytes either side is inside one
             assert any(a <= max(0, p - width) and min(len(buf), p + 3 + width) <= b
                        for a, b in want[1])
+    starts = fullwidth_alnum(buf)
+    if len(starts):  # the limit is on the number of characters, exactly
+        assert fast.fullwidth_windows(buf, width, len(starts) - 1, len(buf)) is None
+        got = fast.fullwidth_windows(buf, width, len(starts), len(buf))
+        assert np.frombuffer(got[0], dtype=np.int64).tolist() == starts.tolist()
 
 
 @needs_c

@@ -24,12 +24,26 @@ build-deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcc libssl-dev python3-dev; }
 
-# Chromium (for pages that need a browser) and nginx (a real directory listing in tests)
-# come from Debian's packages; Playwright's own browser download is never used.
+# Programs from Debian's packages, one a line: Chromium (pages that need a browser; Playwright's
+# own browser download is never used), nginx (a real directory listing in tests), Tesseract
+# (OCR of images and scanned pages), mdbtools (Access), antiword/catdoc (Word 97), unrar-free
+# and bsdtar (RAR), age (the evidence vault's interop check).
+DEBIAN_PACKAGES = \
+	chromium \
+	nginx-light \
+	tesseract-ocr \
+	tesseract-ocr-eng \
+	tesseract-ocr-chi-tra \
+	mdbtools \
+	antiword \
+	catdoc \
+	unrar-free \
+	libarchive-tools \
+	age
 system-deps:
-	@command -v chromium >/dev/null && command -v nginx >/dev/null || { \
+	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium nginx-light; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEBIAN_PACKAGES); }
 
 demo: $(VENV)/.installed system-deps
 	$(BIN)/leaksentry demo

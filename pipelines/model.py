@@ -100,6 +100,22 @@ class Match:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Content of a document that could not be read (never counted as clean).
+
+    ``where`` names the member or page ("backup.zip/his.db", "page 3"), already made
+    safe by the redaction policy; ``status`` is one of :data:`STATUSES` other than ok.
+    """
+
+    where: str
+    status: str
+    error: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"where": self.where, "status": self.status, "error": self.error}
+
+
 @dataclass(slots=True)
 class ScanResult:
     """What the matcher concluded about one document."""
@@ -119,10 +135,24 @@ class ScanResult:
     snippets: list[str] = field(default_factory=list)
     # names inside encrypted containers, passwords tried, detected type ...
     details: dict[str, Any] = field(default_factory=dict)
+    # members, pages or images whose content could not be read (no silent misses)
+    skipped: list[Skipped] = field(default_factory=list)
+    # pages/images that went through OCR; None when OCR did not run
+    ocr_pages: int | None = None
+    # what the document exposed: table labels / text labels next to identifiers,
+    # and their categories (name, gender, dob, address, phone, diagnosis/procedure,
+    # identifier, other); never the document's own values
+    exposed_fields: list[str] = field(default_factory=list)
+    exposed_categories: list[str] = field(default_factory=list)
 
     @property
     def hit(self) -> bool:
         return self.matched_records > 0 or self.severity != "none"
+
+    @property
+    def partial(self) -> bool:
+        """Matches were found but some content could not be read."""
+        return bool(self.skipped) and self.hit
 
 
 @dataclass(slots=True)
@@ -169,6 +199,11 @@ class Finding:
             "matches": [m.to_json() for m in r.matches],
             "unmatched_valid": dict(r.unmatched_valid),
             "parts": r.parts,
+            "skipped": [s.to_json() for s in r.skipped],
+            "partial": r.partial,
+            "exposed_fields": list(r.exposed_fields),
+            "exposed_categories": list(r.exposed_categories),
+            **({"ocr": {"pages": r.ocr_pages}} if r.ocr_pages is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from pipelines.match import build_fingerprints, generate_key, read_key
 N = 150
 PATIENTS = list(synth.patients(N, seed=21))
 SCAN_KEYS = ["path", "sha256", "status", "error", "severity", "matched_records", "record_refs",
-             "matches", "unmatched_valid", "parts"]
+             "matches", "unmatched_valid", "parts", "skipped", "partial", "exposed_fields",
+             "exposed_categories"]
 
 
 def run(*args: str, stdin: bytes | None = None, env: dict | None = None,

@@ -71,6 +71,10 @@ class TextPart:
     text: str | bytes
     location: str = ""
     row: int | None = None
+    #: a table row's column labels (the header row, SQL column names), in cell order;
+    #: one tuple shared by every row of the table. Used to say which fields a hit
+    #: exposed; never stored as document text.
+    header: tuple[str, ...] | None = None
 
     @property
     def string(self) -> str:

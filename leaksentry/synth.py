@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pipelines.match.hkid import check_char
+from leaksentry.identifiers.hkid import check_char
 
 _SURNAMES = ["CHAN", "WONG", "LEE", "CHEUNG", "LAU", "HO", "NG", "LAM", "LEUNG", "TSANG",
              "YIP", "KWOK", "MAK", "TANG", "FUNG", "SIU", "TAM", "CHOI", "YEUNG", "CHOW"]

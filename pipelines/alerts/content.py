@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from pipelines.match.hkid import is_valid_canonical
+from leaksentry.identifiers.hkid import is_valid_canonical
 from pipelines.model import Finding, StoredHit
 
 if TYPE_CHECKING:

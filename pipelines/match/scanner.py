@@ -26,11 +26,12 @@ import numpy as np
 
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.errors import ConfigError
+from leaksentry.identifiers.kinds import Kind, build_kinds
+from leaksentry.redaction import mask_b
 from pipelines.match.digest import Digester
 from pipelines.match.finder import Candidate, Finder
 from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
 from pipelines.match.keys import read_key
-from pipelines.match.kinds import Kind, build_kinds
 from pipelines.match.severity import assess
 from pipelines.match.speedups import resolve as resolve_speedups
 from pipelines.model import CELL_SEP, Match, ScanResult, TextPart
@@ -397,7 +398,7 @@ class Matcher:
                 place = f"{location}:line {line}" if location else f"line {line}"
             else:
                 place = where(buf, starts, metas, pi, at, lines)
-            seen[dg] = [ki, kinds[ki].mask_b(cn), rec, cnt, place, dg]
+            seen[dg] = [ki, mask_b(kinds[ki].name, cn), rec, cnt, place, dg]
         state.records.update(records[hit_idx].tolist())
 
     def _newlines_before(self, buf: bytes, positions: np.ndarray) -> np.ndarray:
@@ -485,7 +486,7 @@ class Matcher:
                 if se <= lo or ss < cur:
                     continue
                 kind = kinds[ki]
-                masked = kind.mask_b(kind.canonical_b(buf[ss:se]))
+                masked = mask_b(kind.name, kind.canonical_b(buf[ss:se]))
                 out.append(buf[cur:ss].decode("utf-8", "ignore"))
                 if ss == s:
                     focus = (sum(len(x) for x in out), len(masked))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pipelines.match.hkid import is_valid_canonical
+from leaksentry.identifiers.hkid import is_valid_canonical
 
 _HKID = re.compile(
     r"(?<![A-Za-z0-9])([A-Za-z]{1,2})[ ]?(\d{6})[ ]?"

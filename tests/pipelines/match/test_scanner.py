@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from leaksentry import synth
 from leaksentry.config.matching import MatchingConfig, SeverityConfig
 from leaksentry.errors import ConfigError
+from leaksentry.identifiers.kinds import build_kinds
 from pipelines.match import Matcher
 from pipelines.match.finder import HAVE_HYPERSCAN, Finder
-from pipelines.match.kinds import build_kinds
 from pipelines.model import CELL_SEP, TextPart
 
 PATIENTS = list(synth.patients(300, seed=7))  # the register in conftest.py

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from leaksentry import synth
 from leaksentry.config.matching import KindConfig, MatchingConfig
+from leaksentry.identifiers.kinds import build_kinds
 from pipelines.match import Matcher
 from pipelines.match.finder import (
     HAVE_HYPERSCAN,
@@ -28,7 +29,6 @@ from pipelines.match.finder import (
     max_width,
 )
 from pipelines.match.fpfile import FingerprintSet, write_fingerprints
-from pipelines.match.kinds import build_kinds
 from pipelines.match.speedups import speedups
 from pipelines.model import CELL_SEP, TextPart
 

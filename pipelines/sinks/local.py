@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from leaksentry.redaction import redact
 from pipelines.model import SEVERITIES, Finding, StoredHit, severity_rank
 from pipelines.sinks.ecs import domain_of, records_key, ref_order
-from pipelines.sinks.scrub import scrub
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +80,9 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
     """
     r = finding.result
     seen = _iso(finding.fetched_at)
-    url = scrub(finding.url) or ""
-    filename = scrub(finding.filename)
-    error = scrub(r.error)
+    url = redact(finding.url) or ""
+    filename = redact(finding.filename)
+    error = redact(r.error)
     tx.execute(
         "INSERT INTO documents(url, source, sha256, size, content_type, filename, item_id,"
         " http_status, status, error, severity, matched_records, scanned_at, first_seen,"
@@ -95,7 +95,7 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " last_seen=max(documents.last_seen, excluded.last_seen),"
         " sightings=documents.sightings + 1",
         (url, finding.source, finding.sha256, finding.size, finding.content_type, filename,
-         scrub(finding.item_id), finding.http_status, r.status, error, r.severity,
+         redact(finding.item_id), finding.http_status, r.status, error, r.severity,
          r.matched_records, seen, seen, seen),
     )
     if not r.hit:
@@ -110,8 +110,8 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         return StoredHit(hit_id=prev["id"], new=False, first_seen=_dt(prev["first_seen"]),
                          records_key=prev["records_key"])
     key = records_key(r.record_refs, finding.sha256)
-    matches = [{"kind": m.kind, "masked": scrub(m.masked), "record_ref": m.record_ref,
-                "count": m.count, "where": scrub(m.where)} for m in r.matches]
+    matches = [{"kind": m.kind, "masked": redact(m.masked), "record_ref": m.record_ref,
+                "count": m.count, "where": redact(m.where)} for m in r.matches]
     cur = tx.execute(
         "INSERT INTO hits(document_id, url, domain, source, sha256, size, content_type, filename,"
         " item_id, status, severity, severity_rank, risk_score, matched_records,"
@@ -119,12 +119,12 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " snippets, parts, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
         "?,?,?,?)",
         (doc_id, url, domain_of(finding.url), finding.source, finding.sha256, finding.size,
-         finding.content_type, filename, scrub(finding.item_id), r.status, r.severity,
+         finding.content_type, filename, redact(finding.item_id), r.status, r.severity,
          severity_rank(r.severity), int(r.risk_score), r.matched_records,
          len(set(r.record_level_refs)), json.dumps(sorted(set(r.record_refs), key=ref_order)), key,
          json.dumps(sorted({m.kind for m in r.matches})), json.dumps(matches),
          json.dumps(dict(r.unmatched_valid), sort_keys=True),
-         json.dumps([scrub(s) for s in r.snippets]), r.parts, seen, seen),
+         json.dumps([redact(s) for s in r.snippets]), r.parts, seen, seen),
     )
     hit_id = cur.lastrowid
     assert hit_id is not None

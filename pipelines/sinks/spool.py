@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from leaksentry.redaction import redact
 from pipelines.model import Finding, StoredHit
 from pipelines.sinks import ecs
 from pipelines.sinks.client import Cluster, connect, dumps
 from pipelines.sinks.errors import SinkError
-from pipelines.sinks.scrub import scrub
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -138,7 +138,7 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
         report.unreachable = exc.unreachable
     except Exception as exc:  # a client bug must not take the daemon down
         log.exception("elasticsearch drain failed")
-        report.error = f"elasticsearch drain failed: {type(exc).__name__}: {scrub(str(exc))}"
+        report.error = f"elasticsearch drain failed: {type(exc).__name__}: {redact(str(exc))}"
     finally:
         if own and cluster is not None:
             cluster.close()
@@ -213,4 +213,4 @@ def _item_error(info: dict[str, Any]) -> str:
     else:
         text = str(err or f"status {info.get('status')}")
     # reasons may quote the offending value ("Preview of field's value: ..."): mask it
-    return (scrub(" ".join(text.split())) or "")[:500]
+    return (redact(" ".join(text.split())) or "")[:500]

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from leaksentry.redaction import redact as scrub
 from pipelines.alerts.channels import ChannelError, Outgoing, build_channel
-from pipelines.alerts.content import hit_payload, kibana_link, scrub
+from pipelines.alerts.content import hit_payload, kibana_link
 from pipelines.alerts.worker import outgoing
 
 

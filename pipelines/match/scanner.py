@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from leaksentry import redaction
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.errors import ConfigError
 from leaksentry.identifiers.kinds import Kind, build_kinds
@@ -167,6 +168,8 @@ class Matcher:
         self.config = config or MatchingConfig()
         self.fingerprints = fingerprints
         self.kinds: list[Kind] = build_kinds(self.config)
+        # what this process scans for is what its outputs must mask (configured kinds)
+        redaction.configure(self.config)
         self.finder = Finder(self.kinds, engine, speedups)
         self._digester = Digester(key)
         fast = self._fast = resolve_speedups(speedups)

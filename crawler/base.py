@@ -72,6 +72,7 @@ from crawler.shard import Shard
 from leaksentry.config import Settings
 from leaksentry.config.base import resolve_secret
 from leaksentry.config.sources import SourceConfig
+from leaksentry.redaction import redact
 from leaksentry.store import seen
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
@@ -81,7 +82,9 @@ log = logging.getLogger(__name__)
 
 
 def one_line(text: object, limit: int = 300) -> str:
-    s = " ".join(str(text).split())
+    """Stranger-controlled text (a URL, a page title, a library's message) as one line
+    through the redaction policy: identifiers masked, URL userinfo removed, bounded."""
+    s = redact(" ".join(str(text).split())) or ""
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

@@ -25,6 +25,7 @@ from scrapy.utils.misc import load_object
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import SourceConfig
+from leaksentry.redaction import install_log_filter
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
@@ -227,6 +228,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSum
     crawler = None
     try:
         process = CrawlerProcess(settings)
+        install_log_filter()  # Scrapy's root handler: every record through the policy
         crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
         from scrapy import signals
 

@@ -14,6 +14,7 @@ Elasticsearch, spool, outbox), sent (alerts, metrics labels) or printed (CLI, lo
     redaction.mask("hkid", "A1234563")   # "A12****(3)": the one display mask
     redaction.configure(settings.matching)   # once per process after loading the config,
                                          # so configured kinds are masked too
+    redaction.install_log_filter()       # after logging is set up: every record redacted
 
 What is masked: every token of every identifier kind -- the built-in ``hkid``, the
 hospital number (``[matching.hn]``) and the configured ``[[matching.kinds]]`` -- in any
@@ -36,6 +37,7 @@ This module is in the bottom layer: it imports only config and the identifier gr
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 import threading
@@ -47,8 +49,10 @@ from leaksentry.config.matching import MatchingConfig
 from leaksentry.identifiers.kinds import Kind, build_kinds
 
 __all__ = [
+    "LogFilter",
     "Policy",
     "configure",
+    "install_log_filter",
     "mask",
     "mask_b",
     "policy",
@@ -396,3 +400,30 @@ def redact_error(text: str | None, limit: int = 160) -> str | None:
     text = _DIGITY.sub("…", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+class LogFilter(logging.Filter):
+    """Every log record through the policy: its message (with its arguments) and its
+    traceback text are redacted before any handler formats them. Installed on the
+    handlers (:func:`install_log_filter`), so records of every logger pass through it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # a bad format string: keep what can be shown
+            msg = str(record.msg)
+        record.msg, record.args = redact(msg) or "", None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def install_log_filter(logger: logging.Logger | None = None) -> None:
+    """Add :class:`LogFilter` to every handler of ``logger`` (default: the root logger)
+    that does not have it yet. Call after the handlers are set up."""
+    for h in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, LogFilter) for f in h.filters):
+            h.addFilter(LogFilter())

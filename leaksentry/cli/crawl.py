@@ -20,6 +20,7 @@ from rich.table import Table
 from leaksentry.cli.common import ConfigOption, console, err_console, settings
 from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
+from leaksentry.redaction import redact
 from pipelines.model import RunSummary
 
 
@@ -41,7 +42,7 @@ def _as_json(r: RunSummary) -> str:
     return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
                        "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
                        "statuses": r.statuses, "duration": round(r.duration, 3),
-                       "error": r.error})
+                       "error": redact(r.error)})
 
 
 def _last_run(app_settings: Settings, name: str) -> RunSummary | None:
@@ -110,7 +111,7 @@ def register(app: typer.Typer) -> None:
             console.print(_summary_table(runs))
             for r in runs:
                 if r.error:
-                    err_console.print(f"{r.source}: {r.outcome}: {r.error}", highlight=False,
-                                      soft_wrap=True)
+                    err_console.print(f"{r.source}: {r.outcome}: {redact(r.error)}",
+                                      highlight=False, markup=False, soft_wrap=True)
         if any(r.outcome != "ok" for r in runs):
             raise typer.Exit(1)

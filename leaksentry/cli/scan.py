@@ -21,6 +21,7 @@ from rich.text import Text
 
 from leaksentry.cli.common import ConfigOption, console, err_console, settings
 from leaksentry.errors import ConfigError, InputError
+from leaksentry.redaction import redact
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -85,17 +86,20 @@ def _print(findings: list[Finding]) -> None:
         r = f.result
         unmatched = ", ".join(f"{k} {v}" for k, v in r.unmatched_valid.items() if v)
         status = r.status if r.status == "ok" else f"{r.status}: {r.error or ''}"
-        table.add_row(escape(f.url), escape(status), r.severity, str(r.matched_records),
+        table.add_row(escape(redact(f.url) or ""), escape(redact(status) or ""), r.severity,
+                      str(r.matched_records),
                       unmatched)
     console.print(table)
     for f in findings:
         r = f.result
         if not r.matches:
             continue
-        console.print(Text.assemble((f.url, "bold"), f": {r.matched_records} record(s): ",
+        console.print(Text.assemble((redact(f.url) or "", "bold"),
+                                    f": {r.matched_records} record(s): ",
                                     _refs(r.record_refs)), soft_wrap=True)
         for m in r.matches[:MATCHES_SHOWN]:
-            console.print(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}  at {m.where}",
+            console.print(f"  {m.kind} {redact(m.masked)}  ref {m.record_ref}  x{m.count}"
+                          f"  at {redact(m.where)}",
                           highlight=False, markup=False, soft_wrap=True)
         if len(r.matches) > MATCHES_SHOWN:
             console.print(f"  (+{len(r.matches) - MATCHES_SHOWN} more; use --json for all)",
@@ -169,10 +173,12 @@ def scan(
     findings: list[Finding] = []
     failed = matched = False
     for display, path in _inputs(paths):
+        shown = redact(display) or ""  # file names are stranger-controlled text
         try:
             data = _read(display, path)
         except InputError as exc:
-            err_console.print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
+            err_console.print(Text.assemble(("error: ", "red"), redact(str(exc)) or ""),
+                              soft_wrap=True)
             failed = True
             continue
         doc = Document(url=display, source="scan", content=data,
@@ -181,7 +187,7 @@ def scan(
             finding = scan_document(doc, matcher, s.extract, passwords)
         except Exception as exc:  # never a traceback at the user; the type says enough
             err_console.print(Text.assemble(
-                ("error: ", "red"), f"{display}: could not be scanned ({type(exc).__name__})"),
+                ("error: ", "red"), f"{shown}: could not be scanned ({type(exc).__name__})"),
                 soft_wrap=True)
             failed = True
             continue
@@ -189,7 +195,8 @@ def scan(
         if r.status != "ok":
             failed = True
             err_console.print(Text.assemble(("warning: ", "yellow"),
-                                            f"{display}: {r.status}: {r.error or ''}".strip()),
+                                            f"{shown}: {r.status}: {redact(r.error) or ''}"
+                                            .strip()),
                               soft_wrap=True)
         matched = matched or r.hit
         if recorder is not None:

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from leaksentry.redaction import redact
 from pipelines.model import RunSummary
 
 COMPONENT = "runs"
@@ -65,14 +66,16 @@ def record_run(
     """Append a run and update the source's health.
 
     A source is unhealthy after ``unhealthy_after`` consecutive errored runs or
-    runs that discovered nothing (sources die silently: REFERENCE.md).
+    runs that discovered nothing (sources die silently: REFERENCE.md). The run's error
+    (a URL, a page title, a library's message) is stored through the redaction policy.
     """
+    error = redact(run.error)
     conn.execute(
         "INSERT INTO source_runs(source, started_at, finished_at, outcome, discovered, fetched,"
         " new, hits, errors, statuses, duration, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (run.source, run.started_at.isoformat(), run.finished_at.isoformat(), run.outcome,
          run.discovered, run.fetched, run.new, run.hits, run.errors,
-         json.dumps(run.statuses, sort_keys=True), run.duration, run.error),
+         json.dumps(run.statuses, sort_keys=True), run.duration, error),
     )
     prev = get_health(conn, run.source)
     errored = run.outcome != "ok"
@@ -81,7 +84,7 @@ def record_run(
         else 0
     reason = None
     if errs >= unhealthy_after:
-        reason = f"{errs} consecutive failed runs (last: {run.error or run.outcome})"
+        reason = f"{errs} consecutive failed runs (last: {error or run.outcome})"
     elif empty >= unhealthy_after:
         reason = f"discovered nothing in {empty} consecutive runs"
     healthy = reason is None
@@ -100,7 +103,7 @@ def record_run(
         " changed_at=CASE WHEN source_health.healthy != excluded.healthy"
         "   THEN excluded.changed_at ELSE source_health.changed_at END",
         (run.source, int(healthy), errs, empty, finished,
-         finished if not errored else None, run.outcome, run.error, reason,
+         finished if not errored else None, run.outcome, error, reason,
          finished if changed else (prev.changed_at if prev else finished)),
     )
     health = get_health(conn, run.source)

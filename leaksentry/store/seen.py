@@ -16,6 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from leaksentry.redaction import redact
+
 COMPONENT = "seen"
 MIGRATIONS: list[str] = [
     """
@@ -176,7 +178,8 @@ def requeue(conn: sqlite3.Connection, source: str, item_id: str, url: str | None
     conn.execute(
         "UPDATE seen_items SET status = ?, retry_at = ?, attempts = ?, note = ?, last_seen = ?,"
         " url = COALESCE(?, url) WHERE source = ? AND item_id = ?",
-        (status, retry_at.isoformat(), attempts, note[:300], ts, url, source, item_id),
+        (status, retry_at.isoformat(), attempts, (redact(note) or "")[:300], ts, url, source,
+         item_id),
     )
     return status == "retry"
 
@@ -189,7 +192,7 @@ def gone(conn: sqlite3.Connection, source: str, item_id: str, note: str,
         "INSERT INTO seen_items(source, item_id, status, first_seen, last_seen, note)"
         " VALUES (?,?,'gone',?,?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
         " status='gone', note=excluded.note, last_seen=excluded.last_seen, retry_at=NULL",
-        (source, item_id, ts, ts, note[:300]),
+        (source, item_id, ts, ts, (redact(note) or "")[:300]),
     )
 
 

@@ -192,7 +192,9 @@ def test_from_config(fp_dir: Path, patients: list[synth.Patient]) -> None:
 _PIECES = st.sampled_from([" ", "\n", "(", ")", "（", "）", "　", "A", "Z", "a", "HN", "hn",
                            "Ａ", "ｚ", "１", "3", "12", "123456", "１２３４５６", "7", "X",
                            "香港", "身份證", CELL_SEP, "A123456(3)", "AB987654 3",
-                           "HN12345678(A)", "Ｇ１２３４５６Ａ", "A123456", "-", "ref"])
+                           "HN12345678(A)", "Ｇ１２３４５６Ａ", "A123456", "-", "ref",
+                           "/", "[", "]", "［", "］", "－", "／", "A123456-3", "A123456[3]",
+                           "G123456 / A", "Ｇ１２３４５６［Ａ］"])
 
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan not installed")

@@ -25,7 +25,7 @@ from scrapy.utils.misc import load_object
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import SourceConfig
-from leaksentry.redaction import install_log_filter
+from leaksentry.redaction import install_log_redaction
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
@@ -55,6 +55,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
     maxsize = int(s.max_download_size or 0)
     out: dict[str, Any] = {
         "USER_AGENT": s.user_agent,
+        "LOG_LEVEL": app.daemon.log_level,  # every record goes through the redaction filter
         "CONCURRENT_REQUESTS": s.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": s.concurrency,
         "DOWNLOAD_DELAY": s.delay,
@@ -228,7 +229,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSum
     crawler = None
     try:
         process = CrawlerProcess(settings)
-        install_log_filter()  # Scrapy's root handler: every record through the policy
+        install_log_redaction()  # Scrapy's root handler: every record through the policy
         crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
         from scrapy import signals
 

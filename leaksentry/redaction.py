@@ -14,7 +14,8 @@ Elasticsearch, spool, outbox), sent (alerts, metrics labels) or printed (CLI, lo
     redaction.mask("hkid", "A1234563")   # "A12****(3)": the one display mask
     redaction.configure(settings.matching)   # once per process after loading the config,
                                          # so configured kinds are masked too
-    redaction.install_log_filter()       # after logging is set up: every record redacted
+    redaction.install_log_redaction()    # every log record of the process redacted
+    redaction.Sealer(secret).key(item_id) / .seal(url) / .open(sealed)   # for stores
 
 What is masked: every token of every identifier kind -- the built-in ``hkid``, the
 hospital number (``[matching.hn]``) and the configured ``[[matching.kinds]]`` -- in any
@@ -49,10 +50,10 @@ from leaksentry.config.matching import MatchingConfig
 from leaksentry.identifiers.kinds import Kind, build_kinds
 
 __all__ = [
-    "LogFilter",
     "Policy",
+    "Sealer",
     "configure",
-    "install_log_filter",
+    "install_log_redaction",
     "mask",
     "mask_b",
     "policy",
@@ -405,25 +406,95 @@ def redact_error(text: str | None, limit: int = 160) -> str | None:
 # --- logs -----------------------------------------------------------------------------------
 
 
-class LogFilter(logging.Filter):
-    """Every log record through the policy: its message (with its arguments) and its
-    traceback text are redacted before any handler formats them. Installed on the
-    handlers (:func:`install_log_filter`), so records of every logger pass through it."""
+def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    try:
+        msg = record.getMessage()
+    except Exception:  # a bad format string: keep what can be shown
+        msg = str(record.msg)
+    record.msg, record.args = redact(msg) or "", None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    return record
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+_factory_lock = threading.Lock()
+
+
+def install_log_redaction() -> None:
+    """Every log record of this process through the policy: its message (with its
+    arguments) and its traceback text are redacted when the record is made, whatever
+    handler (ours, Scrapy's, a library's) formats it later. Records below a logger's
+    level are never made, so this costs nothing for them. Idempotent."""
+    with _factory_lock:
+        current = logging.getLogRecordFactory()
+        if getattr(current, "_leaksentry_redacts", False):
+            return
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            return _redact_record(current(*args, **kwargs))
+
+        factory._leaksentry_redacts = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(factory)
+
+
+# --- values that are only compared, or re-used by the crawler -------------------------------
+
+_SEALED = "sealed:v1:"
+_KEYED = "keyed:v1:"
+
+
+class Sealer:
+    """For stranger-controlled values a store must compare or re-use but not show (feed
+    item ids, listing paths, a watched URL to fetch again): text the policy leaves
+    unchanged stays as it is; other text becomes a keyed digest (:meth:`key`, compared
+    only) or AES-GCM ciphertext (:meth:`seal`, opened again by :meth:`open` to retry a
+    fetch). ``secret`` is 32 random bytes kept outside the store."""
+
+    def __init__(self, secret: bytes) -> None:
+        import hashlib
+        import hmac
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._digest_key = hmac.new(secret, b"leaksentry seen key", hashlib.sha256).digest()
+        self._aead = AESGCM(hmac.new(secret, b"leaksentry seen seal", hashlib.sha256).digest())
+
+    @staticmethod
+    def safe(text: str) -> bool:
+        return redact(text) == text and not text.startswith((_SEALED, _KEYED))
+
+    def key(self, text: str) -> str:
+        """``text``, or its keyed digest when it holds an identifier (or looks sealed)."""
+        if self.safe(text):
+            return text
+        import hashlib
+        import hmac
+
+        mac = hmac.new(self._digest_key, text.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return _KEYED + mac.hexdigest()[:40]
+
+    def seal(self, text: str | None) -> str | None:
+        """``text``, or its ciphertext when it holds an identifier."""
+        if text is None or self.safe(text):
+            return text
+        import base64
+        import os
+
+        nonce = os.urandom(12)
+        ct = self._aead.encrypt(nonce, text.encode("utf-8", "surrogatepass"), None)
+        return _SEALED + base64.urlsafe_b64encode(nonce + ct).decode()
+
+    def open(self, text: str | None) -> str | None:
+        """What :meth:`seal` sealed (text that was never sealed comes back as it is)."""
+        if text is None or not text.startswith(_SEALED):
+            return text
+        import base64
+
+        from cryptography.exceptions import InvalidTag
+
         try:
-            msg = record.getMessage()
-        except Exception:  # a bad format string: keep what can be shown
-            msg = str(record.msg)
-        record.msg, record.args = redact(msg) or "", None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        return True
-
-
-def install_log_filter(logger: logging.Logger | None = None) -> None:
-    """Add :class:`LogFilter` to every handler of ``logger`` (default: the root logger)
-    that does not have it yet. Call after the handlers are set up."""
-    for h in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(f, LogFilter) for f in h.filters):
-            h.addFilter(LogFilter())
+            raw = base64.urlsafe_b64decode(text[len(_SEALED):])
+            return self._aead.decrypt(raw[:12], raw[12:], None).decode("utf-8",
+                                                                         "surrogatepass")
+        except (ValueError, InvalidTag):
+            return None  # sealed under another key: unusable, never shown

@@ -29,6 +29,7 @@ from leaksentry.cli import (
 )
 from leaksentry.cli.common import err_console
 from leaksentry.errors import LeakSentryError
+from leaksentry.redaction import install_log_redaction, redact
 
 app = typer.Typer(
     name="leaksentry",
@@ -63,7 +64,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    pass
+    install_log_redaction()  # every log record of every command through the policy
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
@@ -75,8 +76,8 @@ def main() -> None:
     try:
         app()
     except LeakSentryError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False,
-                          soft_wrap=True)
+        err_console.print(Text.assemble(("error: ", "red"), redact(str(exc)) or ""),
+                          highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from leaksentry.config import Settings, load_config
-from leaksentry.redaction import install_log_filter
+from leaksentry.redaction import install_log_redaction
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,4 +36,4 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    install_log_filter()  # every record through the redaction policy
+    install_log_redaction()  # every record through the redaction policy

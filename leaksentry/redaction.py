@@ -117,11 +117,16 @@ def mask_b(kind: str, canonical: bytes) -> str:
 # --- URL userinfo ---------------------------------------------------------------------------
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,30}://)[^/?#@\s]*@")
+# ``user:password@host`` without a scheme (as libraries echo a netloc in their errors)
+_BARE_USERINFO = re.compile(r"(?<![^\s'\"(<\[=,;])[^\s/?#@:'\"]+:[^\s/?#@'\"]*@(?=[\w\[])")
 
 
 def strip_userinfo(text: str) -> str:
-    """``https://user:pw@host/x`` -> ``https://host/x`` (any scheme, anywhere in the text)."""
-    return _USERINFO.sub(r"\1", text) if "@" in text else text
+    """``https://user:pw@host/x`` -> ``https://host/x`` (any scheme, anywhere in the text);
+    a bare ``user:pw@host`` loses its ``user:pw@`` too."""
+    if "@" not in text:
+        return text
+    return _BARE_USERINFO.sub("", _USERINFO.sub(r"\1", text))
 
 
 # --- views of a text: as is, percent/+-decoded, NFKC ----------------------------------------

@@ -97,6 +97,9 @@ def test_none_and_userinfo() -> None:
     assert redact("see https://alice:s3cret@files.example/a and ftp://bob@h/x") == \
         "see https://files.example/a and ftp://h/x"
     assert "s3cret" not in (redact_line("crawl of https://a:s3cret@x.example failed") or "")
+    assert redact("DNS lookup failed for 'soc:hunter2@127.0.0.1'") == \
+        "DNS lookup failed for '127.0.0.1'"
+    assert redact("mail soc@hospital.example at 10:30") == "mail soc@hospital.example at 10:30"
 
 
 def test_configured_kinds_and_hn_pattern() -> None:

@@ -133,8 +133,10 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
 
 def _record(row: sqlite3.Row) -> HitRecord:
     return HitRecord(
-        hit_id=row["id"], url=row["url"], domain=row["domain"], source=row["source"],
-        sha256=row["sha256"], size=row["size"], filename=row["filename"],
+        # through the policy again: rows written before it (or by an older version)
+        hit_id=row["id"], url=redact(row["url"]) or "", domain=row["domain"],
+        source=row["source"], sha256=row["sha256"], size=row["size"],
+        filename=redact(row["filename"]),
         content_type=row["content_type"], status=row["status"], severity=row["severity"],
         risk_score=row["risk_score"], matched_records=row["matched_records"],
         record_level_records=row["record_level_records"],

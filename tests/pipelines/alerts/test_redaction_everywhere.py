@@ -227,6 +227,15 @@ def test_hospital_number_in_a_file_name_is_masked_everywhere(ws: Workspace, osme
     assert {d["event"]["dataset"] for d in es} == {"leaksentry.hit", "leaksentry.document"}
     for d in es:
         assert mask("hn", hn) in d["file"]["name"] and mask("hn", hn) in d["leaksentry"]["path"]
+    # one mask format in every output, for the identifier found and for the file name
+    want = {("hkid", mask("hkid", p.hkid)), ("hn", mask("hn", hn))}
+    assert {(m["kind"], m["masked"]) for m in line["matches"]} == want
+    (stored,) = ws.query("select matches from hits")
+    assert {(m["kind"], m["masked"]) for m in json.loads(stored[0])} == want
+    (hit,) = [d for d in es if d["event"]["dataset"] == "leaksentry.hit"]
+    assert {(m["kind"], m["masked"]) for m in hit["leaksentry"]["detail"]["matches"]} == want
+    shown = ws.run("hits", "--json")
+    assert {(m["kind"], m["masked"]) for m in json.loads(shown.stdout)["matches"]} == want
     assert_absent([*ws.outputs, *ws.state_bytes(), json.dumps(es).encode()],
                   {"35173745", p.hkid[-7:-1], p.name}, "the hospital number or the name")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -34,8 +35,10 @@ from pipelines.model import CELL_SEP
 
 MAX_FIELDS = 64
 MAX_LABEL = 64
-#: places in free text a document where labels are looked for (the first ones, apart)
-TEXT_SAMPLES = 16
+#: places in free text a document where labels are looked for (the first ones, apart);
+#: after this many places in a row with no label, the document is taken to have none
+TEXT_SAMPLES = 8
+TEXT_MISSES = 3
 #: rows of one table looked at for their non-empty columns (usually one is enough)
 TABLE_ROWS = 2048
 _AROUND = 256  # bytes either side of an identifier searched for labels
@@ -314,15 +317,20 @@ class Exposure:
         self._text: set[str] = set()
         self._sql: set[tuple[str, ...]] = set()
         self._samples = TEXT_SAMPLES
+        self._misses = 0
         self._sql_last: tuple[str, ...] | None = None
 
     def add_batch(self, buf: bytes, starts: list[int], runs: Runs, n_parts: int,
                   part_of: np.ndarray, vs: np.ndarray, ve: np.ndarray) -> None:
         """``runs``: where the header changes among the batch's parts; ``part_of``, ``vs``,
         ``ve``: part, start and end of each valid identifier (ascending)."""
-        ends = [first for first, _ in runs[1:]] + [n_parts]
-        for (first, header), end in zip(runs, ends, strict=True):
-            lo, hi = np.searchsorted(part_of, [first, end]).tolist()
+        if len(runs) == 1:  # one table, or text only: the common case
+            bounds = [(0, len(part_of))]
+        else:
+            firsts = np.asarray([first for first, _ in runs] + [n_parts])
+            at = np.searchsorted(part_of, firsts).tolist()
+            bounds = list(pairwise(at))
+        for (_, header), (lo, hi) in zip(runs, bounds, strict=True):
             if lo == hi:
                 continue
             if header:
@@ -356,32 +364,46 @@ class Exposure:
     def _text_places(self, buf: bytes, starts: list[int], parts: np.ndarray, vs: np.ndarray,
                      ve: np.ndarray) -> None:
         """Labels around the first identifiers of text parts, :data:`TEXT_SAMPLES` places a
-        document, each place past the last one looked at."""
+        document, each place past the last one looked at (plain prose: only the first
+        :data:`TEXT_MISSES`)."""
         after = -1
-        for pi, s, e in zip(parts.tolist(), vs.tolist(), ve.tolist(), strict=True):
-            if s < after:
-                continue
-            self._samples -= 1
-            lo, hi = starts[pi], starts[pi + 1] - 1
-            a, b = max(lo, s - _AROUND), min(hi, e + _AROUND)
-            after = b
-            window = buf[a:b]
-            if b":" in window or b"=" in window or b"\xef\xbc\x9a" in window:
-                for label, cat in text_labels(window.decode("utf-8", "ignore"), self.categories):
-                    key = normalise(label)
-                    if key not in self._text:
-                        self._text.add(key)
-                        self._groups.append(("text", (label, cat)))
-            quoted = buf[s - 1] in b"'\"" and buf[e] in b"'\""
-            if quoted or buf[s - 1] == 9 or buf[e] == 9:  # a SQL VALUES tuple or COPY row
-                cols = sql_columns(buf, lo, s) or self._sql_last
-                if cols:
-                    self._sql_last = cols
-                    if cols not in self._sql:
-                        self._sql.add(cols)
-                        self._groups.append(("sql", cols))
-            if self._samples <= 0:
-                return
+        chunk = 2 * TEXT_SAMPLES  # places are usually apart: look at a few at a time
+        for c in range(0, len(parts), chunk):
+            for pi, s, e in zip(parts[c:c + chunk].tolist(), vs[c:c + chunk].tolist(),
+                                ve[c:c + chunk].tolist(), strict=True):
+                if s >= after:
+                    after = self._text_place(buf, starts[pi], starts[pi + 1] - 1, s, e)
+                    if self._samples <= 0:
+                        return
+
+    def _text_place(self, buf: bytes, lo: int, hi: int, s: int, e: int) -> int:
+        """Labels around the identifier at ``buf[s:e]`` of the part ``buf[lo:hi]``; returns
+        the end of the window looked at."""
+        self._samples -= 1
+        self._misses += 1
+        if self._misses >= TEXT_MISSES:
+            self._samples = 0
+        a = s - _AROUND if s - _AROUND > lo else lo
+        b = e + _AROUND if e + _AROUND < hi else hi
+        find = buf.find
+        # ":", "=" or the last byte of "：" (one-byte searches are memchr-fast)
+        if find(b":", a, b) >= 0 or find(b"=", a, b) >= 0 or find(b"\x9a", a, b) >= 0:
+            for label, cat in text_labels(buf[a:b].decode("utf-8", "ignore"), self.categories):
+                self._misses, self._samples = 0, max(self._samples, 1)
+                key = normalise(label)
+                if key not in self._text:
+                    self._text.add(key)
+                    self._groups.append(("text", (label, cat)))
+        quoted = buf[s - 1] in b"'\"" and buf[e] in b"'\""
+        if quoted or buf[s - 1] == 9 or buf[e] == 9:  # a SQL VALUES tuple or COPY row
+            cols = sql_columns(buf, lo, s) or self._sql_last
+            if cols:
+                self._misses, self._samples = 0, max(self._samples, 1)
+                self._sql_last = cols
+                if cols not in self._sql:
+                    self._sql.add(cols)
+                    self._groups.append(("sql", cols))
+        return b
 
     def result(self, identifiers: bool) -> tuple[list[str], list[str]]:
         """(exposed fields, exposed categories); ``identifiers``: some were found."""

@@ -19,6 +19,7 @@ from pipelines.sinks.client import Cluster
 from pipelines.sinks.ecs import DOCUMENTS, HITS, alias, month_index
 from pipelines.sinks.errors import SinkError, UnsupportedFeature
 from pipelines.sinks.templates import (
+    MAPPINGS,
     TEMPLATE_VERSION,
     ilm_policy,
     index_template,
@@ -69,6 +70,7 @@ def setup(cluster: Cluster, now: datetime | None = None) -> SetupReport:
         name = template_name(prefix, kind)
         cluster.request("PUT", f"/_index_template/{name}",
                         index_template(prefix, kind, ilm_policy=ilm))
+        update_mappings(cluster, prefix, kind)
         report.templates.append(name)
         index = month_index(prefix, kind, now or datetime.now(UTC))
         if _create_index(cluster, index):
@@ -106,12 +108,42 @@ def _create_index(cluster: Cluster, index: str) -> bool:
 
 
 def ensure_templates(cluster: Cluster) -> None:
-    """Install the templates when missing, so a first write never gets a dynamic mapping."""
+    """Install the templates when missing, so a first write never gets a dynamic mapping;
+    bring an older version's template and indices up to date (a strict mapping refuses
+    a field it does not know, such as ``leaksentry.exposed_fields`` after an upgrade)."""
     prefix = cluster.config.index_prefix
     for kind in KINDS:
         name = template_name(prefix, kind)
-        if _template_version(cluster, name) is None:
+        version = _template_version(cluster, name)
+        if version is None:
             cluster.request("PUT", f"/_index_template/{name}", index_template(prefix, kind))
+        elif version < TEMPLATE_VERSION:
+            _upgrade_template(cluster, name, prefix, kind)
+            update_mappings(cluster, prefix, kind)
+
+
+def update_mappings(cluster: Cluster, prefix: str, kind: str) -> None:
+    """Add the current mapping's new fields to the indices behind the alias (existing
+    fields keep their types; a missing alias is nothing to update)."""
+    try:
+        cluster.request("PUT", f"/{alias(prefix, kind)}/_mapping", MAPPINGS[kind]())
+    except SinkError as exc:
+        if exc.status != 404:
+            raise
+
+
+def _upgrade_template(cluster: Cluster, name: str, prefix: str, kind: str) -> None:
+    """The installed template with the current mappings and version, its other settings
+    (e.g. the ILM policy `es setup` attached) kept."""
+    current = index_template(prefix, kind)
+    got = cluster.request("GET", f"/_index_template/{name}")
+    for t in got.get("index_templates", []):
+        if t.get("name") == name:
+            body = t.get("index_template") or {}
+            body.setdefault("template", {})["mappings"] = current["template"]["mappings"]
+            body["_meta"] = current["_meta"]
+            current = body
+    cluster.request("PUT", f"/_index_template/{name}", current)
 
 
 def _template_version(cluster: Cluster, name: str) -> int | None:

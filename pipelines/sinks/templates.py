@@ -24,8 +24,9 @@ TEXT: dict[str, Any] = {"type": "text"}
 #: kept in _source (Discover shows it) but not indexed: the per-match list, minor counters
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
-#: bumped when a mapping changes; stored in the template's _meta
-TEMPLATE_VERSION = 1
+#: bumped when a mapping changes; stored in the template's _meta. 2: exposed_fields and
+#: exposed_categories on hits
+TEMPLATE_VERSION = 2
 
 
 def _obj(**props: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +55,8 @@ def hits_mapping() -> dict[str, Any]:
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
             snippets=TEXT, detail=SHOWN,
+            # what the upload exposed: field labels and their categories (name, gender ...)
+            exposed_fields=KW, exposed_categories=KW,
         ),
     })
     return {"dynamic": "strict", "properties": props}

@@ -186,11 +186,19 @@ def text_labels(text: str, categories: Categories) -> list[tuple[str, str]]:
         i = m.start()
         if text.startswith("//", i + 1):
             continue  # a URL scheme
-        j = i
         lo = max(0, i - _LABEL_CHARS)
-        while j > lo and text[j - 1] not in _LABEL_STOP:
-            j -= 1
-        cand = text[j:i].strip(" \t\"'`*-")
+        while i > lo and text[i - 1] in " \t":
+            i -= 1
+        if i > lo and text[i - 1] in "\"'":  # a quoted key: "hospital_no": ...
+            j = text.rfind(text[i - 1], lo, i - 1)
+            if j < 0:
+                continue
+            cand = text[j + 1:i - 1].strip()
+        else:
+            j = i
+            while j > lo and text[j - 1] not in _LABEL_STOP:
+                j -= 1
+            cand = text[j:i].strip(" \t`*-")
         if cand and cand[0].isalpha():
             hit = categories.known(cand)
             if hit is not None:

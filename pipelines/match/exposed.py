@@ -151,6 +151,10 @@ class Categories:
                 return c
         return "other"
 
+    def exact(self, label: str) -> str | None:
+        """The category of a label that is a synonym (built in or configured), else None."""
+        return self._exact.get(normalise(label))
+
     def known(self, text: str) -> tuple[str, str] | None:
         """(label, category) for the longest ending of ``text`` (what precedes a colon in
         free text) that is a synonym, e.g. "Chan Tai Man HKID" -> ("HKID", "identifier");
@@ -204,6 +208,33 @@ def text_labels(text: str, categories: Categories) -> list[tuple[str, str]]:
             if hit is not None:
                 out.append(hit)
     return out
+
+
+_GAP = re.compile(r"\t|\s*\|\s*|\s{2,}")
+_DIGITS4 = re.compile(r"\d{4}")
+_HEADER_LINES = 8  # lines above an identifier's row searched for a text table's header
+
+
+def header_above(buf: bytes, lo: int, at: int, categories: Categories) -> list[tuple[str, str]]:
+    """The labels of a text table's header line above the row holding ``at`` (a fixed-width
+    or Markdown table in a paste, a PDF page's table): the nearest of the
+    :data:`_HEADER_LINES` lines above whose cells (split on tabs, ``|`` or two spaces) hold
+    at least two synonyms and no four digits in a row. Only the synonyms are returned
+    (free text); [] when there is no such line."""
+    end = buf.rfind(b"\n", lo, at)
+    for _ in range(_HEADER_LINES):
+        if end <= lo:
+            return []
+        start = max(buf.rfind(b"\n", max(lo, end - 1024), end) + 1, lo, end - 1024)
+        line = buf[start:end].decode("utf-8", "ignore")
+        end = start - 1
+        if _DIGITS4.search(line):
+            continue
+        cells = [c.strip(" -=:*#") for c in _GAP.split(line.strip(" |\r"))]
+        known = [(c, cat) for c in cells if c and (cat := categories.exact(c)) is not None]
+        if len(known) >= 2:
+            return known
+    return []
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -292,10 +323,11 @@ def sql_columns(buf: bytes, lo: int, at: int) -> tuple[str, ...] | None:
 
 
 class _Table:
-    __slots__ = ("header", "missing", "rows", "unlabelled")
+    __slots__ = ("header", "missing", "original", "rows", "unlabelled")
 
     def __init__(self, header: tuple[str, ...]) -> None:
-        self.header = header  # kept: the exposure is keyed on its id()
+        self.original = header  # kept: the exposure is keyed on its id()
+        self.header = header = header[:MAX_FIELDS]
         self.missing = list(range(len(header)))  # columns not yet seen filled in a hit row
         self.rows = 0
         self.unlabelled = False  # a filled column with no label (or beyond the header)
@@ -355,6 +387,7 @@ class Exposure:
         if not t.missing or t.rows >= TABLE_ROWS:
             return
         rows = parts[np.flatnonzero(np.diff(parts, prepend=-1))].tolist()  # distinct parts
+        header = t.header
         width = len(header)
         for pi in rows[:TABLE_ROWS - t.rows]:
             t.rows += 1
@@ -394,23 +427,32 @@ class Exposure:
         a = s - _AROUND if s - _AROUND > lo else lo
         b = e + _AROUND if e + _AROUND < hi else hi
         find = buf.find
+        labels: list[tuple[str, str]] = []
         # ":", "=" or the last byte of "：" (one-byte searches are memchr-fast)
         if find(b":", a, b) >= 0 or find(b"=", a, b) >= 0 or find(b"\x9a", a, b) >= 0:
-            for label, cat in text_labels(buf[a:b].decode("utf-8", "ignore"), self.categories):
-                self._misses, self._samples = 0, max(self._samples, 1)
-                key = normalise(label)
-                if key not in self._text:
-                    self._text.add(key)
-                    self._groups.append(("text", (label, cat)))
-        quoted = buf[s - 1] in b"'\"" and buf[e] in b"'\""
-        if quoted or buf[s - 1] == 9 or buf[e] == 9:  # a SQL VALUES tuple or COPY row
+            labels = text_labels(buf[a:b].decode("utf-8", "ignore"), self.categories)
+        found = bool(labels)
+        pre, post = buf[s - 2:s], buf[e:e + 2]
+        if (buf[s - 1] in b"'\"" and buf[e] in b"'\"") or buf[s - 1] == 9 or buf[e] == 9:
+            # a SQL VALUES tuple or COPY row
             cols = sql_columns(buf, lo, s) or self._sql_last
             if cols:
-                self._misses, self._samples = 0, max(self._samples, 1)
+                found = True
                 self._sql_last = cols
                 if cols not in self._sql:
                     self._sql.add(cols)
                     self._groups.append(("sql", cols))
+        if not found and ((pre == b"  " and post == b"  ") or (b"|" in pre and b"|" in post)
+                          or b"\t" in pre or b"\t" in post):  # a row of a text table
+            labels = header_above(buf, lo, s, self.categories)
+            found = bool(labels)
+        for label, cat in labels:
+            key = normalise(label)
+            if key not in self._text:
+                self._text.add(key)
+                self._groups.append(("text", (label, cat)))
+        if found:
+            self._misses, self._samples = 0, max(self._samples, 1)
         return b
 
     def result(self, identifiers: bool) -> tuple[list[str], list[str]]:

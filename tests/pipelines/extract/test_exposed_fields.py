@@ -244,3 +244,38 @@ def test_configured_synonyms_extend_the_built_in_list(ext, people, tmp_path):
     # without the additions: "Nom" and "Op Code" are other, "Doctor Name" a name
     m = Matcher.load(tmp_path / "key", tmp_path / "fp")
     assert scan(m, "fr.csv", _csv(rows)).exposed_categories == ["name", "identifier", "other"]
+
+
+def test_text_tables_in_pastes_and_pdf_pages(ext, people, real_matcher):
+    """A Markdown or fixed-width table in a paste, a table drawn on a PDF page: the header
+    line above the rows (its synonyms only: this is free text)."""
+    md = ["| Patient Name | HKID | Hospital No | Ward | Procedure |",
+          "|---|---|---|---|---|"]
+    md += [f"| {p.name} | {p.hkid} | {p.hn} | 7 | {p.procedure} |" for p in people]
+    r = scan(real_matcher, "paste.md", ("leak\n" + "\n".join(md)).encode())
+    assert r.exposed_fields == ["Patient Name", "HKID", "Hospital No", "Ward", "Procedure"]
+    assert r.exposed_categories == ["name", "diagnosis/procedure", "identifier", "other"]
+    no_values(r, people, ext)
+
+    fixed = ["NAME                  SEX  HKID          PROCEDURE"]
+    fixed += [f"{p.name:<22}{p.gender:<5}{p.hkid:<14}{p.procedure}" for p in people]
+    r = scan(real_matcher, "fixed.txt", "\n".join(fixed).encode())
+    assert r.exposed_fields == ["NAME", "SEX", "HKID", "PROCEDURE"]
+    no_values(r, people, ext)
+
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    y = 800
+    for row in [["Name", "Gender", "HKID", "Hospital No"]] + [
+            [p.name, p.gender, p.hkid, p.hn] for p in people]:
+        for i, cell in enumerate(row):
+            c.drawString(30 + 140 * i, y, cell)
+        y -= 18
+    c.save()
+    r = scan(real_matcher, "list.pdf", buf.getvalue())
+    assert r.matched_records == len(people)
+    assert r.exposed_fields == ["Name", "Gender", "HKID", "Hospital No"]
+    assert r.exposed_categories == ["name", "gender", "identifier"]
+    no_values(r, people, ext)

@@ -11,10 +11,11 @@ diagnosis/procedure, identifier, other). Labels come from:
   :data:`TABLE_ROWS` rows a table: no per-row work once a table is known;
 - SQL dumps: the column list of the ``INSERT INTO t (...)`` / ``COPY t (...)`` statement
   before quoted or tab-separated identifiers (or of its ``CREATE TABLE``);
-- other text (pastes, JSON objects, e-mails): ``Label:``, ``Label：``, ``"key":``,
-  ``key=`` next to identifiers, in at most :data:`TEXT_SAMPLES` places a document. In free
-  text a "label" may be a person's name ("Chan Tai Man: A123456(3)"), so there only labels
-  in the synonym list are kept, and only the synonym part ("… HKID:" gives "HKID").
+- other text (pastes, JSON objects, e-mails, PDF pages): ``Label:``, ``Label：``,
+  ``"key":``, ``key=`` next to identifiers, or the header line of a Markdown / fixed-width
+  table above an identifier's row, in at most :data:`TEXT_SAMPLES` places a document. In
+  free text a "label" may be a person's name ("Chan Tai Man: A123456(3)"), so there only
+  labels in the synonym list are kept, and only the synonym part ("… HKID:" gives "HKID").
 
 Table and SQL labels are stranger-controlled: bounded (:data:`MAX_FIELDS` labels of at most
 :data:`MAX_LABEL` characters), with every identifier-shaped token masked and digit runs

@@ -221,8 +221,8 @@ def _verify(found: dict[int, list[str]], kinds: list[Any], key: bytes, fp_path: 
                 owners.append(row_no)
             if not msgs:
                 continue
-            digests = np.frombuffer(b"".join(digester.many(msgs)), dtype=">u8").astype(
-                np.uint64)
+            digests = np.frombuffer(b"".join(d[:8] for d in digester.many(msgs)),
+                                    dtype=">u8").astype(np.uint64)
             ok, idx = fps.lookup(digests)
             for j, row_no in enumerate(owners):
                 checked += 1

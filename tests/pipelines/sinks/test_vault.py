@@ -313,3 +313,27 @@ def test_es_document_and_alert_say_evidence_was_kept(ws: Path, osmem) -> None:  
     with sqlite3.connect(ws / "state" / "state.db") as db:
         payloads = [json.loads(p) for (p,) in db.execute("SELECT payload FROM alerts")]
     assert payloads and all(p["evidence"]["stored"] for p in payloads)
+
+
+def test_the_daemons_retention_job_purges_and_sweeps(ws: Path) -> None:
+    from scheduler import jobs
+    from scheduler.crawls import RunningCrawls
+
+    cfg_path = write_config(ws, [(ws / "recipient.txt").read_text().strip()], retention="7d")
+    assert run("scan", "--index", "--config", str(cfg_path), str(ws / "leak.csv")).returncode == 1
+    cfg = load_config(cfg_path)
+    vault_dir = ws / "state" / "evidence"
+    (vault_dir / "hit-00000009.age.tmp-999999999-1").write_bytes(b"half")  # a dead writer's
+    store = Store(cfg.state.db)
+    with store.transaction() as tx:
+        tx.execute("UPDATE evidence SET stored_at = ?",
+                   ((datetime.now(UTC) - timedelta(days=8)).isoformat(),))
+    jobs.install(jobs.Runtime(settings=cfg, config_path=cfg_path, store=store, metrics=None,
+                              running=RunningCrawls(ws / "crawls")))
+    try:
+        jobs.periodic_job(jobs.RETENTION)
+    finally:
+        jobs.install(None)
+    assert list(vault_dir.iterdir()) == []
+    assert store.conn.execute("SELECT count(*) FROM evidence").fetchone()[0] == 0
+    store.close()

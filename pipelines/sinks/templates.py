@@ -24,9 +24,9 @@ TEXT: dict[str, Any] = {"type": "text"}
 #: kept in _source (Discover shows it) but not indexed: the per-match list, minor counters
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
-#: bumped when a mapping changes; stored in the template's _meta. 2: exposed_fields and
-#: exposed_categories on hits
-TEMPLATE_VERSION = 2
+#: bumped when a mapping changes; stored in the template's _meta. 2: evidence on hits;
+#: 3: exposed_fields and exposed_categories on hits
+TEMPLATE_VERSION = 3
 
 
 def _obj(**props: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +55,7 @@ def hits_mapping() -> dict[str, Any]:
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
             snippets=TEXT, detail=SHOWN,
+            evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
             # what the upload exposed: field labels and their categories (name, gender ...)
             exposed_fields=KW, exposed_categories=KW,
         ),

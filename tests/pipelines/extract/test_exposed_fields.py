@@ -279,3 +279,26 @@ def test_text_tables_in_pastes_and_pdf_pages(ext, people, real_matcher):
     assert r.exposed_fields == ["Name", "Gender", "HKID", "Hospital No"]
     assert r.exposed_categories == ["name", "gender", "identifier"]
     no_values(r, people, ext)
+
+
+@pytest.mark.parametrize(("rows", "headers"), [
+    # a header row: every row gets it
+    ([["Name", "HKID"], ["x", "A1234563"]], [("Name", "HKID")] * 2),
+    # a title above the header: replaced by the header
+    ([["Export"], ["Name", "HKID", ""], ["x", "A1234563"]],
+     [("Export",), ("Name", "HKID"), ("Name", "HKID")]),
+    # a one-column table: its one label stays
+    ([["HKID"], ["A1234563"], ["B1234567"]], [("HKID",)] * 3),
+    # a title above data: no header
+    ([["Export"], ["x", "A1234563"]], [("Export",), None]),
+    # data first (four digits in a row): no header at all
+    ([["x", "A1234563"], ["Name", "HKID"]], [None, None]),
+    # labels: one line each, at most 64 of at most 64 characters
+    ([["a\nb", "c" * 100] + ["d"] * 100], [("a b", "c" * 64, *["d"] * 62)]),
+])
+def test_table_header(rows, headers):
+    from pipelines.extract.text import TableHeader
+
+    head = TableHeader()
+    got = [head.header if head.done else head.see(r) for r in rows]
+    assert got == headers

@@ -42,6 +42,8 @@ TEXT_SAMPLES = 8
 TEXT_MISSES = 3
 #: rows of one table looked at for their non-empty columns (usually one is enough)
 TABLE_ROWS = 2048
+#: tables of one document whose labels are collected (an archive may hold thousands)
+MAX_TABLES = 256
 _AROUND = 256  # bytes either side of an identifier searched for labels
 _SQL_BACK = 64 * 1024  # bytes before an identifier searched for its INSERT/COPY statement
 _CELL = CELL_SEP.encode()
@@ -383,6 +385,8 @@ class Exposure:
                parts: np.ndarray) -> None:
         t = self._tables.get(id(header))
         if t is None:
+            if len(self._tables) >= MAX_TABLES:  # an archive of many small tables
+                return
             t = self._tables[id(header)] = _Table(header)
             self._groups.append(("table", t))
         if not t.missing or t.rows >= TABLE_ROWS:
@@ -422,9 +426,6 @@ class Exposure:
         """Labels around the identifier at ``buf[s:e]`` of the part ``buf[lo:hi]``; returns
         the end of the window looked at."""
         self._samples -= 1
-        self._misses += 1
-        if self._misses >= TEXT_MISSES:
-            self._samples = 0
         a = s - _AROUND if s - _AROUND > lo else lo
         b = e + _AROUND if e + _AROUND < hi else hi
         find = buf.find
@@ -453,22 +454,36 @@ class Exposure:
                 self._text.add(key)
                 self._groups.append(("text", (label, cat)))
         if found:
-            self._misses, self._samples = 0, max(self._samples, 1)
+            self._misses = 0
+        else:
+            self._misses += 1
+            if self._misses >= TEXT_MISSES:
+                self._samples = 0
         return b
 
     def result(self, identifiers: bool) -> tuple[list[str], list[str]]:
         """(exposed fields, exposed categories); ``identifiers``: some were found."""
-        raw: list[tuple[str, str | None]] = []  # (label, its category if already known)
+        found: list[tuple[str, str | None]] = []  # (label, its category if already known)
         other = False
         for tag, g in self._groups:
             if tag == "table":
                 assert isinstance(g, _Table)
                 other = other or g.unlabelled
-                raw.extend((g.header[j], None) for j in g.seen() if g.header[j])
+                found.extend((g.header[j], None) for j in g.seen() if g.header[j])
             elif tag == "sql":
-                raw.extend((c, None) for c in g if c)  # type: ignore[attr-defined]
+                found.extend((c, None) for c in g if c)  # type: ignore[attr-defined]
             else:
-                raw.append(g)  # type: ignore[arg-type]
+                found.append(g)  # type: ignore[arg-type]
+        # distinct labels only, a bounded number (many tables repeat the same few labels)
+        raw: list[tuple[str, str | None]] = []
+        distinct: set[str] = set()
+        for label, cat in found:
+            key = normalise(label)
+            if key not in distinct:
+                distinct.add(key)
+                raw.append((label, cat))
+                if len(raw) >= 2 * MAX_FIELDS:
+                    break
         fields: list[str] = []
         cats: set[str] = {"identifier"} if identifiers else set()
         seen: set[str] = set()

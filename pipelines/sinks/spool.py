@@ -246,7 +246,19 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
     return alive and not any(state == "pending" for state, *_ in failed)
 
 
+_EVENT = '"event":{'
+
+
 def _with_ingested(body: str, ingested: str) -> str:
+    """``body`` with ``event.ingested``. Our documents are compact JSON whose first
+    ``"event":{`` is the top-level object's (a quote inside a string value is escaped, so
+    the text cannot occur there): inserting the field there spares a parse and a dump per
+    document on the delivery path. Anything else is parsed."""
+    at = body.find(_EVENT)
+    if at > 0 and '"ingested"' not in body:
+        at += len(_EVENT)
+        sep = "" if body[at] == "}" else ","
+        return f'{body[:at]}"ingested":"{ingested}"{sep}{body[at:]}'
     doc = json.loads(body)
     doc.setdefault("event", {})["ingested"] = ingested
     return dumps(doc)

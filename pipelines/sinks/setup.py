@@ -246,8 +246,8 @@ def _no_policy_note(api: str, exc: SinkError) -> str:
     why = "not permitted for this user" if exc.status in (401, 403) else \
         "not supported by this server"
     return (f"{what} is {why}: indices are not deleted by the server; `leaksentry es setup`"
-            f" drops monthly indices whose month ended more than `retention` ago, each time"
-            f" it runs")
+            f" and the daemon's retention job drop monthly indices whose month ended more"
+            f" than `retention` ago")
 
 
 # -- installing ------------------------------------------------------------------------

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: spool rows read per bulk round
 DRAIN_BATCH = 5000
+#: setup notes already logged by this process ("ISM is not supported ...")
+_NOTED: set[str] = set()
 
 
 @dataclass
@@ -151,7 +153,9 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
             from pipelines.sinks.setup import ensure_installed
 
             for note in ensure_installed(cluster):
-                log.info("elasticsearch: %s", note)
+                if note not in _NOTED:  # once per process, not on every drain
+                    _NOTED.add(note)
+                    log.info("elasticsearch: %s", note)
         rounds = 0
         after = 0
         while max_batches is None or rounds < max_batches:

@@ -317,7 +317,7 @@ def test_without_ilm_or_ism_the_policy_part_is_skipped_with_a_note(osmem, tmp_pa
     cluster = connect(settings.elasticsearch)
     check = setup.check(cluster)
     assert check.ok and check.retention == "none" and check.policy == "unsupported"
-    assert any("ISM is not supported by this server" in n and "drops monthly indices" in n
+    assert any("ISM is not supported by this server" in n and "drop monthly indices" in n
                for n in check.notes)
     report = setup.setup(cluster)
     assert report.retention == "none" and any("ISM is not supported" in n for n in report.notes)

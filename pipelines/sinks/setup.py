@@ -527,3 +527,6 @@ def _replica_note(cluster: Cluster, cfg: ElasticsearchConfig, report: CheckRepor
             f"number_of_replicas = {cfg.number_of_replicas} but the cluster has {nodes} data"
             f" node(s): replicas cannot be placed and the indices stay yellow"
             + (" (set number_of_replicas = 0 on a single-node cluster)" if nodes == 1 else ""))
+    elif nodes > 1 and cfg.number_of_replicas == 0:
+        report.notes.append(f"number_of_replicas = 0 on a {nodes}-node cluster: losing one node"
+                            " loses the indices' data (0 is meant for a single node)")

@@ -190,19 +190,21 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
     cfg = cluster.config
     prefix = cfg.index_prefix
     by_key: dict[tuple[str, str, str], int] = {}
+    sent: dict[int, str] = {}  # row id -> the body read (an update's may change meanwhile)
     actions = []
     now = datetime.now(UTC).isoformat()
     ingested = ecs.iso(datetime.now(UTC))
     for row_id, suffix, doc_id, op, body in rows:
         index = f"{prefix}-{suffix}"
         by_key[(op, index, doc_id)] = row_id
+        sent[row_id] = body
         if op == "update":  # {"doc": ...} beside the metadata (a string _source would be
             # taken for source filtering by the client helpers)
             actions.append({"_op_type": op, "_index": index, "_id": doc_id, **json.loads(body)})
         else:
             actions.append({"_op_type": op, "_index": index, "_id": doc_id,
                             "_source": _with_ingested(body, ingested)})
-    done: list[tuple[int]] = []
+    done: list[tuple[int, str]] = []  # (id, body): delete only what was sent
     failed: list[tuple[str, str, str, int]] = []  # (state, error, now, id)
     report.attempted += len(rows)
     alive = True
@@ -217,20 +219,21 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
             status = int(info.get("status") or 0)
             if ok and 200 <= status < 300:
                 report.delivered += 1
-                done.append((row_id,))
+                done.append((row_id, sent[row_id]))
             elif status == 409 and op == "create":
                 report.duplicates += 1
-                done.append((row_id,))
+                done.append((row_id, sent[row_id]))
             elif status == 404 and op == "update" and not _create_waiting(store, row_id):
                 report.missing += 1
-                done.append((row_id,))
+                done.append((row_id, sent[row_id]))
                 log.warning("elasticsearch: %s/%s: re-sighting not recorded, the hit document"
                             " is no longer in the index", info.get("_index"), info.get("_id"))
             else:
                 reason = _item_error(info)
                 if len(report.errors) < 20:
                     report.errors.append(f"{info.get('_index')}/{info.get('_id')}: {reason}")
-                if status in (0, 404, 429) or status >= 500:  # 404: its create waits
+                # 404: its create waits; 409 on an update: a concurrent update, try again
+                if status in (0, 404, 429) or status >= 500 or (op, status) == ("update", 409):
                     report.retry_later += 1
                     failed.append(("pending", reason, now, row_id))
                 else:
@@ -243,7 +246,9 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
         alive = False
     finally:
         with store.transaction() as tx:
-            tx.executemany("DELETE FROM es_spool WHERE id = ?", done)
+            # a re-sighting may have replaced a waiting update's body since it was read
+            # (another process): that newer body stays for the next drain
+            tx.executemany("DELETE FROM es_spool WHERE id = ? AND body = ?", done)
             tx.executemany("UPDATE es_spool SET state = ?, last_error = ?, last_attempt_at = ?,"
                              " attempts = attempts + 1 WHERE id = ?", failed)
     # items left pending after 429/5xx: stop this drain, the daemon calls again later

@@ -198,8 +198,9 @@ def _install_rule(http: httpx.Client, url: str, rid: str, rule: dict[str, Any],
     existing = _get_rule(http, url, rid)
     legacy = _get_rule(http, url, LEGACY_RULE_ID) if rid != LEGACY_RULE_ID else None
     if existing is None:
-        if legacy is not None:  # its connectors move to the new rule
-            rule = {**rule, "actions": _kept_actions(legacy)}
+        if legacy is not None:  # its connectors move to the new rule (new action uuids)
+            rule = {**rule, "actions": [{k: v for k, v in a.items() if k != "uuid"}
+                                        for a in _kept_actions(legacy)]}
         resp = http.post(path, json=rule)
         if resp.status_code == 409:  # created meanwhile: update it
             existing = _get_rule(http, url, rid)

@@ -26,7 +26,7 @@ SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
 #: bumped when a mapping changes; stored in the template's _meta (`es check` compares the
 #: whole content, so a hand-edited template is found too)
-TEMPLATE_VERSION = 2
+TEMPLATE_VERSION = 3
 #: the ``wildcard`` field type (``url.full``) exists from these server versions on
 WILDCARD_SINCE = {"elasticsearch": (7, 9), "opensearch": (2, 15)}
 
@@ -60,6 +60,7 @@ def hits_mapping() -> dict[str, Any]:
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
             last_seen=DATE, sightings=INT, snippets=TEXT, detail=SHOWN,
+            evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
         ),
     })
     return {"dynamic": "strict", "properties": props}

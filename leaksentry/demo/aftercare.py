@@ -12,10 +12,9 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from leaksentry.demo.runner import DemoRun
+from leaksentry.demo.scenario import Scenario
 
 Progress = Callable[[str, str, str], None]
 
@@ -35,8 +34,10 @@ def make_identity(trusted: Path) -> str:
     return str(ident.to_public())
 
 
-def evidence_step(run: DemoRun, settings: Any, progress: Progress) -> None:
-    """List what the vault kept and open the top hit's evidence on the "trusted side"."""
+def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Any,
+                  progress: Progress) -> dict[str, Any]:
+    """List what the vault kept and open the top hit's evidence on the "trusted side";
+    returns what the report shows (counts, hit ids, a path)."""
     from leaksentry.store import Store
     from leaksentry.store import evidence as rows
     from pipelines.match.keys import read_key
@@ -48,12 +49,11 @@ def evidence_step(run: DemoRun, settings: Any, progress: Progress) -> None:
         kept = rows.all_rows(store.conn)
     finally:
         store.close()
-    top = max(run.hits, key=lambda h: h["matched_records"], default=None)
+    top = max(hits, key=lambda h: h["matched_records"], default=None)
     if top is None or not kept:
-        run.evidence = {"kept": len(kept), "opened": None, "verified": False}
         progress("evidence", "fail", f"{len(kept)} document(s) kept; nothing to open")
-        return
-    trusted = run.scenario.key_path.parent
+        return {"kept": len(kept), "opened": None, "verified": False}
+    trusted = sc.key_path.parent
     age_name, meta_name = file_names(top["hit_id"])
     vault = settings.evidence_dir
     sealed = load_sealed(vault / age_name, (vault / meta_name).read_bytes(),
@@ -63,24 +63,23 @@ def evidence_step(run: DemoRun, settings: Any, progress: Progress) -> None:
     with os.fdopen(fd, "wb") as fh:
         size = decrypt_to(sealed, load_identities(trusted / IDENTITY), fh)
     verified = hashlib.sha256(out.read_bytes()).hexdigest() == top["sha256"]
-    run.evidence = {"kept": len(kept), "hits": [e.hit_id for e in kept],
-                    "opened": top["hit_id"], "size": size, "verified": verified,
-                    "path": str(out)}
     progress("evidence", "done" if verified else "fail",
              f"{len(kept)} hit document(s) kept encrypted to the SOC's public key; the"
              f" {top['severity']} hit opened on the trusted side: {size:,} bytes,"
              f" sha256 {'verified' if verified else 'MISMATCH'}")
+    return {"kept": len(kept), "hits": [e.hit_id for e in kept], "opened": top["hit_id"],
+            "size": size, "verified": verified, "path": str(out)}
 
 
-def notify_step(run: DemoRun, settings: Any, progress: Progress) -> None:
-    """The notification report from the demo register, checked against the fingerprints."""
+def notify_step(sc: Scenario, settings: Any, progress: Progress) -> dict[str, Any]:
+    """The notification report from the demo register, checked against the fingerprints;
+    returns its counts and path."""
     from leaksentry.store import Store
     from pipelines.match.keys import read_key
     from pipelines.notify import RegisterSpec, affected, join_register, summarise, write_report
     from pipelines.sinks.local import query_hits
 
     progress("notify", "start", "joining record refs to the register (trusted side)")
-    sc = run.scenario
     store = Store(settings.state.db)
     try:
         hits = [h.to_json() for h in query_hits(store.conn, limit=1 << 31)]
@@ -95,11 +94,11 @@ def notify_step(run: DemoRun, settings: Any, progress: Progress) -> None:
     out = sc.key_path.parent / NOTIFY_REPORT
     write_report(out, included, people, summary)
     expected = {r for item in sc.leaks() for r in item.refs}
-    run.notify = {"people": summary.people, "leaks": summary.leaks, "verified_rows": verified,
-                  "expected_people": len(expected),
-                  "complete": set(people) == expected, "path": str(out),
-                  "categories": dict(summary.per_category)}
-    progress("notify", "done" if run.notify["complete"] else "fail",
+    complete = set(people) == expected
+    progress("notify", "done" if complete else "fail",
              f"{summary.people:,} affected people in {summary.leaks} leak(s) -> {out.name}"
-             f" (register checked against the fingerprints for {verified:,} rows)")
+             f" (register checked against the fingerprints for {verified or 0:,} rows)")
+    return {"people": summary.people, "leaks": summary.leaks, "verified_rows": verified,
+            "expected_people": len(expected), "complete": complete, "path": str(out),
+            "categories": dict(summary.per_category)}
 

@@ -418,8 +418,8 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
         _collect_hits(run, settings)
         if run.hits:
             t = time.monotonic()
-            evidence_step(run, settings, progress)
-            notify_step(run, settings, progress)
+            run.evidence = evidence_step(sc, run.hits, settings, progress)
+            run.notify = notify_step(sc, settings, progress)
             run.timings["after the alert"] = time.monotonic() - t
     finally:
         sites.stop()

@@ -11,6 +11,7 @@ Elasticsearch, spool, outbox), sent (alerts, metrics labels) or printed (CLI, lo
                                          # URL userinfo (user:password@) removed
     redaction.redact_line(text, 200)     # the same as one bounded line (for names/labels)
     redaction.redact_error(text)         # library error text: one line, quoted text elided
+    redaction.redact_label(text, 64)     # document text kept (labels): digit runs starred too
     redaction.mask("hkid", "A1234563")   # "A12****(3)": the one display mask
     redaction.configure(settings.matching)   # once per process after loading the config,
                                          # so configured kinds are masked too
@@ -59,6 +60,7 @@ __all__ = [
     "policy",
     "redact",
     "redact_error",
+    "redact_label",
     "redact_line",
     "strip_userinfo",
 ]
@@ -387,6 +389,20 @@ def redact_line(text: str | None, limit: int = 200) -> str | None:
     if text is None:
         return None
     out = redact(_CONTROL.sub(" ", text)) or ""
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+_DIGIT_RUN = re.compile(r"[0-9\uff10-\uff19]{4,}")
+
+
+def redact_label(text: str | None, limit: int = 64) -> str | None:
+    """Text taken from a document that may be stored (a table header, a SQL column name,
+    an opted-in context snippet): :func:`redact_line`, then any remaining run of 4+ digits
+    starred (a partial or invalid identifier is not echoed either)."""
+    if text is None:
+        return None
+    out = _DIGIT_RUN.sub(lambda m: "*" * len(m.group()), redact_line(text, 1 << 20) or "")
+    out = " ".join(out.split())
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 

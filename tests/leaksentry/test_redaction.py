@@ -209,3 +209,17 @@ def test_redaction_is_total_and_idempotent(text: str) -> None:
     out = redact(text)
     assert isinstance(out, str)
     assert redact(out) == out
+
+
+def test_the_policy_is_in_the_bottom_layer() -> None:
+    """Importing it pulls in no upper layer (pipelines, crawler, scheduler, store, CLI)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, leaksentry.redaction, leaksentry.identifiers; print('\\n'.join("
+            "m for m in sys.modules if m.split('.')[0] in ('pipelines', 'crawler', "
+            "'scheduler', 'kibana') or m.startswith(('leaksentry.cli', 'leaksentry.demo', "
+            "'leaksentry.store'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == ""

@@ -259,8 +259,14 @@ class Policy:
 
     def __init__(self, kinds: Sequence[Kind]) -> None:
         self.kinds = list(kinds)
-        # a first cheap test: does anything of any kind occur at all (no boundaries)?
-        self._any = re.compile(b"|".join(rb"(?:" + k.pattern + rb")" for k in self.kinds))
+        # a first cheap test: does anything of any kind occur at all (no boundaries)? One
+        # alternation when the patterns combine (custom ones may repeat a group name or
+        # use back-references), else each kind's own
+        self._any: list[re.Pattern[bytes]]
+        try:
+            self._any = [re.compile(b"|".join(rb"(?:" + k.pattern + rb")" for k in self.kinds))]
+        except re.error:
+            self._any = [k.full for k in self.kinds]
 
     @classmethod
     def from_config(cls, cfg: MatchingConfig | None = None) -> Policy:
@@ -269,7 +275,8 @@ class Policy:
     def _maybe(self, text: str) -> bool:
         if "%" in text or "+" in text or not text.isascii():
             return True
-        return self._any.search(text.encode("ascii")) is not None
+        data = text.encode("ascii")
+        return any(rx.search(data) is not None for rx in self._any)
 
     def find(self, text: str) -> list[_Found]:
         """Every valid identifier token in ``text`` (in any of its views), as spans of the

@@ -223,3 +223,13 @@ def test_the_policy_is_in_the_bottom_layer() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == ""
+
+
+def test_custom_patterns_that_do_not_combine() -> None:
+    """Two custom kinds with the same group name (or back-references) still work."""
+    cfg = MatchingConfig(kinds=[
+        KindConfig(name="aa", pattern=r"AA(?P<n>\d{6})"),
+        KindConfig(name="bb", pattern=r"BB(?P<n>\d{6})(?P=n)"),
+    ])
+    p = Policy.from_config(cfg)
+    assert p.redact("x AA123456 y BB111111111111") == "x AA12**** y BB11**********"

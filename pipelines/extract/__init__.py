@@ -35,7 +35,7 @@ from leaksentry.config.extract import ExtractConfig
 from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
-from pipelines.model import TextPart
+from pipelines.model import Skipped, TextPart
 
 __all__ = ["Extraction", "detect", "extract", "preload"]
 
@@ -109,10 +109,11 @@ def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 
 def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Extract a nested member; its own failure is recorded and the parent goes on."""
+    where = node.label
     if node.depth > state.config.max_depth:
         state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1
-        state.note("too_large", f"{safe_name(node.label)}: nested deeper than "
-                                f"{state.config.max_depth} levels, not opened")
+        state.skip(where, "too_large", f"{safe_name(where)}: nested deeper than "
+                                       f"{state.config.max_depth} levels, not opened")
         return
     try:
         yield from _run(data, node, state)
@@ -120,16 +121,15 @@ def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         if e.status == "unsupported":
             skipped = state.details.setdefault("skipped_members", 0)
             state.details["skipped_members"] = skipped + 1
-        else:
-            state.note(e.status, e.message)
+        state.skip(where, e.status, e.message)
     except (Stop, GeneratorExit):
         raise
     except RecursionError:
-        state.note("corrupt", f"{safe_name(node.label)}: nested too deeply to read")
+        state.skip(where, "corrupt", f"{safe_name(where)}: nested too deeply to read")
     except MemoryError:
-        raise Stop("too_large", f"{safe_name(node.label)}: out of memory while reading") from None
+        raise Stop("too_large", f"{safe_name(where)}: out of memory while reading") from None
     except Exception as e:
-        state.note("corrupt", f"{safe_name(node.label)}: unreadable: {reason(e)}")
+        state.skip(where, "corrupt", f"{safe_name(where)}: unreadable: {reason(e)}")
 
 
 @dataclass
@@ -143,10 +143,12 @@ class Extraction:
     details: dict[str, Any] = field(default_factory=dict)
     parts_count: int = 0
     until: float | None = None
+    #: members, tables, pages whose content could not be read (final after parts())
+    skipped: list[Skipped] = field(default_factory=list)
 
     def parts(self) -> Iterator[TextPart]:
         state = State(self.config, len(self.data), self.passwords, details=self.details,
-                      until=self.until)
+                      until=self.until, skipped=self.skipped)
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:

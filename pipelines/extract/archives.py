@@ -110,10 +110,12 @@ def zip_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         except (pyzipper.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError,
                 OSError, lzma.LZMAError) as e:
             broken += 1
-            state.note("corrupt", f"{where}: ZIP member unreadable: {reason(e)}")
+            state.skip(where, "corrupt", f"{where}: ZIP member unreadable: {reason(e)}")
             continue
         if content is None:
             locked.append(info.filename)
+            state.skip(where, "encrypted", f"{where}: encrypted, no candidate password "
+                                           f"worked", note=False)
             continue
         yield from walk_member(content, node.child(info.filename), state)
     if locked:

@@ -68,4 +68,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX hits_source ON hits(source, first_seen);
     CREATE INDEX hits_records_key ON hits(records_key);
     """,
+    # content that could not be read (no silent misses): JSON [{where, status, error}]
+    """
+    ALTER TABLE documents ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE documents ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

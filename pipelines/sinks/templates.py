@@ -24,8 +24,11 @@ TEXT: dict[str, Any] = {"type": "text"}
 #: kept in _source (Discover shows it) but not indexed: the per-match list, minor counters
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
+#: content of a document that could not be read (pipelines.model.Skipped)
+SKIPPED: dict[str, Any] = {"properties": {"where": KW, "status": KW, "error": TEXT}}
+
 #: bumped when a mapping changes; stored in the template's _meta
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
 
 def _obj(**props: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +56,7 @@ def hits_mapping() -> dict[str, Any]:
         "leaksentry": _obj(
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
-            snippets=TEXT, detail=SHOWN,
+            snippets=TEXT, partial=BOOL, skipped=SKIPPED, detail=SHOWN,
         ),
     })
     return {"dynamic": "strict", "properties": props}
@@ -63,7 +66,7 @@ def documents_mapping() -> dict[str, Any]:
     props = _common_ecs()
     props["leaksentry"] = _obj(
         source=KW, item_id=KW, path=KW, status=KW, error=TEXT, severity=KW, hit=BOOL,
-        matched_records=INT, detail=SHOWN,
+        matched_records=INT, partial=BOOL, skipped=SKIPPED, detail=SHOWN,
     )
     return {"dynamic": "strict", "properties": props}
 

@@ -43,7 +43,7 @@ Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import archives, documents, encoded, sheets, text
+    from pipelines.extract import archives, databases, documents, encoded, sheets, text
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
@@ -69,6 +69,8 @@ def _handlers() -> dict[str, Handler]:
         "7z": archives.seven_zip,
         "tar": archives.tar_archive,
         "gzip": stream("gzip"), "bzip2": stream("bzip2"), "xz": stream("xz"),
+        "sqlite": databases.sqlite,
+        "access": databases.access,
     }
 
 

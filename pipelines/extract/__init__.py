@@ -43,7 +43,7 @@ Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import archives, databases, documents, encoded, sheets, text
+    from pipelines.extract import archives, databases, documents, encoded, office, sheets, text
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
@@ -60,7 +60,14 @@ def _handlers() -> dict[str, Handler]:
         "json": text.json_text,
         "ndjson": text.ndjson_text,
         "eml": encoded.eml,
-        "xlsx": sheet("xlsx"), "xlsb": sheet("xlsb"), "xls": sheet("xls"), "ods": sheet("ods"),
+        "xlsx": sheet("xlsx"), "xlsb": sheet("xlsb"), "ods": sheet("ods"),
+        "xls": office.legacy("xls", sheet("xls")),
+        "doc": office.legacy("doc", office.doc),
+        "ppt": office.legacy("ppt", office.ppt),
+        "ooxml_encrypted": office.encrypted_ooxml,
+        "odt": lambda d, n, s: office.odf(d, n, s, "odt"),
+        "odp": lambda d, n, s: office.odf(d, n, s, "odp"),
+        "odg": lambda d, n, s: office.odf(d, n, s, "odg"),
         "pdf": documents.pdf,
         "docx": documents.docx,
         "pptx": documents.pptx,
@@ -100,9 +107,6 @@ def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     else:
         types = state.details.setdefault("member_types", {})
         types[kind] = types.get(kind, 0) + 1
-    if kind == "ooxml_encrypted":
-        raise Failed("encrypted", f"{safe_name(node.label)}: Office document is "
-                                  f"password-protected")
     handler = handler_for(kind)
     if handler is None:
         raise Failed("unsupported", f"{safe_name(node.label)}: unsupported type {kind}")

@@ -60,6 +60,7 @@ def _handlers() -> dict[str, Handler]:
         "json": text.json_text,
         "ndjson": text.ndjson_text,
         "eml": encoded.eml,
+        "msg": encoded.outlook_msg,
         "xlsx": sheet("xlsx"), "xlsb": sheet("xlsb"), "ods": sheet("ods"),
         "xls": office.legacy("xls", sheet("xls")),
         "doc": office.legacy("doc", office.doc),
@@ -75,7 +76,9 @@ def _handlers() -> dict[str, Handler]:
         "zip": archives.zip_archive,
         "7z": archives.seven_zip,
         "tar": archives.tar_archive,
+        "rar": archives.rar_archive,
         "gzip": stream("gzip"), "bzip2": stream("bzip2"), "xz": stream("xz"),
+        "zstd": stream("zstd"),
         "sqlite": databases.sqlite,
         "access": databases.access,
     }

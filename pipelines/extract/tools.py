@@ -56,7 +56,8 @@ def run_tool(argv: list[str], state: State, where: str) -> bytes:
         raise Failed("unsupported", f"{safe_name(where)}: {argv[0]} is not installed")
     state.tick()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_limits, close_fds=True)
+                            stderr=subprocess.PIPE, preexec_fn=_limits, close_fds=True,
+                            env={**os.environ, "LC_ALL": "C.UTF-8"})
     assert proc.stdout is not None and proc.stderr is not None
     out = bytearray()
     err = bytearray()

@@ -30,7 +30,7 @@ from lxml import etree
 from pipelines.extract.archives import read_limited
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, reason
-from pipelines.extract.text import row_text
+from pipelines.extract.text import row_text, walk_events
 from pipelines.extract.tools import memory_file, run_tool
 from pipelines.model import TextPart
 
@@ -222,7 +222,7 @@ def _odf_text(el: etree._Element) -> str:
     """The text of an element as written: <text:s c="3"/> is spaces, tabs and line
     breaks are kept, paragraphs end a line (spans are joined as the reader sees them)."""
     out: list[str] = []
-    for event, e in etree.iterwalk(el, events=("start", "end")):
+    for event, e in walk_events(el):
         tag = e.tag
         if event == "start":
             if tag == _SPACE:

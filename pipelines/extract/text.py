@@ -18,7 +18,7 @@ import charset_normalizer
 from lxml import etree
 from lxml import html as lxml_html
 
-from pipelines.extract.node import Node
+from pipelines.extract.node import Node, mask_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import CELL_SEP, TextPart
 
@@ -185,6 +185,56 @@ _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "
           "title", "hr", "form", "textarea", "option"}
 _CELL = {"td", "th"}
 _INVISIBLE = ("script", "style", "noscript", "template", "head/meta", "head/link")
+#: inline elements that style part of a word ("<b>A</b>123456(7)"): no separator at their
+#: edges. Every other element boundary separates text (a <span> holding a name and the
+#: <span> or <div> holding an HKID are two fields, never one word).
+_IN_WORD = {"b", "i", "u", "em", "strong", "font", "small", "big", "sup", "sub", "mark",
+            "s", "strike", "del", "ins", "tt", "code", "kbd", "var", "abbr", "bdi", "bdo",
+            "wbr"}
+_SPACES_RUN = re.compile(r"[ \u00a0]+")
+
+
+def walk_events(el: Any) -> Iterator[tuple[str, Any]]:
+    """("start"/"end", node) over an element and everything under it, comments and
+    processing instructions included (lxml's iterwalk skips them, and with them the text
+    that follows them); iterative, so a deep tree cannot exhaust the stack."""
+    yield "start", el
+    stack = [(el, iter(el))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield "end", node
+        else:
+            yield "start", child
+            stack.append((child, iter(child)))
+
+
+def visible_text(el: Any) -> str:
+    """The text of an element as lines: block elements on lines of their own, table cells
+    separated by tabs, other element boundaries by a space, so text in adjacent elements
+    is never glued into one token."""
+    out: list[str] = []
+    for event, e in walk_events(el):
+        tag = e.tag if isinstance(e.tag, str) else None
+        if event == "start":
+            if tag in _BLOCK:
+                out.append("\n")
+            elif tag is not None and tag not in _IN_WORD and tag not in _CELL:
+                out.append(" ")
+            if tag is not None and e.text:
+                out.append(e.text)
+            continue
+        if tag in _BLOCK:
+            out.append("\n")
+        elif tag in _CELL:
+            out.append("\t")
+        elif tag is not None and tag not in _IN_WORD:
+            out.append(" ")
+        if e is not el and e.tail:
+            out.append(e.tail)
+    return "".join(out)
 
 
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
@@ -207,19 +257,13 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         state.tick()
         rows = table.xpath("./tr|./thead/tr|./tbody/tr|./tfoot/tr")
         for r, tr in enumerate(rows, start=1):
-            cells = [" ".join(c.text_content().split()) for c in tr.xpath("./td|./th")]
+            cells = [" ".join(visible_text(c).split()) for c in tr.xpath("./td|./th")]
             if any(cells):
                 yield TextPart(row_text(cells), node.at(f"table {n}"), r)
         if rows:
             table.drop_tree()
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        if el.tag in _BLOCK:
-            el.tail = "\n" + (el.tail or "")
-        elif el.tag in _CELL:
-            el.tail = "\t" + (el.tail or "")
-    out = "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
+    lines = (_SPACES_RUN.sub(" ", line).strip() for line in visible_text(root).splitlines())
+    out = "\n".join(line for line in lines if line)
     state.tick()
     if out:
         yield TextPart(out, node.location)
@@ -272,10 +316,10 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
     record's fields stay together), at the JSON path of the container ("$.patients[3]")."""
     from pipelines.extract.encoded import embedded
 
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[Any, str, str | None]] = [(value, path, None)]
     count = 0
     while stack:
-        obj, p = stack.pop()
+        obj, p, key = stack.pop()
         count += 1
         if count % 1024 == 0:
             state.tick()
@@ -287,12 +331,14 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
             if isinstance(obj, str | int | float) and not isinstance(obj, bool):
                 yield TextPart(str(obj), node.at(p))
             continue
-        lines: list[str] = []
-        nested: list[tuple[Any, str]] = []
+        # an object's key is content too (an export keyed by HKID): it heads the part of
+        # the value it names, beside that record's fields; paths carry it masked
+        lines: list[str] = [key] if key else []
+        nested: list[tuple[Any, str, str | None]] = []
         for k, v in items:
-            sub = f"{p}[{k}]" if isinstance(k, int) else f"{p}.{k}"
+            sub = f"{p}[{k}]" if isinstance(k, int) else f"{p}.{mask_name(k)}"
             if isinstance(v, dict | list):
-                nested.append((v, sub))
+                nested.append((v, sub, None if isinstance(k, int) else k))
             elif isinstance(v, str | int | float) and not isinstance(v, bool):
                 s = str(v)
                 lines.append(s if isinstance(k, int) else f"{k}: {s}")

@@ -16,7 +16,7 @@ import select
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pipelines.extract.node import safe_name
 from pipelines.extract.state import Failed, State, Stop, scrub
@@ -43,9 +43,16 @@ def memory_file(data: bytes) -> Iterator[str]:
         os.close(fd)
 
 
-def _limits() -> None:  # pragma: no cover - runs in the child
-    resource.setrlimit(resource.RLIMIT_AS, (TOOL_MEMORY, TOOL_MEMORY))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _limits(cpu_seconds: int) -> Callable[[], None]:
+    """Child limits: memory, no core files, and CPU time (so a tool orphaned by a killed
+    worker still ends)."""
+
+    def apply() -> None:  # pragma: no cover - runs in the child
+        resource.setrlimit(resource.RLIMIT_AS, (TOOL_MEMORY, TOOL_MEMORY))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+    return apply
 
 
 def run_tool(argv: list[str], state: State, where: str) -> bytes:
@@ -56,7 +63,8 @@ def run_tool(argv: list[str], state: State, where: str) -> bytes:
         raise Failed("unsupported", f"{safe_name(where)}: {argv[0]} is not installed")
     state.tick()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_limits, close_fds=True,
+                            stderr=subprocess.PIPE, close_fds=True,
+                            preexec_fn=_limits(int(state.config.time_limit) + 2),
                             env={**os.environ, "LC_ALL": "C.UTF-8"})
     assert proc.stdout is not None and proc.stderr is not None
     out = bytearray()

@@ -211,30 +211,23 @@ def walk_events(el: Any) -> Iterator[tuple[str, Any]]:
             stack.append((child, iter(child)))
 
 
-def visible_text(el: Any) -> str:
-    """The text of an element as lines: block elements on lines of their own, table cells
-    separated by tabs, other element boundaries by a space, so text in adjacent elements
-    is never glued into one token."""
-    out: list[str] = []
-    for event, e in walk_events(el):
-        tag = e.tag if isinstance(e.tag, str) else None
-        if event == "start":
-            if tag in _BLOCK:
-                out.append("\n")
-            elif tag is not None and tag not in _IN_WORD and tag not in _CELL:
-                out.append(" ")
-            if tag is not None and e.text:
-                out.append(e.text)
+def mark_boundaries(root: Any) -> None:
+    """Write the separators into the tree (text at an element's start is text before
+    it, textually): block elements on lines of their own, table cells ended by a tab,
+    other element boundaries a space, so that lxml's C ``text_content()`` never glues
+    text of adjacent elements into one token."""
+    for el in root.iter():
+        tag = el.tag
+        if not isinstance(tag, str) or tag in _IN_WORD:
             continue
         if tag in _BLOCK:
-            out.append("\n")
+            before = after = "\n"
         elif tag in _CELL:
-            out.append("\t")
-        elif tag is not None and tag not in _IN_WORD:
-            out.append(" ")
-        if e is not el and e.tail:
-            out.append(e.tail)
-    return "".join(out)
+            before, after = " ", "\t"
+        else:
+            before = after = " "
+        el.text = before + el.text if el.text else before
+        el.tail = after + el.tail if el.tail else after
 
 
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
@@ -251,18 +244,19 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         raise Failed("corrupt", f"{node.label}: HTML unreadable: {reason(e)}") from None
     for bad in root.xpath("//script|//style|//noscript|//template"):
         bad.drop_tree()
+    mark_boundaries(root)
     # data tables (no table inside) become row records: "table 2", row 5
     tables = [t for t in root.iter("table") if not t.xpath(".//table")]
     for n, table in enumerate(tables, start=1):
         state.tick()
         rows = table.xpath("./tr|./thead/tr|./tbody/tr|./tfoot/tr")
         for r, tr in enumerate(rows, start=1):
-            cells = [" ".join(visible_text(c).split()) for c in tr.xpath("./td|./th")]
+            cells = [" ".join(c.text_content().split()) for c in tr.xpath("./td|./th")]
             if any(cells):
                 yield TextPart(row_text(cells), node.at(f"table {n}"), r)
         if rows:
             table.drop_tree()
-    lines = (_SPACES_RUN.sub(" ", line).strip() for line in visible_text(root).splitlines())
+    lines = (_SPACES_RUN.sub(" ", line).strip() for line in root.text_content().splitlines())
     out = "\n".join(line for line in lines if line)
     state.tick()
     if out:
@@ -317,6 +311,7 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
     from pipelines.extract.encoded import embedded
 
     stack: list[tuple[Any, str, str | None]] = [(value, path, None)]
+    names: dict[str, str] = {}
     count = 0
     while stack:
         obj, p, key = stack.pop()
@@ -336,7 +331,15 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
         lines: list[str] = [key] if key else []
         nested: list[tuple[Any, str, str | None]] = []
         for k, v in items:
-            sub = f"{p}[{k}]" if isinstance(k, int) else f"{p}.{mask_name(k)}"
+            if isinstance(k, int):
+                sub = f"{p}[{k}]"
+            else:
+                masked = names.get(k)
+                if masked is None:  # export keys repeat: mask each distinct key once
+                    masked = mask_name(k)
+                    if len(names) < 4096:
+                        names[k] = masked
+                sub = f"{p}.{masked}"
             if isinstance(v, dict | list):
                 nested.append((v, sub, None if isinstance(k, int) else k))
             elif isinstance(v, str | int | float) and not isinstance(v, bool):

@@ -28,7 +28,7 @@ SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 SKIPPED: dict[str, Any] = {"properties": {"where": KW, "status": KW, "error": TEXT}}
 
 #: bumped when a mapping changes; stored in the template's _meta
-TEMPLATE_VERSION = 2
+TEMPLATE_VERSION = 3
 
 
 def _obj(**props: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def hits_mapping() -> dict[str, Any]:
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
             snippets=TEXT, partial=BOOL, skipped=SKIPPED, detail=SHOWN,
+            evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
         ),
     })
     return {"dynamic": "strict", "properties": props}

@@ -19,6 +19,7 @@ from pipelines.sinks.client import Cluster
 from pipelines.sinks.ecs import DOCUMENTS, HITS, alias, month_index
 from pipelines.sinks.errors import SinkError, UnsupportedFeature
 from pipelines.sinks.templates import (
+    MAPPINGS,
     TEMPLATE_VERSION,
     ilm_policy,
     index_template,
@@ -73,12 +74,26 @@ def setup(cluster: Cluster, now: datetime | None = None) -> SetupReport:
         index = month_index(prefix, kind, now or datetime.now(UTC))
         if _create_index(cluster, index):
             report.indices_created.append(index)
+        else:
+            _update_mapping(cluster, index, kind, report)
         report.aliases.append(alias(prefix, kind))
     if report.retention == "none":
         dropped = drop_expired_indices(cluster, now=now)
         if dropped:
             report.notes.append("dropped expired indices: " + ", ".join(dropped))
     return report
+
+
+def _update_mapping(cluster: Cluster, index: str, kind: str, report: SetupReport) -> None:
+    """Add the fields a newer template declares to an index made by an older one (the
+    month's index outlives an upgrade; with ``dynamic: strict`` it would refuse every
+    document carrying a new field until the next month)."""
+    body = {"properties": MAPPINGS[kind]()["properties"]}
+    try:
+        cluster.request("PUT", f"/{index}/_mapping", body)
+    except SinkError as exc:
+        report.notes.append(f"{index}: mapping not updated ({exc}); documents with new "
+                            f"fields are refused until next month's index")
 
 
 def _put_ism(cluster: Cluster, prefix: str, retention: float) -> None:

@@ -126,7 +126,7 @@ def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     if node.depth > state.config.max_depth:
         state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1
         state.skip(where, "too_large", f"{safe_name(where)}: nested deeper than "
-                                       f"{state.config.max_depth} levels, not opened")
+                                       f"{state.config.max_depth} levels, not opened", note=True)
         return
     try:
         yield from _run(data, node, state)
@@ -134,15 +134,15 @@ def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         if e.status == "unsupported":
             skipped = state.details.setdefault("skipped_members", 0)
             state.details["skipped_members"] = skipped + 1
-        state.skip(where, e.status, e.message)
+        state.skip(where, e.status, e.message, note=True)
     except (Stop, GeneratorExit):
         raise
     except RecursionError:
-        state.skip(where, "corrupt", f"{safe_name(where)}: nested too deeply to read")
+        state.skip(where, "corrupt", f"{safe_name(where)}: nested too deeply to read", note=True)
     except MemoryError:
         raise Stop("too_large", f"{safe_name(where)}: out of memory while reading") from None
     except Exception as e:
-        state.skip(where, "corrupt", f"{safe_name(where)}: unreadable: {reason(e)}")
+        state.skip(where, "corrupt", f"{safe_name(where)}: unreadable: {reason(e)}", note=True)
 
 
 @dataclass

@@ -110,12 +110,12 @@ def zip_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         except (pyzipper.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError,
                 OSError, lzma.LZMAError) as e:
             broken += 1
-            state.skip(where, "corrupt", f"{where}: ZIP member unreadable: {reason(e)}")
+            state.skip(where, "corrupt", f"{where}: ZIP member unreadable: {reason(e)}", note=True)
             continue
         if content is None:
             locked.append(info.filename)
             state.skip(where, "encrypted", f"{where}: encrypted, no candidate password "
-                                           f"worked", note=False)
+                                           f"worked")
             continue
         yield from walk_member(content, node.child(info.filename), state)
     if locked:
@@ -334,16 +334,17 @@ def rar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             except Stop:
                 raise
             except Failed as e:  # the tool could not read it (a solid archive for bsdtar)
-                state.skip(where, e.status, e.message)
+                state.skip(where, e.status, e.message, note=True)
                 continue
             except Exception as e:
-                state.skip(where, "corrupt", f"{where}: RAR member unreadable: {reason(e)}")
+                state.skip(where, "corrupt", f"{where}: RAR member unreadable: {reason(e)}",
+                           note=True)
                 continue
             if content is None:
                 locked.append(info.filename)
                 why = "no candidate password worked" if _rar_can_decrypt() else \
                     "the installed RAR reader cannot decrypt"
-                state.skip(where, "encrypted", f"{where}: encrypted, {why}", note=False)
+                state.skip(where, "encrypted", f"{where}: encrypted, {why}")
                 continue
             yield from walk_member(content, node.child(info.filename), state)
     if locked:

@@ -152,10 +152,10 @@ def _table(conn: sqlite3.Connection, table: str, loc: str, state: State) -> Iter
             state.tick()  # the deadline passed inside SQLite: the document's timeout
             raise Stop("timeout", f"{safe_name(loc)}: stopped at the time limit") from None
         state.skip(loc, "corrupt", f"{safe_name(loc)}: table unreadable after {n} rows: "
-                                   f"{reason(e)}")
+                                   f"{reason(e)}", note=True)
     except sqlite3.DatabaseError as e:
         state.skip(loc, "corrupt", f"{safe_name(loc)}: table unreadable after {n} rows: "
-                                   f"{reason(e)}")
+                                   f"{reason(e)}", note=True)
 
 
 # -- Microsoft Access -------------------------------------------------------------------
@@ -172,7 +172,7 @@ def access(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             try:
                 out = run_tool(["mdb-export", "-b", "strip", path, table], state, loc)
             except Failed as e:
-                state.skip(loc, e.status, e.message)
+                state.skip(loc, e.status, e.message, note=True)
                 continue
             reader = csv.reader(io.StringIO(out.decode("utf-8", "replace")))
             header: tuple[str, ...] | None = None

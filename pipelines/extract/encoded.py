@@ -289,9 +289,9 @@ def _message(msg: object, node: Node, state: State) -> Iterator[TextPart]:
             if child.depth > state.config.max_depth:
                 state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1
                 state.skip(child.label, "too_large", f"{safe_name(child.label)}: nested "
-                           f"deeper than {state.config.max_depth} levels, not opened")
+                           f"deeper than {state.config.max_depth} levels, not opened", note=True)
                 continue
             yield from _message(content, child, state)
         else:
             state.skip(child.label, "unsupported", f"{safe_name(child.label)}: attachment "
-                                                   f"kind not readable")
+                                                   f"kind not readable", note=True)

@@ -112,7 +112,7 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
                 yield from _streamed(book, name, loc, state)
             else:
                 state.skip(loc, failure.status, f"{safe_name(loc)}: sheet unreadable: "
-                                                f"{reason(e)}")
+                                                f"{reason(e)}", note=True)
             continue
         pad = [""] * start_col
         for n, row in enumerate(rows, start=1):
@@ -133,4 +133,4 @@ def _streamed(book: _Ooxml, name: str, loc: str, state: State) -> Iterator[TextP
     except (Stop, Failed):
         raise
     except Exception as e:
-        state.skip(loc, "corrupt", f"{safe_name(loc)}: sheet unreadable: {reason(e)}")
+        state.skip(loc, "corrupt", f"{safe_name(loc)}: sheet unreadable: {reason(e)}", note=True)

@@ -100,11 +100,11 @@ class State:
         if _RANK.get(status, 2) > _RANK.get(self.status, 0):
             self.status, self.error = status, message
 
-    def skip(self, where: str, status: str, error: str, *, note: bool = True) -> None:
-        """Content at ``where`` ("backup.zip/his.db", "patients", "page 3") could not be
-        read: list it (masked, bounded) so the scan is never plain ok for it. Unless it is
-        merely ``unsupported`` (a photo in a zip leaves the zip readable) or ``note`` is
-        False (the caller notes one summary instead), it is also noted as a problem.
+    def skip(self, where: str, status: str, error: str, *, note: bool = False) -> None:
+        """Content at ``where`` ("backup.zip/his.db", "patients", "page 3") was not read:
+        list it (masked, bounded), so the scan is never plain ok for it. The document's
+        status is left as it is, unless ``note`` (a corrupt member, a failed table: the
+        document's status says so, as it always has; an unsupported member never does).
         ``error`` must already be safe (names through node.safe_name, reasons through
         :func:`reason`)."""
         if len(self.skipped) < MAX_SKIPPED:

@@ -123,12 +123,30 @@ def sqlite(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         for table in tables:
             loc = node.at(mask_name(table))
             _count_table(state, loc)
-            yield from _table(conn, table, loc, state)
+            yield from _table(conn, table, loc, state, node)
     finally:
         conn.close()
 
 
-def _table(conn: sqlite3.Connection, table: str, loc: str, state: State) -> Iterator[TextPart]:
+def _files(values: tuple[Any, ...], names: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    """BLOB cells holding a document of a known format (a scan, an attachment)."""
+    from pipelines.extract import detect, handler_for
+
+    out = []
+    for name, v in zip(names, values, strict=False):
+        if isinstance(v, bytes) and len(v) >= 64:
+            kind = detect(v[: 1 << 20], "")
+            if kind not in ("text", "binary", "csv") and handler_for(kind) is not None:
+                out.append((name, v))
+    return out
+
+
+def _table(conn: sqlite3.Connection, table: str, loc: str, state: State,
+           node: Node) -> Iterator[TextPart]:
+    """Rows as record parts; a BLOB holding a document is extracted as a member
+    ("his.db/attachments/17/content")."""
+    from pipelines.extract import walk_member
+
     n = 0
     try:
         cur, has_rowid = _rows(conn, table)
@@ -144,9 +162,13 @@ def _table(conn: sqlite3.Connection, table: str, loc: str, state: State) -> Iter
                 rowid, values = n, row
             cells = [_cell(v) for v in values]
             text = row_text(cells)
-            if len(text) < len(cells):  # every cell empty
-                continue
-            yield TextPart(text, loc, rowid if isinstance(rowid, int) else n, header)
+            row_no = rowid if isinstance(rowid, int) else n
+            if len(text) >= len(cells):  # not every cell empty
+                yield TextPart(text, loc, row_no, header)
+            for column, blob in _files(values, header):
+                child = node.child(f"{mask_name(table)}/{row_no}/{column}")
+                state.member(safe_name(child.label))
+                yield from walk_member(blob, child, state)
     except sqlite3.OperationalError as e:
         if "interrupted" in str(e):
             state.tick()  # the deadline passed inside SQLite: the document's timeout

@@ -220,3 +220,28 @@ def test_real_mdbtools_on_a_damaged_access_file(ext):
     r = ext.run(data, "clinic.mdb")
     assert r.status == "corrupt" and "mdb-tables" in (r.ex.error or "")
     assert r.parts == []
+
+
+def test_documents_stored_in_blobs_are_extracted(ext, people, tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph(" ".join(f"{p.name} {p.hkid} {p.hn}" for p in people[:6]))
+    d.save(buf := io.BytesIO())
+    csv_zip = io.BytesIO()
+    with zipfile.ZipFile(csv_zip, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("rest.csv", "\n".join(f"{p.name},{p.hkid},{p.hn}" for p in people[6:]))
+    conn = sqlite3.connect(tmp_path / "a.db")
+    conn.execute("CREATE TABLE attachments (id INTEGER PRIMARY KEY, name TEXT, content BLOB,"
+                 " thumb BLOB)")
+    conn.execute("INSERT INTO attachments (name, content, thumb) VALUES (?,?,?)",
+                 ("letter.docx", buf.getvalue(), b"\x00\x01" * 100))
+    conn.execute("INSERT INTO attachments (name, content) VALUES (?,?)",
+                 ("batch.zip", csv_zip.getvalue()))
+    conn.commit()
+    conn.close()
+    r = ext.run((tmp_path / "a.db").read_bytes(), "a.db")
+    assert r.status == "ok" and r.ex.skipped == []
+    r.assert_all_found(people)
+    assert r.where(people[0].hkid)[0].location == "a.db/attachments/1/content/document"
+    assert r.where(people[7].hkid)[0].location == "a.db/attachments/2/content/rest.csv"

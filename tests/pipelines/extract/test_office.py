@@ -218,3 +218,31 @@ def test_legacy_rc4_cryptoapi_doc_and_xls_made_by_libreoffice(ext):
         assert r.status == "encrypted" and r.parts == [], name
     r = ext.run(fixture("cases12-password.xls"), "x.xls")
     assert r.where(CASES[0].hkid)[0].location == "Sheet1"
+
+
+def test_odg_detected_by_its_mimetype_pages_located(ext):
+    """An OpenDocument drawing: the presentation's pages under the graphics mimetype."""
+    src = zipfile.ZipFile(io.BytesIO(fixture("cases12.odp")))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename == "mimetype":
+                raw = b"application/vnd.oasis.opendocument.graphics"
+            out.writestr(info, raw)
+    data = buf.getvalue()
+    assert detect(data, "drawing.zip") == "odg"
+    r = ext.run(data, "drawing.odg")
+    r.assert_all_found(CASES)
+    assert r.where(CASES[4].hkid)[0].location == "page 2"
+
+
+def test_zip_with_a_mimetype_member_that_is_not_opendocument_is_a_zip(ext, people):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("mimetype", "application/epub+zip")
+        zf.writestr("content.xml", "<x/>")
+        zf.writestr("export.csv", "\n".join(f"{p.name},{p.hkid},{p.hn}" for p in people))
+    assert detect(buf.getvalue(), "") == "zip"
+    r = ext.run(buf.getvalue(), "book.zip")
+    r.assert_all_found(people)

@@ -13,7 +13,8 @@
   through the expanded-bytes budget (a billion-laughs ``content.xml`` expands nothing).
   Paragraphs form the document text, table rows are records ("table 2", row 5),
   slides and drawing pages are "slide 3" / "page 3". ``.ods`` stays with the
-  spreadsheet reader.
+  spreadsheet reader. A password-protected document (LibreOffice's AES-256-CBC with a
+  PBKDF2 key) is opened with the candidate passwords (``cryptography``).
 - Encryption (OOXML Agile/Standard in an OLE wrapper, legacy RC4/CryptoAPI ``.doc``,
   ``.xls``, ``.ppt``): ``msoffcrypto-tool`` with the candidate passwords, as for
   ZIP/7z/PDF; the decrypted file is extracted as what it is, at the same location.
@@ -29,7 +30,7 @@ from lxml import etree
 
 from pipelines.extract.archives import read_limited
 from pipelines.extract.node import Node, safe_name
-from pipelines.extract.state import Failed, State, reason
+from pipelines.extract.state import Failed, State, Stop, reason
 from pipelines.extract.text import row_text, walk_events
 from pipelines.extract.tools import memory_file, run_tool
 from pipelines.model import TextPart
@@ -241,21 +242,129 @@ def _odf_text(el: etree._Element) -> str:
     return "".join(out)
 
 
+_MANIFEST = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
+#: PBKDF2 rounds accepted per candidate password (LibreOffice uses 100,000); more is a
+#: file built to burn the time limit
+_MAX_ROUNDS = 1_000_000
+
+
+def _odf_encryption(manifest: bytes, member: str) -> dict[str, str] | None:
+    """The manifest's encryption parameters of ``member`` (None when not encrypted)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(manifest, parser)
+    m = f"{{{_MANIFEST}}}"
+    for entry in root.iter(f"{m}file-entry"):
+        if entry.get(f"{m}full-path") != member:
+            continue
+        enc = entry.find(f"{m}encryption-data")
+        if enc is None:
+            return None
+        out = {"checksum-type": enc.get(f"{m}checksum-type", ""),
+               "checksum": enc.get(f"{m}checksum", "")}
+        for child in enc:
+            out.update({k.split("}", 1)[-1]: v for k, v in child.attrib.items()})
+        return out
+    return None
+
+
+def _odf_decrypt(raw: bytes, enc: dict[str, str], password: str, state: State,
+                 where: str) -> bytes | None:
+    """``raw`` decrypted (AES-256-CBC, PBKDF2 key from the password's SHA-256 or SHA-1)
+    and inflated; None when the password's checksum does not match."""
+    import base64
+    import hashlib
+    import zlib
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from pipelines.extract.archives import _inflate
+
+    start_name = enc.get("start-key-generation-name", "sha1")
+    start = (hashlib.sha256 if start_name.endswith("sha256") else hashlib.sha1)(
+        password.encode("utf-8")).digest()
+    rounds = int(enc.get("iteration-count", "0") or 0)
+    key = hashlib.pbkdf2_hmac("sha1", start, base64.b64decode(enc.get("salt", "")), rounds,
+                              int(enc.get("key-size", "32") or 32))
+    iv = base64.b64decode(enc.get("initialisation-vector", ""))
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    head = decryptor.update(raw[:1024])
+    digest = hashlib.sha256 if "sha256" in enc.get("checksum-type", "") else hashlib.sha1
+    if digest(head[:1024]).digest() != base64.b64decode(enc.get("checksum", "")):
+        return None
+    plain = head + decryptor.update(raw[1024:]) + decryptor.finalize()
+    if plain and 1 <= plain[-1] <= 16:
+        plain = plain[:-plain[-1]]  # W3C XML encryption padding
+    try:
+        return _inflate(plain, state, where, lambda: _RawInflate(), multi=False)
+    except zlib.error:
+        return None
+
+
+class _RawInflate:
+    """A raw-deflate decompressor with the bz2/lzma interface :func:`_inflate` uses."""
+
+    def __init__(self) -> None:
+        import zlib
+
+        self.d = zlib.decompressobj(wbits=-15)
+        self.needs_input = True
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        chunk = self.d.decompress(self.d.unconsumed_tail + data, max_length)
+        self.needs_input = not self.d.unconsumed_tail
+        return chunk
+
+    @property
+    def eof(self) -> bool:
+        return self.d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self.d.unused_data
+
+
+def _odf_unlock(raw: bytes, enc: dict[str, str], node: Node, state: State) -> bytes:
+    """content.xml opened with a candidate password (LibreOffice's AES-256 encryption);
+    Failed("encrypted") when none works or the method is not that one."""
+    where = safe_name(node.label)
+    algorithm = enc.get("algorithm-name", "")
+    rounds = int(enc.get("iteration-count", "0") or 0)
+    if not algorithm.endswith("aes256-cbc") or enc.get("key-derivation-name") != "PBKDF2" \
+            or not 0 < rounds <= _MAX_ROUNDS:
+        raise Failed("encrypted", f"{where}: OpenDocument is password-protected with a "
+                                  f"method that is not read")
+    for pw in state.candidate_passwords():
+        state.tick()
+        spent = state.expanded
+        try:
+            plain = _odf_decrypt(raw, enc, pw, state, where)
+        except (ValueError, TypeError):
+            plain = None
+        if plain is not None:
+            state.details["passwords_worked"] = state.details.get("passwords_worked", 0) + 1
+            return plain
+        state.expanded = spent
+    raise Failed("encrypted", f"{where}: OpenDocument is password-protected and no "
+                              f"candidate password worked")
+
+
 def _odf_open(data: bytes, node: Node, state: State) -> bytes:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = set(zf.namelist())
-        if "META-INF/manifest.xml" in names:
-            with zf.open("META-INF/manifest.xml") as fp:
-                manifest = read_limited(fp, state, safe_name(node.label))
-            if b"encryption-data" in manifest:
-                raise Failed("encrypted", f"{safe_name(node.label)}: OpenDocument is "
-                                          f"password-protected")
         if "content.xml" not in names:
             raise Failed("corrupt", f"{safe_name(node.label)}: OpenDocument has no content")
         with zf.open("content.xml") as fp:
-            return read_limited(fp, state, safe_name(node.label))
-    except Failed:
+            content = read_limited(fp, state, safe_name(node.label))
+        if "META-INF/manifest.xml" in names:
+            with zf.open("META-INF/manifest.xml") as fp:
+                manifest = read_limited(fp, state, safe_name(node.label))
+            enc = _odf_encryption(manifest, "content.xml") if b"encryption-data" in \
+                manifest else None
+            if enc is not None:
+                return _odf_unlock(content, enc, node, state)
+        return content
+    except (Failed, Stop):
         raise
     except Exception as e:
         raise Failed("corrupt", f"{safe_name(node.label)}: OpenDocument unreadable: "

@@ -133,12 +133,28 @@ def test_odf_spans_and_spaces_are_not_glued(ext, people):
     assert f"{p.name}  {p.hkid}\t{p.hn}" in part.string
 
 
-def test_password_protected_odt_is_encrypted(ext):
-    """LibreOffice's own password protection (ODF encryption is not opened)."""
+def test_password_protected_odt(ext):
+    """LibreOffice's own password protection: opened with a candidate password
+    ("password"), else encrypted."""
     assert detect(fixture("ward50-secret.odt"), "") == "odt"
+    r = ext.run(fixture("ward50-password.odt"), "protected.odt")
+    assert r.status == "ok" and r.ex.details["passwords_worked"] == 1
+    r.assert_all_found(WARD)
+    assert r.where(WARD[0].hkid)[0].location == "table 1"
     r = ext.run(fixture("ward50-secret.odt"), "secret.odt")
-    assert r.status == "encrypted" and "password" in (r.ex.error or "")
+    assert r.status == "encrypted" and "no candidate password worked" in (r.ex.error or "")
     assert r.parts == []
+    # a key derivation built to burn the time limit is refused before any round is run
+    src = zipfile.ZipFile(io.BytesIO(fixture("ward50-password.odt")))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename == "META-INF/manifest.xml":
+                raw = raw.replace(b'iteration-count="100000"', b'iteration-count="999999999"')
+            out.writestr(info, raw)
+    r = ext.run(buf.getvalue(), "slow.odt")
+    assert r.status == "encrypted" and "method that is not read" in (r.ex.error or "")
 
 
 # -- encrypted Office --------------------------------------------------------------------

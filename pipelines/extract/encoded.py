@@ -245,10 +245,15 @@ def outlook_msg(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     import logging
 
     import extract_msg
+    from extract_msg.enums import ErrorBehavior
 
     logging.getLogger("extract_msg").setLevel(logging.CRITICAL)  # it logs names, content
+    # a broken or unknown attachment, or a property set off the standard, is not a reason
+    # to lose the whole message: such attachments come back without data (listed below)
+    lenient = (ErrorBehavior.ATTACH_SUPPRESS_ALL | ErrorBehavior.STANDARDS_VIOLATION
+               | ErrorBehavior.RTFDE)
     try:
-        msg = extract_msg.openMsg(data)
+        msg = extract_msg.openMsg(data, errorBehavior=lenient)
     except Exception as e:
         raise Failed("corrupt", f"{node.label}: Outlook message unreadable: "
                                 f"{reason(e)}") from None
@@ -293,5 +298,7 @@ def _message(msg: object, node: Node, state: State) -> Iterator[TextPart]:
                 continue
             yield from _message(content, child, state)
         else:
-            state.skip(child.label, "unsupported", f"{safe_name(child.label)}: attachment "
-                                                   f"kind not readable", note=True)
+            broken = "BROKEN" in str(getattr(att, "type", "")).upper()
+            state.skip(child.label, "corrupt" if broken else "unsupported",
+                       f"{safe_name(child.label)}: attachment "
+                       f"{'damaged' if broken else 'of a kind not read'}", note=True)

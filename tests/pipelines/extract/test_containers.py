@@ -208,3 +208,16 @@ def test_msg_whose_directory_contains_itself_is_corrupt(ext, people):
     r.assert_all_found(people)
     assert r.status in ("corrupt", "too_large")
     assert [s.where for s in r.ex.skipped] == ["batch.zip/loop.msg"]
+
+
+def test_msg_with_a_damaged_attachment_lists_it_and_reads_the_rest(ext, people):
+    tree = cfb.msg("s", "body", [("a.csv", _csv(people[:6])), ("b.csv", _csv(people[6:]))])
+    del tree["__nameid_version1.0"]  # off the standard: read anyway
+    att = tree["__attach_version1.0_#00000000"]
+    att["__properties_version1.0"] = b"\x00" * 3  # truncated property stream
+    del att["__substg1.0_37010102"]
+    r = ext.run(cfb.cfb(tree), "m.msg")
+    for p in people[6:]:
+        assert r.where(p.hkid), p.ref
+    assert [s.where for s in r.ex.skipped] == ["m.msg/a.csv"]
+    assert r.ex.skipped[0].status in ("unsupported", "corrupt")

@@ -31,7 +31,7 @@ from lxml import etree
 from pipelines.extract.archives import read_limited
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
-from pipelines.extract.text import row_text, walk_events
+from pipelines.extract.text import TableHeader, row_text, walk_events
 from pipelines.extract.tools import memory_file, run_tool
 from pipelines.model import TextPart
 
@@ -378,7 +378,7 @@ def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[Te
     page_word = "slide" if kind == "odp" else "page"
     lines: list[str] = []
     page = 0
-    tables: list[tuple[str, list[int]]] = []  # (location, [row counter]) of open tables
+    tables: list[tuple[str, list[int], TableHeader]] = []  # open tables: where, row, head
     table_count = 0
     cells: list[str] = []
     in_cell = 0
@@ -401,7 +401,7 @@ def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[Te
                     table_count += 1
                     where = f"table {table_count}" if not pages else \
                         f"{page_word} {max(page, 1)} table {table_count}"
-                    tables.append((where, [0]))
+                    tables.append((where, [0], TableHeader()))
                 elif tag == _PAGE:
                     page += 1
                     table_count = 0
@@ -413,10 +413,11 @@ def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[Te
                 cells.extend([text] * (repeat if text else min(repeat, 16)))
                 el.clear(keep_tail=True)
             elif tag == _ROW and tables:
-                where, counter = tables[-1]
+                where, counter, head = tables[-1]
                 counter[0] += 1
                 if any(cells):
-                    yield TextPart(row_text(cells), node.at(where), counter[0])
+                    yield TextPart(row_text(cells), node.at(where), counter[0],
+                                   head.header if head.done else head.see(cells))
                 cells = []
                 el.clear(keep_tail=True)
                 if counter[0] % 1024 == 0:

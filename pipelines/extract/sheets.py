@@ -23,7 +23,7 @@ from python_calamine import CalamineWorkbook
 from pipelines.extract import xlsx_stream
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
-from pipelines.extract.text import row_text
+from pipelines.extract.text import TableHeader, row_text
 from pipelines.model import TextPart
 
 
@@ -115,6 +115,7 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
                                                 f"{reason(e)}", note=True)
             continue
         pad = [""] * start_col
+        head = TableHeader()
         for n, row in enumerate(rows, start=1):
             if n % 4096 == 0:
                 state.tick()
@@ -124,7 +125,7 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
             text = row_text(cells)
             if len(text) < len(cells):  # every cell empty
                 continue
-            yield TextPart(text, loc, n)
+            yield TextPart(text, loc, n, head.header if head.done else head.see(cells))
 
 
 def _streamed(book: _Ooxml, name: str, loc: str, state: State) -> Iterator[TextPart]:
@@ -133,4 +134,5 @@ def _streamed(book: _Ooxml, name: str, loc: str, state: State) -> Iterator[TextP
     except (Stop, Failed):
         raise
     except Exception as e:
-        state.skip(loc, "corrupt", f"{safe_name(loc)}: sheet unreadable: {reason(e)}", note=True)
+        state.skip(loc, "corrupt", f"{safe_name(loc)}: sheet unreadable: {reason(e)}",
+                   note=True)

@@ -23,7 +23,7 @@ from lxml import etree
 from pipelines.extract.archives import read_limited
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import State
-from pipelines.extract.text import row_text
+from pipelines.extract.text import TableHeader, row_text
 from pipelines.model import TextPart
 
 #: cells calamine may allocate for one sheet (about 32 bytes each)
@@ -129,6 +129,7 @@ def stream_sheet(zf: zipfile.ZipFile, path: str, strings: list[str], loc: str,
                  state: State) -> Iterator[TextPart]:
     """Rows of one sheet as record parts (row = the sheet's row number, cells from A)."""
     where = safe_name(loc)
+    head = TableHeader()
     with zf.open(path) as fp:
         for n, row in enumerate(_parse(fp, _ROW), start=1):
             cells: dict[int, str] = {}
@@ -151,7 +152,7 @@ def stream_sheet(zf: zipfile.ZipFile, path: str, strings: list[str], loc: str,
                 values[i] = v
             text = row_text(values)
             state.charge(len(text), where)
-            yield TextPart(text, loc, number)
+            yield TextPart(text, loc, number, head.header if head.done else head.see(values))
 
 
 def stream_workbook(data: bytes, node: Node, state: State,

@@ -28,8 +28,9 @@ SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 SKIPPED: dict[str, Any] = {"properties": {"where": KW, "status": KW, "error": TEXT}}
 
 #: bumped when a mapping changes; stored in the template's _meta (`es check` compares the
-#: whole content, so a hand-edited template is found too)
-TEMPLATE_VERSION = 4
+#: whole content, so a hand-edited template is found too). 4: exposed_fields and
+#: exposed_categories on hits; 5: skipped and partial on hits and documents
+TEMPLATE_VERSION = 5
 #: the ``wildcard`` field type (``url.full``) exists from these server versions on
 WILDCARD_SINCE = {"elasticsearch": (7, 9), "opensearch": (2, 15)}
 
@@ -65,6 +66,8 @@ def hits_mapping() -> dict[str, Any]:
             last_seen=DATE, sightings=INT, snippets=TEXT, partial=BOOL, skipped=SKIPPED,
             detail=SHOWN,
             evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
+            # what the upload exposed: field labels and their categories (name, gender ...)
+            exposed_fields=KW, exposed_categories=KW,
         ),
     })
     return {"dynamic": "strict", "properties": props}

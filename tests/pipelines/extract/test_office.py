@@ -55,6 +55,7 @@ def test_odt_paragraphs_and_table_rows(ext):
     r.assert_all_found(WARD)
     row = r.where(WARD[0].hkid)
     assert [(p.location, p.row) for p in row] == [("table 1", 2), ("document", None)]
+    assert row[0].header == ("name", "gender", "hkid", "hospital_no", "procedure")
     assert "Ward export" in r.where(WARD[0].hkid)[1].string
 
 

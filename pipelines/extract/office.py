@@ -216,7 +216,11 @@ _CELLS = {f"{{{_NS['table']}}}table-cell", f"{{{_NS['table']}}}covered-table-cel
 _REPEAT = f"{{{_NS['table']}}}number-columns-repeated"
 _COUNT = f"{{{_NS['text']}}}c"
 _PAGE = f"{{{_NS['draw']}}}page"
+_ROWS_REPEAT = f"{{{_NS['table']}}}number-rows-repeated"
+_NAME = f"{{{_NS['table']}}}name"
 _MAX_REPEAT = 256
+#: columns of an OpenDocument sheet (LibreOffice's limit since 7.4 is 16,384)
+_MAX_COLUMNS = 16384
 
 
 def _odf_text(el: etree._Element) -> str:
@@ -371,8 +375,18 @@ def _odf_open(data: bytes, node: Node, state: State) -> bytes:
                                 f"{reason(e)}") from None
 
 
+def _count(value: str | None) -> int:
+    """A repeat count attribute (number-rows/columns-repeated), 1 when absent or bad."""
+    try:
+        return max(1, min(int(value or 1), 1 << 24))
+    except ValueError:
+        return 1
+
+
 def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[TextPart]:
-    """Paragraphs ("document", or per "slide N" / "page N"), table rows as records."""
+    """Paragraphs ("document", or per "slide N" / "page N"), table rows as records at
+    their row number (repeated rows counted). ``kind="ods"``: a spreadsheet that the fast
+    reader refused, its tables as sheets by name ("Ward", row 7), cells at their column."""
     content = _odf_open(data, node, state)
     pages = kind in ("odp", "odg")
     page_word = "slide" if kind == "odp" else "page"
@@ -381,7 +395,8 @@ def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[Te
     tables: list[tuple[str, list[int], TableHeader]] = []  # open tables: where, row, head
     table_count = 0
     cells: list[str] = []
-    in_cell = 0
+    gap = rows = in_cell = 0
+    sheets = kind == "ods"
 
     def flush(where: str) -> Iterator[TextPart]:
         text = "\n".join(x for x in (ln.strip() for ln in lines) if x)
@@ -399,8 +414,12 @@ def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[Te
                     in_cell += 1
                 elif tag == _TABLE:
                     table_count += 1
-                    where = f"table {table_count}" if not pages else \
-                        f"{page_word} {max(page, 1)} table {table_count}"
+                    if sheets:
+                        where = el.get(_NAME) or f"Sheet{table_count}"
+                    elif pages:
+                        where = f"{page_word} {max(page, 1)} table {table_count}"
+                    else:
+                        where = f"table {table_count}"
                     tables.append((where, [0], TableHeader()))
                 elif tag == _PAGE:
                     page += 1
@@ -409,18 +428,27 @@ def odf(data: bytes, node: Node, state: State, kind: str = "odt") -> Iterator[Te
             if tag in _CELLS:
                 in_cell -= 1
                 text = " ".join(_odf_text(el).split())
-                repeat = min(int(el.get(_REPEAT, "1") or 1), _MAX_REPEAT)
-                cells.extend([text] * (repeat if text else min(repeat, 16)))
+                repeat = _count(el.get(_REPEAT))
+                if text:  # empty cells before it keep its column (up to the format's last)
+                    cells.extend([""] * max(0, min(gap, _MAX_COLUMNS - len(cells))))
+                    cells.extend([text] * min(repeat, _MAX_REPEAT))
+                    gap = 0
+                else:
+                    gap += repeat
                 el.clear(keep_tail=True)
             elif tag == _ROW and tables:
                 where, counter, head = tables[-1]
-                counter[0] += 1
-                if any(cells):
-                    yield TextPart(row_text(cells), node.at(where), counter[0],
+                number = counter[0] + 1
+                counter[0] += _count(el.get(_ROWS_REPEAT))
+                if cells:
+                    text = row_text(cells)
+                    state.charge(len(text), safe_name(node.label))
+                    yield TextPart(text, node.at(where), number,
                                    head.header if head.done else head.see(cells))
-                cells = []
+                cells, gap = [], 0
                 el.clear(keep_tail=True)
-                if counter[0] % 1024 == 0:
+                rows += 1
+                if rows % 1024 == 0:
                     state.tick()
             elif tag == _TABLE and tables:
                 tables.pop()

@@ -87,6 +87,14 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
         names = list(wb.sheet_names)
     except Exception as e:
         failure = _failure(node, kind, e)
+        if kind == "ods" and failure.status == "corrupt":
+            # calamine refuses a sheet it would hold densely (a cell far out) and names
+            # no format then: the OpenDocument reader streams it
+            from pipelines.extract import office
+
+            state.details["streamed_sheets"] = state.details.get("streamed_sheets", 0) + 1
+            yield from office.odf(data, node, state, "ods")
+            return
         book = _ooxml(data, node, state, kind) if failure.status == "corrupt" else None
         if book is None or not book.paths:
             raise failure from None

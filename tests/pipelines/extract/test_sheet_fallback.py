@@ -100,3 +100,21 @@ def test_far_apart_cells_end_at_the_expanded_bytes_limit(ext, people):
     assert r.status == "too_large"
     for p in people[:6]:
         assert r.where(p.hkid), p.ref  # the sheet before it was read
+
+
+def test_ods_with_a_cell_at_the_last_row_and_column_is_streamed(ext):
+    """LibreOffice's ODS with one cell at AMJ1048576 (fixtures/make_encrypted.py): calamine
+    refuses it, the OpenDocument reader reads it, rows and columns where they are."""
+    from pathlib import Path
+
+    from leaksentry.synth import patients
+
+    people = list(patients(12, seed=3))
+    data = (Path(__file__).parent / "fixtures" / "far-cell.ods").read_bytes()
+    r = ext.run(data, "far.ods")
+    assert r.status == "ok" and r.ex.details["streamed_sheets"] == 1
+    r.assert_all_found(people)
+    first = r.where(people[0].hkid)[0]
+    assert (first.location, first.row, first.header) == ("Sheet1", 2, ("name", "hkid", "hn"))
+    last = r.parts[-1]
+    assert last.row == 1048576 and last.string.count("\x1f") == 1023

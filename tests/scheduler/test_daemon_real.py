@@ -180,3 +180,46 @@ def test_kill9_mid_real_crawl_loses_no_hit_and_duplicates_no_alert(harness, worl
     assert len(set(hit_urls(harness))) == 5
     assert world.receiver.duplicates() == 0 and len(alert_keys(world)) == 5
     assert restarted.poll() is None
+
+
+def _limits(world) -> list[str]:
+    """The `limit` of every listing request the feed has seen, in order."""
+    return [p.split("limit=")[1] for p in list(world.feed.requests) if "limit=" in p]
+
+
+def test_rejected_reload_and_unsignalled_edit_change_nothing(harness, world):
+    """Crawls run the daemon's validated snapshot: a broken file + SIGHUP is rejected and
+    the crawls keep fetching (and finding) with the old config; an edit saved without
+    SIGHUP is not picked up; a good edit + SIGHUP is."""
+    harness.write_config([world.source()], sections=world.sections(), raw=world.raw(),
+                         fake_crawl=False)
+    good = harness.config.read_text()
+    world.paste([1, 2])
+    proc = harness.start_ready()
+    harness.wait_for(lambda: len(hit_urls(harness)) == 1, 120, "the first hit")
+    snaps = list((harness.state / "config").glob("*.toml"))
+    assert len(snaps) == 1 and snaps[0].stat().st_mode & 0o777 == 0o600
+    assert snaps[0].read_text() == good
+
+    # a typo, then SIGHUP: rejected
+    harness.config.write_text(good + "\n[crawler\nconcurrency = 2\n")
+    proc.send_signal(signal.SIGHUP)
+    harness.wait_for(lambda: "config reload failed" in harness.log_text(), 30, "the rejection")
+    # an edit saved without SIGHUP (valid, but never signalled)
+    harness.config.write_text(good.replace("limit=100", "limit=77"))
+    n = len(harness.runs("pastes"))
+    world.paste([3, 4])
+    harness.wait_for(lambda: len(hit_urls(harness)) == 2, 120, "a hit after the rejection")
+    harness.wait_for(lambda: len(harness.runs("pastes")) >= n + 2, 120, "two more crawls")
+    after = harness.runs("pastes")[n:]
+    assert {r["outcome"] for r in after} == {"ok"}, [r["error"] for r in after]
+    assert "77" not in _limits(world) and "100" in _limits(world)
+
+    # the same edit, signalled: picked up by the next crawl
+    proc.send_signal(signal.SIGHUP)
+    harness.wait_for(lambda: "config reloaded" in harness.log_text(), 30, "the reload")
+    harness.wait_for(lambda: "77" in _limits(world), 120, "a crawl with the new config")
+    snaps = list((harness.state / "config").glob("*.toml"))
+    assert any(s.read_text() == good.replace("limit=100", "limit=77") for s in snaps)
+    assert {r["outcome"] for r in harness.runs("pastes")} == {"ok"}
+    assert proc.poll() is None

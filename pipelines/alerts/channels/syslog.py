@@ -32,8 +32,8 @@ def format_message(config: SyslogChannel, message: Outgoing, now: datetime | Non
                    hostname: str | None = None) -> bytes:
     p = message.payload
     level = 6 if message.kind in ("test", "recovery") else _LEVEL.get(message.severity, 5)
-    if message.kind in ("resighting", "digest"):
-        level = max(level, 5)
+    if message.low_priority:
+        level = max(level, 5)  # notice at most: a re-sighting or digest never pages
     pri = config.facility * 8 + level
     stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
     stamp = stamp.replace("+00:00", "Z")

@@ -279,7 +279,12 @@ def _pump(proc: subprocess.Popen[bytes], source: str, tail: list[str],
     proc.stdout.close()
 
 
-_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
+#: a log record of the crawl at warning level or above, by the level field of Scrapy's
+#: LOG_FORMAT (``DATE TIME [logger] WARNING: msg``; shards: ``... [logger] shard 1/2
+#: ERROR: msg``), or a traceback. Not a level word elsewhere in a line: the stats dump's
+#: ``'log_count/WARNING': 1,`` is routine output
+_PROBLEM = re.compile(
+    r"^(?:\S+ \S+ \[[^\]]*\] (?:shard \S+ )?(?:WARNING|ERROR|CRITICAL):|Traceback \(most recent)")
 
 
 def _signal_group(pid: int, sig: int) -> None:

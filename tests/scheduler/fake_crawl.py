@@ -61,11 +61,10 @@ def main() -> int:
         return 3
 
     from leaksentry.config import load_config
+    from leaksentry.errors import ConfigError
     from leaksentry.store import Store
     from leaksentry.store.runs import record_run
     from pipelines.model import RunSummary
-
-    from leaksentry.errors import ConfigError
 
     try:
         settings = load_config(config, sha256=sha)

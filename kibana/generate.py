@@ -86,7 +86,8 @@ def xy(series: str, x: str, split: str | None = None, legend: bool = True) -> di
 
 def saved_objects() -> list[dict[str, Any]]:
     hits_columns = ["leaksentry.source", "url.domain", "url.full", "file.name",
-                    "leaksentry.matched_records", "leaksentry.kinds", "leaksentry.records_key"]
+                    "leaksentry.matched_records", "leaksentry.kinds", "leaksentry.records_key",
+                    "leaksentry.evidence.stored"]
     objs = [
         data_view(HITS_DV, "leaksentry-hits", "leaksentry hits"),
         data_view(DOCS_DV, "leaksentry-documents", "leaksentry scanned documents"),

@@ -184,6 +184,8 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             },
         },
     }
+    if stored is not None and stored.evidence is not None:
+        doc["leaksentry"]["evidence"] = stored.evidence.to_json()
     if url:
         doc["url"] = url
     else:

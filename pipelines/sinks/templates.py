@@ -25,7 +25,7 @@ TEXT: dict[str, Any] = {"type": "text"}
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
 #: bumped when a mapping changes; stored in the template's _meta
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
 
 def _obj(**props: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +54,7 @@ def hits_mapping() -> dict[str, Any]:
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
             snippets=TEXT, detail=SHOWN,
+            evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
         ),
     })
     return {"dynamic": "strict", "properties": props}

@@ -79,7 +79,7 @@ def test_evidence_retention_schedules_the_retention_job(tmp_path):
         "sources": [src("a", every="1h")],
         "evidence": {"recipients": [PUBLIC_KEY], "retention": "30d"}})
     sched = make_scheduler(tmp_path / "scheduler.db")
-    sync_jobs(sched, desired_jobs(cfg, None))
+    sync_jobs(sched, desired_jobs(cfg))
     job = sched.get_job("retention")
     assert job is not None and "delete evidence older than 30d" in job.name
     sched.shutdown(wait=False)

@@ -130,7 +130,7 @@ def latency(every: float, n: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        people = list(patients(20, seed=3))
+        people = list(patients(max(20, 3 * n), seed=3))  # 3 per paste
         reg = root / "register.csv"
         with reg.open("w", newline="") as fh:
             w = csv.writer(fh)

@@ -17,7 +17,8 @@ def safe_name(name: str) -> str:
     return redact_line(name, 200) or ""
 
 
-def _masked(name: str) -> str:
+def mask_name(name: str) -> str:
+    """A name (file, member, table, JSON key) through the redaction policy, as one line."""
     return redact_line(name, _LONG) or ""
 
 
@@ -36,7 +37,7 @@ class Node:
         if self.location:
             return self.location
         base = self.name.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-        return _masked(base) or "document"
+        return mask_name(base) or "document"
 
     def at(self, inner: str) -> str:
         """Location of a part inside this content: "Sheet1" or "archive.zip/x.xlsx/Sheet1"."""
@@ -44,4 +45,4 @@ class Node:
 
     def child(self, member: str) -> Node:
         """A member: its location is masked, its name (for type detection) is not."""
-        return Node(f"{self.label}/{_masked(member)}", member, self.depth + 1)
+        return Node(f"{self.label}/{mask_name(member)}", member, self.depth + 1)

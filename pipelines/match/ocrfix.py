@@ -1,0 +1,132 @@
+"""Undo OCR's usual misreadings of HKIDs, only where the check character then agrees.
+
+Tesseract reads ``R021026(8)`` as ``RO21026(8)`` or ``£001861(2)`` for ``E001861(2)``:
+a letter inside the digit run, a digit or a look-alike in the letter prefix. Such a token is
+not an HKID to the matcher, so the record would be missed. :func:`correct_hkids` rewrites a
+near-HKID token to the one reading whose check character validates; the matcher then looks
+it up in the register like any other token.
+
+It lives here, beside the check-digit rule it depends on, rather than in the extractor: the
+extractor only knows it has OCR text and calls it on each OCR'd page; what an HKID is stays
+in pipelines/match. It is a pass over text (not a change to the kinds' patterns), so the
+written forms the matcher accepts stay exactly those of :mod:`.kinds`.
+
+Bounded, so that it never makes an HKID out of text that is not shaped like one:
+
+- only tokens shaped like an HKID: 1-2 prefix characters, 6 run characters and a check
+  character (bare, or in brackets OCR may have read as ``[]``/``{}``), between
+  non-alphanumeric neighbours; the prefix must hold a character that is not a digit (so a
+  phone number such as ``23456789`` is never read as ``Z345678(9)``);
+- each character has at most two readings (look-alike tables below), at most
+  :data:`MAX_CHANGES` characters are changed, at most two ways of splitting a token;
+- a token already valid is left as it is; a token is rewritten only when exactly one
+  reading validates (two different valid readings: ambiguous, left alone).
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import product
+
+from pipelines.match.hkid import is_valid
+
+#: characters changed per token at most (the other run digits must be read right)
+MAX_CHANGES = 2
+
+# a look-alike read in the digit run (or as the check character) -> the digit it stands for
+_AS_DIGIT = {"O": "0", "o": "0", "Q": "0", "D": "0", "I": "1", "l": "1", "i": "1",
+             "Z": "2", "z": "2", "S": "5", "s": "5", "G": "6", "b": "6", "T": "7",
+             "B": "8", "g": "9", "q": "9"}
+# a look-alike read in the letter prefix -> the letters it may stand for
+_AS_LETTER = {"0": ("O",), "1": ("I",), "2": ("Z",), "5": ("S",), "6": ("G",), "8": ("B",),
+              "£": ("E",), "€": ("E",)}
+
+_C = r"[A-Za-z0-9]"
+_P = r"[A-Za-z0-9£€]"
+# one parse per prefix length; the check is bracketed ("(8", "[8]", "{8)") or bare
+_TOKENS = tuple(re.compile(
+    rf"(?<![A-Za-z0-9£€])(?P<prefix>{_P}{{{n}}}) ?(?P<run>{_C}{{6}}) ?"
+    rf"(?:[(\[{{] ?(?P<bracketed>{_C}) ?[)\]}}]?|(?P<bare>{_C}))(?!{_C})")
+    for n in (2, 1))
+_START = re.compile(rf"(?<![A-Za-z0-9£€]){_P}")
+
+
+Options = tuple[tuple[str, bool], ...]  # (reading, changed) pairs for one character
+
+
+def _letter(ch: str) -> Options:
+    if ch == "l":  # lower-case L: an I as often as an L
+        return (("L", False), ("I", True))
+    if ch.isascii() and ch.isalpha():
+        return ((ch.upper(), False),)
+    return tuple((a, True) for a in _AS_LETTER.get(ch, ()))
+
+
+def _digit(ch: str) -> Options:
+    if ch.isascii() and ch.isdigit():
+        return ((ch, False),)
+    return ((_AS_DIGIT[ch], True),) if ch in _AS_DIGIT else ()
+
+
+def _check(ch: str) -> Options:
+    return (("A", False),) if ch in "Aa" else _digit(ch)
+
+
+def _readings(prefix: str, run: str, check: str) -> list[str]:
+    """Canonical readings of one parse with 1..MAX_CHANGES characters changed that validate."""
+    if all(c.isdigit() for c in prefix):
+        return []
+    slots = [*map(_letter, prefix), *map(_digit, run), _check(check)]
+    if not all(slots) or sum(all(c for _, c in s) for s in slots) > MAX_CHANGES:
+        return []
+    out = []
+    for combo in product(*slots):  # more than one combination only for an "l" prefix
+        changed = sum(c for _, c in combo)
+        if 0 < changed <= MAX_CHANGES:
+            canonical = "".join(r for r, _ in combo)
+            if is_valid(canonical):
+                out.append(canonical)
+    return out
+
+
+def _at(text: str, pos: int) -> tuple[int, str] | None:
+    """The end and the corrected form of a near-HKID token starting at ``pos``, if exactly
+    one reading of it validates; None when it is valid as written, or not correctable."""
+    found: dict[str, int] = {}
+    for token in _TOKENS:
+        m = token.match(text, pos)
+        if not m:
+            continue
+        check = m["bracketed"] or m["bare"]
+        written = (m["prefix"] + m["run"] + check).upper()
+        if is_valid(written):
+            return None  # an HKID already: the matcher reads it as it is
+        for canonical in _readings(m["prefix"], m["run"], check):
+            found.setdefault(canonical, m.end())
+    if len(found) != 1:
+        return None
+    (canonical, end), = found.items()
+    return end, f"{canonical[:-1]}({canonical[-1]})"
+
+
+def correct_hkids(text: str) -> tuple[str, int]:
+    """``text`` with near-HKID tokens rewritten where exactly one reading validates, and the
+    number of tokens rewritten. Text without such tokens comes back unchanged."""
+    out: list[str] = []
+    last = fixed = 0
+    for start in _START.finditer(text):
+        pos = start.start()
+        if pos < last:
+            continue
+        hit = _at(text, pos)
+        if hit is None:
+            continue
+        end, corrected = hit
+        out.append(text[last:pos])
+        out.append(corrected)
+        last = end
+        fixed += 1
+    if not fixed:
+        return text, 0
+    out.append(text[last:])
+    return "".join(out), fixed

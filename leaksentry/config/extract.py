@@ -63,7 +63,7 @@ class ExtractConfig(StrictModel):
     #: images, TIFF frames and PDF pages OCR'd per document; the rest are listed as skipped
     ocr_max_pages: int = Field(default=200, gt=0)
     #: an image (or rendered page) with more pixels than this is not decoded (too_large)
-    ocr_max_pixels: int = Field(default=100_000_000, gt=0)
+    ocr_max_pixels: int = Field(default=60_000_000, gt=0)
     #: share of time_limit that OCR may use; a page that would pass it is cut off
     ocr_time_share: float = Field(default=0.7, gt=0, le=1)
     #: the tessdata folder; "" finds it (TESSDATA_PREFIX, then Debian's paths)

@@ -43,7 +43,7 @@ Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import archives, documents, encoded, sheets, text
+    from pipelines.extract import archives, documents, encoded, ocr, sheets, text
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
@@ -69,6 +69,7 @@ def _handlers() -> dict[str, Handler]:
         "7z": archives.seven_zip,
         "tar": archives.tar_archive,
         "gzip": stream("gzip"), "bzip2": stream("bzip2"), "xz": stream("xz"),
+        **dict.fromkeys(ocr.IMAGE_KINDS, ocr.image),
     }
 
 
@@ -89,6 +90,14 @@ def preload() -> None:
     import py7zr  # noqa: F401
     import pypdf  # noqa: F401
     import striprtf.striprtf  # noqa: F401
+    from PIL import Image
+
+    Image.preinit()  # the common image plugins (PNG, JPEG, GIF, BMP) for OCR
+    try:
+        import pypdfium2  # noqa: F401
+        import tesserocr  # noqa: F401
+    except ImportError:  # OCR then reports itself unavailable, per document
+        pass
 
 
 def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
@@ -117,6 +126,7 @@ def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     try:
         yield from _run(data, node, state)
     except Failed as e:
+        state.skip(safe_name(node.label), e.status, e.message)
         if e.status == "unsupported":
             skipped = state.details.setdefault("skipped_members", 0)
             state.details["skipped_members"] = skipped + 1

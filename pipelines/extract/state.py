@@ -91,6 +91,16 @@ class State:
         if _RANK.get(status, 2) > _RANK.get(self.status, 0):
             self.status, self.error = status, message
 
+    def skip(self, where: str, status: str, error: str) -> None:
+        """Content that was not read (an image page OCR could not run on, a frame past a
+        limit): listed on the result as ``Skipped(where, status, error)``, never clean.
+        The document's status is left as it is; ``where`` is already masked."""
+        skipped = self.details.setdefault("skipped", [])
+        if len(skipped) < 100:
+            skipped.append((where, status, scrub(error, 300)))
+        else:
+            self.details["skipped_more"] = self.details.get("skipped_more", 0) + 1
+
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
             raise Stop("timeout", f"extraction stopped at the time limit of "

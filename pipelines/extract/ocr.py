@@ -1,0 +1,260 @@
+"""OCR of images and image-only PDF pages: Tesseract through tesserocr.
+
+tesserocr calls Tesseract's C API in this process (its wheel bundles libtesseract and
+leptonica; the language models come from Debian's tesseract-ocr-* packages). Against
+pytesseract, which starts the ``tesseract`` program and reloads the models per image, it
+measured 0.8 s against 1.1 s for an A4 table page at 150 dpi and 1.1 s against 1.5 s at
+300 dpi on one core (bench/bench_ocr.py), and it takes a per-page timeout in the API call
+itself. The engine is made once per worker process and reused.
+
+Every page or frame goes through :func:`page_text`, which enforces the limits: the pixel
+count (checked from the image header, before decoding), the pages per document
+(``ocr_max_pages``), and OCR's share of the document's time (``ocr_time_share``), given
+to Tesseract as the page's timeout. What is not OCR'd (switched off, Tesseract missing, a
+limit) is recorded with :meth:`State.skip`, never passed over as clean. OCR text goes
+through :func:`pipelines.match.ocrfix.correct_hkids` before the matcher sees it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from leaksentry.config.extract import ExtractConfig
+from pipelines.extract.node import Node
+from pipelines.extract.state import Failed, State, reason
+from pipelines.match.ocrfix import correct_hkids
+from pipelines.model import TextPart
+
+IMAGE_KINDS = frozenset({"png", "jpeg", "tiff", "bmp", "gif", "webp"})
+
+# Debian's (5.x, then 4.x) and the usual other places of the language models
+_TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+             "/usr/share/tessdata", "/usr/local/share/tessdata")
+
+
+def tessdata(config: ExtractConfig) -> Path | None:
+    """The folder holding the configured language models, or None."""
+    wanted = config.ocr_languages.split("+")
+    env = os.environ.get("TESSDATA_PREFIX", "")
+    for d in (config.ocr_tessdata,) if config.ocr_tessdata else (env, *_TESSDATA):
+        if d and all((Path(d) / f"{lang}.traineddata").is_file() for lang in wanted):
+            return Path(d)
+    return None
+
+
+def unavailable(config: ExtractConfig) -> str | None:
+    """Why OCR cannot run under ``config`` (None when it can)."""
+    if not config.ocr:
+        return "OCR is switched off ([extract] ocr = false)"
+    return _unavailable(config.ocr_languages, config.ocr_tessdata)
+
+
+@cache
+def _unavailable(languages: str, folder: str) -> str | None:
+    try:
+        import tesserocr  # noqa: F401
+    except ImportError as e:
+        return f"OCR unavailable: tesserocr not importable ({reason(e)})"
+    if tessdata(ExtractConfig(ocr_languages=languages, ocr_tessdata=folder)) is None:
+        return (f"OCR unavailable: Tesseract language models {languages!r} not found "
+                f"(install tesseract-ocr-eng / tesseract-ocr-chi-tra or set ocr_tessdata)")
+    return None
+
+
+_ENGINES: dict[tuple[str, str, int], Any] = {}
+
+
+def _engine(config: ExtractConfig) -> Any:
+    """One Tesseract instance per (models, languages, mode) in this process."""
+    import tesserocr
+
+    folder = tessdata(config)
+    key = (str(folder), config.ocr_languages, config.ocr_psm)
+    api = _ENGINES.get(key)
+    if api is None:
+        api = tesserocr.PyTessBaseAPI(path=str(folder), lang=config.ocr_languages,
+                                      psm=config.ocr_psm)
+        _ENGINES[key] = api
+    return api
+
+
+def _deadline(state: State) -> float:
+    cfg = state.config
+    return min(state.deadline, state.started + cfg.time_limit * cfg.ocr_time_share)
+
+
+def page_text(image: Any, where: str, state: State, dpi: int | None = None) -> str | None:
+    """OCR one decoded page (a PIL image); None when a limit or an error stopped it (and
+    it was recorded as skipped). Counts the page in ``details["ocr_pages"]``."""
+    cfg = state.config
+    details = state.details
+    if details.get("ocr_pages", 0) >= cfg.ocr_max_pages:
+        state.skip(where, "too_large", f"{where}: past the OCR limit of "
+                                       f"{cfg.ocr_max_pages} pages per document")
+        return None
+    left = _deadline(state) - time.monotonic()
+    if left <= 0.05:
+        state.skip(where, "timeout", f"{where}: not OCR'd, OCR's share of the time limit "
+                                     f"({cfg.ocr_time_share:g} of {cfg.time_limit:g} s) "
+                                     f"was used up")
+        return None
+    api = _engine(cfg)
+    if image.mode not in ("L", "RGB", "RGBA", "1"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    details["ocr_pages"] = details.get("ocr_pages", 0) + 1
+    try:
+        api.SetImage(image)
+        if dpi:
+            api.SetSourceResolution(dpi)
+        if not api.Recognize(timeout=max(1, int(left * 1000))):
+            state.skip(where, "timeout", f"{where}: OCR stopped at the time limit")
+            return None
+        text = api.GetUTF8Text()
+    except Exception as e:  # a Tesseract error on one page is that page's, not the run's
+        state.skip(where, "error", f"{where}: OCR failed: {reason(e)}")
+        return None
+    finally:
+        api.Clear()
+    text, fixed = correct_hkids(text)
+    if fixed:
+        details["ocr_corrections"] = details.get("ocr_corrections", 0) + fixed
+    return text
+
+
+def image(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    """PNG, JPEG, TIFF, BMP, GIF, WebP: each frame OCR'd ("page 2" when there are several).
+    The pixel count is read from the header and checked before anything is decoded."""
+    why = unavailable(state.config)
+    if why:
+        raise Failed("unsupported", f"{node.label}: image not read: {why}")
+    from PIL import Image, UnidentifiedImageError
+
+    cfg = state.config
+    try:
+        with warnings.catch_warnings():  # the pixel limit below is ours, not Pillow's
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # reads the header only
+            multi = bool(getattr(img, "is_animated", False))
+    except Image.DecompressionBombError as e:
+        raise Failed("too_large", f"{node.label}: {reason(e)}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise Failed("corrupt", f"{node.label}: image unreadable: {reason(e)}") from None
+    with img:
+        frame = 0
+        while True:
+            where = node.at(f"page {frame + 1}") if multi else node.label
+            w, h = img.size
+            if w * h > cfg.ocr_max_pixels:
+                why = (f"{where}: image of {w} x {h} pixels exceeds the OCR limit of "
+                       f"{cfg.ocr_max_pixels} pixels (ocr_max_pixels)")
+                if not multi:
+                    raise Failed("too_large", why)
+                state.skip(where, "too_large", why)
+            else:
+                text = _frame_text(img, where, state, multi)
+                if text and text.strip():
+                    yield TextPart(text, node.at(f"page {frame + 1}") if multi
+                                   else node.location)
+            frame += 1
+            state.tick()
+            if not multi:
+                return
+            try:
+                img.seek(frame)
+            except (EOFError, ValueError):
+                return
+            except Exception as e:
+                state.skip(node.at(f"page {frame + 1}"), "corrupt",
+                           f"{node.label}: frames from {frame + 1} on unreadable: {reason(e)}")
+                return
+            if state.details.get("ocr_pages", 0) >= cfg.ocr_max_pages:
+                state.skip(node.at(f"page {frame + 1}"), "too_large",
+                           f"{node.label}: frames from {frame + 1} on not OCR'd (limit of "
+                           f"{cfg.ocr_max_pages} pages per document, ocr_max_pages)")
+                return
+
+
+def _frame_text(img: Any, where: str, state: State, multi: bool) -> str | None:
+    try:
+        img.load()
+    except Exception as e:  # truncated or corrupt pixel data
+        if not multi:
+            raise Failed("corrupt", f"{where}: image unreadable: {reason(e)}") from None
+        state.skip(where, "corrupt", f"{where}: image unreadable: {reason(e)}")
+        return None
+    return page_text(img, where, state)
+
+
+def blocked(state: State) -> tuple[str, str] | None:
+    """(status, reason) when no more OCR may run in this document: switched off or
+    unavailable, the page limit reached, or OCR's share of the time used up."""
+    cfg = state.config
+    why = unavailable(cfg)
+    if why:
+        return "unsupported", why
+    if state.details.get("ocr_pages", 0) >= cfg.ocr_max_pages:
+        return "too_large", (f"past the OCR limit of {cfg.ocr_max_pages} pages per document "
+                             f"(ocr_max_pages)")
+    if _deadline(state) - time.monotonic() <= 0.05:
+        return "timeout", (f"OCR's share of the time limit ({cfg.ocr_time_share:g} of "
+                           f"{cfg.time_limit:g} s) was used up")
+    return None
+
+
+class PdfPages:
+    """Renders a PDF's text-less pages (pypdfium2) and OCRs them; opened on first use."""
+
+    def __init__(self, data: bytes, password: str | None, node: Node, state: State) -> None:
+        self.data, self.password, self.node, self.state = data, password, node, state
+        self._doc: Any = None
+
+    def _page(self, i: int) -> Any:
+        if self._doc is None:
+            import pypdfium2
+
+            self._doc = pypdfium2.PdfDocument(self.data, password=self.password or None)
+        return self._doc[i]
+
+    def text(self, i: int) -> str | None:
+        """OCR text of page ``i`` (0-based); None for a blank page or one that was skipped
+        (then recorded)."""
+        state, cfg = self.state, self.state.config
+        where = self.node.at(f"page {i + 1}")
+        stop = blocked(state)
+        try:
+            page = self._page(i)
+            w, h = page.get_size()
+            # OCR off or stopped: a quick low-resolution look tells a blank page from one
+            # that has content nobody read
+            dpi = cfg.ocr_dpi if stop is None else 36
+            scale = dpi / 72
+            if w * scale * h * scale > cfg.ocr_max_pixels:
+                state.skip(where, "too_large", f"{where}: a {w:.0f} x {h:.0f} pt page at "
+                                               f"{dpi} dpi exceeds ocr_max_pixels "
+                                               f"({cfg.ocr_max_pixels})")
+                return None
+            img = page.render(scale=scale, grayscale=True).to_pil()
+        except Exception as e:  # pdfium could not open or draw it: the page is unread
+            state.skip(where, "corrupt", f"{where}: page has no text layer and could not "
+                                         f"be rendered for OCR: {reason(e)}")
+            return None
+        lo, hi = img.getextrema()
+        if hi - lo < 32:  # blank (or one flat colour): nothing to read
+            return None
+        if stop is not None:
+            state.skip(where, stop[0], f"{where}: page without a text layer not read: "
+                                       f"{stop[1]}")
+            return None
+        return page_text(img, where, state, dpi=dpi)
+
+    def close(self) -> None:
+        if self._doc is not None:
+            self._doc.close()
+            self._doc = None

@@ -26,6 +26,7 @@ Bounded, so that it never makes an HKID out of text that is not shaped like one:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from itertools import product
 
 from pipelines.match.hkid import is_valid
@@ -42,13 +43,12 @@ _AS_LETTER = {"0": ("O",), "1": ("I",), "2": ("Z",), "5": ("S",), "6": ("G",), "
               "£": ("E",), "€": ("E",)}
 
 _C = r"[A-Za-z0-9]"
-_P = r"[A-Za-z0-9£€]"
-# one parse per prefix length; the check is bracketed ("(8", "[8]", "{8)") or bare
-_TOKENS = tuple(re.compile(
-    rf"(?<![A-Za-z0-9£€])(?P<prefix>{_P}{{{n}}}) ?(?P<run>{_C}{{6}}) ?"
-    rf"(?:[(\[{{] ?(?P<bracketed>{_C}) ?[)\]}}]?|(?P<bare>{_C}))(?!{_C})")
-    for n in (2, 1))
-_START = re.compile(rf"(?<![A-Za-z0-9£€]){_P}")
+# the letters and digits of a token (single spaces allowed between them), then the check
+# character in brackets OCR may have read as "[]" or "{}" (or lost the closing one); a bare
+# check character is the body's last one
+_TOKEN = re.compile(rf"(?<![A-Za-z0-9£€])(?P<body>[A-Za-z0-9£€](?:{_C}| (?={_C})){{6,11}})"
+                    rf"(?: ?[(\[{{] ?(?P<bracketed>{_C}) ?[)\]}}]?)?(?!{_C})")
+_START = re.compile(r"(?<![A-Za-z0-9£€])[A-Za-z0-9£€]")
 
 
 Options = tuple[tuple[str, bool], ...]  # (reading, changed) pairs for one character
@@ -72,16 +72,17 @@ def _check(ch: str) -> Options:
     return (("A", False),) if ch in "Aa" else _digit(ch)
 
 
-def _readings(prefix: str, run: str, check: str) -> list[str]:
-    """Canonical readings of one parse with 1..MAX_CHANGES characters changed that validate."""
+def _readings(prefix: str, run: str, check: str, dropped: int = 0) -> list[str]:
+    """Canonical readings of one parse with 1..MAX_CHANGES characters changed (a dropped
+    character counts as one) that validate."""
     if all(c.isdigit() for c in prefix):
         return []
     slots = [*map(_letter, prefix), *map(_digit, run), _check(check)]
-    if not all(slots) or sum(all(c for _, c in s) for s in slots) > MAX_CHANGES:
+    if not all(slots) or dropped + sum(all(c for _, c in s) for s in slots) > MAX_CHANGES:
         return []
     out = []
     for combo in product(*slots):  # more than one combination only for an "l" prefix
-        changed = sum(c for _, c in combo)
+        changed = dropped + sum(c for _, c in combo)
         if 0 < changed <= MAX_CHANGES:
             canonical = "".join(r for r, _ in combo)
             if is_valid(canonical):
@@ -89,24 +90,55 @@ def _readings(prefix: str, run: str, check: str) -> list[str]:
     return out
 
 
+def _stutter(a: str, b: str) -> bool:
+    """OCR read one glyph as two: "xX" for "X", "G6" for "6" (never two digits)."""
+    return a.isalpha() and (a.upper() == b.upper() or _AS_DIGIT.get(a) == b)
+
+
+def _parses(chars: list[tuple[str, bool]], check: str, bare: bool
+            ) -> Iterator[tuple[str, str, str, int]]:
+    """(prefix, run, check, characters dropped) for each way of reading the token's
+    characters (with whether a space came before each) as 1-2 letters and 6 digits:
+    as written, or with one doubled glyph dropped. A space is allowed only between the
+    prefix and the run (and before a bare check character), as in :mod:`.kinds`."""
+    variants = [(chars, 0)]
+    variants += [(chars[:j] + chars[j + 1:], 1) for j in range(len(chars) - 1)
+                 if _stutter(chars[j][0], chars[j + 1][0]) and not chars[j + 1][1]]
+    for cs, dropped in variants:
+        n = len(cs) - 6
+        if n not in (1, 2) or any(space for i, (_, space) in enumerate(cs) if i != n):
+            continue
+        text = "".join(c for c, _ in cs)
+        yield text[:n], text[n:], check, dropped
+
+
 def _at(text: str, pos: int) -> tuple[int, str] | None:
     """The end and the corrected form of a near-HKID token starting at ``pos``, if exactly
     one reading of it validates; None when it is valid as written, or not correctable."""
-    found: dict[str, int] = {}
-    for token in _TOKENS:
-        m = token.match(text, pos)
-        if not m:
-            continue
-        check = m["bracketed"] or m["bare"]
-        written = (m["prefix"] + m["run"] + check).upper()
-        if is_valid(written):
+    m = _TOKEN.match(text, pos)
+    if not m:
+        return None
+    body, check = m["body"], m["bracketed"]
+    bare = check is None
+    if bare:
+        body, check = body[:-1].rstrip(), body[-1]
+    chars: list[tuple[str, bool]] = []  # (character, a space came before it)
+    space = False
+    for c in body:  # the pattern allows single spaces only
+        if c == " ":
+            space = True
+        else:
+            chars.append((c, space))
+            space = False
+    found: set[str] = set()
+    for prefix, run, chk, dropped in _parses(chars, check, bare):
+        if not dropped and is_valid((prefix + run + chk).upper()):
             return None  # an HKID already: the matcher reads it as it is
-        for canonical in _readings(m["prefix"], m["run"], check):
-            found.setdefault(canonical, m.end())
+        found.update(_readings(prefix, run, chk, dropped))
     if len(found) != 1:
         return None
-    (canonical, end), = found.items()
-    return end, f"{canonical[:-1]}({canonical[-1]})"
+    canonical = found.pop()
+    return m.end(), f"{canonical[:-1]}({canonical[-1]})"
 
 
 def correct_hkids(text: str) -> tuple[str, int]:

@@ -114,8 +114,10 @@ def page_text(image: Any, where: str, state: State, dpi: int | None = None) -> s
         if dpi:
             api.SetSourceResolution(dpi)
         if not api.Recognize(timeout=max(1, int(left * 1000))):
-            state.skip(where, "timeout", f"{where}: OCR stopped at the time limit")
-            return None
+            # layout analysis cannot be interrupted; recognition stops at the timeout and
+            # what it read so far is kept, as for any document cut off at the time limit
+            state.skip(where, "timeout", f"{where}: OCR stopped at the time limit, the "
+                                         f"page was read in part")
         text = api.GetUTF8Text()
     except Exception as e:  # a Tesseract error on one page is that page's, not the run's
         state.skip(where, "error", f"{where}: OCR failed: {reason(e)}")

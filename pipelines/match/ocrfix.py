@@ -72,21 +72,21 @@ def _check(ch: str) -> Options:
     return (("A", False),) if ch in "Aa" else _digit(ch)
 
 
-def _readings(prefix: str, run: str, check: str, dropped: int = 0) -> list[str]:
-    """Canonical readings of one parse with 1..MAX_CHANGES characters changed (a dropped
-    character counts as one) that validate."""
+def _readings(prefix: str, run: str, check: str, spent: int = 0) -> dict[str, int]:
+    """Canonical readings of one parse that validate, with their number of changes
+    (``spent`` + the characters changed, at most MAX_CHANGES)."""
     if all(c.isdigit() for c in prefix):
-        return []
+        return {}
     slots = [*map(_letter, prefix), *map(_digit, run), _check(check)]
-    if not all(slots) or dropped + sum(all(c for _, c in s) for s in slots) > MAX_CHANGES:
-        return []
-    out = []
+    if not all(slots) or spent + sum(all(c for _, c in s) for s in slots) > MAX_CHANGES:
+        return {}
+    out: dict[str, int] = {}
     for combo in product(*slots):  # more than one combination only for an "l" prefix
-        changed = dropped + sum(c for _, c in combo)
+        changed = spent + sum(c for _, c in combo)
         if 0 < changed <= MAX_CHANGES:
             canonical = "".join(r for r, _ in combo)
             if is_valid(canonical):
-                out.append(canonical)
+                out[canonical] = min(changed, out.get(canonical, changed))
     return out
 
 
@@ -95,32 +95,37 @@ def _stutter(a: str, b: str) -> bool:
     return a.isalpha() and (a.upper() == b.upper() or _AS_DIGIT.get(a) == b)
 
 
-def _parses(chars: list[tuple[str, bool]], check: str, bare: bool
-            ) -> Iterator[tuple[str, str, str, int]]:
-    """(prefix, run, check, characters dropped) for each way of reading the token's
+def _parses(chars: list[tuple[str, bool]], check: str
+            ) -> Iterator[tuple[str, str, str, int, int]]:
+    """(prefix, run, check, characters dropped, changes spent) for each way of reading the token's
     characters (with whether a space came before each) as 1-2 letters and 6 digits:
     as written, or with one doubled glyph dropped. A space is allowed only between the
-    prefix and the run (and before a bare check character), as in :mod:`.kinds`."""
+    prefix and the run (and before a bare check character), as in :mod:`.kinds`; such a
+    token may be a short word joined to what follows ("M", "id"), so it gets no dropped
+    glyph and at most one changed character (the changes spent start at MAX_CHANGES - 1)."""
     variants = [(chars, 0)]
     variants += [(chars[:j] + chars[j + 1:], 1) for j in range(len(chars) - 1)
-                 if _stutter(chars[j][0], chars[j + 1][0]) and not chars[j + 1][1]]
+                 if _stutter(chars[j][0], chars[j + 1][0])
+                 and not chars[j][1] and not chars[j + 1][1]]
     for cs, dropped in variants:
         n = len(cs) - 6
         if n not in (1, 2) or any(space for i, (_, space) in enumerate(cs) if i != n):
             continue
+        if cs[n][1] and dropped:  # a spaced token ("M A123456"): read as written or nearly
+            continue
         text = "".join(c for c, _ in cs)
-        yield text[:n], text[n:], check, dropped
+        yield text[:n], text[n:], check, dropped, MAX_CHANGES - 1 if cs[n][1] else dropped
 
 
-def _at(text: str, pos: int) -> tuple[int, str] | None:
-    """The end and the corrected form of a near-HKID token starting at ``pos``, if exactly
-    one reading of it validates; None when it is valid as written, or not correctable."""
+def _at(text: str, pos: int) -> tuple[int, str | None, int] | None:
+    """(end, corrected form, changes) of a near-HKID token starting at ``pos``: the
+    corrected form is None (0 changes) when the token is an HKID as written; None when no
+    single reading validates."""
     m = _TOKEN.match(text, pos)
     if not m:
         return None
     body, check = m["body"], m["bracketed"]
-    bare = check is None
-    if bare:
+    if check is None:  # bare: the body's last character
         body, check = body[:-1].rstrip(), body[-1]
     chars: list[tuple[str, bool]] = []  # (character, a space came before it)
     space = False
@@ -130,35 +135,36 @@ def _at(text: str, pos: int) -> tuple[int, str] | None:
         else:
             chars.append((c, space))
             space = False
-    found: set[str] = set()
-    for prefix, run, chk, dropped in _parses(chars, check, bare):
+    found: dict[str, int] = {}
+    for prefix, run, chk, dropped, spent in _parses(chars, check):
         if not dropped and is_valid((prefix + run + chk).upper()):
-            return None  # an HKID already: the matcher reads it as it is
-        found.update(_readings(prefix, run, chk, dropped))
+            return m.end(), None, 0  # an HKID already: the matcher reads it as it is
+        for canonical, changes in _readings(prefix, run, chk, spent).items():
+            found[canonical] = min(changes, found.get(canonical, changes))
     if len(found) != 1:
         return None
-    canonical = found.pop()
-    return m.end(), f"{canonical[:-1]}({canonical[-1]})"
+    (canonical, changes), = found.items()
+    return m.end(), f"{canonical[:-1]}({canonical[-1]})", changes
 
 
 def correct_hkids(text: str) -> tuple[str, int]:
     """``text`` with near-HKID tokens rewritten where exactly one reading validates, and the
-    number of tokens rewritten. Text without such tokens comes back unchanged."""
-    out: list[str] = []
-    last = fixed = 0
-    for start in _START.finditer(text):
-        pos = start.start()
-        if pos < last:
-            continue
-        hit = _at(text, pos)
-        if hit is None:
-            continue
-        end, corrected = hit
-        out.append(text[last:pos])
-        out.append(corrected)
-        last = end
-        fixed += 1
-    if not fixed:
+    number of tokens rewritten. Text without such tokens comes back unchanged.
+
+    Tokens may overlap ("F Z9402S5(2)" read from the "F" of the column before, or from the
+    "Z"): a reading is used only when no overlapping one needs as few changes or fewer,
+    and an HKID valid as written (no change) always wins."""
+    found = [(start.start(), *hit) for start in _START.finditer(text)
+             if (hit := _at(text, start.start())) is not None]
+    keep = [(a, end, form) for a, end, form, changes in found if form is not None and not any(
+        b < end and a < other_end and changes >= other_changes
+        for b, other_end, _, other_changes in found if b != a)]
+    if not keep:
         return text, 0
+    out: list[str] = []
+    last = 0
+    for a, end, form in keep:  # in text order and, by the rule above, not overlapping
+        out += [text[last:a], form]
+        last = end
     out.append(text[last:])
-    return "".join(out), fixed
+    return "".join(out), len(keep)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -106,11 +105,15 @@ def page_text(image: Any, where: str, state: State, dpi: int | None = None) -> s
                                      f"was used up")
         return None
     api = _engine(cfg)
-    if image.mode not in ("L", "RGB", "RGBA", "1"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    if image.mode != "L":
+        image = _grey(image)
+    # raw 8-bit pixels: no encoding round trip (tesserocr's SetImage re-encodes a PIL image
+    # in its own format, e.g. GIF, which its bundled leptonica cannot read); the buffer
+    # must outlive recognition
+    pixels = image.tobytes()
     details["ocr_pages"] = details.get("ocr_pages", 0) + 1
     try:
-        api.SetImage(image)
+        api.SetImageBytes(pixels, image.width, image.height, 1, image.width)
         if dpi:
             api.SetSourceResolution(dpi)
         if not api.Recognize(timeout=max(1, int(left * 1000))):
@@ -139,15 +142,15 @@ def image(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     from PIL import Image, UnidentifiedImageError
 
     cfg = state.config
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the pixel limit is ours (below), with the size in it
     try:
-        with warnings.catch_warnings():  # the pixel limit below is ours, not Pillow's
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))  # reads the header only
-            multi = bool(getattr(img, "is_animated", False))
-    except Image.DecompressionBombError as e:
-        raise Failed("too_large", f"{node.label}: {reason(e)}") from None
+        img = Image.open(io.BytesIO(data))  # reads the header only
+        multi = bool(getattr(img, "is_animated", False))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise Failed("corrupt", f"{node.label}: image unreadable: {reason(e)}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
     with img:
         frame = 0
         while True:
@@ -192,6 +195,18 @@ def _frame_text(img: Any, where: str, state: State, multi: bool) -> str | None:
         state.skip(where, "corrupt", f"{where}: image unreadable: {reason(e)}")
         return None
     return page_text(img, where, state)
+
+
+def _grey(image: Any) -> Any:
+    """Greyscale, with transparent parts on white (a transparent PNG's text is often drawn
+    on nothing)."""
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        from PIL import Image
+
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    return image.convert("L")
 
 
 def blocked(state: State) -> tuple[str, str] | None:

@@ -17,12 +17,8 @@ import pytest
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.synth import Patient, patients, table_image
 from pipelines.extract import detect
-from pipelines.extract.ocr import unavailable
 from pipelines.model import Document, Finding, ScanResult
 from pipelines.process import DocumentScanner
-
-pytestmark = pytest.mark.skipif(unavailable(ExtractConfig()) is not None,
-                                reason="Tesseract models not installed (make system-deps)")
 
 ENG = ExtractConfig(ocr_languages="eng", ocr_dpi=150)
 HEADER = ["Name", "Sex", "HKID", "Hospital No", "Procedure"]
@@ -40,9 +36,10 @@ def encoded(img, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
-def scan(matcher, data: bytes, name: str, config: ExtractConfig = ENG) -> ScanResult:
+def scan(matcher, data: bytes, name: str, config: ExtractConfig = ENG,
+         mode: str = "inline") -> ScanResult:
     doc = Document(url=f"file:///{name}", source="test", content=data, filename=name)
-    with DocumentScanner(matcher, config, mode="inline") as scanner:
+    with DocumentScanner(matcher, config, mode=mode) as scanner:
         return scanner.scan(doc).result
 
 
@@ -140,11 +137,11 @@ def test_each_image_format_is_read(ext, real_matcher, fmt):
     ext.no_identifiers(output(result, name), people)
 
 
-def test_multi_page_tiff_pages_are_located(real_matcher):
+def test_multi_page_tiff_pages_are_located_in_the_worker_process(real_matcher):
     people = list(patients(2, seed=3))
     a, b = (table_image(rows([p]), 150, inches=(7, 1.2)) for p in people)
     result = scan(real_matcher, encoded(a, "TIFF", save_all=True, append_images=[b]),
-                  "fax.tif")
+                  "fax.tif", mode="warm")
     assert result.ocr_pages == 2
     where = {m.record_ref: m.where.split(":")[0] for m in result.matches if m.kind == "hkid"}
     assert where == {"1": "page 1", "2": "page 2"}
@@ -250,3 +247,21 @@ def test_ocr_time_share_used_up_lists_the_remaining_pages(real_matcher):
     assert result.skipped and {s.status for s in result.skipped} == {"timeout"}
     assert "page 3" in [s.where for s in result.skipped]
     assert (result.ocr_pages or 0) + len(result.skipped) >= 3
+
+
+def test_image_detection_needs_the_whole_signature():
+    assert detect(b"BM" + b"and then some text, not a bitmap at all", "notes") != "bmp"
+    assert detect(b"RIFF\x10\x00\x00\x00WAVEfmt ", "a.wav") != "webp"
+    assert detect(b"II*\x00" + bytes(16)) == "tiff" and detect(b"MM\x00*" + bytes(16)) == "tiff"
+
+
+def test_ocr_settings_are_validated_with_the_field_named():
+    from pydantic import ValidationError
+
+    for bad in ({"ocr_languages": "eng chi_tra"}, {"ocr_dpi": 30}, {"ocr_max_pages": 0},
+                {"ocr_time_share": 1.5}, {"ocr_max_pixels": -1}, {"ocr_psm": 1}):
+        with pytest.raises(ValidationError) as e:
+            ExtractConfig(**bad)
+        assert next(iter(bad)) in str(e.value)
+    c = ExtractConfig()
+    assert (c.ocr, c.ocr_languages, c.ocr_dpi) == (True, "eng+chi_tra", 200)

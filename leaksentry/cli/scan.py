@@ -109,15 +109,17 @@ class _Recorder:
 
     def __init__(self, s: Settings) -> None:
         from leaksentry.store import Store
+        from pipelines.sinks.vault import Vault
 
         self.settings = s
         self.store = Store(s.state.db)
+        self.vault = Vault.from_settings(s)
         self.recorded = 0
 
-    def record(self, finding: Finding) -> None:
+    def record(self, finding: Finding, content: bytes) -> None:
         from pipelines.flow import record_finding
 
-        record_finding(self.store, finding, self.settings)
+        record_finding(self.store, finding, self.settings, vault=self.vault, content=content)
         self.recorded += 1
 
     def finish(self) -> None:
@@ -193,7 +195,7 @@ def scan(
                               soft_wrap=True)
         matched = matched or r.hit
         if recorder is not None:
-            recorder.record(finding)
+            recorder.record(finding, data)
         if as_json:
             sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
             sys.stdout.flush()

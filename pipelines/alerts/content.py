@@ -112,6 +112,8 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         "seen_at": _iso(finding.fetched_at),
         "kibana_url": kibana_link(settings, finding.sha256),
     }
+    if stored.evidence is not None:
+        payload["evidence"] = stored.evidence.to_json()
     if thread_id is not None:
         payload["thread_id"] = thread_id
     return payload

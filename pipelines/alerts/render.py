@@ -75,6 +75,11 @@ def facts(p: dict[str, Any]) -> list[tuple[str, str]]:
         if unmatched:
             out.append(("Valid identifiers not in the register",
                         ", ".join(f"{k}: {n}" for k, n in unmatched.items())))
+        ev = p.get("evidence")
+        if ev:
+            out.append(("Evidence", f"kept encrypted in the vault (hit {p.get('hit_id')};"
+                                    f" leaksentry evidence open)" if ev.get("stored")
+                        else f"not kept: {ev.get('error') or 'unknown reason'}"))
         out += [("First seen", str(p.get("first_seen"))), ("Seen at", str(p.get("seen_at")))]
         if p.get("kibana_url"):
             out.append(("Kibana", p["kibana_url"]))

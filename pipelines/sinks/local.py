@@ -72,6 +72,12 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def hit_sightings(tx: sqlite3.Connection, hit_id: int) -> tuple[datetime, int]:
+    """(last_seen, sightings) of a stored hit: what a re-sighting's update carries."""
+    row = tx.execute("SELECT last_seen, sightings FROM hits WHERE id = ?", (hit_id,)).fetchone()
+    return _dt(row[0]), int(row[1])
+
+
 def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
     """Record the scanned document and, for a hit, the hit. Call inside a transaction.
 

@@ -226,11 +226,14 @@ def blocked(state: State) -> tuple[str, str] | None:
 
 
 class PdfPages:
-    """Renders a PDF's text-less pages (pypdfium2) and OCRs them; opened on first use."""
+    """Renders a PDF's text-less pages (pypdfium2) and OCRs them; opened on first use.
+    Pages that cannot be OCR'd (switched off, the page limit, the time share) are listed
+    as one skipped entry per reason ("pages 201-10000") when it is closed."""
 
     def __init__(self, data: bytes, password: str | None, node: Node, state: State) -> None:
         self.data, self.password, self.node, self.state = data, password, node, state
         self._doc: Any = None
+        self._unread: dict[tuple[str, str], list[int]] = {}
 
     def _page(self, i: int) -> Any:
         if self._doc is None:
@@ -244,34 +247,43 @@ class PdfPages:
         (then recorded)."""
         state, cfg = self.state, self.state.config
         where = self.node.at(f"page {i + 1}")
-        stop = blocked(state)
         try:
             page = self._page(i)
             w, h = page.get_size()
-            # OCR off or stopped: a quick low-resolution look tells a blank page from one
-            # that has content nobody read
-            dpi = cfg.ocr_dpi if stop is None else 36
-            scale = dpi / 72
-            if w * scale * h * scale > cfg.ocr_max_pixels:
+            # a quick look (at most a megapixel) tells a blank page, which needs nothing,
+            # from one with content: 10,000 blank pages cost seconds, not minutes
+            probe = page.render(scale=min(0.5, (1e6 / max(w * h, 1)) ** 0.5),
+                                grayscale=True).to_pil()
+            lo, hi = probe.getextrema()
+            if hi - lo < 32:  # blank (or one flat colour): nothing to read
+                return None
+            stop = blocked(state)
+            if stop is not None:  # listed once per reason, with the pages, on close()
+                self._unread.setdefault(stop, []).append(i + 1)
+                return None
+            dpi = cfg.ocr_dpi
+            if w * h * (dpi / 72) ** 2 > cfg.ocr_max_pixels:
                 state.skip(where, "too_large", f"{where}: a {w:.0f} x {h:.0f} pt page at "
                                                f"{dpi} dpi exceeds ocr_max_pixels "
                                                f"({cfg.ocr_max_pixels})")
                 return None
-            img = page.render(scale=scale, grayscale=True).to_pil()
+            img = page.render(scale=dpi / 72, grayscale=True).to_pil()
         except Exception as e:  # pdfium could not open or draw it: the page is unread
             state.skip(where, "corrupt", f"{where}: page has no text layer and could not "
                                          f"be rendered for OCR: {reason(e)}")
             return None
-        lo, hi = img.getextrema()
-        if hi - lo < 32:  # blank (or one flat colour): nothing to read
-            return None
-        if stop is not None:
-            state.skip(where, stop[0], f"{where}: page without a text layer not read: "
-                                       f"{stop[1]}")
-            return None
         return page_text(img, where, state, dpi=dpi)
 
     def close(self) -> None:
+        """Lists the pages left unread (one entry per reason) and frees the document."""
+        for (status, why), pages in self._unread.items():
+            first, last = pages[0], pages[-1]
+            where = self.node.at(f"page {first}" if first == last
+                                 else f"pages {first}-{last}")
+            count = "1 page" if len(pages) == 1 else f"{len(pages)} pages"
+            self.state.skip(where, status, f"{where}: {count} without a text layer not "
+                                           f"read: {why}")
+        self._unread.clear()
         if self._doc is not None:
             self._doc.close()
             self._doc = None

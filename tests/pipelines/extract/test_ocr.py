@@ -222,9 +222,8 @@ def test_ocr_switched_off_or_unavailable_is_skipped_not_clean(ext, real_matcher,
                    ExtractConfig(ocr_tessdata=str(tmp_path))):  # no models there
         result = scan(real_matcher, pdf, "scan.pdf", config)
         assert result.matched_records == 0 and result.ocr_pages is None
-        assert [(s.where, s.status) for s in result.skipped] == \
-            [("page 1", "unsupported"), ("page 2", "unsupported")]
-        assert "OCR" in result.skipped[0].error
+        assert [(s.where, s.status) for s in result.skipped] == [("pages 1-2", "unsupported")]
+        assert "2 pages" in result.skipped[0].error and "OCR" in result.skipped[0].error
         image = scan(real_matcher, png, "shot.png", config)
         assert image.status == "unsupported" and "OCR" in image.error
         buf = io.BytesIO()
@@ -237,6 +236,17 @@ def test_ocr_switched_off_or_unavailable_is_skipped_not_clean(ext, real_matcher,
                            + output(member, "shots.zip"), people)
 
 
+def test_scanned_pdf_past_the_page_limit_lists_the_rest_once(real_matcher):
+    people = list(patients(60, seed=3))
+    pages = [table_image(rows([p]), 100, inches=(4, 0.8)) for p in people]
+    pdf = encoded(pages[0], "PDF", save_all=True, append_images=pages[1:], resolution=100)
+    result = scan(real_matcher, pdf, "scan.pdf", ExtractConfig(ocr_languages="eng",
+                                                               ocr_max_pages=2))
+    assert result.ocr_pages == 2
+    assert [(s.where, s.status) for s in result.skipped] == [("pages 3-60", "too_large")]
+    assert "58 pages" in result.skipped[0].error
+
+
 def test_ocr_time_share_used_up_lists_the_remaining_pages(real_matcher):
     people = list(patients(6, seed=3))
     pdf = _scanned_pdf(people, per_page=2)
@@ -245,8 +255,9 @@ def test_ocr_time_share_used_up_lists_the_remaining_pages(real_matcher):
                            ocr_time_share=0.01)
     result = scan(real_matcher, pdf, "scan.pdf", config)
     assert result.skipped and {s.status for s in result.skipped} == {"timeout"}
-    assert "page 3" in [s.where for s in result.skipped]
-    assert (result.ocr_pages or 0) + len(result.skipped) >= 3
+    # every page is OCR'd or listed: "page 3", "pages 2-3", "pages 1-3"
+    first = int(result.skipped[-1].where.split()[-1].split("-")[0])
+    assert result.skipped[-1].where.endswith("3") and (result.ocr_pages or 0) >= first - 1
 
 
 def test_image_detection_needs_the_whole_signature():

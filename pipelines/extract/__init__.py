@@ -18,6 +18,12 @@ JSON parts group an object's scalar fields ("hkid: …" lines) so that a
 record's identifiers share a part, as record-level matching needs. File and
 member names are masked where they look like identifiers ("A12*****.csv").
 
+Images (PNG, JPEG, TIFF, BMP, GIF, WebP) and PDF pages without a text layer are OCR'd
+(:mod:`.ocr`); a multi-page image's parts are "page 2". Content that could not be read
+(OCR switched off, a page past a limit, a member that failed) is listed with
+:meth:`State.skip` in ``details["skipped"]``, which pipelines.process turns into
+``ScanResult.skipped``; ``details["ocr_pages"]`` becomes ``ScanResult.ocr_pages``.
+
 Types are detected by magic bytes first, the name second (:mod:`.detect`).
 Limits (input size, expanded bytes and ratio, depth, members, parts, time)
 come from :class:`ExtractConfig`; the time limit here is cooperative, and

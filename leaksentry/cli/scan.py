@@ -94,6 +94,10 @@ def _print(findings: list[Finding]) -> None:
             continue
         console.print(Text.assemble((f.url, "bold"), f": {r.matched_records} record(s): ",
                                     _refs(r.record_refs)), soft_wrap=True)
+        if r.exposed_categories:
+            fields = f" ({', '.join(r.exposed_fields)})" if r.exposed_fields else ""
+            console.print(f"  exposed: {', '.join(r.exposed_categories)}{fields}",
+                          highlight=False, markup=False, soft_wrap=True)
         for m in r.matches[:MATCHES_SHOWN]:
             console.print(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}  at {m.where}",
                           highlight=False, markup=False, soft_wrap=True)

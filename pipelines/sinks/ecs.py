@@ -19,8 +19,8 @@ snippet) passes through :func:`pipelines.sinks.scrub.scrub` again.
 
 What is indexed and what is only shown: the fields analysts filter and
 aggregate on (time, severity, source, domain, file, record refs, records
-total, kinds, status) are mapped; the per-match list (masked identifier,
-record ref, location, count) and minor counters live under
+total, kinds, status, exposed fields and categories) are mapped; the per-match
+list (masked identifier, record ref, location, count) and minor counters live under
 ``leaksentry.detail``, an object with ``enabled: false`` — kept in ``_source``
 so Discover shows it, but not indexed. Indexing every match of every hit made
 each document several times more expensive to index for fields nobody
@@ -179,6 +179,8 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             "last_seen": _iso(finding.fetched_at),
             "sightings": 1,
             "snippets": [s for s in (scrub(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
+            "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+            "exposed_categories": list(r.exposed_categories),
             # shown, not indexed (``enabled: false``): see the module docstring
             "detail": {
                 "matches": matches,

@@ -25,8 +25,9 @@ TEXT: dict[str, Any] = {"type": "text"}
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
 #: bumped when a mapping changes; stored in the template's _meta (`es check` compares the
-#: whole content, so a hand-edited template is found too)
-TEMPLATE_VERSION = 3
+#: whole content, so a hand-edited template is found too). 4: exposed_fields and
+#: exposed_categories on hits
+TEMPLATE_VERSION = 4
 #: the ``wildcard`` field type (``url.full``) exists from these server versions on
 WILDCARD_SINCE = {"elasticsearch": (7, 9), "opensearch": (2, 15)}
 
@@ -61,6 +62,8 @@ def hits_mapping() -> dict[str, Any]:
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
             last_seen=DATE, sightings=INT, snippets=TEXT, detail=SHOWN,
             evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
+            # what the upload exposed: field labels and their categories (name, gender ...)
+            exposed_fields=KW, exposed_categories=KW,
         ),
     })
     return {"dynamic": "strict", "properties": props}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from collections.abc import Iterator
 from functools import cache
@@ -67,20 +68,22 @@ def _unavailable(languages: str, folder: str) -> str | None:
     return None
 
 
-_ENGINES: dict[tuple[str, str, int], Any] = {}
+_ENGINES = threading.local()  # a Tesseract instance must not be shared between threads
 
 
 def _engine(config: ExtractConfig) -> Any:
-    """One Tesseract instance per (models, languages, mode) in this process."""
+    """One Tesseract instance per (models, languages, mode) and thread, kept for the
+    process's life (loading eng+chi_tra takes about 0.25 s)."""
     import tesserocr
 
     folder = tessdata(config)
     key = (str(folder), config.ocr_languages, config.ocr_psm)
-    api = _ENGINES.get(key)
+    engines: dict[tuple[str, str, int], Any] = _ENGINES.__dict__.setdefault("by_key", {})
+    api = engines.get(key)
     if api is None:
         api = tesserocr.PyTessBaseAPI(path=str(folder), lang=config.ocr_languages,
                                       psm=config.ocr_psm)
-        _ENGINES[key] = api
+        engines[key] = api
     return api
 
 

@@ -3,9 +3,9 @@
 tesserocr calls Tesseract's C API in this process (its wheel bundles libtesseract and
 leptonica; the language models come from Debian's tesseract-ocr-* packages). Against
 pytesseract, which starts the ``tesseract`` program and reloads the models per image, it
-measured 0.8 s against 1.1 s for an A4 table page at 150 dpi and 1.1 s against 1.5 s at
-300 dpi on one core (bench/bench_ocr.py), and it takes a per-page timeout in the API call
-itself. The engine is made once per worker process and reused.
+measured 0.86 s against 1.19 s of CPU for an A4 table page at 150 dpi and 0.99 s against
+1.48 s at 300 dpi (``eng``; bench/bench_ocr.py), and it takes a per-page timeout in the
+API call itself. The engine is made once per worker process (and thread) and reused.
 
 Every page or frame goes through :func:`page_text`, which enforces the limits: the pixel
 count (checked from the image header, before decoding), the pages per document
@@ -107,7 +107,11 @@ def page_text(image: Any, where: str, state: State, dpi: int | None = None) -> s
                                      f"({cfg.ocr_time_share:g} of {cfg.time_limit:g} s) "
                                      f"was used up")
         return None
-    api = _engine(cfg)
+    try:
+        api = _engine(cfg)
+    except Exception as e:  # e.g. a damaged model file: every page would fail alike
+        state.skip(where, "error", f"{where}: Tesseract could not start: {reason(e)}")
+        return None
     if image.mode != "L":
         image = _grey(image)
     # raw 8-bit pixels: no encoding round trip (tesserocr's SetImage re-encodes a PIL image

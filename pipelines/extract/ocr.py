@@ -21,7 +21,9 @@ import io
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -152,8 +154,9 @@ def image(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # the pixel limit is ours (below), with the size in it
     try:
-        img = Image.open(io.BytesIO(data))  # reads the header only
-        multi = bool(getattr(img, "is_animated", False))
+        with _quiet():
+            img = Image.open(io.BytesIO(data))  # reads the header only
+            multi = bool(getattr(img, "is_animated", False))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise Failed("corrupt", f"{node.label}: image unreadable: {reason(e)}") from None
     finally:
@@ -179,7 +182,8 @@ def image(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             if not multi:
                 return
             try:
-                img.seek(frame)
+                with _quiet():
+                    img.seek(frame)
             except (EOFError, ValueError):
                 return
             except Exception as e:
@@ -193,9 +197,18 @@ def image(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
                 return
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Pillow warns about damaged metadata (EXIF, ICC) on stderr; the status says enough."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _frame_text(img: Any, where: str, state: State, multi: bool) -> str | None:
     try:
-        img.load()
+        with _quiet():
+            img.load()
     except Exception as e:  # truncated or corrupt pixel data
         if not multi:
             raise Failed("corrupt", f"{where}: image unreadable: {reason(e)}") from None

@@ -13,6 +13,8 @@ import zipfile
 import zlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.synth import Patient, patients, table_image
@@ -276,3 +278,35 @@ def test_ocr_settings_are_validated_with_the_field_named():
         assert next(iter(bad)) in str(e.value)
     c = ExtractConfig()
     assert (c.ocr, c.ocr_languages, c.ocr_dpi) == (True, "eng+chi_tra", 200)
+
+
+def _small_images() -> list[bytes]:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (60, 24), 255)
+    ImageDraw.Draw(img).text((2, 4), "A1", fill=0)
+    out = [encoded(img, fmt) for fmt in ("PNG", "JPEG", "BMP", "GIF", "WEBP")]
+    out.append(encoded(img, "TIFF", save_all=True, append_images=[img]))
+    return out
+
+
+_SMALL = _small_images()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_images_get_a_status_and_never_raise(data):
+    from pipelines.extract import extract
+    from pipelines.model import STATUSES
+
+    raw = bytearray(data.draw(st.sampled_from(_SMALL)))
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(8, len(raw)))]
+    ex = extract(bytes(raw), "x", ExtractConfig(ocr_languages="eng", time_limit=5))
+    for part in ex.parts():
+        assert isinstance(part.text, str)
+    assert ex.status in STATUSES
+    assert ex.status == "ok" or (ex.error and "\n" not in ex.error)

@@ -15,6 +15,8 @@ from pipelines.model import TextPart
 
 _SPACES = re.compile(r" {4,}")
 _ALNUM = re.compile(r"[^\W_]")
+# a page with fewer non-space characters than this whose images cover most of it is OCR'd
+_SHORT_TEXT = 400
 
 # pypdf logs every repair it makes on a damaged file; the status says enough
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -23,7 +25,8 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 def pdf(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """One part per page ("page 3"). pypdf's layout mode keeps a table row on one
     line (cells that share a baseline), which record-level matching needs. A page whose
-    text layer has no letter or digit (a scan) is rendered and OCR'd (:mod:`.ocr`)."""
+    text layer has no letter or digit (a scan), or little text on an image covering most
+    of the page (a scan with a fax header), is rendered and OCR'd (:mod:`.ocr`)."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
@@ -70,6 +73,9 @@ def pdf(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
                     continue
             if not _ALNUM.search(text):
                 text = scans.text(i) or ""
+            elif len(text) < 50 * _SHORT_TEXT and len("".join(text.split())) < _SHORT_TEXT \
+                    and scans.mostly_image(i):
+                text = f"{text}\n{scans.text(i) or ''}"
             text = _SPACES.sub("   ", text)
             if text.strip():
                 yield TextPart(text, node.at(f"page {i + 1}"))

@@ -262,6 +262,23 @@ class PdfPages:
             self._doc = pypdfium2.PdfDocument(self.data, password=self.password or None)
         return self._doc[i]
 
+    def mostly_image(self, i: int) -> bool:
+        """True when images cover at least half of page ``i``: a scan with a line of text
+        on it (a fax header, a "Page 1 of 3" stamp), whose image is read by OCR too."""
+        try:
+            page = self._page(i)
+            w, h = page.get_size()
+            covered = 0.0
+            for n, obj in enumerate(page.get_objects(filter=(3,), max_depth=2)):  # images
+                if n >= 64:
+                    break
+                left, bottom, right, top = obj.get_bounds()
+                covered += max(0.0, min(right, w) - max(left, 0.0)) * \
+                    max(0.0, min(top, h) - max(bottom, 0.0))
+            return covered >= 0.5 * w * h
+        except Exception:  # the text layer was read; a page pdfium cannot parse stays so
+            return False
+
     def text(self, i: int) -> str | None:
         """OCR text of page ``i`` (0-based); None for a blank page or one that was skipped
         (then recorded)."""
@@ -300,9 +317,8 @@ class PdfPages:
             first, last = pages[0], pages[-1]
             where = self.node.at(f"page {first}" if first == last
                                  else f"pages {first}-{last}")
-            count = "1 page" if len(pages) == 1 else f"{len(pages)} pages"
-            self.state.skip(where, status, f"{where}: {count} without a text layer not "
-                                           f"read: {why}")
+            count = "1 scanned page" if len(pages) == 1 else f"{len(pages)} scanned pages"
+            self.state.skip(where, status, f"{where}: {count} not read: {why}")
         self._unread.clear()
         if self._doc is not None:
             self._doc.close()

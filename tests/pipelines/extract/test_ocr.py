@@ -102,25 +102,31 @@ def test_scanned_pdf_of_25_pages_finds_every_record_on_its_page(ext, real_matche
     ext.no_identifiers(output(result, "scan.pdf"), people)
 
 
-def test_pdf_with_text_and_scanned_pages_ocrs_only_the_scanned_one(real_matcher):
+def test_pdf_with_text_and_scanned_pages_ocrs_only_the_scanned_ones(real_matcher):
     from reportlab.pdfgen import canvas
 
-    people = list(patients(4, seed=3))
+    people = list(patients(6, seed=3))
     buf = io.BytesIO()
     c = canvas.Canvas(buf, pagesize=(595, 842))
     c.drawString(40, 800, " ".join(rows(people[:2], header=False)[0]))
     c.drawString(40, 780, " ".join(rows(people[:2], header=False)[1]))
     c.showPage()
-    c.drawInlineImage(table_image(rows(people[2:]), 150, inches=(8.27, 2)), 0, 600,
+    c.drawInlineImage(table_image(rows(people[2:4]), 150, inches=(8.27, 2)), 0, 600,
                       595, 144)
+    c.showPage()
+    # a scan with a typed fax header: little text, an image over most of the page
+    c.drawString(40, 820, "Fax from ward 5, page 3 of 3")
+    c.drawInlineImage(table_image(rows(people[4:]), 150, inches=(8.27, 8)), 0, 200,
+                      595, 576)
     c.showPage()
     c.showPage()  # blank: neither text nor OCR, not skipped
     c.save()
     result = scan(real_matcher, buf.getvalue(), "mixed.pdf")
-    assert result.ocr_pages == 1 and not result.skipped
-    assert sorted(result.record_refs, key=int) == ["1", "2", "3", "4"]
+    assert result.ocr_pages == 2 and not result.skipped
+    assert sorted(result.record_refs, key=int) == ["1", "2", "3", "4", "5", "6"]
     pages = {m.record_ref: m.where.split(":")[0] for m in result.matches if m.kind == "hkid"}
-    assert pages == {"1": "page 1", "2": "page 1", "3": "page 2", "4": "page 2"}
+    assert pages == {"1": "page 1", "2": "page 1", "3": "page 2", "4": "page 2",
+                     "5": "page 3", "6": "page 3"}
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "BMP", "GIF", "WEBP"])
@@ -225,7 +231,7 @@ def test_ocr_switched_off_or_unavailable_is_skipped_not_clean(ext, real_matcher,
         result = scan(real_matcher, pdf, "scan.pdf", config)
         assert result.matched_records == 0 and result.ocr_pages is None
         assert [(s.where, s.status) for s in result.skipped] == [("pages 1-2", "unsupported")]
-        assert "2 pages" in result.skipped[0].error and "OCR" in result.skipped[0].error
+        assert "2 scanned pages" in result.skipped[0].error and "OCR" in result.skipped[0].error
         image = scan(real_matcher, png, "shot.png", config)
         assert image.status == "unsupported" and "OCR" in image.error
         buf = io.BytesIO()
@@ -246,7 +252,7 @@ def test_scanned_pdf_past_the_page_limit_lists_the_rest_once(real_matcher):
                                                                ocr_max_pages=2))
     assert result.ocr_pages == 2
     assert [(s.where, s.status) for s in result.skipped] == [("pages 3-60", "too_large")]
-    assert "58 pages" in result.skipped[0].error
+    assert "58 scanned pages" in result.skipped[0].error
 
 
 def test_ocr_time_share_used_up_lists_the_remaining_pages(real_matcher):

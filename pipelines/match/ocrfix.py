@@ -17,10 +17,13 @@ Bounded, so that it never makes an HKID out of text that is not shaped like one:
   character (bare, or in brackets OCR may have read as ``[]``/``{}``), between
   non-alphanumeric neighbours; the prefix must hold a character that is not a digit (so a
   phone number such as ``23456789`` is never read as ``Z345678(9)``);
-- each character has at most two readings (look-alike tables below), at most
-  :data:`MAX_CHANGES` characters are changed, at most two ways of splitting a token;
-- a token already valid is left as it is; a token is rewritten only when exactly one
-  reading validates (two different valid readings: ambiguous, left alone).
+- each character has one reading (two for a lower-case ``l`` prefix: L or I); a token is
+  read as written or with one doubled glyph dropped (``AG662345`` for ``A662345``); at
+  most :data:`MAX_CHANGES` characters change, and only one when a space splits the token
+  (``M O12345(6)`` may be a sex column before an ID);
+- a token already valid is left as it is, and so is any token overlapping it; a token is
+  rewritten only when exactly one reading validates, and no overlapping token's reading
+  needs as few changes.
 """
 
 from __future__ import annotations

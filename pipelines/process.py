@@ -46,7 +46,7 @@ from leaksentry.config.extract import ExtractConfig
 from pipelines.extract import detect, extract, preload
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import reason
-from pipelines.model import Document, Finding, Match, ScanResult, Skipped
+from pipelines.model import Document, Finding, Match, ScanResult
 
 if TYPE_CHECKING:
     from pipelines.match import Matcher
@@ -80,7 +80,7 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
     if result.status == "ok" or ex.status not in ("ok", "corrupt", "unsupported"):
         result.status, result.error = ex.status, ex.error
     result.details.update(ex.details)
-    result.skipped.extend(Skipped(*s) for s in result.details.pop("skipped", ()))
+    result.skipped.extend(ex.skipped)
     result.ocr_pages = result.details.pop("ocr_pages", None)
     result.details["seconds"] = round(time.monotonic() - started, 3)
     return result

@@ -21,8 +21,8 @@ member names are masked where they look like identifiers ("A12*****.csv").
 Images (PNG, JPEG, TIFF, BMP, GIF, WebP) and PDF pages without a text layer are OCR'd
 (:mod:`.ocr`); a multi-page image's parts are "page 2". Content that could not be read
 (OCR switched off, a page past a limit, a member that failed) is listed with
-:meth:`State.skip` in ``details["skipped"]``, which pipelines.process turns into
-``ScanResult.skipped``; ``details["ocr_pages"]`` becomes ``ScanResult.ocr_pages``.
+:meth:`State.skip` (``Extraction.skipped``, then ``ScanResult.skipped``);
+``details["ocr_pages"]`` becomes ``ScanResult.ocr_pages``.
 
 Types are detected by magic bytes first, the name second (:mod:`.detect`).
 Limits (input size, expanded bytes and ratio, depth, members, parts, time)
@@ -41,7 +41,7 @@ from leaksentry.config.extract import ExtractConfig
 from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
-from pipelines.model import TextPart
+from pipelines.model import Skipped, TextPart
 
 __all__ = ["Extraction", "detect", "extract", "preload"]
 
@@ -124,28 +124,27 @@ def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 
 def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Extract a nested member; its own failure is recorded and the parent goes on."""
+    where = node.label
     if node.depth > state.config.max_depth:
         state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1
-        state.note("too_large", f"{safe_name(node.label)}: nested deeper than "
-                                f"{state.config.max_depth} levels, not opened")
+        state.skip(where, "too_large", f"{safe_name(where)}: nested deeper than "
+                                       f"{state.config.max_depth} levels, not opened", note=True)
         return
     try:
         yield from _run(data, node, state)
     except Failed as e:
-        state.skip(safe_name(node.label), e.status, e.message)
         if e.status == "unsupported":
             skipped = state.details.setdefault("skipped_members", 0)
             state.details["skipped_members"] = skipped + 1
-        else:
-            state.note(e.status, e.message)
+        state.skip(where, e.status, e.message, note=True)
     except (Stop, GeneratorExit):
         raise
     except RecursionError:
-        state.note("corrupt", f"{safe_name(node.label)}: nested too deeply to read")
+        state.skip(where, "corrupt", f"{safe_name(where)}: nested too deeply to read", note=True)
     except MemoryError:
-        raise Stop("too_large", f"{safe_name(node.label)}: out of memory while reading") from None
+        raise Stop("too_large", f"{safe_name(where)}: out of memory while reading") from None
     except Exception as e:
-        state.note("corrupt", f"{safe_name(node.label)}: unreadable: {reason(e)}")
+        state.skip(where, "corrupt", f"{safe_name(where)}: unreadable: {reason(e)}", note=True)
 
 
 @dataclass
@@ -159,10 +158,12 @@ class Extraction:
     details: dict[str, Any] = field(default_factory=dict)
     parts_count: int = 0
     until: float | None = None
+    #: members, tables, pages whose content could not be read (final after parts())
+    skipped: list[Skipped] = field(default_factory=list)
 
     def parts(self) -> Iterator[TextPart]:
         state = State(self.config, len(self.data), self.passwords, details=self.details,
-                      until=self.until)
+                      until=self.until, skipped=self.skipped)
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:

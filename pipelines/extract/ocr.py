@@ -157,7 +157,9 @@ def image(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         with _quiet():
             img = Image.open(io.BytesIO(data))  # reads the header only
             multi = bool(getattr(img, "is_animated", False))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:
+        raise Failed("corrupt", f"{node.label}: image unreadable (damaged header)") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise Failed("corrupt", f"{node.label}: image unreadable: {reason(e)}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved

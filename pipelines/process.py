@@ -81,6 +81,7 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
         result.status, result.error = ex.status, ex.error
     result.details.update(ex.details)
     result.skipped.extend(ex.skipped)
+    result.ocr_pages = result.details.pop("ocr_pages", None)
     result.details["seconds"] = round(time.monotonic() - started, 3)
     return result
 

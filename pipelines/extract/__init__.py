@@ -18,6 +18,12 @@ JSON parts group an object's scalar fields ("hkid: …" lines) so that a
 record's identifiers share a part, as record-level matching needs. File and
 member names go through the redaction policy ("A12****(3).csv").
 
+Images (PNG, JPEG, TIFF, BMP, GIF, WebP) and PDF pages without a text layer are OCR'd
+(:mod:`.ocr`); a multi-page image's parts are "page 2". Content that could not be read
+(OCR switched off, a page past a limit, a member that failed) is listed with
+:meth:`State.skip` (``Extraction.skipped``, then ``ScanResult.skipped``);
+``details["ocr_pages"]`` becomes ``ScanResult.ocr_pages``.
+
 Types are detected by magic bytes first, the name second (:mod:`.detect`).
 Limits (input size, expanded bytes and ratio, depth, members, parts, time)
 come from :class:`ExtractConfig`; the time limit here is cooperative, and
@@ -43,10 +49,27 @@ Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import archives, databases, documents, encoded, office, sheets, text
+    from pipelines.extract import (
+        archives,
+        databases,
+        documents,
+        embedded,
+        encoded,
+        ocr,
+        office,
+        sheets,
+        text,
+    )
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
+
+    def with_pictures(read: Handler) -> Handler:
+        """An OOXML/ODF reader followed by OCR of the pictures the document holds."""
+        def both(d: bytes, n: Node, s: State) -> Iterator[TextPart]:
+            yield from read(d, n, s)
+            yield from embedded.pictures(d, n, s)
+        return both
 
     def stream(kind: str) -> Handler:
         return lambda d, n, s: archives.compressed(d, n, s, kind)
@@ -61,17 +84,18 @@ def _handlers() -> dict[str, Handler]:
         "ndjson": text.ndjson_text,
         "eml": encoded.eml,
         "msg": encoded.outlook_msg,
-        "xlsx": sheet("xlsx"), "xlsb": sheet("xlsb"), "ods": sheet("ods"),
+        "xlsx": with_pictures(sheet("xlsx")), "xlsb": sheet("xlsb"),
+        "ods": with_pictures(sheet("ods")),
         "xls": office.legacy("xls", sheet("xls")),
         "doc": office.legacy("doc", office.doc),
         "ppt": office.legacy("ppt", office.ppt),
         "ooxml_encrypted": office.encrypted_ooxml,
-        "odt": lambda d, n, s: office.odf(d, n, s, "odt"),
-        "odp": lambda d, n, s: office.odf(d, n, s, "odp"),
-        "odg": lambda d, n, s: office.odf(d, n, s, "odg"),
+        "odt": with_pictures(lambda d, n, s: office.odf(d, n, s, "odt")),
+        "odp": with_pictures(lambda d, n, s: office.odf(d, n, s, "odp")),
+        "odg": with_pictures(lambda d, n, s: office.odf(d, n, s, "odg")),
         "pdf": documents.pdf,
-        "docx": documents.docx,
-        "pptx": documents.pptx,
+        "docx": with_pictures(documents.docx),
+        "pptx": with_pictures(documents.pptx),
         "rtf": documents.rtf,
         "zip": archives.zip_archive,
         "7z": archives.seven_zip,
@@ -81,6 +105,7 @@ def _handlers() -> dict[str, Handler]:
         "zstd": stream("zstd"),
         "sqlite": databases.sqlite,
         "access": databases.access,
+        **dict.fromkeys(ocr.IMAGE_KINDS, ocr.image),
     }
 
 
@@ -105,6 +130,14 @@ def preload() -> None:
     import pypdf  # noqa: F401
     import striprtf.striprtf  # noqa: F401
     import zstandard  # noqa: F401
+    from PIL import Image
+
+    Image.preinit()  # the common image plugins (PNG, JPEG, GIF, BMP) for OCR
+    try:
+        import pypdfium2  # noqa: F401
+        import tesserocr  # noqa: F401
+    except ImportError:  # OCR then reports itself unavailable, per document
+        pass
 
 
 def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:

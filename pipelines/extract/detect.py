@@ -17,6 +17,8 @@ _MAGIC: list[tuple[bytes, int, str]] = [
     (b"\x89PNG\r\n\x1a\n", 0, "png"),
     (b"\xff\xd8\xff", 0, "jpeg"),
     (b"GIF8", 0, "gif"),
+    (b"II*\x00", 0, "tiff"),
+    (b"MM\x00*", 0, "tiff"),
     (b"RIFF", 0, "riff"),
     (b"\x7fELF", 0, "elf"),
     (b"MZ", 0, "exe"),
@@ -179,12 +181,28 @@ def _text_kind(data: bytes, ext: str) -> str:
     return "text"
 
 
+# BMP: "BM", then a DIB header whose size is one of the known versions
+_BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+def _image_kind(data: bytes) -> str | None:
+    """WebP and BMP, whose magic alone ("RIFF", "BM") says too little."""
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith(b"BM") and len(data) >= 26 and \
+            int.from_bytes(data[14:18], "little") in _BMP_DIB_SIZES:
+        return "bmp"
+    return None
+
+
 def detect(data: bytes, name: str = "") -> str:
     """A short type name: "xlsx", "csv", "zip", "text", ..., or e.g. "png" (unsupported)."""
     ext = extension(name)
     head = data[:1024]
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return _zip_kind(data)
+    if image := _image_kind(data):
+        return image
     for magic, offset, kind in _MAGIC:
         if offset == -1:
             if magic in head:

@@ -77,7 +77,7 @@ def test_hostile_files_then_a_leak(ext, people, real_matcher, tmp_path):
 def test_skipped_and_partial_come_back_from_the_worker(ext, people, real_matcher):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("scan.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+        zf.writestr("setup.exe", b"MZ" + b"\x00" * 100)  # no handler: unsupported
         zf.writestr("export.csv", "".join(f"{p.name},{p.hkid},{p.hn}\n" for p in people))
     doc = Document(url="file:///backup.zip", source="test", content=buf.getvalue(),
                    filename="backup.zip")
@@ -87,6 +87,6 @@ def test_skipped_and_partial_come_back_from_the_worker(ext, people, real_matcher
         r = finding.result
         assert r.matched_records == len(people) and r.partial, mode
         out = finding.scan_json()
-        assert out["skipped"] == [{"where": "backup.zip/scan.png", "status": "unsupported",
-                                   "error": "backup.zip/scan.png: unsupported type png"}]
+        assert out["skipped"] == [{"where": "backup.zip/setup.exe", "status": "unsupported",
+                                   "error": "backup.zip/setup.exe: unsupported type exe"}]
         assert out["partial"] is True

@@ -71,6 +71,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         "REDIRECT_ENABLED": (s.max_redirects or 0) > 0,
         "CLOSESPIDER_TIMEOUT": s.timeout,
         "LEAKSENTRY_ALLOW_PRIVATE": s.allow_private,
+        "LEAKSENTRY_PRIVATE_HOSTS": list(s.private_hosts),
         "LEAKSENTRY_GUARD_TRUSTED_HOSTS": [urlsplit(s.proxy).hostname] if s.proxy else [],
         "LEAKSENTRY_RESOLVE": dict(app.crawler.resolve),
         # the spider class is passed directly: do not import every spider module at start
@@ -91,8 +92,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         }
         launch: dict[str, Any] = {"executable_path": app.crawler.chromium_path,
                                   "args": list(PLAYWRIGHT_ARGS)}
-        if s.proxy:
-            launch["proxy"] = {"server": s.proxy}
+        # the source's proxy is chained by the guard proxy (crawler.guard_proxy)
         out["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch
         out["PLAYWRIGHT_BROWSER_TYPE"] = "chromium"
         out["PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT"] = float(s.download_timeout or 60) * 1000

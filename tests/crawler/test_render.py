@@ -166,23 +166,23 @@ class _FakePlaywrightRequest:
 
 @pytest.mark.parametrize("rtype", sorted(BLOCKED_RESOURCE_TYPES))
 def test_abort_request_blocks_heavy_resources(rtype: str) -> None:
-    abort = make_abort_request(block_resources=True, allow_private=True)
+    abort = make_abort_request(block_resources=True)
     assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is True
-    keep = make_abort_request(block_resources=False, allow_private=True)
+    keep = make_abort_request(block_resources=False)
     assert asyncio.run(keep(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is False
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",
-                                 "http://127.0.0.1:9/", "http://10.1.2.3/", "file:///etc/passwd",
-                                 "http://metadata.google.internal/"])
-def test_abort_request_applies_the_network_guard_to_browser_requests(url: str) -> None:
-    abort = make_abort_request(block_resources=True, allow_private=False)
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "chrome://settings/", "ftp://x.test/",
+                                 "ws-unknown://x/", "filesystem:http://x/temporary/a"])
+def test_abort_request_refuses_non_http_schemes(url: str) -> None:
+    """Addresses are checked by the guard proxy (test_render_guard.py); schemes here."""
+    abort = make_abort_request(block_resources=True)
     for rtype in ("document", "xhr", "fetch", "script"):
         assert asyncio.run(abort(_FakePlaywrightRequest(url, rtype))) is True
 
 
 def test_abort_request_lets_scripts_and_api_calls_through() -> None:
-    abort = make_abort_request(block_resources=True, allow_private=True)
+    abort = make_abort_request(block_resources=True)
     for rtype in ("document", "script", "xhr", "fetch"):
         assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/a", rtype))) is False
 
@@ -241,28 +241,23 @@ def test_rendered_identifiers_become_hits_through_the_real_scanner(js_site: Rend
         assert form not in res.output and form not in hits.stdout
 
 
-def test_rendered_response_from_a_refused_address_is_discarded() -> None:
-    """Redirect hops inside Chromium bypass the downloader middlewares; the address the
-    final response came from is checked instead."""
-    from ipaddress import ip_address
-
+def test_rendered_response_refused_by_the_guard_proxy_is_discarded() -> None:
+    """Redirect hops inside Chromium bypass the downloader middlewares; the guard proxy
+    answers a refused hop with a marked 403, and the callback discards it."""
     from scrapy.http import HtmlResponse
 
+    from crawler.guard_proxy import REFUSED_HEADER
     from crawler.playwright import blocked_response
 
-    src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
-                       render=True)
-    meta_ip = HtmlResponse("https://example.org/", body=b"<html></html>", flags=["playwright"],
-                           ip_address=ip_address("169.254.169.254"))
-    reason = blocked_response(meta_ip, src)
-    assert reason and "169.254.169.254" in reason and "example.org" in reason
-    public = HtmlResponse("https://example.org/", body=b"", flags=["playwright"],
-                          ip_address=ip_address("93.184.215.14"))
-    assert blocked_response(public, src) is None
-    allowed = src.model_copy(update={"allow_private": True})
-    assert blocked_response(meta_ip, allowed) is None
-    plain = HtmlResponse("https://example.org/", body=b"", ip_address=ip_address("10.0.0.1"))
-    assert blocked_response(plain, src) is None  # not rendered: the middleware checked it
+    msg = "169.254.169.254:80: refused: 169.254.169.254 is a cloud metadata address"
+    refused = HtmlResponse("http://169.254.169.254/", status=403, body=b"x",
+                           flags=["playwright"], headers={REFUSED_HEADER: msg})
+    assert blocked_response(refused) == msg
+    site_403 = HtmlResponse("https://example.org/", status=403, body=b"", flags=["playwright"])
+    assert blocked_response(site_403) is None
+    plain = HtmlResponse("https://example.org/", status=403, body=b"",
+                         headers={REFUSED_HEADER: msg})
+    assert blocked_response(plain) is None  # not rendered: the middleware checked it
 
 
 class _FakePage:

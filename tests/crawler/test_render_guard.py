@@ -1,0 +1,139 @@
+"""Chromium inside the network guard (issue 20, item 1).
+
+A rendered crawl of a hostile page (servers/hostile_browser.py) served on one loopback
+port, which the source allows (``allow_private`` scoped by ``private_hosts`` to that
+host:port), while every way the page has to reach another loopback port — the
+"internal" service — is tried: navigation, iframe, fetch and download through redirects,
+a fetch by name, WebSockets from the page and a worker, a service worker, prefetch
+links and WebRTC. The internal service must receive nothing (no TCP connection, no UDP
+datagram) and the source's own content must still be crawled. Real Chromium, real
+``leaksentry crawl``, loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from servers.hostile_browser import HostileSite, InternalService
+
+from crawler.guard_proxy import REFUSED_HEADER, GuardProxy
+from crawler.middlewares.guard import GuardPolicy
+
+chromium = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                              reason="Debian chromium not installed (make test installs it)")
+
+
+@pytest.fixture
+def hostile():
+    internal = InternalService().start()
+    site = HostileSite(internal).start()
+    yield site, internal
+    site.stop()
+    internal.stop()
+
+
+@chromium
+def test_hostile_page_reaches_nothing_behind_the_guard(hostile, crawl_ws) -> None:
+    site, internal = hostile
+    crawl_ws.write([{
+        "name": "hostile", "kind": "listing", "url": f"{site.url}/list",
+        "link_css": "a.paste", "id_regex": r"/item/(\w+)$", "render": True,
+        "wait_selector": "a.paste", "wait_timeout": "30s", "obey_robots": False,
+        "retry_max": 0, "allow_private": True, "private_hosts": [f"127.0.0.1:{site.port}"],
+        "block_resources": False}])
+    res = crawl_ws.crawl("hostile", timeout=240)
+    assert res.run is not None, res.output[-3000:]
+    # the internal service got nothing at all: no TCP connection, no UDP datagram
+    assert internal.received == 0, (dict(internal.connections), internal.datagrams)
+    # the source's own content is crawled; the redirected items are not documents
+    docs = crawl_ws.docs()
+    assert [d["item_id"] for d in docs] == ["good"], res.output[-3000:]
+    assert res.run["discovered"] == 3
+    assert res.run["statuses"].get("blocked") == 2, (res.run, res.output[-6000:])  # nav, dl
+    assert "INTERNAL-SECRET" not in crawl_ws.db.read_bytes().decode("latin-1")
+    # the page did try: the browser fetched every hostile path from the site
+    for path in ("/r/iframe", "/r/fetch", "/worker.js", "/sw.js", "/download-frame",
+                 "/item/nav", "/item/dl"):
+        assert site.hits[path] >= 1, (path, dict(site.hits))
+    port = internal.port
+    # the refusals were the proxy's (the WebSocket, the name, the redirect targets)
+    assert f"127.0.0.1:{port}: refused" in res.output
+    assert f"localhost:{port}: refused" in res.output
+
+
+# -- the proxy on its own (no browser) ---------------------------------------------------
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+class _Loop:
+    """The proxy runs in an asyncio loop in a thread; the test talks to it by sockets."""
+
+    def __init__(self, proxy: GuardProxy) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxy = asyncio.run_coroutine_threadsafe(proxy.start(), self.loop).result(10)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def internal():
+    svc = InternalService().start()
+    yield svc
+    svc.stop()
+
+
+def test_proxy_refuses_and_never_connects(internal) -> None:
+    run = _Loop(GuardProxy(policy=GuardPolicy(allow_private=True,
+                                              private_hosts=("127.0.0.1:1",))))
+    try:
+        port = internal.port
+        got = _raw(run.proxy.port, f"GET http://127.0.0.1:{port}/x HTTP/1.1\r\n"
+                   f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert got.startswith(b"HTTP/1.1 403") and REFUSED_HEADER.encode() in got
+        got = _raw(run.proxy.port, f"CONNECT localhost:{port} HTTP/1.1\r\n\r\n".encode())
+        assert got.startswith(b"HTTP/1.1 403")
+        for target in ("169.254.169.254:80", "[fd00:ec2::254]:443", "[2002:7f00:1::]:80",
+                       "metadata.google.internal:80", "[::ffff:127.0.0.1]:80"):
+            got = _raw(run.proxy.port, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+            assert got.startswith(b"HTTP/1.1 403"), target
+        got = _raw(run.proxy.port, b"GET ftp://127.0.0.1/x HTTP/1.1\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 403")
+        assert internal.received == 0
+    finally:
+        run.close()
+
+
+def test_proxy_forwards_to_an_allowed_host_and_caps_bytes(internal) -> None:
+    run = _Loop(GuardProxy(policy=GuardPolicy(allow_private=True,
+                                              private_hosts=(f"127.0.0.1:{internal.port}",))))
+    try:
+        got = _raw(run.proxy.port, f"GET http://127.0.0.1:{internal.port}/ok HTTP/1.1\r\n"
+                   f"Host: 127.0.0.1\r\nProxy-Connection: keep-alive\r\n\r\n".encode())
+        assert got.startswith(b"HTTP/1.1 200") and b"INTERNAL-SECRET" in got
+        assert internal.connections["GET /ok HTTP/1.1"] == 1  # origin form, checked address
+    finally:
+        run.close()
+    capped = _Loop(GuardProxy(policy=GuardPolicy(allow_private=True), max_bytes=20))
+    try:
+        got = _raw(capped.proxy.port, f"GET http://127.0.0.1:{internal.port}/big HTTP/1.1\r\n"
+                   f"Host: 127.0.0.1\r\n\r\n".encode())
+        assert len(got) <= 20 and b"INTERNAL-SECRET" not in got
+    finally:
+        capped.close()
+

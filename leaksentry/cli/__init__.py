@@ -27,7 +27,7 @@ from leaksentry.cli import (
     scan,
     status,
 )
-from leaksentry.cli.common import err_console
+from leaksentry.cli.common import err_console, shown
 from leaksentry.errors import LeakSentryError
 
 app = typer.Typer(
@@ -75,7 +75,7 @@ def main() -> None:
     try:
         app()
     except LeakSentryError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False,
+        err_console.print(Text.assemble(("error: ", "red"), shown(exc)), highlight=False,
                           soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 
 
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
                          if report.indices_created else ""))
         console.print(f"retention: {report.retention}")
         for note in report.notes:
-            console.print(f"note: {note}")
+            console.print(shown(f"note: {note}"))
 
     @group.command("check")
     def check_cmd(
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"spool: {report.spool_depth} waiting, {report.spool_rejected}"
                           " rejected")
             for p in report.problems:
-                console.print(f"problem: {p}")
+                console.print(shown(f"problem: {p}"))
         if not report.ok:
             raise typer.Exit(1)
 
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"delivered {r.delivered}, already there {r.duplicates}, rejected"
                       f" {r.rejected}, retry later {r.retry_later}; {r.pending} waiting")
         for e in r.errors[:5]:
-            console.print(f"item: {e}")
+            console.print(shown(f"item: {e}"))
         if r.error:
             raise LeakSentryError(r.error)
 
@@ -124,8 +124,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"spool: {spool_depth(store.conn)} waiting, {len(rows)} rejected"
                           + (" (first shown)" if len(rows) == limit else ""))
             for r in rows:
-                console.print(f"rejected {r['index_suffix']}/{r['doc_id']} at"
-                              f" {r['last_attempt_at']}: {r['last_error']}", soft_wrap=True,
-                              highlight=False, markup=False)
+                console.print(shown(f"rejected {r['index_suffix']}/{r['doc_id']} at"
+                                    f" {r['last_attempt_at']}: {r['last_error']}"),
+                              soft_wrap=True, highlight=False)
         finally:
             store.close()

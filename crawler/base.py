@@ -73,7 +73,7 @@ from leaksentry.config import Settings
 from leaksentry.config.base import resolve_secret
 from leaksentry.config.sources import SourceConfig
 from leaksentry.store import seen
-from leaksentry.store.db import Store
+from leaksentry.store.db import Store, storage_error, store_failure
 from leaksentry.store.runs import record_run
 from pipelines.model import Document, RunSummary
 
@@ -193,6 +193,10 @@ class SourceSpider(scrapy.Spider):
         self.started_at = datetime.now(UTC)
         self._deadline = time.monotonic() + float(self.source.timeout or 900)
         self.summary: RunSummary | None = None
+        #: set when the state store could not be written (the crawl stops, run "error")
+        self.store_failed: str | None = None
+        #: set when even the run record could not be written
+        self.run_unrecorded: str | None = None
         self._budget = int(self.source.max_items or 0)
         if shard is not None:
             self._budget = shard.share(self._budget)
@@ -216,12 +220,18 @@ class SourceSpider(scrapy.Spider):
         return spider
 
     def _on_spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
+        if storage_error(failure.value):
+            self.storage_failed(failure.value)
+            return
         # a callback raised (malformed JSON/HTML the parser could not survive): recorded
         self.record_error(getattr(response, "url", "?"),
                           f"{type(failure.value).__name__}: {one_line(failure.value)}",
                           role=response.meta.get("ls_role", "item") if response else "item")
 
     def _on_item_error(self, item: Any, response: Any, spider: Any, failure: Failure) -> None:
+        if storage_error(failure.value):
+            self.storage_failed(failure.value)
+            return
         self.record_error(getattr(getattr(item, "document", None), "url", "?"),
                           f"pipeline: {type(failure.value).__name__}: "
                           f"{one_line(failure.value)}")
@@ -333,10 +343,15 @@ class SourceSpider(scrapy.Spider):
 
     def flush_seen(self) -> None:
         """Write the buffered first sightings (every second, per 500, before other writes)."""
-        if self._new_sightings:
+        if self._new_sightings and self.store_failed is None:
             batch, self._new_sightings = self._new_sightings, []
-            with self.store.transaction() as tx:
-                seen.discovered_many(tx, self.source.name, batch)
+            try:
+                with self.store.transaction() as tx:
+                    seen.discovered_many(tx, self.source.name, batch)
+            except Exception as exc:
+                if not storage_error(exc):
+                    raise
+                self.storage_failed(exc)  # the items are discovered again next run
 
     def make_document(self, response: Response, item_id: str, *, url: str | None = None,
                       filename: str | None = None, version: str | None = None,
@@ -390,6 +405,19 @@ class SourceSpider(scrapy.Spider):
             self.counters.error = one_line(message)
         self.logger.error("source failed: %s", one_line(message))
 
+    def storage_failed(self, exc: BaseException) -> None:
+        """The state store cannot be written (full disk, damaged file): nothing more can
+        be recorded, so the crawl stops and its run is an error."""
+        if self.store_failed is not None:
+            return
+        self.store_failed = str(store_failure(self.store.path, exc))
+        self.source_failed(self.store_failed)
+        engine = getattr(getattr(self, "crawler", None), "engine", None)
+        if engine is not None and engine.spider is not None:
+            from scrapy.utils.defer import deferred_from_coro
+
+            deferred_from_coro(engine.close_spider_async(reason="store_failed"))
+
     def record_error(self, url: str, message: str, *, role: str = "item") -> None:
         if role == "discover":
             self.source_failed(f"{url}: {message}")
@@ -442,6 +470,11 @@ class SourceSpider(scrapy.Spider):
         self.counters.error = f"crawl closed: {reason}"
         return "error"
 
+    def _record_run(self) -> None:
+        assert self.summary is not None
+        with self.store.transaction() as tx:
+            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
+
     def closed(self, reason: str) -> None:
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
@@ -455,8 +488,27 @@ class SourceSpider(scrapy.Spider):
                              self.summary.fetched, self.summary.new, self.summary.hits,
                              self.summary.errors)
             return
-        with self.store.transaction() as tx:
-            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
+        try:
+            self._record_run()
+        except Exception as exc:
+            if not storage_error(exc):
+                raise
+            # a full disk: spend the store's reserve on the run record
+            try:
+                if not self.store.release_reserve():
+                    raise
+                self._record_run()
+            except Exception as again:
+                if not storage_error(again):
+                    raise
+            else:
+                self.logger.info("run recorded (reserve space used): %s", outcome)
+                return
+            # the runner reports it (one line, exit 2): no run record to read back
+            self.store_failed = self.store_failed or str(store_failure(self.store.path, exc))
+            self.run_unrecorded = str(store_failure(self.store.path, exc))
+            self.logger.error("run not recorded: %s", self.run_unrecorded)
+            return
         self.logger.info("run recorded: %s discovered=%d fetched=%d new=%d hits=%d errors=%d",
                          outcome, self.summary.discovered, self.summary.fetched,
                          self.summary.new, self.summary.hits, self.summary.errors)

@@ -25,6 +25,7 @@ from scrapy.utils.misc import load_object
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import SourceConfig
+from leaksentry.errors import StoreError
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
@@ -170,8 +171,13 @@ def _on_shutdown_signal(app: Settings, source: SourceConfig, started: datetime,
 
 
 def run_crawl(app: Settings, source_name: str, shard: Shard | None = None) -> RunSummary:
-    """One crawl of the named source; the returned summary is already in the store."""
+    """One crawl of the named source; the returned summary is already in the store.
+
+    A state store that cannot be opened (damaged, no space) raises StoreError before
+    anything is fetched; one whose run record cannot be written raises it at the end."""
     source = app.crawler.effective(app.source(source_name))
+    if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
+        Store(app.state.db).close()  # the connection is closed before fork, never inherited
     if shard is None and source.processes > 1:
         return _run_shards(app, source)
     return _run_one(app, source, shard)
@@ -181,9 +187,6 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
     # [crawler] scan_workers is the crawl's total: the shards share it (at least one each).
     # More scan threads per shard than that only contend for its GIL and the store's
     # write lock (bench_crawl: 2 shards x 1 worker ~385 docs/s, x 2 workers ~300)
-    # create and migrate the state file (and put it in WAL mode) before the shards open
-    # it all at once; the connection is closed before fork, never inherited
-    Store(app.state.db).close()
     n = source.processes
     per_shard = max(1, app.crawler.scan_workers // n)
     shard_app = app.model_copy(update={
@@ -250,6 +253,9 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSum
     finally:
         done.set()
     spider = getattr(crawler, "spider", None) if crawler else None
+    unrecorded = getattr(spider, "run_unrecorded", None)
+    if unrecorded:  # even the run record could not be written: say so, exit 2
+        raise StoreError(unrecorded)
     summary = getattr(spider, "summary", None)
     if summary is None:
         summary = RunSummary(source=source.name, started_at=started,

@@ -119,15 +119,17 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 
     exc = failure.value
     if isinstance(exc, HttpError):
+        from crawler.middlewares.backoff import describe_wait, epoch_wait, parse_retry_after
+
         resp = exc.response
         if resp.headers.get("X-RateLimit-Remaining") == b"0":
-            reset = (resp.headers.get("X-RateLimit-Reset") or b"?").decode("latin-1")
-            when = datetime.fromtimestamp(int(reset), UTC).isoformat() if reset.isdigit() \
-                else reset
+            reset = resp.headers.get("X-RateLimit-Reset")
+            when = describe_wait(epoch_wait(reset), reset)
             return str(resp.status), f"HTTP {resp.status}: rate limit exhausted until {when}"
         if resp.status in (429, 503) and resp.headers.get("Retry-After"):
+            after = resp.headers.get("Retry-After")
             return str(resp.status), (f"HTTP {resp.status}: asked to retry after"
-                                      f" {resp.headers.get('Retry-After', b'').decode()!s}")
+                                      f" {describe_wait(parse_retry_after(after), after)}")
         return str(resp.status), f"HTTP {resp.status}"
     if isinstance(exc, BlockedAddress):
         return "blocked", one_line(exc)

@@ -68,9 +68,11 @@ from scrapy.logformatter import LogFormatter
 from twisted.python.failure import Failure
 
 from crawler.items import DocumentItem
+from crawler.middlewares.credentials import HEADERS_META, ORIGIN_META, origin
 from crawler.shard import Shard
 from leaksentry.config import Settings
 from leaksentry.config.base import resolve_secret
+from leaksentry.config.secrets import credential_header
 from leaksentry.config.sources import SourceConfig
 from leaksentry.store import seen
 from leaksentry.store.db import Store, storage_error, store_failure
@@ -276,11 +278,18 @@ class SourceSpider(scrapy.Spider):
                 item_id: str | None = None, meta: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None, **kwargs: Any) -> Request:
         """A Request carrying the source's headers, token, proxy and error handling."""
-        hdrs = dict(self.source.headers)
-        if self._token and urlsplit(url).hostname == self._source_host:
+        own = urlsplit(url).hostname == self._source_host
+        # credentials (the token, credential-like configured headers) go to the source's
+        # own host only, and never follow a redirect to another origin
+        hdrs = {k: v for k, v in self.source.headers.items() if own or not credential_header(k)}
+        if self._token and own:
             hdrs[self.source.token_header] = self.source.token_format.format(token=self._token)
         hdrs.update(headers or {})
         m = {"ls_role": role, "ls_item_id": item_id, **(meta or {})}
+        creds = [h for h in hdrs if h == self.source.token_header or credential_header(h)]
+        if creds:  # for this origin only: dropped on a redirect elsewhere
+            m.setdefault(ORIGIN_META, origin(url))
+            m.setdefault(HEADERS_META, creds)
         if self.source.proxy:
             m.setdefault("proxy", self.source.proxy)
         # no download may outlive the crawl's own timeout (a stalled body would hold the

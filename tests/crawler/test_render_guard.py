@@ -174,3 +174,45 @@ def test_rendered_document_over_max_download_size_is_too_large(loopback, crawl_w
     assert res.run is not None, res.output[-3000:]
     assert [d["item_id"] for d in crawl_ws.docs()] == ["small"], res.output[-3000:]
     assert res.run["statuses"].get("too_large") == 1, res.run
+
+
+def test_proxy_chains_to_the_source_proxy_and_still_checks_literals(internal) -> None:
+    """With a source ``proxy`` the guard proxy forwards to it (names the local resolver
+    cannot resolve are the upstream's to resolve, as in the Scrapy guard); IP literals
+    and locally resolvable names are still checked."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Upstream(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = b"via upstream"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    up = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=up.serve_forever, daemon=True).start()
+
+    async def nxdomain(host: str, port: int) -> list[str]:
+        raise OSError("not found")
+
+    run = _Loop(GuardProxy(resolve=nxdomain, upstream=f"http://127.0.0.1:{up.server_port}"))
+    try:
+        got = _raw(run.proxy.port, b"GET http://abcdefgh.onion/x HTTP/1.1\r\n"
+                   b"Host: abcdefgh.onion\r\n\r\n")
+        assert got.startswith(b"HTTP/1.0 200") and got.endswith(b"via upstream"), got
+        assert seen == ["http://abcdefgh.onion/x"]  # absolute form, for the upstream
+        got = _raw(run.proxy.port, f"GET http://127.0.0.1:{internal.port}/ HTTP/1.1\r\n"
+                   "Host: x\r\n\r\n".encode())
+        assert got.startswith(b"HTTP/1.1 403") and len(seen) == 1
+        assert internal.received == 0
+    finally:
+        run.close()
+        up.shutdown()
+        up.server_close()

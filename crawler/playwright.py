@@ -62,6 +62,26 @@ def make_abort_request(*, block_resources: bool = True) -> Callable[[Any], Await
     return abort_request
 
 
+def make_header_filter(token_header: str) -> Callable[..., Awaitable[dict[str, str]]]:
+    """The ``PLAYWRIGHT_PROCESS_REQUEST_HEADERS`` function: scrapy-playwright's default,
+    minus every credential header. Chromium would send them on every navigation of the
+    page (iframes of any origin) and Playwright keeps overridden headers across redirects,
+    so a credential given to the browser could not be kept to its origin: rendered
+    requests carry none."""
+    from scrapy_playwright.headers import use_scrapy_headers
+
+    from leaksentry.config.secrets import credential_header
+
+    token = token_header.lower()
+
+    async def headers(**kwargs: Any) -> dict[str, str]:
+        got = await use_scrapy_headers(**kwargs)
+        return {k: v for k, v in got.items()
+                if k.lower() != token and not credential_header(k)}
+
+    return headers
+
+
 def configure_crawler(settings: Any, source: SourceConfig) -> None:
     """Add this source's browser-side guards to a crawler's (unfrozen) settings.
 
@@ -75,6 +95,8 @@ def configure_crawler(settings: Any, source: SourceConfig) -> None:
         return
     settings.set("PLAYWRIGHT_ABORT_REQUEST",
                  make_abort_request(block_resources=source.block_resources),
+                 priority="cmdline")
+    settings.set("PLAYWRIGHT_PROCESS_REQUEST_HEADERS", make_header_filter(source.token_header),
                  priority="cmdline")
     maxsize = settings.getint("DOWNLOAD_MAXSIZE")
     guard = GuardProxy(policy=GuardPolicy.from_settings(settings),
@@ -203,6 +225,16 @@ class PagePoolMiddleware:
                 request.meta["playwright_page"] = page
 
 
+#: a rendered document larger than the limit fails in the browser, before
+#: ``page.content()`` copies it here (characters <= UTF-8 bytes: never a false refusal);
+#: the message is classified as too_large
+SIZE_CHECK_JS = """(max) => {
+  const n = document.documentElement ? document.documentElement.outerHTML.length : 0;
+  if (n > max) throw new Error(`rendered document larger than maxsize (${n} > ${max})`);
+  return n;
+}"""
+
+
 def render_meta(source: SourceConfig, wait_selector: str | None = None, *,
                 reuse_page: bool = False) -> dict[str, Any]:
     """Request meta that renders a page and waits for its content.
@@ -219,6 +251,8 @@ def render_meta(source: SourceConfig, wait_selector: str | None = None, *,
                               timeout=timeout_ms)]
     else:
         methods = [PageMethod("wait_for_load_state", "networkidle", timeout=timeout_ms)]
+    if source.max_download_size:  # refused before the page is serialized into this process
+        methods.append(PageMethod("evaluate", SIZE_CHECK_JS, int(source.max_download_size)))
     return {
         "playwright": True,
         # without reuse the handler closes every page itself

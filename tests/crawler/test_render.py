@@ -189,12 +189,14 @@ def test_abort_request_lets_scripts_and_api_calls_through() -> None:
 
 def test_render_meta_never_hands_pages_to_callbacks() -> None:
     src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
-                       render=True, wait_selector="a.paste", wait_timeout=5)
+                       render=True, wait_selector="a.paste", wait_timeout=5,
+                       max_download_size=2**20)
     meta = render_meta(src, src.wait_selector)
     assert meta["playwright"] is True and meta["playwright_include_page"] is False
-    (method,) = meta["playwright_page_methods"]
+    method, size = meta["playwright_page_methods"]
     assert method.method == "wait_for_selector" and method.args == ("a.paste",)
     assert method.kwargs["timeout"] == 5000
+    assert size.method == "evaluate" and size.args[1] == src.max_download_size
     idle = render_meta(src, None)["playwright_page_methods"][0]
     assert idle.method == "wait_for_load_state" and idle.args == ("networkidle",)
 
@@ -293,3 +295,48 @@ def test_page_pool_reuses_closes_surplus_and_closes_everything_at_the_end() -> N
     pool, pages = asyncio.run(scenario())
     assert all(p.closed for p in pages)
     assert pool.closed == 3 and pool.free == []
+
+
+def test_rendered_response_middleware_applies_size_and_guard() -> None:
+    from scrapy.http import HtmlResponse, Request
+
+    from crawler.guard_proxy import REFUSED_HEADER
+    from crawler.middlewares.guard import BlockedAddress
+    from crawler.playwright import RenderedResponseMiddleware, RenderedTooLarge
+
+    mw = RenderedResponseMiddleware(maxsize=100)
+    req = Request("https://example.org/")
+    small = HtmlResponse(req.url, body=b"x" * 100, flags=["playwright"])
+    assert mw.process_response(req, small) is small
+    with pytest.raises(RenderedTooLarge, match="maxsize"):
+        mw.process_response(req, HtmlResponse(req.url, body=b"x" * 101, flags=["playwright"]))
+    plain = HtmlResponse(req.url, body=b"x" * 101)  # Scrapy's own download: its own limit
+    assert mw.process_response(req, plain) is plain
+    refused = HtmlResponse(req.url, status=403, body=b"", flags=["playwright"],
+                           headers={REFUSED_HEADER: "x: refused: 10.0.0.1 is a private address"})
+    with pytest.raises(BlockedAddress, match="refused"):
+        mw.process_response(req, refused)
+
+
+def test_browser_requests_carry_no_credential_headers() -> None:
+    """Chromium sends the Scrapy headers on every navigation of a page (iframes of any
+    origin) and Playwright keeps them across redirects: credentials never go in."""
+    from scrapy.http import Headers
+
+    from crawler.playwright import make_header_filter
+
+    class FakeRequest:
+        url = "https://other.example/frame"
+
+        async def all_headers(self) -> dict[str, str]:
+            return {"user-agent": "chromium"}
+
+        def is_navigation_request(self) -> bool:
+            return True
+
+    headers = Headers({"X-Api-Key": "k", "Authorization": "Bearer t", "X-Feed": "f",
+                       "Accept": "text/html", "User-Agent": "leaksentry"})
+    got = asyncio.run(make_header_filter("X-Feed")(
+        browser_type_name="chromium", playwright_request=FakeRequest(),
+        scrapy_request_data={"headers": headers}))
+    assert {k.lower() for k in got} == {"accept", "user-agent"}

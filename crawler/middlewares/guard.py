@@ -158,7 +158,9 @@ class GuardPolicy:
         if opened and self.covers(host, port):
             return None
         if opened and self.allow_private:
-            return f"{why} outside private_hosts"
+            return f"{why} outside private_hosts (allow_private covers only those)"
+        if not opened and "metadata" not in why:
+            return f"{why} (refused even with allow_private)"
         return why
 
 

@@ -22,10 +22,12 @@ from leaksentry.cli import (
     crawl,
     demo,
     es,
+    evidence,
     fingerprints,
     hits,
     keys,
     kibana,
+    notify,
     run,
     scan,
     status,
@@ -71,7 +73,7 @@ def _root(
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
-                config_cmd):
+                config_cmd, evidence, notify):
     _module.register(app)
 
 

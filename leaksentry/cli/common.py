@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 from leaksentry.config import Settings, load_config
@@ -59,6 +60,16 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout: fitted to the terminal, or at its full width when stdout is a
+    pipe or a file (Rich would otherwise cut it to 80 columns and wrap every row)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = Console(width=100_000).measure(table).maximum
+    Console(width=max(width, 20), soft_wrap=False).print(table)
 
 
 def settings(config: Path | None) -> Settings:

@@ -93,6 +93,10 @@ def _print(findings: list[Finding]) -> None:
             continue
         console.print(Text.assemble(shown(f.url, "bold"), f": {r.matched_records} record(s): ",
                                     shown(_refs(r.record_refs))), soft_wrap=True)
+        if r.exposed_categories:
+            fields = f" ({', '.join(r.exposed_fields)})" if r.exposed_fields else ""
+            console.print(shown(f"  exposed: {', '.join(r.exposed_categories)}{fields}"),
+                          highlight=False, soft_wrap=True)
         for m in r.matches[:MATCHES_SHOWN]:
             console.print(shown(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}"
                                 f"  at {m.where}"), highlight=False, soft_wrap=True)
@@ -108,15 +112,17 @@ class _Recorder:
 
     def __init__(self, s: Settings) -> None:
         from leaksentry.store import Store
+        from pipelines.sinks.vault import Vault
 
         self.settings = s
         self.store = Store(s.state.db)
+        self.vault = Vault.from_settings(s)
         self.recorded = 0
 
-    def record(self, finding: Finding) -> None:
+    def record(self, finding: Finding, content: bytes) -> None:
         from pipelines.flow import record_finding
 
-        record_finding(self.store, finding, self.settings)
+        record_finding(self.store, finding, self.settings, vault=self.vault, content=content)
         self.recorded += 1
 
     def finish(self) -> None:
@@ -193,7 +199,7 @@ def scan(
                 soft_wrap=True)
         matched = matched or r.hit
         if recorder is not None:
-            recorder.record(finding)
+            recorder.record(finding, data)
         if as_json:
             sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
             sys.stdout.flush()

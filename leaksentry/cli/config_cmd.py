@@ -65,30 +65,45 @@ def _check_secrets(s: Settings) -> None:
 
 
 def private_source_warnings(s: Settings) -> list[str]:
-    """One line per source URL the network guard would refuse at crawl time."""
-    from crawler.middlewares.guard import blocked_reason
+    """One line per source URL the network guard would refuse at crawl time (the
+    source's own policy: allow_private, private_hosts)."""
+    from crawler.middlewares.guard import GuardPolicy, address_class, blocked_reason
 
-    targets: list[tuple[int, str, str, str]] = []  # (index, name, url, host)
+    targets: list[tuple[int, str, str, str, int | None, GuardPolicy]] = []
     for i, src in enumerate(s.sources):
-        if src.allow_private or not src.enabled:
+        if not src.enabled:
             continue
+        policy = GuardPolicy(allow_private=src.allow_private,
+                             private_hosts=tuple(src.private_hosts))
         for url in src.all_urls:
-            host = (urlsplit(url).hostname or "").rstrip(".").lower()
+            parts = urlsplit(url)
+            host = (parts.hostname or "").rstrip(".").lower()
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                port = None
             if host:
-                targets.append((i, src.name, url, host))
-    names = {h for *_, h in targets if blocked_reason(h) is None and h not in s.crawler.resolve}
+                targets.append((i, src.name, url, host, port, policy))
+    names = {t[3] for t in targets if blocked_reason(t[3]) is None
+             and t[3] not in s.crawler.resolve}
     resolved = _resolve_all(names)
     out = []
-    for i, name, url, host in targets:
+    for i, name, url, host, port, policy in targets:
         addresses = [host] if blocked_reason(host) else \
             s.crawler.resolve.get(host) or resolved.get(host, [])
         for address in addresses:
-            reason = blocked_reason(address)
-            if reason is None:
+            if policy.reason(address, host, port) is None:
                 continue
+            reason, openable = address_class(address) or ("non-public address", False)
             via = "" if address == host else f" ({host} resolves to {address})"
-            advice = "never crawl it" if "metadata" in reason else \
-                "the crawler refuses it unless the source sets allow_private = true"
+            if "metadata" in reason:
+                advice = "never crawl it"
+            elif not openable:
+                advice = "the crawler refuses it, even with allow_private = true"
+            elif policy.allow_private:
+                advice = "the crawler refuses it: add it to the source's private_hosts"
+            else:
+                advice = "the crawler refuses it unless the source sets allow_private = true"
             out.append(f"sources[{i}] ({name}): {url} is a {reason}{via}: {advice}")
             break
     return out

@@ -72,3 +72,24 @@ def test_no_secrets_no_warning_whatever_the_mode(tmp_path: Path) -> None:
     cfg.chmod(0o644)
     r = run(cfg)
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_config_check_applies_the_sources_own_guard_policy(tmp_path: Path) -> None:
+    """allow_private no longer opens everything: metadata and link-local stay refused,
+    and private_hosts scopes it (issue 20, item 2)."""
+    cfg = tmp_path / "leaksentry.toml"
+    cfg.write_text(f'[state]\ndir = "{tmp_path}"\n\n'
+                   '[[sources]]\nname = "meta"\nkind = "watch"\nallow_private = true\n'
+                   'url = "http://169.254.169.254/latest/meta-data/"\n\n'
+                   '[[sources]]\nname = "ll"\nkind = "watch"\nallow_private = true\n'
+                   'url = "http://169.254.7.7/x"\n\n'
+                   '[[sources]]\nname = "scoped"\nkind = "watch"\nallow_private = true\n'
+                   'private_hosts = ["127.0.0.1:8080"]\n'
+                   'urls = ["http://127.0.0.1:8080/ok", "http://127.0.0.1:9090/no"]\n')
+    r = run(cfg)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert any("(meta)" in x and "never crawl it" in x for x in lines), r.stderr
+    assert any("(ll)" in x and "even with allow_private" in x for x in lines), r.stderr
+    scoped = [x for x in lines if "(scoped)" in x]
+    assert len(scoped) == 1 and ":9090/no" in scoped[0] and "private_hosts" in scoped[0]

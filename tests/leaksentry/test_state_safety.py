@@ -21,6 +21,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def write_config(root: Path, state: Path, sources: str = "") -> Path:
 
 
 COMMANDS = [("status",), ("hits",), ("alerts", "list"), ("es", "spool"), ("crawl", "w"),
+            ("run",), ("evidence", "list"),
             ("scan", "--index", "leak.txt")]
 
 
@@ -134,6 +136,22 @@ def test_state_files_are_owner_only_whatever_the_umask(ws: Path, tmp_path: Path)
     # the CLI, started with umask 022: every file and directory it makes in the state dir
     for args in (("scan", "--index", "leak.txt"), ("crawl", "w"), ("status",)):
         cli(*args, "--config", str(ws / "leaksentry.toml"), cwd=ws)
+    # the daemon: its job store, lock and info files, until it is stopped
+    env = {**os.environ, "LEAKSENTRY_HOME": str(ws / "home")}
+    daemon = subprocess.Popen([sys.executable, "-m", "leaksentry", "run", "--config",
+                               str(ws / "leaksentry.toml")], cwd=ws, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: os.umask(0o022))
+    try:
+        for _ in range(300):
+            if (ws / "state" / "scheduler.db").exists() or daemon.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+    assert (ws / "state" / "scheduler.db").exists()
     modes = _modes(ws / "state")
     assert "state.db" in modes, modes
     for name, mode in modes.items():

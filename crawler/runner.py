@@ -101,6 +101,18 @@ def scrapy_settings(source: SourceConfig, app: Settings,
     return out
 
 
+def _escape_log_controls() -> None:
+    """Scrapy's log handler (installed by CrawlerProcess) prints URLs, titles and server
+    messages: no raw control character reaches the terminal through it."""
+    import logging
+
+    from leaksentry.terminal import EscapeControlsFilter
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, EscapeControlsFilter) for f in handler.filters):
+            handler.addFilter(EscapeControlsFilter())
+
+
 def spider_class(kind: str) -> type:
     return load_object(SPIDERS[kind])
 
@@ -230,6 +242,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSum
     crawler = None
     try:
         process = CrawlerProcess(settings)
+        _escape_log_controls()
         crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
         from scrapy import signals
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -14,36 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from leaksentry.config import Settings, load_config
+from leaksentry.terminal import visible
 
 # emoji codes (":warning:") in a stranger's text must stay text
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 
-#: C0 and C1 controls (ESC, CR, LF, TAB ...), DEL, and the invisible and bidi-override
-#: characters that can forge or disguise a line in a terminal
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069"
-                     "\ufeff]")
-
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escaped(m: re.Match[str]) -> str:
-    if m.group() in _NAMED:
-        return _NAMED[m.group()]
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(value: object) -> str:
-    """Stranger-controlled text (file names, URLs, titles, run errors) for a terminal:
-    control, line-breaking and bidi characters shown as escapes (``\\x1b``, ``\\n``)."""
-    return _UNSAFE.sub(_escaped, str(value))
-
-
 def shown(value: object, style: str = "") -> Text:
-    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), escaped as
-    :func:`visible`. Use it for table cells and ``Text.assemble`` parts."""
+    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), control
+    characters escaped (:func:`leaksentry.terminal.visible`). Use it for table cells and
+    ``Text.assemble`` parts."""
     return Text(visible(value), style=style)
 
 

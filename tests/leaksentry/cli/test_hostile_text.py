@@ -125,8 +125,8 @@ def test_crawl_with_a_hostile_page_title(tmp_path: Path) -> None:
     err_lines = [line for line in r.stderr.splitlines() if line.startswith("lst: error")]
     assert err_lines and "bot-check" in err_lines[0] and "[/" in err_lines[0], r.stderr
     assert "MarkupError" not in r.stdout + r.stderr and "Traceback" not in r.stderr
-    # the crawl's own summary lines (not Scrapy's log) carry no raw ESC
-    assert "\x1b" not in r.stdout and "\x1b" not in "\n".join(err_lines)
+    # neither the crawl's summary nor Scrapy's log lines carry a raw ESC
+    assert "\x1b" not in r.stdout + r.stderr, r.stderr
 
 
 def test_scan_with_hostile_file_names(tmp_path: Path) -> None:
@@ -145,3 +145,14 @@ def test_scan_with_hostile_file_names(tmp_path: Path) -> None:
     assert_inert(r)
     assert "\\x1b[31mred[red]x\\nFORGED" in r.stdout.replace("\n", ""), r.stdout
     assert people[0].hkid not in r.stdout + r.stderr
+
+
+def test_crawl_log_lines_escape_controls_but_keep_line_breaks() -> None:
+    import logging
+
+    from leaksentry.terminal import EscapeControlsFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s: %s", (
+        "http://h/\x1b]0;t\x07", "stats {\n 'a': 1}\r"), None)
+    assert EscapeControlsFilter().filter(record)
+    assert record.getMessage() == "http://h/\\x1b]0;t\\x07: stats {\n 'a': 1}\\r"

@@ -10,7 +10,7 @@ identifier: matches hold masked forms, keyed digests and register references.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -209,11 +209,6 @@ class Finding:
             "exposed_categories": list(r.exposed_categories),
             **({"ocr": {"pages": r.ocr_pages}} if r.ocr_pages is not None else {}),
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["fetched_at"] = self.fetched_at.isoformat()
-        return d
 
 
 @dataclass(frozen=True, slots=True)

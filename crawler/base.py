@@ -1,6 +1,6 @@
 """The base spider every source kind builds on, and its shared helpers.
 
-How a spider for a source kind is written (part B: listing, bucket, telegram)::
+How a spider for a source kind is written::
 
     class ListingSpider(SourceSpider):
         name = "listing"                       # == the source kind

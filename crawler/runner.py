@@ -29,7 +29,7 @@ from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
 
-#: spider class per source kind (part B owns listing, bucket and telegram)
+#: spider class per source kind
 SPIDERS: dict[str, str] = {
     "feed": "crawler.spiders.feed.FeedSpider",
     "directory": "crawler.spiders.directory.DirectorySpider",

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from pipelines.model import RunSummary
 
 COMPONENT = "runs"
@@ -59,7 +60,7 @@ class SourceHealth:
 
 
 def record_run(
-    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = 3
+    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
 ) -> SourceHealth:
     """Append a run and update the source's health.
 

@@ -237,6 +237,41 @@ def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store
     assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
 
 
+def test_bulk_items_answered_5xx_stay_pending_then_land(osmem, tmp_path, store, sinkdata):
+    """A proxy answers the first bulk request with a 5xx for every item (shards
+    unavailable, a node restarting): no item is dropped as rejected; they wait in the
+    spool and the next drain delivers each exactly once."""
+    from fixtures_osmem import CompatProxy
+
+    failed: list[int] = []
+
+    def fail_first_bulk(method: str, path: str, body: bytes | None, headers: dict):
+        if not path.startswith("/_bulk") or failed:
+            return None
+        lines = [ln for ln in (body or b"").split(b"\n") if ln.strip()]
+        items = [{"create": {**json.loads(meta)["create"], "status": status, "error": {
+            "type": "unavailable_shards_exception", "reason": "primary shard not active"}}}
+            for meta, status in zip(lines[0::2], [500, 502, 503, 504] * 10, strict=False)]
+        failed.append(len(items))
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
+
+    proxy = CompatProxy(osmem, intercept=fail_first_bulk)
+    try:
+        settings = make_settings(proxy.url, tmp_path)
+        setup.setup(connect(settings.elasticsearch))
+        for f in sinkdata.a_month_of_findings(sinkdata.people(10), ["pastebin"], 5):
+            record_finding(store, f, settings)
+        first = spool.drain(store, settings)
+        assert failed == [10]
+        assert (first.delivered, first.retry_later, first.rejected) == (0, 10, 0)
+        assert first.pending == 10 and spool.rejected_items(store.conn) == []
+        second = spool.drain(store, settings)
+    finally:
+        proxy.close()
+    assert second.delivered == 10 and second.pending == 0 and second.rejected == 0
+    assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
+
+
 def test_server_stopped_during_a_drain(osmem, tmp_path, store, sinkdata):
     """The server dies between two bulk requests of one drain: what it took is not sent
     again, the rest waits, and after the restart every document is there exactly once."""

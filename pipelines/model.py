@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -221,11 +221,6 @@ class Finding:
             "exposed_categories": list(r.exposed_categories),
             **({"ocr": {"pages": r.ocr_pages}} if r.ocr_pages is not None else {}),
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["fetched_at"] = self.fetched_at.isoformat()
-        return d
 
 
 @dataclass(frozen=True, slots=True)

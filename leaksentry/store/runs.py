@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 
+from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.redaction import redact
 from pipelines.model import RunSummary
 
@@ -61,7 +61,7 @@ class SourceHealth:
 
 
 def record_run(
-    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = 3
+    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
 ) -> SourceHealth:
     """Append a run and update the source's health.
 
@@ -136,9 +136,3 @@ def recent_runs(conn: sqlite3.Connection, source: str | None = None,
         q = "SELECT * FROM source_runs WHERE source = ? ORDER BY id DESC LIMIT ?"
         return list(conn.execute(q, (source, limit)))
     return list(conn.execute("SELECT * FROM source_runs ORDER BY id DESC LIMIT ?", (limit,)))
-
-
-def last_run_at(conn: sqlite3.Connection, source: str) -> datetime | None:
-    row = conn.execute("SELECT max(finished_at) FROM source_runs WHERE source = ?",
-                       (source,)).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None

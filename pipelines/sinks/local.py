@@ -190,10 +190,5 @@ def query_hits(conn: sqlite3.Connection, since: datetime | None = None,
     return [_record(r) for r in conn.execute(sql, args)]
 
 
-def get_hit(conn: sqlite3.Connection, hit_id: int) -> HitRecord | None:
-    row = conn.execute("SELECT * FROM hits WHERE id = ?", (hit_id,)).fetchone()
-    return _record(row) if row else None
-
-
 def count_documents(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM documents").fetchone()[0]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from leaksentry.errors import retryable_status
 from leaksentry.redaction import redact
 from pipelines.model import Finding, StoredHit
 from pipelines.sinks import ecs
@@ -232,8 +233,10 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
                 reason = _item_error(info)
                 if len(report.errors) < 20:
                     report.errors.append(f"{info.get('_index')}/{info.get('_id')}: {reason}")
-                # 404: its create waits; 409 on an update: a concurrent update, try again
-                if status in (0, 404, 429) or status >= 500 or (op, status) == ("update", 409):
+                # no status, or one worth asking again; 404: its create waits; 409 on an
+                # update: a concurrent update, try again
+                if (not status or retryable_status(status) or status == 404
+                        or (op, status) == ("update", 409)):
                     report.retry_later += 1
                     failed.append(("pending", reason, now, row_id))
                 else:
@@ -242,7 +245,7 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
     except Exception as exc:
         err = cluster.error(exc, "bulk")
         report.error = str(err)
-        report.unreachable = err.unreachable or err.status is None
+        report.unreachable = err.unreachable
         alive = False
     finally:
         with store.transaction() as tx:

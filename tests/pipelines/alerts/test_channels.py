@@ -75,7 +75,7 @@ def test_http_channel_errors_never_show_the_secret_url(kit, tmp_path, receivers)
                                         "url": url}]).alerts.channels[0]
     with pytest.raises(ChannelError) as err:
         build_channel(cfg).send(Outgoing(1, "test", "low", {"kind": "test"}, "k"))
-    assert not err.value.transient and "secret-token" not in str(err.value)
+    assert not err.value.retryable and "secret-token" not in str(err.value)
 
 
 def test_missing_url_env_is_a_config_error_naming_the_variable(kit, tmp_path, monkeypatch):

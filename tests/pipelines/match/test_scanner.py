@@ -144,6 +144,22 @@ def test_severity_thresholds(fp_dir: Path, patients: list[synth.Patient]) -> Non
                       ("critical", True)]
 
 
+def test_unmatched_severity_thresholds(fp_dir: Path) -> None:
+    """Valid identifiers not in the register raise the severity at exactly each
+    threshold (low, medium, high), and not one identifier earlier."""
+    cfg = MatchingConfig(severity=SeverityConfig(unmatched_low=2, unmatched_medium=3,
+                                                 unmatched_high=4))
+    m = Matcher.load(fp_dir / "key", fp_dir / "fp", cfg)
+    rng = random.Random(2)
+    strangers = [synth.hkid(rng) for _ in range(5)]
+    levels = []
+    for n in range(0, 6):
+        r = m.scan([TextPart(" ".join(strangers[:n]))])
+        assert r.matched_records == 0 and r.unmatched_valid["hkid"] == n
+        levels.append(r.severity)
+    assert levels == ["none", "none", "low", "medium", "high", "high"]
+
+
 def test_nothing_found(matcher: Matcher) -> None:
     r = matcher.scan([TextPart(FILLER_EN * 100), TextPart(""), TextPart("\x00\xff" * 10)])
     assert (r.severity, r.matched_records, r.matches, r.parts) == ("none", 0, [], 3)

@@ -48,6 +48,25 @@ def _worked(state: State) -> None:
     state.details["passwords_worked"] = state.details.get("passwords_worked", 0) + 1
 
 
+def _with_passwords(state: State, known: list[str], read: Callable[[str], bytes],
+                    wrong: tuple[type[Exception], ...]) -> bytes | None:
+    """``read(password)`` with the passwords that opened earlier members first, then the
+    other candidates; None if none works. A wrong password's garbage (``wrong`` raised)
+    does not count against the expansion limit; one that works is remembered."""
+    for pw in [*known, *(p for p in state.candidate_passwords() if p not in known)]:
+        spent = state.expanded
+        try:
+            data = read(pw)
+        except wrong:
+            state.expanded = spent
+            continue
+        if pw not in known:
+            known.append(pw)
+            _worked(state)
+        return data
+    return None
+
+
 # -- ZIP ----------------------------------------------------------------------------------
 
 def _read_zip_member(zf: pyzipper.AESZipFile, info: Any, state: State, where: str,
@@ -56,20 +75,13 @@ def _read_zip_member(zf: pyzipper.AESZipFile, info: Any, state: State, where: st
     if not info.flag_bits & 0x1:
         with zf.open(info) as fp:
             return read_limited(fp, state, where)
-    tried = [*known, *(p for p in state.candidate_passwords() if p not in known)]
-    for pw in tried:
-        spent = state.expanded
-        try:
-            with zf.open(info, pwd=pw.encode("utf-8")) as fp:
-                data = read_limited(fp, state, where)
-        except (RuntimeError, pyzipper.BadZipFile, zlib.error, ValueError, EOFError):
-            state.expanded = spent  # a wrong password's garbage does not count
-            continue
-        if pw not in known:
-            known.append(pw)
-            _worked(state)
-        return data
-    return None
+
+    def read(pw: str) -> bytes:
+        with zf.open(info, pwd=pw.encode("utf-8")) as fp:
+            return read_limited(fp, state, where)
+
+    return _with_passwords(state, known, read, (RuntimeError, pyzipper.BadZipFile,
+                                                zlib.error, ValueError, EOFError))
 
 
 def zip_entries(data: bytes) -> int | None:
@@ -270,20 +282,13 @@ def _read_rar_member(rf: Any, info: Any, state: State, where: str, path: str,
                          _glob_escape(info.filename)], state, where)
     if not _rar_can_decrypt():
         return None
-    for pw in [*known, *(p for p in state.candidate_passwords() if p not in known)]:
-        spent = state.expanded
-        try:
-            with rf.open(info, pwd=pw) as fp:
-                data = read_limited(fp, state, where)
-        except (rarfile.RarWrongPassword, rarfile.RarCRCError, rarfile.BadRarFile,
-                rarfile.RarFatalError):
-            state.expanded = spent
-            continue
-        if pw not in known:
-            known.append(pw)
-            _worked(state)
-        return data
-    return None
+
+    def read(pw: str) -> bytes:
+        with rf.open(info, pwd=pw) as fp:
+            return read_limited(fp, state, where)
+
+    return _with_passwords(state, known, read, (rarfile.RarWrongPassword, rarfile.RarCRCError,
+                                                rarfile.BadRarFile, rarfile.RarFatalError))
 
 
 def rar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:

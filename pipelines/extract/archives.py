@@ -360,8 +360,8 @@ def rar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 
 # -- single-stream compression -------------------------------------------------------------
 
-def _inflate(data: bytes, state: State, where: str,
-             new: Callable[[], Any], multi: bool = True) -> bytes:
+def inflate(data: bytes, state: State, where: str,
+            new: Callable[[], Any], multi: bool = True) -> bytes:
     """Decompress with a bounded output size per call, charging as it goes."""
     out = bytearray()
     rest = data
@@ -385,11 +385,12 @@ def _inflate(data: bytes, state: State, where: str,
     return bytes(out)
 
 
-class _Zlib:
-    """zlib.decompressobj with the bz2/lzma decompressor interface."""
+class ZlibStream:
+    """zlib.decompressobj with the bz2/lzma decompressor interface :func:`inflate` uses;
+    ``wbits`` as zlib's (31: a gzip member, -15: raw deflate)."""
 
-    def __init__(self) -> None:
-        self.d = zlib.decompressobj(wbits=31)
+    def __init__(self, wbits: int = 31) -> None:
+        self.d = zlib.decompressobj(wbits=wbits)
         self.needs_input = True
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
@@ -407,7 +408,7 @@ class _Zlib:
 
 
 _STREAMS: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
-    "gzip": (_Zlib, (".gz", ".gzip")),
+    "gzip": (ZlibStream, (".gz", ".gzip")),
     "bzip2": (bz2.BZ2Decompressor, (".bz2",)),
     "xz": (lzma.LZMADecompressor, (".xz",)),
     "zstd": (lambda: None, (".zst", ".zstd")),  # read through zstandard's stream reader
@@ -448,7 +449,7 @@ def compressed(data: bytes, node: Node, state: State, kind: str) -> Iterator[Tex
     state.member(where)
     try:
         content = _unzstd(data, state, where) if kind == "zstd" else \
-            _inflate(data, state, where, new)
+            inflate(data, state, where, new)
     except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
         raise Failed("corrupt", f"{node.label}: {kind} stream unreadable: "
                                 f"{reason(e)}") from None

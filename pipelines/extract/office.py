@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from lxml import etree
 
-from pipelines.extract.archives import read_limited
+from pipelines.extract.archives import ZlibStream, inflate, read_limited
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
 from pipelines.extract.text import TableHeader, row_text, walk_events
@@ -281,8 +281,6 @@ def _odf_decrypt(raw: bytes, enc: dict[str, str], password: str, state: State,
 
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    from pipelines.extract.archives import _inflate
-
     start_name = enc.get("start-key-generation-name", "sha1")
     start = (hashlib.sha256 if start_name.endswith("sha256") else hashlib.sha1)(
         password.encode("utf-8")).digest()
@@ -299,32 +297,9 @@ def _odf_decrypt(raw: bytes, enc: dict[str, str], password: str, state: State,
     if plain and 1 <= plain[-1] <= 16:
         plain = plain[:-plain[-1]]  # W3C XML encryption padding
     try:
-        return _inflate(plain, state, where, lambda: _RawInflate(), multi=False)
+        return inflate(plain, state, where, lambda: ZlibStream(wbits=-15), multi=False)
     except zlib.error:
         return None
-
-
-class _RawInflate:
-    """A raw-deflate decompressor with the bz2/lzma interface :func:`_inflate` uses."""
-
-    def __init__(self) -> None:
-        import zlib
-
-        self.d = zlib.decompressobj(wbits=-15)
-        self.needs_input = True
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        chunk = self.d.decompress(self.d.unconsumed_tail + data, max_length)
-        self.needs_input = not self.d.unconsumed_tail
-        return chunk
-
-    @property
-    def eof(self) -> bool:
-        return self.d.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self.d.unused_data
 
 
 def _odf_unlock(raw: bytes, enc: dict[str, str], node: Node, state: State) -> bytes:

@@ -144,29 +144,6 @@ def pastebin():
     srv.stop()
 
 
-@pytest.fixture
-def http_server_dir(tmp_path: Path):
-    """Python's own http.server (SimpleHTTPRequestHandler) serving a fresh directory."""
-    import functools
-    import http.server
-    import threading
-
-    root = tmp_path / "pydir"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-
-
 NGINX = "/usr/sbin/nginx"
 
 

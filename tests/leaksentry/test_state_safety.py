@@ -200,29 +200,6 @@ def many_leaks(d: Path, n: int) -> list[str]:
     return [str(p) for p in sorted(d.iterdir())]
 
 
-@pytest.fixture
-def http_server_dir(tmp_path: Path):
-    """Python's own http.server on loopback serving a fresh directory."""
-    import functools
-    import http.server
-    import threading
-
-    root = tmp_path / "site"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def integrity(db: Path) -> str:
     conn = sqlite3.connect(db)
     try:

@@ -18,8 +18,6 @@ Slack/Teams, SMTP (aiosmtpd, STARTTLS) and syslog receivers of this directory's 
 from __future__ import annotations
 
 import csv
-import functools
-import http.server
 import io
 import json
 import logging
@@ -30,7 +28,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 import zipfile
@@ -40,6 +37,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 import pytest
+from fixtures_httpdir import DirServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -67,25 +65,6 @@ def mrn_of(i: int) -> str:
 def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "leaksentry", *args], capture_output=True,
                           timeout=240, env=env, cwd=cwd)
-
-
-class DirServer:
-    """Python's own http.server over a directory (an open-directory listing)."""
-
-    def __init__(self, root: Path) -> None:
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class Workspace:

@@ -453,6 +453,29 @@ def syslog_mtls(stream_sinks: Any, tls_ca: tuple[trustme.CA, str]) -> StreamSink
     return stream_sinks(tls=ctx)
 
 
+def every_channel(receivers: list[Receiver], smtp: Mailbox, udp: SyslogSink,
+                  stream: SyslogSink) -> tuple[Receiver, Receiver, list[dict[str, Any]]]:
+    """One channel of every type: a webhook receiver, a chat receiver (Slack and Teams
+    on two paths), mail through ``smtp`` (user "soc"), syslog over UDP and over the
+    ``stream`` sink (TCP, or TLS trusting the test CA). Returns (hook, chat, channels)."""
+    hook = start_receiver(Receiver())
+    chat = start_receiver(Receiver(secret=None))
+    receivers += [hook, chat]
+    siem = {"name": f"siem-{stream.protocol}", "type": "syslog", "port": stream.port,
+            "protocol": stream.protocol}
+    if stream.protocol == "tls":
+        siem["ca_file"] = smtp.ca_file
+    return hook, chat, [
+        {"name": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
+        {"name": "slack", "type": "slack", "url": chat.url + "/slack"},
+        {"name": "teams", "type": "teams", "url": chat.url + "/teams"},
+        {"name": "mail", "type": "email", "host": "127.0.0.1", "port": smtp.port,
+         "username": "soc", "to": ["soc@hospital.example"], "ca_file": smtp.ca_file},
+        {"name": "siem-udp", "type": "syslog", "port": udp.port},
+        siem,
+    ]
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "state" / "state.db")
@@ -479,5 +502,5 @@ def kit() -> Any:
         records_key=records_key, settings_with=settings_with, masked_hkid=masked_hkid,
         assert_no_plaintext=assert_no_plaintext, written_forms=written_forms, flat=flat,
         Receiver=Receiver, start_receiver=start_receiver, bring_up=bring_up,
-        free_port=free_port, alert_key=alert_key,
+        free_port=free_port, alert_key=alert_key, every_channel=every_channel,
     )

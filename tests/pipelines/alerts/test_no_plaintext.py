@@ -28,19 +28,9 @@ def test_no_identifier_in_any_delivered_byte_or_log_line(
         caplog, monkeypatch, rng):
     caplog.set_level(logging.DEBUG)
     planted = people[:8]
-    hook = kit.start_receiver(kit.Receiver())
-    chat = kit.start_receiver(kit.Receiver(secret=None))
-    receivers += [hook, chat]
+    hook, chat, channels = kit.every_channel(receivers, smtp_starttls, syslog_udp, syslog_tcp)
     monkeypatch.setenv("LEAKSENTRY_SMTP_PASSWORD", "smtp-pass")
-    s = kit.settings_with(tmp_path, [
-        {"name": "hook", "type": "webhook", "url": hook.url, "secret": kit.SECRET},
-        {"name": "slack", "type": "slack", "url": chat.url + "/slack"},
-        {"name": "teams", "type": "teams", "url": chat.url + "/teams"},
-        {"name": "mail", "type": "email", "host": "127.0.0.1", "port": smtp_starttls.port,
-         "username": "soc", "to": ["soc@hospital.example"], "ca_file": smtp_starttls.ca_file},
-        {"name": "siem-udp", "type": "syslog", "port": syslog_udp.port},
-        {"name": "siem-tcp", "type": "syslog", "port": syslog_tcp.port, "protocol": "tcp"},
-    ], show_identifiers=50, show_record_refs=50)
+    s = kit.settings_with(tmp_path, channels, show_identifiers=50, show_record_refs=50)
     s.kibana.url = "https://kibana.hospital.example"
 
     a, b, c, d = planted[0].hkid, planted[1].hkid, planted[2].hkid, planted[3].hkid

@@ -46,20 +46,9 @@ def wait_messages(sink, n: int) -> list[bytes]:
 def test_resighting_is_low_priority_on_every_channel(
         store, kit, people, tmp_path, receivers, smtp_starttls, syslog_udp, syslog_tls,
         monkeypatch, rng):
-    hook = kit.start_receiver(kit.Receiver())
-    chat = kit.start_receiver(kit.Receiver(secret=None))
-    receivers += [hook, chat]
+    hook, chat, channels = kit.every_channel(receivers, smtp_starttls, syslog_udp, syslog_tls)
     monkeypatch.setenv("LEAKSENTRY_SMTP_PASSWORD", "smtp-pass")
-    s = kit.settings_with(tmp_path, [
-        {"name": "hook", "type": "webhook", "url": hook.url, "secret": kit.SECRET},
-        {"name": "slack", "type": "slack", "url": chat.url + "/slack"},
-        {"name": "teams", "type": "teams", "url": chat.url + "/teams"},
-        {"name": "mail", "type": "email", "host": "127.0.0.1", "port": smtp_starttls.port,
-         "username": "soc", "to": ["soc@hospital.example"], "ca_file": smtp_starttls.ca_file},
-        {"name": "siem-udp", "type": "syslog", "port": syslog_udp.port},
-        {"name": "siem-tls", "type": "syslog", "port": syslog_tls.port, "protocol": "tls",
-         "ca_file": smtp_starttls.ca_file},
-    ])
+    s = kit.settings_with(tmp_path, channels)
     hit = kit.make_finding(people[:4], severity="critical", sha="31" * 32)
     again = kit.make_finding(people[:4], severity="critical", sha="31" * 32,
                              url="https://mirror.example/x", at=kit.T0 + timedelta(hours=1))

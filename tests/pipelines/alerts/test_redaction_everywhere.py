@@ -358,21 +358,6 @@ def build_inputs(root: Path, plan: dict[str, Any]) -> tuple[Path, set[str], set[
     return d, needles, names
 
 
-def _every_channel(kit: Any, receivers: list, smtp: Any, udp: Any, tcp: Any) -> tuple:
-    hook = kit.start_receiver(kit.Receiver())
-    chat = kit.start_receiver(kit.Receiver(secret=None))
-    receivers += [hook, chat]
-    return hook, chat, [
-        {"name": "hook", "type": "webhook", "url": hook.url, "secret": kit.SECRET},
-        {"name": "slack", "type": "slack", "url": chat.url + "/slack"},
-        {"name": "teams", "type": "teams", "url": chat.url + "/teams"},
-        {"name": "mail", "type": "email", "host": "127.0.0.1", "port": smtp.port,
-         "username": "soc", "to": ["soc@hospital.example"], "ca_file": smtp.ca_file},
-        {"name": "siem-udp", "type": "syslog", "port": udp.port},
-        {"name": "siem-tcp", "type": "syslog", "port": tcp.port, "protocol": "tcp"},
-    ]
-
-
 @pytest.mark.slow
 @settings(max_examples=3, deadline=None, derandomize=True,
           phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a run is too slow to shrink
@@ -392,8 +377,8 @@ def test_no_planted_identifier_or_name_in_any_byte_written(
         k, c, _ = plan["slots"][7]
         ident = written(k, c, random.Random(1), in_name=True)
         try:
-            hook, chat, channels = _every_channel(kit, receivers, smtp_starttls,
-                                                  syslog_udp, syslog_tcp)
+            hook, chat, channels = kit.every_channel(receivers, smtp_starttls,
+                                                     syslog_udp, syslog_tcp)
             ws = Workspace(root / "ws", osmem.url, channels, sources=[
                 {"name": "dir", "kind": "directory", "url": srv.url, "allow_private": True,
                  "delay": 0, "obey_robots": False, "max_depth": 3},

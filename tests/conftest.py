@@ -29,4 +29,4 @@ def _plugins(*names: str) -> list[str]:
     return list(names)
 
 
-pytest_plugins = _plugins("fixtures_osmem", "fixtures_httpdir")
+pytest_plugins = _plugins("fixtures_osmem", "fixtures_httpdir", "fixtures_files")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import bz2
-import csv
 import gzip
 import io
 import json
@@ -14,41 +13,14 @@ import random
 import shutil
 import subprocess
 import tarfile
-import zipfile
 from email.message import EmailMessage
 
 import pytest
+from fixtures_files import csv_bytes, xlsx_bytes, zip_bytes
 
 from leaksentry.synth import written_hkid
 from pipelines.extract import detect
 from pipelines.model import CELL_SEP
-
-
-def csv_bytes(rows: list[list[str]], delimiter: str = ",", encoding: str = "utf-8") -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, delimiter=delimiter).writerows(rows)
-    return buf.getvalue().encode(encoding)
-
-
-def xlsx_bytes(rows: list[list[str]], sheet: str = "Patients", start_col: int = 0) -> bytes:
-    import xlsxwriter
-
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
-    ws = wb.add_worksheet(sheet)
-    for r, row in enumerate(rows):
-        ws.write_row(r, start_col, row)
-    wb.close()
-    return buf.getvalue()
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
 
 # -- text encodings ------------------------------------------------------------------------
 
@@ -163,7 +135,7 @@ def test_csv_in_big5_with_separator_inside_a_cell(ext, people):
 
 
 def test_xlsx_rows_with_sheet_and_row(ext, people):
-    data = xlsx_bytes(ext.table(people), start_col=1)
+    data = xlsx_bytes(ext.table(people), sheet="Patients", start_col=1)
     r = ext.run(data, "leak.xlsx")
     assert r.status == "ok" and r.ex.details["type"] == "xlsx"
     r.assert_all_found(people)
@@ -293,7 +265,7 @@ def test_rtf(ext, people):
 
 def test_zip_member_paths_as_locations(ext, people):
     data = zip_bytes({"export/patients.csv": csv_bytes(ext.table(people[:6])),
-                      "export/more.xlsx": xlsx_bytes(ext.table(people[6:])),
+                      "export/more.xlsx": xlsx_bytes(ext.table(people[6:]), sheet="Patients"),
                       "tool.bin": b"\x7fELF" + b"\x00" * 50})
     r = ext.run(data, "archive.zip")
     assert r.status == "ok"
@@ -384,7 +356,7 @@ def test_tar_gz_bz2_xz(ext, people):
 
 
 def test_nested_archives(ext, people):
-    inner = zip_bytes({"patients.xlsx": xlsx_bytes(ext.table(people))})
+    inner = zip_bytes({"patients.xlsx": xlsx_bytes(ext.table(people), sheet="Patients")})
     outer = zip_bytes({"level1/inner.zip": inner})
     r = ext.run(gzip.compress(outer), "outer.zip.gz")
     r.assert_all_found(people)
@@ -420,7 +392,7 @@ def test_eml_with_attachment_and_quoted_printable_body(ext, people):
     msg["Subject"] = "sample"
     msg.set_content(f"Sample record: {people[0].name} {people[0].hkid} {people[0].hn} "
                     "— rest attached " + "ü" * 80, cte="quoted-printable")
-    msg.add_attachment(xlsx_bytes(ext.table(people[1:])), maintype="application",
+    msg.add_attachment(xlsx_bytes(ext.table(people[1:]), sheet="Patients"), maintype="application",
                        subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        filename="attachment.xlsx")
     data = msg.as_bytes()

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fixtures_files import docx_bytes, xlsx_bytes
 
 from leaksentry.synth import patients
 from pipelines.extract import detect
@@ -160,30 +161,6 @@ def test_password_protected_odt(ext):
 
 # -- encrypted Office --------------------------------------------------------------------
 
-def _xlsx(rows: list[list[str]]) -> bytes:
-    import xlsxwriter
-
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
-    ws = wb.add_worksheet("Sheet1")
-    for r, row in enumerate(rows):
-        ws.write_row(r, 0, row)
-    wb.close()
-    return buf.getvalue()
-
-
-def _docx(rows: list[list[str]]) -> bytes:
-    import docx
-
-    d = docx.Document()
-    t = d.add_table(rows=0, cols=len(rows[0]))
-    for row in rows:
-        for cell, value in zip(t.add_row().cells, row, strict=True):
-            cell.text = value
-    d.save(buf := io.BytesIO())
-    return buf.getvalue()
-
-
 def encrypt_ooxml(plain: bytes, password: str) -> bytes:
     """Agile encryption, as Office 2010+ writes it, by msoffcrypto-tool."""
     from msoffcrypto.format.ooxml import OOXMLFile
@@ -193,7 +170,7 @@ def encrypt_ooxml(plain: bytes, password: str) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("maker", [_xlsx, _docx], ids=["xlsx", "docx"])
+@pytest.mark.parametrize("maker", [xlsx_bytes, docx_bytes], ids=["xlsx", "docx"])
 def test_encrypted_ooxml_opened_with_a_candidate_password(ext, people, maker):
     data = encrypt_ooxml(maker(ext.table(people)), "s3cret-pw")
     assert detect(data, "") == "ooxml_encrypted"
@@ -201,12 +178,12 @@ def test_encrypted_ooxml_opened_with_a_candidate_password(ext, people, maker):
     assert r.status == "ok" and r.ex.details["passwords_worked"] == 1
     r.assert_all_found(people)
     first = r.where(people[0].hkid)[0]
-    assert (first.location, first.row) == (("Sheet1", 2) if maker is _xlsx else ("table 1", 2))
+    assert (first.location, first.row) == (("Sheet1", 2) if maker is xlsx_bytes else ("table 1", 2))
     assert "s3cret" not in r.outputs()
 
 
 def test_encrypted_ooxml_with_unknown_password_stays_encrypted(ext, people):
-    data = encrypt_ooxml(_xlsx(ext.table(people)), "nobody-knows-this")
+    data = encrypt_ooxml(xlsx_bytes(ext.table(people)), "nobody-knows-this")
     r = ext.run(data, "locked.xlsx")
     assert r.status == "encrypted" and r.parts == []
     assert "no candidate password worked" in (r.ex.error or "")
@@ -214,7 +191,7 @@ def test_encrypted_ooxml_with_unknown_password_stays_encrypted(ext, people):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("locked.xlsx", data)
-        zf.writestr("open.xlsx", _xlsx(ext.table(people)))
+        zf.writestr("open.xlsx", xlsx_bytes(ext.table(people)))
     r = ext.run(buf.getvalue(), "both.zip")
     r.assert_all_found(people)
     assert [(s.where, s.status) for s in r.ex.skipped] == [("both.zip/locked.xlsx",

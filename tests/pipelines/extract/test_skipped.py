@@ -4,22 +4,15 @@ document with skipped content is never plain "ok, nothing in it"."""
 from __future__ import annotations
 
 import io
-import zipfile
+
+from fixtures_files import zip_bytes
 
 from pipelines.extract import extract
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def test_zip_with_unsupported_and_leaking_member_lists_the_skipped_one(ext, people):
     rows = "\n".join(f"{p.name},{p.hkid},{p.hn}" for p in people).encode()
-    data = _zip({"export/patients.csv": rows,
+    data = zip_bytes({"export/patients.csv": rows,
                  "program.exe": b"MZ" + b"\x90" * 200})
     r = ext.run(data, "backup.zip")
     r.assert_all_found(people)
@@ -31,7 +24,7 @@ def test_zip_with_unsupported_and_leaking_member_lists_the_skipped_one(ext, peop
 
 def test_skipped_member_names_are_masked(ext, people):
     p = people[0]
-    data = _zip({f"{p.hkid}.bin": b"MZ" + b"\x00" * 100})
+    data = zip_bytes({f"{p.hkid}.bin": b"MZ" + b"\x00" * 100})
     r = ext.run(data, "a.zip")
     [s] = r.ex.skipped
     assert s.where.startswith("a.zip/") and s.status == "unsupported"
@@ -56,7 +49,7 @@ def test_too_deep_member_is_skipped(ext):
 
     data = b"a,b\n1,2\n"
     for i in range(4):
-        data = _zip({f"level{i}.zip" if i else "inner.csv": data})
+        data = zip_bytes({f"level{i}.zip" if i else "inner.csv": data})
     r = ext.run(data, "deep.zip", ExtractConfig(max_depth=2))
     assert r.status == "too_large"
     assert [s.status for s in r.ex.skipped] == ["too_large"]
@@ -65,7 +58,7 @@ def test_too_deep_member_is_skipped(ext):
 def test_skipped_list_is_bounded():
     from pipelines.extract.state import MAX_SKIPPED
 
-    data = _zip({f"m{i}.exe": b"MZ" + b"\x00" * 10 for i in range(MAX_SKIPPED + 7)})
+    data = zip_bytes({f"m{i}.exe": b"MZ" + b"\x00" * 10 for i in range(MAX_SKIPPED + 7)})
     ex = extract(data, "many.zip")
     list(ex.parts())
     assert len(ex.skipped) == MAX_SKIPPED and ex.details["skipped_more"] == 7

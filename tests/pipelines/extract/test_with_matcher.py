@@ -4,43 +4,16 @@ where its identifiers share a row or a line) and located as the analyst will see
 from __future__ import annotations
 
 import base64
-import csv
 import gzip
 import io
 import json
-import zipfile
 from email.message import EmailMessage
 
 import pytest
+from fixtures_files import csv_bytes, docx_bytes, xlsx_bytes, zip_bytes
 
 from pipelines.model import Document
 from pipelines.process import DocumentScanner
-
-
-def _csv(rows: list[list[str]]) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    return buf.getvalue().encode()
-
-
-def _xlsx(rows: list[list[str]]) -> bytes:
-    import xlsxwriter
-
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
-    ws = wb.add_worksheet("Sheet1")
-    for r, row in enumerate(rows):
-        ws.write_row(r, 0, row)
-    wb.close()
-    return buf.getvalue()
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for k, v in members.items():
-            zf.writestr(k, v)
-    return buf.getvalue()
 
 
 def _pdf(rows: list[list[str]]) -> bytes:
@@ -57,30 +30,17 @@ def _pdf(rows: list[list[str]]) -> bytes:
     return buf.getvalue()
 
 
-def _docx(rows: list[list[str]]) -> bytes:
-    import docx
-
-    d = docx.Document()
-    d.add_paragraph("Export")
-    t = d.add_table(rows=0, cols=len(rows[0]))
-    for row in rows:
-        for cell, value in zip(t.add_row().cells, row, strict=True):
-            cell.text = value
-    d.save(buf := io.BytesIO())
-    return buf.getvalue()
-
-
 def _eml(rows: list[list[str]]) -> bytes:
     msg = EmailMessage()
     msg["Subject"] = "files"
     msg.set_content("see attachment")
-    msg.add_attachment(_xlsx(rows), maintype="application", subtype="octet-stream",
+    msg.add_attachment(xlsx_bytes(rows), maintype="application", subtype="octet-stream",
                        filename="attachment.xlsx")
     return msg.as_bytes()
 
 
 def _paste_b64(rows: list[list[str]]) -> bytes:
-    blob = base64.encodebytes(_zip({"export/patients.csv": _csv(rows)})).decode()
+    blob = base64.encodebytes(zip_bytes({"export/patients.csv": csv_bytes(rows)})).decode()
     return f"leak sample:\n{blob}\n".encode()
 
 
@@ -96,13 +56,13 @@ def _html(rows: list[list[str]]) -> bytes:
 
 # name, maker, where the HKID of the first planted record (table row 2) is reported
 CASES = [
-    ("leak.csv", _csv, "leak.csv!C2"),
-    ("leak.xlsx", _xlsx, "Sheet1!C2"),
+    ("leak.csv", csv_bytes, "leak.csv!C2"),
+    ("leak.xlsx", xlsx_bytes, "Sheet1!C2"),
     ("leak.pdf", _pdf, "page 1:line 2"),
-    ("leak.docx", _docx, "table 1!C2"),
-    ("archive.zip", lambda rows: _zip({"export/patients.csv": _csv(rows)}),
+    ("leak.docx", lambda rows: docx_bytes(rows, heading="Export"), "table 1!C2"),
+    ("archive.zip", lambda rows: zip_bytes({"export/patients.csv": csv_bytes(rows)}),
      "archive.zip/export/patients.csv!C2"),
-    ("leak.csv.gz", lambda rows: gzip.compress(_csv(rows)), "leak.csv.gz/leak.csv!C2"),
+    ("leak.csv.gz", lambda rows: gzip.compress(csv_bytes(rows)), "leak.csv.gz/leak.csv!C2"),
     ("message.eml", _eml, "message.eml/attachment.xlsx/Sheet1!C2"),
     ("paste.txt", _paste_b64, "paste.txt/base64 at line 2/export/patients.csv!C2"),
     ("dump.json", _json, "$.patients[0]:line 3"),
@@ -129,7 +89,7 @@ def test_every_planted_record_matched_and_located(ext, people, real_matcher, nam
 
 def test_forked_worker_gives_the_same_result(ext, people, real_matcher):
     """The memory-mapped fingerprints work in the forked worker (warm and per-document)."""
-    doc = Document(url="x", source="test", content=_xlsx(ext.table(people)),
+    doc = Document(url="x", source="test", content=xlsx_bytes(ext.table(people)),
                    filename="leak.xlsx")
     for mode in ("warm", "fork"):
         with DocumentScanner(real_matcher, mode=mode) as scanner:

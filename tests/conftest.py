@@ -29,4 +29,5 @@ def _plugins(*names: str) -> list[str]:
     return list(names)
 
 
-pytest_plugins = _plugins("fixtures_osmem", "fixtures_httpdir", "fixtures_files")
+pytest_plugins = _plugins("fixtures_osmem", "fixtures_httpdir", "fixtures_files",
+                           "fixtures_register")

@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fixtures_register import fingerprint_people
 
 from leaksentry import synth
 from leaksentry.store import Store
 from leaksentry.store.runs import record_run
-from pipelines.match import build_fingerprints, generate_key, read_key
 from pipelines.model import RunSummary
 
 PEOPLE = list(synth.patients(40, seed=77))
@@ -56,10 +56,7 @@ def one_line(r: subprocess.CompletedProcess[str], *needles: str) -> str:
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:
     """A config (state in ./state, one watch source), key, fingerprints, a leak file."""
-    generate_key(tmp_path / "key")
-    reg = tmp_path / "register.csv"
-    reg.write_text("ref,hkid\n" + "".join(f"{p.ref},{p.hkid}\n" for p in PEOPLE))
-    build_fingerprints(reg, read_key(tmp_path / "key"), tmp_path / "fp")
+    fingerprint_people(tmp_path, PEOPLE)
     (tmp_path / "leak.txt").write_text(f"ids {PEOPLE[0].hkid} {PEOPLE[1].hkid}\n")
     write_config(tmp_path, tmp_path / "state")
     return tmp_path

@@ -16,6 +16,7 @@ import time
 import zipfile
 
 import pytest
+from fixtures_register import register_matcher
 
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.synth import patients, register_rows
@@ -29,15 +30,9 @@ MODES = ("warm", "fork")
 
 @pytest.fixture(scope="module")
 def matcher(tmp_path_factory: pytest.TempPathFactory):
-    from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
-
-    d = tmp_path_factory.mktemp("fp")
-    with (d / "register.csv").open("w", newline="") as f:
-        csv.writer(f).writerows(register_rows(200, seed=11))  # first 10 = PEOPLE
-    generate_key(d / "key")
-    build_fingerprints(d / "register.csv", read_key(d / "key"), d / "fp", hkid_column="hkid",
-                       hn_column="hn", ref_column="ref")
-    return Matcher.load(d / "key", d / "fp")
+    return register_matcher(tmp_path_factory.mktemp("fp"),
+                            register_rows(200, seed=11),  # first 10 = PEOPLE
+                            hkid_column="hkid", hn_column="hn", ref_column="ref")
 
 
 def _csv_doc(name: str = "leak.csv", people: list | None = None) -> Document:

@@ -17,6 +17,7 @@ from pathlib import Path
 from threading import Thread
 
 import pytest
+from fixtures_register import fingerprint_people
 
 from leaksentry import synth
 from leaksentry.cli.common import markup_safe, shown, visible
@@ -24,7 +25,6 @@ from leaksentry.config import Settings
 from leaksentry.store import Store
 from leaksentry.store.runs import record_run
 from pipelines.flow import record_finding
-from pipelines.match import build_fingerprints, generate_key, read_key
 from pipelines.model import RunSummary
 
 HOSTILE = "x[/]y[/bold] [red]z\x1b[2J\x1b]0;owned\x07\rFORGED: line\n" + "\u202e"
@@ -131,10 +131,7 @@ def test_crawl_with_a_hostile_page_title(tmp_path: Path) -> None:
 
 def test_scan_with_hostile_file_names(tmp_path: Path) -> None:
     people = list(synth.patients(5, seed=3))
-    reg = tmp_path / "register.csv"
-    reg.write_text("ref,hkid\n" + "".join(f"{p.ref},{p.hkid}\n" for p in people))
-    generate_key(tmp_path / "key")
-    build_fingerprints(reg, read_key(tmp_path / "key"), tmp_path / "fp")
+    fingerprint_people(tmp_path, people)
     leaks = tmp_path / "leaks"
     leaks.mkdir()
     (leaks / ("evil\x1b[31mred[red]x\nFORGED: clean.txt")).write_text(f"id {people[0].hkid}\n")

@@ -4,16 +4,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import xlsxwriter
+from fixtures_register import fingerprint_register
 
 from leaksentry import synth
-from pipelines.match import build_fingerprints, generate_key, read_key
 
 PEOPLE = list(synth.patients(30, seed=44))
 
@@ -24,10 +23,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_scan_json_and_human_output_say_what_was_exposed(tmp_path: Path) -> None:
-    generate_key(tmp_path / "key")
-    with open(tmp_path / "register.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(synth.register_rows(len(PEOPLE), seed=44))
-    build_fingerprints(tmp_path / "register.csv", read_key(tmp_path / "key"), tmp_path / "fp")
+    fingerprint_register(tmp_path, synth.register_rows(len(PEOPLE), seed=44))
     leaks = tmp_path / "leaks"
     leaks.mkdir()
     wb = xlsxwriter.Workbook(str(leaks / "ot.xlsx"))

@@ -10,17 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fixtures_register import fingerprint_people
+
 from leaksentry import synth
 from pipelines.extract.text import _dialect
-from pipelines.match import build_fingerprints, generate_key, read_key
 
 
 def test_hostile_csv_sample_is_scanned(tmp_path: Path) -> None:
     people = list(synth.patients(3, seed=5))
-    reg = tmp_path / "register.csv"
-    reg.write_text("ref,hkid\n" + "".join(f"{p.ref},{p.hkid}\n" for p in people))
-    generate_key(tmp_path / "key")
-    build_fingerprints(reg, read_key(tmp_path / "key"), tmp_path / "fp")
+    fingerprint_people(tmp_path, people)
     hostile = tmp_path / "export.csv"
     hostile.write_text(',"a' * (64 * 1024 // 3) + "\nname,id\n"
                        + "".join(f"{p.name},{p.hkid}\n" for p in people))

@@ -6,12 +6,12 @@ alert; no planted value (name, identifier, procedure) is in any of them."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fixtures_register import register_matcher
 
 from leaksentry import synth
 from leaksentry.config import Settings
@@ -19,7 +19,7 @@ from leaksentry.store import Store, outbox
 from pipelines.alerts import render
 from pipelines.alerts.worker import deliver_pending
 from pipelines.flow import record_finding
-from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
+from pipelines.match import Matcher
 from pipelines.model import Document
 from pipelines.process import scan_document
 from pipelines.sinks import spool
@@ -35,12 +35,7 @@ CATEGORIES = ["name", "gender", "diagnosis/procedure", "identifier"]
 
 @pytest.fixture(scope="module")
 def matcher(tmp_path_factory) -> Matcher:
-    d = tmp_path_factory.mktemp("fp")
-    generate_key(d / "key")
-    with open(d / "register.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(synth.register_rows(N, seed=33))
-    build_fingerprints(d / "register.csv", read_key(d / "key"), d / "fp")
-    return Matcher.load(d / "key", d / "fp")
+    return register_matcher(tmp_path_factory.mktemp("fp"), synth.register_rows(N, seed=33))
 
 
 def xlsx(people: list[synth.Patient]) -> bytes:

@@ -91,16 +91,9 @@ def ext() -> type[Helpers]:
 def real_matcher(tmp_path_factory: pytest.TempPathFactory):
     """The real matcher over a 300-record fictional register whose first 12 records are
     the ``people`` fixture (same generator seed); fingerprints built by its Python API."""
-    import csv
+    from fixtures_register import register_matcher
 
     from leaksentry.synth import register_rows
-    from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
 
-    d = tmp_path_factory.mktemp("register")
-    register = d / "register.csv"
-    with register.open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(register_rows(300, seed=3))
-    generate_key(d / "key")
-    build_fingerprints(register, read_key(d / "key"), d / "fp", hkid_column="hkid",
-                       hn_column="hn", ref_column="ref")
-    return Matcher.load(d / "key", d / "fp")
+    return register_matcher(tmp_path_factory.mktemp("register"), register_rows(300, seed=3),
+                            hkid_column="hkid", hn_column="hn", ref_column="ref")

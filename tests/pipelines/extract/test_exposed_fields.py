@@ -225,14 +225,12 @@ def test_identifiers_in_labels_are_masked(ext, people, real_matcher):
 
 def test_configured_synonyms_extend_the_built_in_list(ext, people, tmp_path):
     """[matching.categories] adds labels; an exact label wins over the keyword rules."""
-    from leaksentry.synth import register_rows
-    from pipelines.match import build_fingerprints, generate_key, read_key
+    from fixtures_register import fingerprint_register
 
-    with (tmp_path / "register.csv").open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(register_rows(20, seed=3))
-    generate_key(tmp_path / "key")
-    build_fingerprints(tmp_path / "register.csv", read_key(tmp_path / "key"), tmp_path / "fp",
-                       hkid_column="hkid", hn_column="hn", ref_column="ref")
+    from leaksentry.synth import register_rows
+
+    fingerprint_register(tmp_path, register_rows(20, seed=3),
+                         hkid_column="hkid", hn_column="hn", ref_column="ref")
     cfg = MatchingConfig.model_validate({"categories": {
         "diagnosis/procedure": ["Op Code"], "name": ["Nom"], "other": ["Doctor Name"]}})
     m = Matcher.load(tmp_path / "key", tmp_path / "fp", cfg)

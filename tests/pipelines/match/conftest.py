@@ -3,14 +3,14 @@ fingerprint file (built once per session; building is the slow part)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
+from fixtures_register import fingerprint_register
 
 from leaksentry import synth
 from leaksentry.config.matching import MatchingConfig
-from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
+from pipelines.match import Matcher, read_key
 from pipelines.match.speedups import speedups
 
 N_PATIENTS = 300
@@ -19,10 +19,7 @@ N_PATIENTS = 300
 @pytest.fixture(scope="session")
 def fp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("fp")
-    generate_key(d / "key")
-    with open(d / "register.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(synth.register_rows(N_PATIENTS, seed=7))
-    build_fingerprints(d / "register.csv", read_key(d / "key"), d / "fp")
+    fingerprint_register(d, synth.register_rows(N_PATIENTS, seed=7))
     return d
 
 

@@ -4,11 +4,11 @@ indexed document, or in `leaksentry hits` output; the hits name the right record
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 
 import pytest
+from fixtures_register import register_matcher
 from typer.testing import CliRunner
 
 from leaksentry import synth
@@ -16,7 +16,7 @@ from leaksentry.cli import app
 from leaksentry.config import Settings
 from leaksentry.store import Store
 from pipelines.flow import record_finding
-from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
+from pipelines.match import Matcher
 from pipelines.model import CELL_SEP, Document
 from pipelines.process import scan_document
 from pipelines.sinks import spool
@@ -28,12 +28,7 @@ N = 80
 
 @pytest.fixture(scope="module")
 def matcher(tmp_path_factory) -> Matcher:
-    d = tmp_path_factory.mktemp("fp")
-    generate_key(d / "key")
-    with open(d / "register.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(synth.register_rows(N, seed=11))
-    build_fingerprints(d / "register.csv", read_key(d / "key"), d / "fp")
-    return Matcher.load(d / "key", d / "fp")
+    return register_matcher(tmp_path_factory.mktemp("fp"), synth.register_rows(N, seed=11))
 
 
 def leak_documents(ps: list[synth.Patient]) -> list[Document]:

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from fixtures_register import fingerprint_people
 
 from leaksentry import synth
 from leaksentry.config import load_config
 from leaksentry.config.toml import dumps
 from leaksentry.store import Store
-from pipelines.match import build_fingerprints, generate_key, read_key
+from pipelines.match import read_key
 from pipelines.sinks.vault import Vault, file_names
 
 PATIENTS = list(synth.patients(60, seed=5))
@@ -42,11 +43,7 @@ def leak_csv(patients: list[synth.Patient]) -> bytes:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:
-    generate_key(tmp_path / "key")
-    reg = tmp_path / "register.csv"
-    reg.write_text("ref,name,hkid,hn\n" + "".join(
-        f"{p.ref},{p.name},{p.hkid},{p.hn}\n" for p in PATIENTS))
-    build_fingerprints(reg, read_key(tmp_path / "key"), tmp_path / "fp")
+    fingerprint_people(tmp_path, PATIENTS, ("ref", "name", "hkid", "hn"))
     ident = pyrage.x25519.Identity.generate()
     (tmp_path / "identity.txt").write_text(str(ident) + "\n")
     os.chmod(tmp_path / "identity.txt", 0o600)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Callable
 
 
 def csv_bytes(rows: list[list[str]], delimiter: str = ",", encoding: str = "utf-8") -> bytes:
@@ -47,4 +48,15 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def rewrite_member(data: bytes, member: str, change: Callable[[bytes], bytes]) -> bytes:
+    """The zip ``data`` with ``member``'s bytes replaced by ``change(bytes)``; every entry
+    keeps its header (name, date, compression), so only that member differs."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            raw = src.read(info)
+            out.writestr(info, change(raw) if info.filename == member else raw)
     return buf.getvalue()

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from fixtures_files import docx_bytes, xlsx_bytes
+from fixtures_files import docx_bytes, rewrite_member, xlsx_bytes
 
 from leaksentry.synth import patients
 from pipelines.extract import detect
@@ -82,14 +82,7 @@ def test_doc_in_a_zip_and_the_next_member(ext, people):
 
 def _odt_with_content(content: bytes) -> bytes:
     """The LibreOffice .odt with its content.xml replaced."""
-    src = zipfile.ZipFile(io.BytesIO(fixture("ward50.odt")))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as out:
-        for info in src.infolist():
-            data = content if info.filename == "content.xml" else src.read(info)
-            out.writestr(info, data, zipfile.ZIP_STORED if info.filename == "mimetype"
-                         else zipfile.ZIP_DEFLATED)
-    return buf.getvalue()
+    return rewrite_member(fixture("ward50.odt"), "content.xml", lambda _: content)
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -147,15 +140,10 @@ def test_password_protected_odt(ext):
     assert r.status == "encrypted" and "no candidate password worked" in (r.ex.error or "")
     assert r.parts == []
     # a key derivation built to burn the time limit is refused before any round is run
-    src = zipfile.ZipFile(io.BytesIO(fixture("ward50-password.odt")))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as out:
-        for info in src.infolist():
-            raw = src.read(info)
-            if info.filename == "META-INF/manifest.xml":
-                raw = raw.replace(b'iteration-count="100000"', b'iteration-count="999999999"')
-            out.writestr(info, raw)
-    r = ext.run(buf.getvalue(), "slow.odt")
+    slow = rewrite_member(fixture("ward50-password.odt"), "META-INF/manifest.xml",
+                          lambda raw: raw.replace(b'iteration-count="100000"',
+                                                  b'iteration-count="999999999"'))
+    r = ext.run(slow, "slow.odt")
     assert r.status == "encrypted" and "method that is not read" in (r.ex.error or "")
 
 
@@ -216,15 +204,8 @@ def test_legacy_rc4_cryptoapi_doc_and_xls_made_by_libreoffice(ext):
 
 def test_odg_detected_by_its_mimetype_pages_located(ext):
     """An OpenDocument drawing: the presentation's pages under the graphics mimetype."""
-    src = zipfile.ZipFile(io.BytesIO(fixture("cases12.odp")))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as out:
-        for info in src.infolist():
-            raw = src.read(info)
-            if info.filename == "mimetype":
-                raw = b"application/vnd.oasis.opendocument.graphics"
-            out.writestr(info, raw)
-    data = buf.getvalue()
+    data = rewrite_member(fixture("cases12.odp"), "mimetype",
+                          lambda _: b"application/vnd.oasis.opendocument.graphics")
     assert detect(data, "drawing.zip") == "odg"
     r = ext.run(data, "drawing.odg")
     r.assert_all_found(CASES)

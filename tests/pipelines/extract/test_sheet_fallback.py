@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import json
 import re
-import zipfile
+
+from fixtures_files import rewrite_member
 
 from leaksentry.config.extract import ExtractConfig
 from pipelines.model import Document
@@ -28,16 +29,6 @@ def workbook(people, far_cell: bool = True) -> bytes:
     if far_cell:
         far.write(1048575, 16383, "last cell")  # XFD1048576
     wb.close()
-    return buf.getvalue()
-
-
-def rewrite(data: bytes, member: str, change) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(data))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in src.infolist():
-            raw = src.read(info)
-            out.writestr(info.filename, change(raw) if info.filename == member else raw)
     return buf.getvalue()
 
 
@@ -65,8 +56,8 @@ def test_one_cell_at_xfd1048576_does_not_leave_the_workbook_unscanned(ext, peopl
 
 
 def test_sheet_without_a_dimension_is_streamed(ext, people):
-    data = rewrite(workbook(people, far_cell=False), "xl/worksheets/sheet2.xml",
-                   lambda raw: re.sub(rb"<dimension [^>]*/>", b"", raw))
+    data = rewrite_member(workbook(people, far_cell=False), "xl/worksheets/sheet2.xml",
+                          lambda raw: re.sub(rb"<dimension [^>]*/>", b"", raw))
     r = ext.run(data, "x.xlsx")
     assert r.status == "ok"
     r.assert_all_found(people)
@@ -75,8 +66,8 @@ def test_sheet_without_a_dimension_is_streamed(ext, people):
 
 
 def test_a_sheet_neither_reader_can_read_is_skipped_the_others_read(ext, people):
-    data = rewrite(workbook(people, far_cell=False), "xl/worksheets/sheet2.xml",
-                   lambda raw: raw[: len(raw) // 2] + b"<<<&broken")
+    data = rewrite_member(workbook(people, far_cell=False), "xl/worksheets/sheet2.xml",
+                          lambda raw: raw[: len(raw) // 2] + b"<<<&broken")
     r = ext.run(data, "x.xlsx")
     for p in people[:6]:
         assert r.where(p.hkid), p.ref
@@ -93,8 +84,8 @@ def test_far_apart_cells_end_at_the_expanded_bytes_limit(ext, people):
              'openxmlformats.org/spreadsheetml/2006/main"><dimension ref="A1:XFD3001"/>'
              '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>A1</t></is></c></row>'
              f"{rows}</sheetData></worksheet>").encode()
-    data = rewrite(workbook(people, far_cell=False), "xl/worksheets/sheet2.xml",
-                   lambda raw: sheet)
+    data = rewrite_member(workbook(people, far_cell=False), "xl/worksheets/sheet2.xml",
+                          lambda raw: sheet)
     r = ext.run(data, "wide.xlsx", ExtractConfig(max_expanded_bytes=16 << 20,
                                                  ratio_floor_bytes=1 << 20))
     assert r.status == "too_large"

@@ -11,35 +11,26 @@ No client is mocked.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from elasticsearch import Elasticsearch
 
-from leaksentry.config import Settings
-from leaksentry.store import Store
 from pipelines.flow import record_finding
 from pipelines.sinks import setup, spool
 from pipelines.sinks.client import connect
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
+def es_settings(es_settings):
+    """The Elasticsearch dialect, under its own prefix, failing within 3 s."""
+    return functools.partial(es_settings, backend="elasticsearch", index_prefix="ls", timeout=3)
 
 
-def es_settings(url: str, tmp_path) -> Settings:
-    return Settings.model_validate({
-        "state": {"dir": str(tmp_path)},
-        "elasticsearch": {"url": url, "backend": "elasticsearch", "index_prefix": "ls",
-                          "initial_backoff": 0.05, "timeout": 3},
-    })
-
-
-def test_the_server_refuses_the_clients_bulk_without_the_proxy(osmem, tmp_path, store,
+def test_the_server_refuses_the_clients_bulk_without_the_proxy(osmem, es_settings, store,
                                                               sinkdata):
     """Why the proxy exists: the client's bulk body is sent as the compat media type."""
-    settings = es_settings(osmem.url, tmp_path)
+    settings = es_settings(osmem.url)
     record_finding(store, sinkdata.hit_finding(sinkdata.people(2), url="https://a.example/1"),
                    settings)
     report = spool.drain(store, settings)
@@ -47,9 +38,9 @@ def test_the_server_refuses_the_clients_bulk_without_the_proxy(osmem, tmp_path, 
     assert report.pending == 2  # nothing lost: still spooled
 
 
-def test_setup_index_and_search_with_the_official_client(es_compat_proxy, tmp_path, store,
+def test_setup_index_and_search_with_the_official_client(es_compat_proxy, es_settings, store,
                                                          sinkdata):
-    settings = es_settings(es_compat_proxy.url, tmp_path)
+    settings = es_settings(es_compat_proxy.url)
     cluster = connect(settings.elasticsearch)
     assert isinstance(cluster.client, Elasticsearch)
     report = setup.setup(cluster)
@@ -86,13 +77,13 @@ def test_setup_index_and_search_with_the_official_client(es_compat_proxy, tmp_pa
     assert crit == sum(f.result.severity == "critical" for f in findings)
 
 
-def test_unreachable_cluster_reports_without_raising(tmp_path, store, sinkdata):
+def test_unreachable_cluster_reports_without_raising(es_settings, store, sinkdata):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = es_settings(f"http://127.0.0.1:{port}", tmp_path)
+    settings = es_settings(f"http://127.0.0.1:{port}")
     record_finding(store, sinkdata.hit_finding(sinkdata.people(2), url="https://a.example/1"),
                    settings)
     report = spool.drain(store, settings)

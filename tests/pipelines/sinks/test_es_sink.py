@@ -10,29 +10,11 @@ import itertools
 import json
 from datetime import timedelta
 
-import pytest
-
 from leaksentry.config import Settings
-from leaksentry.store import Store
 from pipelines.flow import record_finding
 from pipelines.sinks import setup, spool
 from pipelines.sinks.client import connect
 from pipelines.sinks.ecs import hit_id
-
-
-def make_settings(url: str, tmp_path, prefix: str = "leaksentry", **es) -> Settings:
-    return Settings.model_validate({
-        "state": {"dir": str(tmp_path)},
-        "elasticsearch": {"url": url, "backend": "opensearch", "index_prefix": prefix,
-                          "initial_backoff": 0.05, **es},
-    })
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 def search(cluster, index: str, body: dict) -> dict:
@@ -44,8 +26,8 @@ def ids_in(cluster, index: str) -> list[str]:
     return [h["_id"] for h in got["hits"]["hits"]]
 
 
-def test_setup_is_idempotent_and_reports_missing_ilm(osmem, tmp_path):
-    cluster = connect(make_settings(osmem.url, tmp_path).elasticsearch)
+def test_setup_is_idempotent_and_reports_missing_ilm(osmem, es_settings):
+    cluster = connect(es_settings(osmem.url).elasticsearch)
     first = setup.setup(cluster)
     second = setup.setup(cluster)
     assert first.templates == ["leaksentry-hits", "leaksentry-documents"]
@@ -62,8 +44,8 @@ def test_setup_is_idempotent_and_reports_missing_ilm(osmem, tmp_path):
     assert report.templates == {"leaksentry-hits": "ok", "leaksentry-documents": "ok"}
 
 
-def test_index_resend_search_and_aggregate(osmem, tmp_path, store, sinkdata):
-    settings = make_settings(osmem.url, tmp_path)
+def test_index_resend_search_and_aggregate(osmem, es_settings, store, sinkdata):
+    settings = es_settings(osmem.url)
     cluster = connect(settings.elasticsearch)
     setup.setup(cluster)
     ps = sinkdata.people(150)
@@ -116,8 +98,8 @@ def test_index_resend_search_and_aggregate(osmem, tmp_path, store, sinkdata):
     assert sum(b["doc_count"] for b in aggs["per_day"]["buckets"]) == 60
 
 
-def test_server_stopped_mid_run_then_delivered_exactly_once(osmem, tmp_path, store, sinkdata):
-    settings = make_settings(osmem.url, tmp_path, timeout=2)
+def test_server_stopped_mid_run_then_delivered_exactly_once(osmem, es_settings, store, sinkdata):
+    settings = es_settings(osmem.url, timeout=2)
     ps = sinkdata.people(60)
     findings = sinkdata.a_month_of_findings(ps, ["pastebin", "gists"], 40)
     cluster = connect(settings.elasticsearch)
@@ -143,7 +125,7 @@ def test_server_stopped_mid_run_then_delivered_exactly_once(osmem, tmp_path, sto
     assert cluster.request("GET", "/leaksentry-documents/_count")["count"] == 30
 
 
-def test_setup_after_an_upgrade_adds_new_fields_to_this_months_index(osmem, tmp_path,
+def test_setup_after_an_upgrade_adds_new_fields_to_this_months_index(osmem, es_settings,
                                                                       store, sinkdata):
     """The month's index made by an older template (no skipped/partial) takes documents
     with the new fields once `es setup` has run again (it aligns existing indices)."""
@@ -152,7 +134,7 @@ def test_setup_after_an_upgrade_adds_new_fields_to_this_months_index(osmem, tmp_
     from pipelines.sinks import templates
     from pipelines.sinks.ecs import month_index
 
-    settings = make_settings(osmem.url, tmp_path)
+    settings = es_settings(osmem.url)
     cluster = connect(settings.elasticsearch)
     old = templates.documents_mapping()
     for field in ("skipped", "partial"):
@@ -171,8 +153,8 @@ def test_setup_after_an_upgrade_adds_new_fields_to_this_months_index(osmem, tmp_
     assert got["hits"]["total"]["value"] == 1
 
 
-def test_malformed_document_recorded_rest_indexed(osmem, tmp_path, store, sinkdata):
-    settings = make_settings(osmem.url, tmp_path)
+def test_malformed_document_recorded_rest_indexed(osmem, es_settings, store, sinkdata):
+    settings = es_settings(osmem.url)
     setup.setup(connect(settings.elasticsearch))
     ps = sinkdata.people(20)
     findings = sinkdata.a_month_of_findings(ps, ["pastebin"], 9)
@@ -202,10 +184,10 @@ def test_malformed_document_recorded_rest_indexed(osmem, tmp_path, store, sinkda
         assert ps[0].hkid not in (r["last_error"] or "")
 
 
-def test_no_plaintext_identifier_in_any_indexed_field(osmem, tmp_path, store, sinkdata):
+def test_no_plaintext_identifier_in_any_indexed_field(osmem, es_settings, store, sinkdata):
     """Planted leaks (with identifiers in the URL, file name and a snippet, as careless
     uploads have them): a search over every field of every document finds none."""
-    settings = make_settings(osmem.url, tmp_path)
+    settings = es_settings(osmem.url)
     cluster = connect(settings.elasticsearch)
     setup.setup(cluster)
     ps = sinkdata.people(30)
@@ -234,9 +216,9 @@ def test_no_plaintext_identifier_in_any_indexed_field(osmem, tmp_path, store, si
     assert search(cluster, "leaksentry-hits", q)["hits"]["total"]["value"] == 1
 
 
-def spool_five_hits(url: str, tmp_path, store, sinkdata) -> Settings:
+def spool_five_hits(url: str, es_settings, store, sinkdata) -> Settings:
     """Indices set up at ``url``; five hits (ten documents) recorded and spooled."""
-    settings = make_settings(url, tmp_path)
+    settings = es_settings(url)
     setup.setup(connect(settings.elasticsearch))
     for f in sinkdata.a_month_of_findings(sinkdata.people(10), ["pastebin"], 5):
         record_finding(store, f, settings)
@@ -261,7 +243,7 @@ def fail_first_bulk(statuses: list[int], error: str, reason: str, answered: list
     return intercept
 
 
-def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store, sinkdata):
+def test_bulk_items_answered_429_are_retried_with_backoff(osmem, es_settings, store, sinkdata):
     """A proxy in front of the real server answers the first bulk request with 429 for
     every item (a cluster pushing back); the client's helper retries them after a
     backoff and every document lands once."""
@@ -271,7 +253,7 @@ def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store
     proxy = CompatProxy(osmem, intercept=fail_first_bulk(
         [429], "es_rejected_execution_exception", "queue full", throttled))
     try:
-        settings = spool_five_hits(proxy.url, tmp_path, store, sinkdata)
+        settings = spool_five_hits(proxy.url, es_settings, store, sinkdata)
         report = spool.drain(store, settings)
     finally:
         proxy.close()
@@ -280,7 +262,7 @@ def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store
     assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
 
 
-def test_bulk_items_answered_5xx_stay_pending_then_land(osmem, tmp_path, store, sinkdata):
+def test_bulk_items_answered_5xx_stay_pending_then_land(osmem, es_settings, store, sinkdata):
     """A proxy answers the first bulk request with a 5xx for every item (shards
     unavailable, a node restarting): no item is dropped as rejected; they wait in the
     spool and the next drain delivers each exactly once."""
@@ -290,7 +272,7 @@ def test_bulk_items_answered_5xx_stay_pending_then_land(osmem, tmp_path, store, 
     proxy = CompatProxy(osmem, intercept=fail_first_bulk(
         [500, 502, 503, 504], "unavailable_shards_exception", "primary shard not active", failed))
     try:
-        settings = spool_five_hits(proxy.url, tmp_path, store, sinkdata)
+        settings = spool_five_hits(proxy.url, es_settings, store, sinkdata)
         first = spool.drain(store, settings)
         assert failed == [10]
         assert (first.delivered, first.retry_later, first.rejected) == (0, 10, 0)
@@ -302,7 +284,7 @@ def test_bulk_items_answered_5xx_stay_pending_then_land(osmem, tmp_path, store, 
     assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
 
 
-def test_server_stopped_during_a_drain(osmem, tmp_path, store, sinkdata):
+def test_server_stopped_during_a_drain(osmem, es_settings, store, sinkdata):
     """The server dies between two bulk requests of one drain: what it took is not sent
     again, the rest waits, and after the restart every document is there exactly once."""
     from fixtures_osmem import CompatProxy
@@ -318,7 +300,7 @@ def test_server_stopped_during_a_drain(osmem, tmp_path, store, sinkdata):
 
     proxy = CompatProxy(osmem, intercept=kill_before_second_bulk)
     try:
-        settings = make_settings(proxy.url, tmp_path, chunk_size=10, timeout=2)
+        settings = es_settings(proxy.url, chunk_size=10, timeout=2)
         setup.setup(connect(settings.elasticsearch))
         findings = sinkdata.a_month_of_findings(sinkdata.people(30), ["pastebin"], 20)
         for f in findings:
@@ -331,7 +313,7 @@ def test_server_stopped_during_a_drain(osmem, tmp_path, store, sinkdata):
         assert up.delivered == 30 and up.duplicates == 0 and up.pending == 0
     finally:
         proxy.close()
-    cluster = connect(make_settings(osmem.url, tmp_path).elasticsearch)
+    cluster = connect(es_settings(osmem.url).elasticsearch)
     got = ids_in(cluster, "leaksentry-hits") + ids_in(cluster, "leaksentry-documents")
     # the restarted server is empty: exactly the 30 not delivered before the crash
     assert len(got) == len(set(got)) == 30

@@ -20,6 +20,7 @@ OpenSearch, refuses the ILM index setting ``index.lifecycle.name``. So the
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,8 +29,6 @@ from fnmatch import fnmatch
 import pytest
 from fixtures_osmem import CompatProxy, OsmemProcess
 
-from leaksentry.config import Settings
-from leaksentry.store import Store
 from pipelines.flow import record_finding
 from pipelines.sinks import setup, spool
 from pipelines.sinks.client import connect
@@ -204,28 +203,19 @@ class OpenSearchIsmFront:
         self.proxy.close()
 
 
-def make_settings(url: str, tmp_path, backend: str = "opensearch", **es) -> Settings:
-    return Settings.model_validate({
-        "state": {"dir": str(tmp_path)},
-        "elasticsearch": {"url": url, "backend": backend, "initial_backoff": 0.05,
-                          "timeout": 5, **es},
-    })
-
-
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
+def es_settings(es_settings):
+    """This module's clusters answer or fail within 5 s."""
+    return functools.partial(es_settings, timeout=5)
 
 
-def test_drain_without_setup_installs_ilm_policy_with_the_templates(osmem, tmp_path, store,
+def test_drain_without_setup_installs_ilm_policy_with_the_templates(osmem, es_settings, store,
                                                                      sinkdata):
     """The first delivery, `es setup` never run: the ILM policy goes in before the
     templates that name it, and the indices the first write creates carry the policy."""
     front = ElasticsearchFront(osmem)
     try:
-        settings = make_settings(front.url, tmp_path, backend="elasticsearch", retention="90d")
+        settings = es_settings(front.url, backend="elasticsearch", retention="90d")
         for f in sinkdata.a_month_of_findings(sinkdata.people(10), ["pastebin"], 4):
             record_finding(store, f, settings)
         report = spool.drain(store, settings)
@@ -272,14 +262,14 @@ def test_drain_without_setup_installs_ilm_policy_with_the_templates(osmem, tmp_p
 
 
 def test_ism_policy_installed_with_templates_and_attached_to_older_indices(
-        osmem, tmp_path, store, sinkdata):
+        osmem, es_settings, store, sinkdata):
     """OpenSearch: the ISM policy's ism_template covers both index patterns and goes in
     before the templates; indices that existed before the policy (created by an older
     version, or by hand) are attached with the add API by `es setup`."""
     osmem.request("PUT", "/leaksentry-hits-2026.10")  # older than any policy
     front = OpenSearchIsmFront(osmem)
     try:
-        settings = make_settings(front.url, tmp_path)
+        settings = es_settings(front.url)
         record_finding(store, sinkdata.hit_finding(sinkdata.people(3),
                                                    url="https://c.example/1"), settings)
         assert spool.drain(store, settings).delivered == 2
@@ -292,7 +282,7 @@ def test_ism_policy_installed_with_templates_and_attached_to_older_indices(
             for index in cluster.request("GET", f"/_alias/{a}"):
                 assert front.ism_covers(index) == "leaksentry-retention"
         # a retention change: es setup updates the policy with seq_no/primary_term
-        settings2 = make_settings(front.url, tmp_path, retention="30d")
+        settings2 = es_settings(front.url, retention="30d")
         cluster2 = connect(settings2.elasticsearch)
         assert setup.check(cluster2).policy == "outdated"
         osmem.request("POST", "/_aliases", {"actions": [{"add": {
@@ -308,9 +298,9 @@ def test_ism_policy_installed_with_templates_and_attached_to_older_indices(
         front.close()
 
 
-def test_without_ilm_or_ism_the_policy_part_is_skipped_with_a_note(osmem, tmp_path, store,
+def test_without_ilm_or_ism_the_policy_part_is_skipped_with_a_note(osmem, es_settings, store,
                                                                    sinkdata):
-    settings = make_settings(osmem.url, tmp_path)
+    settings = es_settings(osmem.url)
     record_finding(store, sinkdata.hit_finding(sinkdata.people(2), url="https://d.example/1"),
                    settings)
     assert spool.drain(store, settings).delivered == 2  # templates installed by the drain
@@ -323,15 +313,15 @@ def test_without_ilm_or_ism_the_policy_part_is_skipped_with_a_note(osmem, tmp_pa
     assert report.retention == "none" and any("ISM is not supported" in n for n in report.notes)
 
 
-def test_replicas_configurable_and_checked_against_the_nodes(osmem, tmp_path):
-    cluster = connect(make_settings(osmem.url, tmp_path).elasticsearch)
+def test_replicas_configurable_and_checked_against_the_nodes(osmem, es_settings):
+    cluster = connect(es_settings(osmem.url).elasticsearch)
     setup.setup(cluster)
     t = cluster.request("GET", "/_index_template/leaksentry-hits")["index_templates"][0]
     assert t["index_template"]["template"]["settings"]["index"]["number_of_replicas"] == "1"
     check = setup.check(cluster)  # osmem is one node: a replica cannot be placed
     assert check.ok and any("number_of_replicas = 0 on a single-node" in n for n in check.notes)
 
-    single = connect(make_settings(osmem.url, tmp_path, number_of_replicas=0).elasticsearch)
+    single = connect(es_settings(osmem.url, number_of_replicas=0).elasticsearch)
     check = setup.check(single)
     assert check.templates["leaksentry-hits"] == "outdated" and not check.ok
     assert any("number_of_replicas: 1 (expected 0)" in p for p in check.problems)
@@ -347,7 +337,7 @@ def test_replicas_configurable_and_checked_against_the_nodes(osmem, tmp_path):
     ("opensearch", "2.11.1", False), ("opensearch", "2.15.0", True),
     ("elasticsearch", "7.8.1", False), ("elasticsearch", "7.9.0", True),
 ])
-def test_setup_checks_the_server_version_for_wildcard(osmem, tmp_path, distribution, version,
+def test_setup_checks_the_server_version_for_wildcard(osmem, es_settings, distribution, version,
                                                       ok):
     info = {"version": {"number": version, "distribution": distribution}}
     if distribution == "elasticsearch":
@@ -358,7 +348,7 @@ def test_setup_checks_the_server_version_for_wildcard(osmem, tmp_path, distribut
 
     proxy = CompatProxy(osmem, intercept=old_server)
     try:
-        cluster = connect(make_settings(proxy.url, tmp_path).elasticsearch)
+        cluster = connect(es_settings(proxy.url).elasticsearch)
         if ok:
             setup.setup(cluster)
             return
@@ -372,14 +362,14 @@ def test_setup_checks_the_server_version_for_wildcard(osmem, tmp_path, distribut
         proxy.close()
 
 
-def test_critical_hit_delivered_after_an_outage_still_fires_the_rule(osmem, tmp_path, store,
+def test_critical_hit_delivered_after_an_outage_still_fires_the_rule(osmem, es_settings, store,
                                                                      sinkdata):
     """The shipped Kibana rule, run as Kibana's .es-query runs it (its esQuery AND a range
     on timeField over the window), finds a critical hit first seen an hour before the
     cluster came back; on @timestamp it would not. A re-sighting does not fire again."""
     from kibana.install import load_rule
 
-    settings = make_settings(osmem.url, tmp_path)
+    settings = es_settings(osmem.url)
     cluster = connect(settings.elasticsearch)
     setup.setup(cluster)
     ps = sinkdata.people(120)
@@ -427,11 +417,11 @@ def test_critical_hit_delivered_after_an_outage_still_fires_the_rule(osmem, tmp_
     assert len(docs) == 2 and all(d["_source"]["ecs"]["version"] == ECS_VERSION for d in docs)
 
 
-def test_resighting_updates_coalesce_and_wait_for_their_create(osmem, tmp_path, store,
+def test_resighting_updates_coalesce_and_wait_for_their_create(osmem, es_settings, store,
                                                                sinkdata):
     """Three sightings before any delivery: one create and one update wait (the newest
     values); delivered in order, the document ends with sightings = 3."""
-    settings = make_settings(osmem.url, tmp_path)
+    settings = es_settings(osmem.url)
     f = sinkdata.hit_finding(sinkdata.people(4), url="https://e.example/1")
     t0 = datetime.now(UTC) - timedelta(minutes=30)
     for i in range(3):

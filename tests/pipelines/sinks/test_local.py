@@ -7,15 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from leaksentry.store import Store
 from pipelines.sinks import local, retention
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 def test_every_document_recorded_hits_only_for_hits(store, sinkdata):

@@ -1,0 +1,35 @@
+"""Fixtures for the sink tests: a state store and Settings pointing at a test cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leaksentry.config import Settings
+from leaksentry.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def es_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """``es_settings(url, **es)``: Settings with the state in this test's tmp_path and the
+    cluster at ``url`` (OpenSearch dialect, bulk retries after 50 ms); ``es`` sets any
+    other [elasticsearch] key. A module overrides this fixture for its own defaults."""
+
+    def make(url: str, **es: Any) -> Settings:
+        return Settings.model_validate({
+            "state": {"dir": str(tmp_path)},
+            "elasticsearch": {"url": url, "backend": "opensearch", "initial_backoff": 0.05,
+                              **es},
+        })
+
+    return make

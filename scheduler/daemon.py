@@ -50,25 +50,16 @@ from scheduler.reload import (
     desired_jobs,
     sync_jobs,
 )
+from scheduler.statefiles import info_path, jobstore_path
 
 log = logging.getLogger("leaksentry.scheduler.daemon")
 
-JOBSTORE_FILE = "scheduler.db"
 LOCK_FILE = "daemon.lock"
-INFO_FILE = "daemon.json"
 CRAWLS_DIR = "crawls"
 
 
 class DaemonError(LeakSentryError):
     """The daemon cannot start (another daemon holds the state dir, a port is taken...)."""
-
-
-def jobstore_path(settings: Settings) -> Path:
-    return settings.state.dir / JOBSTORE_FILE
-
-
-def info_path(settings: Settings) -> Path:
-    return settings.state.dir / INFO_FILE
 
 
 def validate(settings: Settings, config_path: Path | None) -> list[JobSpec]:

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leaksentry.config import Settings
-from scheduler.daemon import info_path, jobstore_path
 from scheduler.jobs import CRAWL_PREFIX
 from scheduler.readonly import connect_readonly
 from scheduler.schedule import source_schedule
+from scheduler.statefiles import info_path, jobstore_path
 
 
 @dataclass

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from leaksentry.config import Settings, load_config
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,6 +28,8 @@ ConfigOption = Annotated[
 
 def settings(config: Path | None) -> Settings:
     """Load and validate the config; a bad file raises ConfigError (one line, exit 2)."""
+    from leaksentry.config import load_config  # deferred for start-up: --help needs no models
+
     return load_config(config)
 
 

@@ -12,15 +12,17 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, console, err_console, settings
-from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
 from pipelines.model import RunSummary
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 
 def _summary_table(runs: list[RunSummary]) -> Table:

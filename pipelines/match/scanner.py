@@ -29,6 +29,7 @@ from leaksentry.errors import ConfigError
 from pipelines.match.digest import Digester
 from pipelines.match.finder import Candidate, Finder
 from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
+from pipelines.match.hscache import DatabaseCache
 from pipelines.match.keys import read_key
 from pipelines.match.kinds import Kind, build_kinds
 from pipelines.match.severity import assess
@@ -166,7 +167,9 @@ class Matcher:
         self.config = config or MatchingConfig()
         self.fingerprints = fingerprints
         self.kinds: list[Kind] = build_kinds(self.config)
-        self.finder = Finder(self.kinds, engine, speedups)
+        # compiled patterns cached next to the fingerprint file (keyed by their hash)
+        cache = DatabaseCache(fingerprints.path, key) if fingerprints.path else None
+        self.finder = Finder(self.kinds, engine, speedups, cache)
         self._digester = Digester(key)
         fast = self._fast = resolve_speedups(speedups)
         self._evaluator = None if fast is None else fast.Evaluator(

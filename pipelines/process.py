@@ -434,8 +434,8 @@ class DocumentScanner:
     ``scan(doc)`` and ``scan_file(path)`` never raise for bad documents; call
     ``close()`` (or use it as a context manager) to stop a warm worker. Calls from
     several threads are serialised (one worker, one document at a time).
-    ``preload``: import every format library before the first fork (a crawl, whose
-    workers are replaced now and then); a one-off `scan` imports what it meets.
+    ``preload_formats``: import every format library before the first fork (a crawl,
+    whose workers are replaced now and then); a one-off `scan` imports what it meets.
     """
 
     def __init__(self, matcher: Any, config: ExtractConfig | None = None,
@@ -449,8 +449,9 @@ class DocumentScanner:
             raise ValueError(f"unknown worker mode {self.mode!r}")
         if self.mode != "inline" and not hasattr(os, "fork"):
             self.mode = "inline"
-        if preload_formats:
-            preload()
+        #: format libraries still to import before the first fork (not at construction: a
+        #: crawl's first request need not wait for them)
+        self._preload = preload_formats and self.mode != "inline"
         self._pid: int | None = None
         self._to_worker: int | None = None
         self._from_worker: int | None = None
@@ -512,6 +513,9 @@ class DocumentScanner:
     def _run(self, job: _Job, head: Callable[[], bytes]
              ) -> tuple[ScanResult, FileFacts | None]:
         with self._lock:
+            if self._preload:
+                preload()
+                self._preload = False
             if self.mode == "inline":
                 return self._work(job)
             if self.mode == "fork":

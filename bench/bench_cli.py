@@ -22,6 +22,7 @@ import argparse
 import csv
 import hmac
 import http.server
+import itertools
 import os
 import re
 import resource
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine_speed, mixed_text, report, token_source
@@ -82,7 +84,7 @@ def prepare(d: Path, rows: int, mb: int) -> dict[str, Path]:
                            hn_column="hn", ref_column="ref")
         reg.unlink()
     if not files["big"].exists() or not files["small"].exists():
-        registered = [p.hkid for _, p in zip(range(2000), synth.patients(rows, seed=3))]
+        registered = [p.hkid for p in itertools.islice(synth.patients(rows, seed=3), 2000)]
         text = mixed_text(mb * 1_000_000, 2000, token_source(registered))
         files["big"].write_text(text, encoding="utf-8")
         files["small"].write_text(mixed_text(10_000, 2000, token_source(registered), seed=2),
@@ -90,12 +92,17 @@ def prepare(d: Path, rows: int, mb: int) -> dict[str, Path]:
     return files
 
 
+#: commands run here: `python -m` puts the working directory first on sys.path, which
+#: must not be a checkout (it would shadow PYTHONPATH)
+NEUTRAL_CWD = tempfile.gettempdir()
+
+
 def timed_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """(wall, cpu of the process and its children, exit code) of one whole process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                          check=False)
+                          check=False, cwd=NEUTRAL_CWD)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -129,9 +136,9 @@ def pair_ratio(a: list[tuple[float, float, int]], b: list[tuple[float, float, in
 
 
 class _FirstRequest(http.server.BaseHTTPRequestHandler):
-    first: list[float] = []
+    first: ClassVar[list[float]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         type(self).first.append(time.perf_counter())
         body = b"nothing to see here\n"
         self.send_response(200)
@@ -165,7 +172,8 @@ def crawl_fixed_cost(files: dict[str, Path], runs: int, envs: dict[str, dict[str
                 t = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "leaksentry", "crawl", "bench",
                                 "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=env, check=False, timeout=120)
+                               stderr=subprocess.DEVNULL, env=env, check=False, timeout=120,
+                               cwd=NEUTRAL_CWD)
                 if r and _FirstRequest.first:
                     out[name].append(_FirstRequest.first[0] - t)
     server.shutdown()

@@ -281,9 +281,12 @@ def _prctl() -> Any:
     return _libc
 
 
-def _die_with(parent: int) -> None:
-    """In a new worker: be killed when the parent dies, and make sure it has not died
-    already (then the worker was re-parented before the signal was armed)."""
+def die_with(parent: int) -> None:
+    """In a newly forked child: be killed (SIGKILL) when the parent dies, then make sure
+    it has not died already (the child would have been re-parented before the signal
+    was armed). Linux only; elsewhere the children notice their pipes closing. The
+    signal follows the *thread* that forked: fork from a thread that lives as long as
+    the process (see :func:`_fork`)."""
     prctl = _prctl()
     if prctl:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -319,7 +322,7 @@ def _drop_inherited(keep: set[int]) -> None:
 
 
 def _child_start(parent: int, keep: set[int]) -> None:
-    _die_with(parent)
+    die_with(parent)
     _drop_inherited(keep)
     # the parent (Scrapy, the daemon) owns shutdown: Ctrl-C is its to handle, and its
     # handlers must not run in the worker; SIGTERM simply ends the worker

@@ -84,7 +84,8 @@ def findings(n: int) -> list[Finding]:
 
 
 class NullBulk:
-    """Answers /_bulk with 201 for every item, GET / and templates with 200: no indexing."""
+    """Answers /_bulk with 201 for every item and setup requests like an empty server:
+no indexing."""
 
     def __init__(self) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,8 +96,8 @@ class NullBulk:
             def log_message(self, *a: object) -> None:
                 pass
 
-            def _reply(self, body: bytes) -> None:
-                self.send_response(200)
+            def _reply(self, body: bytes, status: int = 200) -> None:
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -114,11 +115,18 @@ class NullBulk:
                 self._reply(json.dumps({"took": 0, "errors": False, "items": items}).encode())
 
             def do_GET(self) -> None:
-                self._reply(b'{"index_templates":[{"name":"null-hits","index_template":'
-                            b'{"_meta":{"template_version":99}}},{"name":"null-documents",'
-                            b'"index_template":{"_meta":{"template_version":99}}}]}')
+                # a server version (setup checks it), no ILM/ISM, no templates or aliases
+                # yet: the drain installs the templates once, as on a fresh cluster
+                if self.path.split("?")[0] == "/":
+                    self._reply(b'{"version":{"number":"3.0.0","distribution":"opensearch"}}')
+                elif "/_plugins/" in self.path:
+                    self._reply(b'{"error":"no handler found for uri"}', 400)
+                else:
+                    self._reply(b'{"error":{"type":"resource_not_found_exception"}}', 404)
 
-            do_PUT = do_GET
+            def do_PUT(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._reply(b'{"acknowledged":true}')
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -108,6 +108,23 @@ class RunCounters:
 _MAXSIZE = re.compile(r"max.?size", re.I)
 
 
+#: what a refused private address tells the operator to do
+ALLOW_PRIVATE_HINT = ("(a private/loopback address: set allow_private = true on this source"
+                      " if it is meant to be crawled)")
+
+
+def blocked_message(exc: BaseException, request: Any = None) -> str:
+    """The guard's refusal as one line for a caller that prefixes the URL itself (the
+    guard's message starts with it: printed once, not twice), naming the setting."""
+    text = one_line(exc)
+    url = getattr(request, "url", None)
+    if url and text.startswith(f"{url}: "):
+        text = text[len(url) + 2:]
+    if "metadata" in text or "allow_private" in text:
+        return text  # cloud metadata: never something to allow
+    return f"{text} {ALLOW_PRIVATE_HINT}"
+
+
 def classify_failure(failure: Failure) -> tuple[str, str]:
     """(status key, one-line message) for a failed request."""
     from scrapy import exceptions as sx
@@ -130,7 +147,7 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
                                       f" {resp.headers.get('Retry-After', b'').decode()!s}")
         return str(resp.status), f"HTTP {resp.status}"
     if isinstance(exc, BlockedAddress):
-        return "blocked", one_line(exc)
+        return "blocked", blocked_message(exc, getattr(failure, "request", None))
     if isinstance(exc, sx.DownloadCancelledError) or _MAXSIZE.search(str(exc)):
         return "too_large", f"larger than max_download_size ({one_line(exc, 160)})"
     if isinstance(exc, sx.IgnoreRequest) and "robots.txt" in str(exc):

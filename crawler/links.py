@@ -26,26 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from parsel import Selector
 
-#: Hosts whose links are fetched as documents by default (subdomains included).
-DEFAULT_FILE_HOSTS: tuple[str, ...] = (
-    "gofile.io",
-    "pixeldrain.com",
-    "catbox.moe",
-    "mega.nz",
-    "mega.io",
-    "drive.google.com",
-    "docs.google.com",
-    "dropbox.com",
-    "dropboxusercontent.com",
-    "mediafire.com",
-    "transfer.sh",
-    "anonfiles.com",
-    "sendspace.com",
-    "wetransfer.com",
-)
-
-#: Hosts that delete a file when it is downloaded: never fetched automatically.
-DEFAULT_NEVER_FETCH_HOSTS: tuple[str, ...] = ("file.io",)
+# the built-in host lists live with the [crawler] settings they are the defaults of
+from leaksentry.config.sources import DEFAULT_FILE_HOSTS, DEFAULT_NEVER_FETCH_HOSTS
 
 #: Hosts whose links carry the decryption key in the fragment; a plain fetch
 #: returns ciphertext or an app shell, so they are recorded for an analyst.
@@ -220,7 +202,7 @@ class LinkFollowingMixin:
             text = text[:_MAX_SCAN_CHARS].decode("utf-8", errors="replace")
         cfg = spider.app.crawler
         for d in expand(text[:_MAX_SCAN_CHARS], html=html, base_url=base_url,
-                        file_hosts=cfg.file_hosts, never_fetch_hosts=cfg.never_fetch_hosts):
+                        file_hosts=cfg.all_file_hosts, never_fetch_hosts=cfg.never_fetch_hosts):
             target = d.fetch_url or d.url
             item_id = LINK_PREFIX + target
             if d.action == "record":

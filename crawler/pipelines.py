@@ -59,9 +59,11 @@ class ScanProcessor:
     def __init__(self, app: Settings, store: Store) -> None:
         from pipelines.match import Matcher  # heavy: loaded only when a crawl runs
         from pipelines.process import DocumentScanner
+        from pipelines.sinks.vault import Vault
 
         self.app = app
         self.store = store
+        self.vault = Vault.from_settings(app)
         self.matcher = Matcher.from_config(app.matching)
         passwords = tuple(getattr(app.extract, "passwords", ()) or ())
         self.pool: queue.Queue[Any] = queue.Queue()
@@ -83,7 +85,8 @@ class ScanProcessor:
         finally:
             self.pool.put(scanner)
         with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
-            record_finding(self.store, finding, self.app)
+            record_finding(self.store, finding, self.app, vault=self.vault,
+                           content=doc.content)
             mark_done(tx)
         return finding.result.hit
 

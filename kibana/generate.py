@@ -9,6 +9,7 @@ match this output and that every field used exists in the index templates.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,12 @@ HITS_DV = "leaksentry-hits-dataview"
 DOCS_DV = "leaksentry-documents-dataview"
 LAYER = "layer1"
 _META = {"coreMigrationVersion": "8.8.0", "managed": False}
+#: the oldest Kibana that imports these objects: Lens and dashboards carry
+#: typeMigrationVersion 8.9.0, which Kibana 8.8 and older refuse
+MIN_KIBANA = (8, 9)
+#: rule ids are uuid5s in this namespace: Kibana before 8.17 refuses a predefined rule id
+#: that is not a UUID, and a deterministic one lets `kibana install` find its rule again
+RULE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/leaksentry/leaksentry#rule")
 
 
 def data_view(id_: str, title: str, name: str) -> dict[str, Any]:
@@ -86,7 +93,9 @@ def xy(series: str, x: str, split: str | None = None, legend: bool = True) -> di
 
 def saved_objects() -> list[dict[str, Any]]:
     hits_columns = ["leaksentry.source", "url.domain", "url.full", "file.name",
-                    "leaksentry.matched_records", "leaksentry.kinds", "leaksentry.records_key"]
+                    "leaksentry.matched_records", "leaksentry.kinds",
+                    "leaksentry.exposed_categories", "leaksentry.records_key",
+                    "leaksentry.evidence.stored"]
     objs = [
         data_view(HITS_DV, "leaksentry-hits", "leaksentry hits"),
         data_view(DOCS_DV, "leaksentry-documents", "leaksentry scanned documents"),
@@ -99,7 +108,8 @@ def saved_objects() -> list[dict[str, Any]]:
             "Every hit, grouped by the source that found it.", HITS_DV,
             'event.dataset : "leaksentry.hit"',
             ["leaksentry.source", "leaksentry.severity", "url.domain",
-             "leaksentry.matched_records", "leaksentry.unmatched_valid_total"],
+             "leaksentry.matched_records", "leaksentry.exposed_categories",
+             "leaksentry.unmatched_valid_total"],
             [["leaksentry.source", "asc"], ["@timestamp", "desc"]]),
         saved_search(
             "leaksentry-scan-failures", "leaksentry: scan failures by source",
@@ -167,13 +177,24 @@ def dashboard(panels_in: list[tuple[str, str, tuple[int, int, int, int]]]) -> di
             "references": refs}
 
 
+def rule_id(prefix: str = "leaksentry") -> str:
+    """The critical-hits rule's id for an index prefix (two deployments with different
+    prefixes in one Kibana space get two rules)."""
+    return str(uuid.uuid5(RULE_NAMESPACE, f"{prefix}:critical-hits"))
+
+
 def rule() -> dict[str, Any]:
-    """The ``.es-query`` rule: a critical hit indexed in the last 5 minutes."""
+    """The ``.es-query`` rule: a critical hit *indexed* in the last 5 minutes.
+
+    The time field is ``event.ingested`` (set when the spool delivers the document), not
+    ``@timestamp`` (the first sighting): a hit first seen during a cluster outage longer
+    than the window is indexed later and must still fire. Re-sightings update the hit
+    document without touching ``event.ingested``, so they do not fire again."""
     query = {"query": {"bool": {"filter": [
         {"term": {"leaksentry.severity": "critical"}},
         {"term": {"event.dataset": "leaksentry.hit"}}]}}}
     return {
-        "id": "leaksentry-critical-hits",
+        "id": rule_id(),
         "name": "leaksentry: critical hit indexed",
         "rule_type_id": ".es-query",
         "consumer": "stackAlerts",
@@ -182,7 +203,7 @@ def rule() -> dict[str, Any]:
         "params": {
             "searchType": "esQuery",
             "index": ["leaksentry-hits"],
-            "timeField": "@timestamp",
+            "timeField": "event.ingested",
             "esQuery": json.dumps(query),
             "size": 100,
             "thresholdComparator": ">",

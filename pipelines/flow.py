@@ -6,6 +6,7 @@ all come through here.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from pipelines.model import Finding, StoredHit
@@ -13,17 +14,26 @@ from pipelines.model import Finding, StoredHit
 if TYPE_CHECKING:
     from leaksentry.config import Settings
     from leaksentry.store import Store
+    from pipelines.sinks.vault import Vault
 
 
-def record_finding(store: Store, finding: Finding, settings: Settings) -> StoredHit | None:
-    """Store the document (always), spool it for Elasticsearch (when configured)
-    and plan its alerts (when it is a hit). Returns the stored hit, if any."""
+def record_finding(store: Store, finding: Finding, settings: Settings, *,
+                   vault: Vault | None = None, content: bytes | None = None
+                   ) -> StoredHit | None:
+    """Store the document (always), keep an encrypted copy of a hit's document in the
+    evidence vault (when configured and the content is given), spool it for
+    Elasticsearch (when configured) and plan its alerts (when it is a hit). Returns the
+    stored hit, if any."""
     from pipelines.alerts.planner import plan_alerts
     from pipelines.sinks.local import save_finding
     from pipelines.sinks.spool import enqueue_finding
 
     with store.transaction() as tx:
         stored = save_finding(tx, finding)
+        if stored is not None and vault is not None and content is not None \
+                and vault.wants(finding):
+            stored = dataclasses.replace(
+                stored, evidence=vault.keep(tx, stored.hit_id, content, finding))
         if settings.elasticsearch.enabled:
             enqueue_finding(tx, finding, stored)
         if stored is not None:

@@ -227,6 +227,25 @@ class StoredHit:
     first_seen: datetime
     # identifies the same set of matched records across uploads (dedupe of re-uploads)
     records_key: str = ""
+    # the encrypted copy in the evidence vault, when one was kept
+    evidence: EvidenceInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceInfo:
+    """What a hit says about its encrypted copy in the evidence vault: the sha256 and
+    size of the plaintext document, or why no copy was kept (``stored`` False)."""
+
+    stored: bool
+    sha256: str
+    size: int
+    error: str | None = None  # one line, e.g. "larger than max_bytes"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"stored": self.stored, "sha256": self.sha256, "size": self.size}
+        if self.error:
+            out["error"] = self.error
+        return out
 
 
 @dataclass(frozen=True, slots=True)

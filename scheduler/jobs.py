@@ -135,7 +135,8 @@ def health_job() -> None:
 
 def retention_job() -> None:
     """Purge local hits, documents and spooled data older than ``[daemon] retention``;
-    with Elasticsearch, drop monthly indices past ``[elasticsearch] retention`` (the
+    evidence older than ``[evidence] retention`` (and unfinished evidence files); with
+    Elasticsearch, drop monthly indices past ``[elasticsearch] retention`` (the
     fallback where the cluster runs neither ILM nor ISM; harmless where it does)."""
     rt = current()
     age = rt.settings.daemon.retention
@@ -148,6 +149,19 @@ def retention_job() -> None:
         if n:
             log.info("retention: purged %d local row(s) older than %s", n, human_duration(age),
                      extra={"job": RETENTION, "purged": n})
+    if rt.settings.evidence.enabled:
+        from pipelines.sinks.vault import Vault
+
+        vault = Vault.from_settings(rt.settings)
+        assert vault is not None
+        with rt.store.transaction() as tx:
+            purged = vault.purge(tx)
+        swept = vault.sweep(rt.store.conn)
+        if purged or swept.temp_files or swept.orphans:
+            log.info("retention: deleted %d evidence file(s) older than %s; removed %d"
+                     " unfinished and %d orphaned evidence file(s)", len(purged),
+                     human_duration(vault.retention), swept.temp_files, swept.orphans,
+                     extra={"job": RETENTION})
     if rt.settings.elasticsearch.enabled:
         from pipelines.sinks.client import connect
         from pipelines.sinks.setup import drop_expired_indices

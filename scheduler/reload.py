@@ -73,10 +73,15 @@ def desired_jobs(settings: Settings, config_path: Path | None) -> list[JobSpec]:
     periodic = [(jobs.OUTBOX, d.outbox_interval, "deliver the alert outbox"),
                 (jobs.SPOOL, d.spool_interval, "drain the Elasticsearch spool"),
                 (jobs.HEALTH, d.health_interval, "raise source-health alerts")]
-    if d.retention > 0 or settings.elasticsearch.enabled:
-        what = (f"purge local data older than {human_duration(d.retention)}" if d.retention
-                else "drop expired Elasticsearch indices")
-        periodic.append((jobs.RETENTION, d.retention_interval, what))
+    tasks = []
+    if d.retention > 0:
+        tasks.append(f"purge local data older than {human_duration(d.retention)}")
+    if settings.evidence.enabled:
+        tasks.append(f"delete evidence older than {human_duration(settings.evidence.retention)}")
+    if settings.elasticsearch.enabled:
+        tasks.append("drop expired Elasticsearch indices")
+    if tasks:
+        periodic.append((jobs.RETENTION, d.retention_interval, "; ".join(tasks)))
     for job_id, every, what in periodic:
         specs.append(JobSpec(
             id=job_id, func="scheduler.jobs:periodic_job", args=(job_id,),

@@ -157,12 +157,19 @@ class CompatProxy:
     def __init__(self, upstream: OsmemProcess,
                  intercept: Callable[[str, str, bytes | None, dict[str, str]],
                                      tuple[int, bytes] | None] | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 rewrite: Callable[[str, str, bytes | None], bytes | None] | None = None,
+                 on_response: Callable[[str, str, int, bytes], bytes] | None = None) -> None:
         """``intercept(method, path, body, headers)`` may answer a request itself (a
         fault injection such as a 429 for a bulk item, or an auth check); None passes it
-        on. With ``ssl_context`` the proxy speaks HTTPS (a TLS-terminating front)."""
+        on. ``rewrite(method, path, body)`` returns the body to forward, and
+        ``on_response(method, path, status, data)`` the response body to return (a front
+        that plays a server feature osmem lacks). With ``ssl_context`` the proxy speaks
+        HTTPS (a TLS-terminating front)."""
         self.upstream = upstream
         self.intercept = intercept
+        self.rewrite = rewrite
+        self.on_response = on_response
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -193,6 +200,8 @@ class CompatProxy:
                         self.end_headers()
                         self.wfile.write(data)
                         return
+                if proxy.rewrite is not None:
+                    body = proxy.rewrite(self.command, self.path, body)
                 try:
                     conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port,
                                                       timeout=30)
@@ -201,6 +210,8 @@ class CompatProxy:
                     data = resp.read()
                     status, resp_headers = resp.status, resp.getheaders()
                     conn.close()
+                    if proxy.on_response is not None:
+                        data = proxy.on_response(self.command, self.path, status, data)
                 except OSError:
                     self.send_response(502)
                     self.send_header("Content-Length", "0")

@@ -197,7 +197,10 @@ def test_no_plaintext_identifier_anywhere(demo_run) -> None:
     places: dict[str, bytes | str] = {"stdout": proc.stdout, "stderr": proc.stderr,
                                       "hits --json": hits_cli.stdout,
                                       "hits stderr": hits_cli.stderr}
-    allowed = {root / "trusted" / "patients_register.csv"}
+    # the trusted side's own outputs: the notification report and the evidence opened
+    # there are meant to name people (the register stays the only input that does)
+    allowed = {root / "trusted" / "patients_register.csv", root / "trusted" / "notify.xlsx",
+               *(root / "trusted").glob("evidence-hit-*.bin")}
     for path in root.rglob("*"):
         if path.is_file() and path not in allowed and "sites" not in path.relative_to(
                 root).parts:
@@ -211,3 +214,39 @@ def test_no_plaintext_identifier_anywhere(demo_run) -> None:
     assert identifier_tokens((root / "trusted" / "patients_register.csv").read_bytes()) & planted
     leaked = {name: len(identifier_tokens(data) & planted) for name, data in places.items()}
     assert not {k: v for k, v in leaked.items() if v}, leaked
+
+
+def test_evidence_kept_and_opened_on_the_trusted_side(demo_run) -> None:
+    ev = demo_run["summary"]["evidence"]
+    leaks = [i for i in demo_run["expected"]["items"] if i["leak"]]
+    kept_wanted = sum(1 for i in leaks if i["severity"] in ("high", "critical"))
+    assert ev["kept"] == kept_wanted
+    assert ev["verified"] is True
+    top = max(demo_run["summary"]["hits"], key=lambda h: h["matched_records"])
+    assert ev["opened"] == top["hit_id"] and top["severity"] == "critical"
+    vault = demo_run["root"] / "state" / "evidence"
+    assert len(list(vault.glob("hit-*.age"))) == kept_wanted
+    # the crawler side holds the public key only
+    assert "AGE-SECRET-KEY" not in (demo_run["root"] / "leaksentry.toml").read_text()
+
+
+def test_notify_lists_every_planted_record_once_with_its_leaks(demo_run) -> None:
+    from python_calamine import CalamineWorkbook
+
+    nt = demo_run["summary"]["notify"]
+    leaks = [i for i in demo_run["expected"]["items"] if i["leak"]]
+    per_ref: dict[str, int] = {}
+    for item in leaks:
+        for ref in item["refs"]:
+            per_ref[ref] = per_ref.get(ref, 0) + 1
+    assert nt["complete"] and nt["people"] == len(per_ref) and nt["leaks"] == len(leaks)
+    rows = CalamineWorkbook.from_path(nt["path"]).get_sheet_by_name(
+        "Affected people").to_python()
+    col = {name: i for i, name in enumerate(rows[0])}
+    got = {str(r[col["Register ref"]]): r for r in rows[1:]}
+    assert len(got) == len(rows) - 1 == len(per_ref)
+    for ref, n in per_ref.items():
+        row = got[ref]
+        assert int(row[col["Leaks"]]) == n, ref
+        assert "identifier (hkid)" in row[col["Exposed data"]], ref
+    assert (Path(nt["path"]).stat().st_mode & 0o777) == 0o600

@@ -19,10 +19,12 @@ from leaksentry.cli import (
     crawl,
     demo,
     es,
+    evidence,
     fingerprints,
     hits,
     keys,
     kibana,
+    notify,
     run,
     scan,
     status,
@@ -67,7 +69,7 @@ def _root(
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
-                config_cmd):
+                config_cmd, evidence, notify):
     _module.register(app)
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -24,6 +25,16 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout: fitted to the terminal, or at its full width when stdout is a
+    pipe or a file (Rich would otherwise cut it to 80 columns and wrap every row)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = Console(width=100_000).measure(table).maximum
+    Console(width=max(width, 20), soft_wrap=False).print(table)
 
 
 def settings(config: Path | None) -> Settings:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.cli.common import ConfigOption, err_console, print_table, settings
 from leaksentry.errors import ConfigError
 from pipelines.model import RunSummary
 
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
             for r in runs:
                 print(_as_json(r))
         else:
-            console.print(_summary_table(runs))
+            print_table(_summary_table(runs))
             for r in runs:
                 if r.error:
                     err_console.print(f"{r.source}: {r.outcome}: {r.error}", highlight=False,

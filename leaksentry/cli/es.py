@@ -18,7 +18,10 @@ def register(app: typer.Typer) -> None:
 
     @group.command("setup")
     def setup_cmd(config: ConfigOption = None) -> None:
-        """Install the retention policy, index templates and read aliases (idempotent)."""
+        """Install the retention policy with the index templates, and the read aliases.
+
+        Idempotent: run it after every upgrade. Checks the server version first (the
+        `wildcard` field type needs Elasticsearch 7.9 / OpenSearch 2.15)."""
         from pipelines.sinks.client import connect
         from pipelines.sinks.setup import setup
 
@@ -28,13 +31,17 @@ def register(app: typer.Typer) -> None:
             report = setup(cluster)
         finally:
             cluster.close()
+        console.print(f"server: {report.server}")
         console.print(f"index templates: {', '.join(report.templates)}")
         console.print(f"read aliases: {', '.join(report.aliases)}"
                       + (f" (created {', '.join(report.indices_created)})"
                          if report.indices_created else ""))
-        console.print(f"retention: {report.retention}")
+        console.print(f"retention: {report.retention}"
+                      + {"ilm": " (ILM policy, attached by the templates)",
+                         "ism": " (ISM policy, attached to new and existing indices)",
+                         "none": " (no ILM/ISM on this server: see the note)"}[report.retention])
         for note in report.notes:
-            console.print(f"note: {note}")
+            console.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
 
     @group.command("check")
     def check_cmd(
@@ -55,8 +62,7 @@ def register(app: typer.Typer) -> None:
             cluster.close()
         store = Store(s.state.db)
         try:
-            report.spool_depth = spool_depth(store.conn)
-            report.spool_rejected = spool_rejected(store.conn)
+            report.add_spool(spool_depth(store.conn), spool_rejected(store.conn))
         finally:
             store.close()
         if as_json:
@@ -68,6 +74,9 @@ def register(app: typer.Typer) -> None:
                 console.print(f"auth: {'ok' if report.auth_ok else 'refused'}")
             if report.version:
                 console.print(f"version: {report.distribution} {report.version}")
+            if report.retention:
+                console.print(f"retention policy: {report.retention}"
+                              + (f" {report.policy}" if report.retention != "none" else ""))
             for name, state in report.templates.items():
                 console.print(f"template {name}: {state}")
             for name, count in report.aliases.items():
@@ -75,8 +84,10 @@ def register(app: typer.Typer) -> None:
                               + (f"{count} documents" if count is not None else "missing"))
             console.print(f"spool: {report.spool_depth} waiting, {report.spool_rejected}"
                           " rejected")
+            for n in report.notes:
+                console.print(f"note: {n}", soft_wrap=True, highlight=False, markup=False)
             for p in report.problems:
-                console.print(f"problem: {p}")
+                console.print(f"problem: {p}", soft_wrap=True, highlight=False, markup=False)
         if not report.ok:
             raise typer.Exit(1)
 
@@ -95,7 +106,9 @@ def register(app: typer.Typer) -> None:
         finally:
             store.close()
         console.print(f"delivered {r.delivered}, already there {r.duplicates}, rejected"
-                      f" {r.rejected}, retry later {r.retry_later}; {r.pending} waiting")
+                      f" {r.rejected}, retry later {r.retry_later}; {r.pending} waiting"
+                      + (f"; {r.missing} re-sighting update(s) for hits no longer indexed"
+                         if r.missing else ""))
         for e in r.errors[:5]:
             console.print(f"item: {e}")
         if r.error:

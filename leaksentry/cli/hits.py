@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from leaksentry.cli.common import ConfigOption, console, settings
 from leaksentry.errors import LeakSentryError
@@ -68,10 +69,11 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(title=f"hits ({len(rows)})")
         for col in ("id", "last seen", "severity", "records", "source", "url", "kinds",
-                    "first records"):
+                    "exposed", "first records"):
             table.add_column(col, overflow="fold")
         for h in rows:
             refs = ", ".join(h.record_refs[:5]) + (" …" if len(h.record_refs) > 5 else "")
             table.add_row(str(h.hit_id), h.last_seen.strftime("%Y-%m-%d %H:%M"), h.severity,
-                          str(h.matched_records), h.source, h.url, ",".join(h.kinds), refs)
+                          str(h.matched_records), h.source, Text(h.url), ",".join(h.kinds),
+                          ", ".join(h.exposed_categories) or "-", refs)
         console.print(table)

@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Import the data views, searches and dashboard, and create the .es-query rule.
 
-        Idempotent: objects are imported with overwrite, and an existing rule is updated.
+        Idempotent: objects are imported with overwrite, and an existing rule is updated
+        (keeping the actions added in Kibana). Needs Kibana 8.9 or newer.
         Auth from [kibana] (api_key / username + password, or their *_env variables)."""
         from kibana.install import KibanaError, install
 
@@ -30,6 +31,11 @@ def register(app: typer.Typer) -> None:
         if not target:
             raise KibanaError("kibana install: no URL (pass --url or set [kibana] url)")
         report = install(target, s.kibana, prefix=s.elasticsearch.index_prefix)
-        console.print(f"imported {report.imported} saved objects into {target}"
+        console.print(f"Kibana {report.kibana_version} at {target}")
+        console.print(f"imported {report.imported} saved objects"
                       f" (data views, searches, visualisations, dashboard)")
-        console.print(f"alert rule {report.rule_id}: {report.rule_action}")
+        kept = f", {report.actions_kept} existing action(s) kept" if report.actions_kept else ""
+        console.print(f"alert rule {report.rule_id}: {report.rule_action}{kept}")
+        if report.legacy_rule_removed:
+            console.print("removed the rule of an older leaksentry (id leaksentry-critical-hits);"
+                          " its actions moved to the new rule")

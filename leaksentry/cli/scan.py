@@ -7,10 +7,11 @@ masked identifiers and register references only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -67,17 +68,19 @@ def _input_error(display: str, exc: OSError) -> InputError:
 
 
 def _scan_one(scanner: DocumentScanner, display: str, path: Path | None, named: bool,
-              limit: int) -> Finding:
+              limit: int) -> tuple[Finding, Callable[[], bytes | None]]:
     """One input through the scanner: a file is read by the worker (never copied through
-    a pipe), stdin here, bounded by the input limit."""
+    a pipe), stdin here, bounded by the input limit. Returns the finding and how to get
+    the document's bytes again (for the evidence vault, hits only)."""
     from pipelines import localfile  # deferred for start-up (scan --help)
     from pipelines.model import Document, Finding, ScanResult, Skipped, utcnow
 
     if path is not None:
         try:
-            return scanner.scan_file(path, url=display, streams=named)
+            finding = scanner.scan_file(path, url=display, streams=named)
         except OSError as exc:
             raise _input_error(display, exc) from None
+        return finding, lambda: _reread(path, finding.sha256, limit)
     try:
         data, _ = localfile.read_stream(sys.stdin.buffer.fileno(), limit)
     except localfile.NotRead as exc:
@@ -85,12 +88,27 @@ def _scan_one(scanner: DocumentScanner, display: str, path: Path | None, named: 
         return Finding(url=STDIN, source="scan", sha256=None, size=exc.size,
                        fetched_at=utcnow(), result=ScanResult(
                            status=exc.status, error=error,
-                           skipped=[Skipped(where="stdin", status=exc.status, error=error)]))
+                           skipped=[Skipped(where="stdin", status=exc.status, error=error)])
+                       ), lambda: None
     except OSError as exc:
         raise _input_error("stdin", exc) from None
     if not data:
         raise InputError("stdin: empty input")
-    return scanner.scan(Document(url=STDIN, source="scan", content=data))
+    return scanner.scan(Document(url=STDIN, source="scan", content=data)), lambda: data
+
+
+def _reread(path: Path, sha256: str | None, limit: int) -> bytes | None:
+    """A scanned file's bytes again, if they are still the ones scanned (same sha256)."""
+    from pipelines import localfile  # deferred for start-up (scan --help)
+
+    try:
+        f = localfile.inspect(path, limit)
+        data = localfile.read_regular(f, limit) if f is not None else None
+    except (OSError, localfile.NotRead):
+        return None
+    if data is None or hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    return data
 
 
 def _refs(refs: list[str]) -> str:
@@ -116,6 +134,10 @@ def _print(findings: list[Finding]) -> None:
             continue
         console.print(Text.assemble((f.url, "bold"), f": {r.matched_records} record(s): ",
                                     _refs(r.record_refs)), soft_wrap=True)
+        if r.exposed_categories:
+            fields = f" ({', '.join(r.exposed_fields)})" if r.exposed_fields else ""
+            console.print(f"  exposed: {', '.join(r.exposed_categories)}{fields}",
+                          highlight=False, markup=False, soft_wrap=True)
         for m in r.matches[:MATCHES_SHOWN]:
             console.print(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}  at {m.where}",
                           highlight=False, markup=False, soft_wrap=True)
@@ -131,19 +153,26 @@ class _Recorder:
 
     def __init__(self, s: Settings) -> None:
         from leaksentry.store import Store
+        from pipelines.sinks.vault import Vault
 
         self.settings = s
         self.store = Store(s.state.db)
+        self.vault = Vault.from_settings(s)
         self.recorded = 0
         self.unread = 0
 
-    def record(self, finding: Finding) -> None:
+    def record(self, finding: Finding, content: Callable[[], bytes | None]) -> None:
+        """``content`` is called only for a hit the evidence vault keeps: the worker read
+        the file, so the document is read again here, only then."""
         from pipelines.flow import record_finding
 
         if finding.sha256 is None:  # not read (too large, not a file): as a crawl does
             self.unread += 1
             return
-        record_finding(self.store, finding, self.settings)
+        data = None
+        if self.vault is not None and finding.result.hit and self.vault.wants(finding):
+            data = content()
+        record_finding(self.store, finding, self.settings, vault=self.vault, content=data)
         self.recorded += 1
 
     def finish(self) -> None:
@@ -200,7 +229,8 @@ def scan(
     with scanner:
         for display, path, named in _inputs(paths):
             try:
-                finding = _scan_one(scanner, display, path, named, s.extract.max_input_bytes)
+                finding, content = _scan_one(scanner, display, path, named,
+                                             s.extract.max_input_bytes)
             except InputError as exc:
                 err_console.print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
                 failed = True
@@ -219,7 +249,7 @@ def scan(
                                                 .strip()), soft_wrap=True)
             matched = matched or r.hit
             if recorder is not None:
-                recorder.record(finding)
+                recorder.record(finding, content)
             if as_json:
                 sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
                 sys.stdout.flush()

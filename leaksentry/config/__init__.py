@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from leaksentry.config.alerts import AlertsConfig
 from leaksentry.config.base import StrictModel
 from leaksentry.config.daemon import DaemonConfig
+from leaksentry.config.evidence import SECRET_MARK, EvidenceConfig
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.config.kibana import KibanaConfig
 from leaksentry.config.matching import MatchingConfig
@@ -49,6 +50,7 @@ class Settings(StrictModel):
     crawler: CrawlerConfig = Field(default_factory=CrawlerConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
 
     # where it was read from, for messages; not a config key
     _path: Path | None = None
@@ -73,6 +75,10 @@ class Settings(StrictModel):
     @property
     def path(self) -> Path | None:
         return self._path
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.evidence.dir or self.state.dir / "evidence"
 
 
 def _loc(loc: tuple) -> str:
@@ -106,6 +112,19 @@ def format_validation_error(exc: ValidationError, where: str, data: dict | None 
     return "\n".join(lines)
 
 
+def _private_key_field(data: object, loc: tuple = ()) -> str | None:
+    """The field path of the first string value holding an age private key, if any."""
+    if isinstance(data, str):
+        return _loc(loc) if SECRET_MARK in data.upper() else None
+    items = (data.items() if isinstance(data, dict)
+             else enumerate(data) if isinstance(data, list) else ())
+    for k, v in items:
+        found = _private_key_field(v, (*loc, k))
+        if found is not None:
+            return found
+    return None
+
+
 def load_config(path: Path | str | None = None) -> Settings:
     """Read and validate a config file; no file means the embedded defaults."""
     if path is None:
@@ -125,6 +144,11 @@ def load_config(path: Path | str | None = None) -> Settings:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    secret_at = _private_key_field(data)
+    if secret_at is not None:
+        raise ConfigError(
+            f"{path}: {secret_at}: holds an age private key ({SECRET_MARK}…); the crawler"
+            " host must hold only public keys: remove it (keep identities on the trusted side)")
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -38,6 +38,9 @@ class ElasticsearchConfig(HttpServiceConfig):
     max_retries: int = Field(default=5, ge=0, le=50)
     initial_backoff: Duration = 1.0
     max_backoff: Duration = 60.0
+    #: replicas of each monthly index; 0 only for a single-node cluster (where a replica
+    #: cannot be placed and the indices would stay yellow), else a node loss loses data
+    number_of_replicas: int = Field(default=1, ge=0, le=10)
 
     @field_validator("index_prefix")
     @classmethod

@@ -12,7 +12,9 @@ defaults: :meth:`CrawlerConfig.effective` returns the source with them filled.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ByteSize, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -23,6 +25,16 @@ SourceKind = Literal["feed", "listing", "directory", "bucket", "watch", "telegra
 SOURCE_KINDS: tuple[str, ...] = ("feed", "listing", "directory", "bucket", "watch", "telegram")
 #: kinds whose pages are HTML meant for people: robots.txt is obeyed by default
 HTML_KINDS = frozenset({"listing", "directory", "telegram"})
+
+#: Hosts whose links are fetched as documents by default (subdomains included): file hosts
+#: with no public feed, whose uploads surface as links in pastes and channel messages.
+DEFAULT_FILE_HOSTS: tuple[str, ...] = (
+    "gofile.io", "pixeldrain.com", "catbox.moe", "mega.nz", "mega.io", "drive.google.com",
+    "docs.google.com", "dropbox.com", "dropboxusercontent.com", "mediafire.com",
+    "transfer.sh", "anonfiles.com", "sendspace.com", "wetransfer.com",
+)
+#: Hosts that delete a file when it is downloaded: never fetched automatically.
+DEFAULT_NEVER_FETCH_HOSTS: tuple[str, ...] = ("file.io",)
 
 DEFAULT_USER_AGENT = "leaksentry/0.1 (+https://github.com/leaksentry/leaksentry; leak monitoring)"
 
@@ -49,14 +61,13 @@ class CrawlerConfig(StrictModel):
     #: pinned addresses, like curl --resolve: {"paste.example" = ["93.184.216.34"]};
     #: used by the network guard and for connecting (split-horizon DNS, tests)
     resolve: dict[str, list[str]] = Field(default_factory=dict)
-    #: hosts whose links in pastes/messages are fetched as documents (link expansion)
-    file_hosts: list[str] = Field(default_factory=lambda: [
-        "gofile.io", "pixeldrain.com", "files.catbox.moe", "catbox.moe", "litter.catbox.moe",
-        "mega.nz", "drive.google.com", "docs.google.com", "dropbox.com",
-        "dl.dropboxusercontent.com", "transfer.sh", "anonfiles.com", "file.io",
-    ])
+    #: hosts whose links in pastes/messages are fetched as documents (link expansion);
+    #: setting it REPLACES the built-in list — to add hosts, use extra_file_hosts
+    file_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_FILE_HOSTS))
+    #: hosts added to file_hosts (the built-in list stays)
+    extra_file_hosts: list[str] = Field(default_factory=list)
     #: hosts that destroy a file when it is downloaded: links are recorded, never fetched
-    never_fetch_hosts: list[str] = Field(default_factory=lambda: ["file.io"])
+    never_fetch_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_NEVER_FETCH_HOSTS))
 
     @field_validator("resolve")
     @classmethod
@@ -70,6 +81,11 @@ class CrawlerConfig(StrictModel):
                 except ValueError:
                     raise ValueError(f"{host}: {a!r} is not an IP address") from None
         return {h.lower().rstrip("."): a for h, a in v.items()}
+
+    @property
+    def all_file_hosts(self) -> list[str]:
+        """``file_hosts`` plus ``extra_file_hosts``: the hosts whose links are fetched."""
+        return list(dict.fromkeys([*self.file_hosts, *self.extra_file_hosts]))
 
     def effective(self, source: SourceConfig) -> SourceConfig:
         """The source with every unset politeness/safety field filled from these defaults."""
@@ -190,6 +206,28 @@ class SourceConfig(StrictModel):
                 {"preset": data["preset"], "known": known})
         return {**preset, **data}
 
+    @model_validator(mode="after")
+    def _telegram_preview_url(self) -> SourceConfig:
+        """A telegram ``url`` may be the site (``https://t.me``) or the channel's preview
+        link as a browser shows it (``https://t.me/s/NAME``): the latter is split into the
+        site and ``channel`` (which it must agree with), so no ``/s/NAME/s/NAME``."""
+        if self.kind != "telegram" or not self.url:
+            return self
+        parts = urlsplit(self.url)
+        m = re.fullmatch(r"(.*?)/s/([A-Za-z0-9_]+)/?", parts.path)
+        if not m:
+            return self
+        name = m.group(2)
+        channel = (self.channel or "").strip().lstrip("@").strip("/")
+        if channel and channel.lower() != name.lower():
+            raise ValueError(f"url is the preview of channel {name!r} but channel ="
+                             f" {self.channel!r}: set one of them")
+        site = urlunsplit((parts.scheme, parts.netloc, m.group(1), "", ""))
+        # assigning re-runs the validators (validate_assignment): set both at once
+        object.__setattr__(self, "url", site)
+        object.__setattr__(self, "channel", channel or name)
+        return self
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
@@ -260,6 +298,10 @@ class SourceConfig(StrictModel):
                              " across processes"))
         if self.render and k != "listing":
             problems.append(("render", 'only kind "listing" can render pages'))
+        for f in ("wait_selector", "item_wait_selector"):
+            if getattr(self, f) and not self.render:
+                problems.append((f, "only used when the page is rendered: set render = true"
+                                    " (kind \"listing\"), or remove it"))
         if problems:
             raise ValidationError.from_exception_data(
                 "SourceConfig",

@@ -75,7 +75,8 @@ def matching_table(sc: Scenario) -> dict[str, Any]:
 
 def write_config(sc: Scenario, urls: SiteUrls, *, webhook_secret: str,
                  es_url: str | None = None, es_backend: str = "elasticsearch",
-                 sources: list[DemoSource] | None = None) -> Path:
+                 sources: list[DemoSource] | None = None,
+                 evidence_recipients: list[str] | None = None) -> Path:
     """Write ``sc.config_path`` for this run and return it."""
     sources = sources if sources is not None else demo_sources(sc, urls)
     parts = [
@@ -93,6 +94,10 @@ def write_config(sc: Scenario, urls: SiteUrls, *, webhook_secret: str,
                                        "url": urls.webhook, "secret": webhook_secret}),
         table("[crawler]", {"max_download_size": "64MiB"}),
     ]
+    if evidence_recipients:
+        parts.append("# hit documents kept encrypted to the security team's PUBLIC key; its\n"
+                     "# identity stays on the trusted side (trusted/soc-identity.txt here)\n"
+                     + table("[evidence]", {"recipients": evidence_recipients}))
     if es_url:
         parts.append(table("[elasticsearch]", {"url": es_url, "backend": es_backend,
                                                 "index_prefix": "leaksentry-demo"}))

@@ -57,8 +57,11 @@ def run_ok(run: DemoRun, checks: list[ItemCheck] | None = None) -> bool:
     """Every planted item as expected, nothing missing, alerts clean, indexing (if asked) ok."""
     checks = check_items(run) if checks is None else checks
     es_ok = run.es is None or (not run.es.get("error") and not run.es.get("pending"))
+    after_ok = ((run.evidence is None or run.evidence.get("verified"))
+                and (run.notify is None or run.notify.get("complete")))
     return (bool(run.sources) and all(c.ok for c in checks) and not run.missing
-            and run.alert_duplicates == 0 and run.alerts_rejected == 0 and es_ok)
+            and run.alert_duplicates == 0 and run.alerts_rejected == 0 and es_ok
+            and bool(after_ok))
 
 
 def _sev(s: str) -> Text:
@@ -215,6 +218,30 @@ def next_steps(run: DemoRun, kept: bool) -> Panel:
                  border_style="blue")
 
 
+def after_the_alert(run: DemoRun) -> list[Text]:
+    """The evidence vault and the notification report, counts and paths only."""
+    out = []
+    ev, nt = run.evidence, run.notify
+    if ev is not None:
+        ok = bool(ev.get("verified"))
+        out.append(Text.assemble(
+            ("  Evidence: ", "bold"),
+            f"{ev['kept']} hit document(s) kept encrypted (age) to the security team's public"
+            " key; " + (f"hit {ev['opened']} opened on the trusted side with its identity:"
+                        f" {ev.get('size', 0):,} bytes, sha256 "
+                        + ("verified" if ok else "MISMATCH") if ev.get("opened") else
+                        "none opened"), style=None if ok else "red"))
+    if nt is not None:
+        ok = bool(nt.get("complete"))
+        out.append(Text.assemble(
+            ("  Notify: ", "bold"),
+            f"{nt['people']:,} affected people (of {nt['expected_people']:,} planted) in"
+            f" {nt['leaks']} leak(s), each once, with what was exposed ->"
+            f" {nt['path']} (register checked against the fingerprints; the only file with"
+            " their names)", style=None if ok else "red"))
+    return out
+
+
 def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
     """Print the report; returns True when every planted item came out as expected."""
     console.print()
@@ -237,6 +264,8 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
                                     f" {run.es['index_prefix']}-documents)"
                                     + (f"; error: {run.es['error']}" if run.es.get("error")
                                        else "")))
+    for line in after_the_alert(run):
+        console.print(line)
     all_ok = run_ok(run, checks)
     if run.missing:
         console.print(Panel("\n".join(f"- {m}" for m in run.missing),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leaksentry.demo.aftercare import evidence_step, make_identity, notify_step
 from leaksentry.demo.config import (
     WEBHOOK_CHANNEL,
     DemoSource,
@@ -92,6 +93,8 @@ class DemoRun:
     missing: list[str] = field(default_factory=list)  # components not available yet
     timings: dict[str, float] = field(default_factory=dict)
     fingerprints: str | None = None
+    evidence: dict[str, Any] | None = None  # what the vault kept, the top hit opened
+    notify: dict[str, Any] | None = None  # the notification report (counts only)
 
     @property
     def db_path(self) -> Path:
@@ -117,6 +120,8 @@ class DemoRun:
             "elasticsearch": self.es,
             "missing": self.missing,
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "evidence": self.evidence,
+            "notify": self.notify,
         }
 
 
@@ -272,8 +277,10 @@ _MADE = ("trusted", "sites", "state", "leaksentry.toml", "expected.json",
 LAYOUT = """\
 A `leaksentry demo` run. Everything here is generated; no real patient data.
 
-trusted/                 the trusted side: the fictional register (the only file with
-                         plaintext identifiers), the key and the fingerprint file
+trusted/                 the trusted side: the fictional register (the only input with
+                         plaintext identifiers), the key, the fingerprint file, the
+                         security team's age identity, the evidence opened with it and
+                         the notification report (notify.xlsx)
 sites/                   what the local sites served, the planted leaks among them
 leaksentry.toml          the config the crawls ran with (sites were on 127.0.0.1;
                          they stopped when the demo ended)
@@ -348,8 +355,9 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
         progress("sites", "done", "5 local sites on 127.0.0.1 (feed, directory, forum,"
                  " file host, webhook receiver)")
         sources = demo_sources(sc, urls)
+        recipient = make_identity(sc.key_path.parent) if run.fingerprints else None
         write_config(sc, urls, webhook_secret=secret, es_url=es_url, es_backend=es_backend,
-                     sources=sources)
+                     sources=sources, evidence_recipients=[recipient] if recipient else [])
         from leaksentry.config import load_config
 
         settings = load_config(sc.config_path)
@@ -408,6 +416,11 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
         if es_url:
             _drain(run, settings, progress)
         _collect_hits(run, settings)
+        if run.hits:
+            t = time.monotonic()
+            run.evidence = evidence_step(sc, run.hits, settings, progress)
+            run.notify = notify_step(sc, settings, progress)
+            run.timings["after the alert"] = time.monotonic() - t
     finally:
         sites.stop()
     run.timings["total"] = time.monotonic() - t_all

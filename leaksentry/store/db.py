@@ -28,9 +28,9 @@ _BUSY_MS = 30_000
 
 
 def _registered() -> Migrations:
-    from leaksentry.store import hits, outbox, runs, seen, spool
+    from leaksentry.store import evidence, hits, outbox, runs, seen, spool
 
-    return [(m.COMPONENT, m.MIGRATIONS) for m in (hits, seen, spool, outbox, runs)]
+    return [(m.COMPONENT, m.MIGRATIONS) for m in (hits, seen, spool, outbox, runs, evidence)]
 
 
 class Store:

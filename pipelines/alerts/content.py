@@ -107,11 +107,16 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         "record_refs_total": len(refs),
         "full_list": FULL_LIST_HINT,
         "unmatched_valid": {k: n for k, n in sorted(r.unmatched_valid.items()) if n},
+        # what the upload exposed (labels and their categories), never its values
+        "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+        "exposed_categories": list(r.exposed_categories),
         "hit_id": stored.hit_id,
         "first_seen": _iso(stored.first_seen),
         "seen_at": _iso(finding.fetched_at),
         "kibana_url": kibana_link(settings, finding.sha256),
     }
+    if stored.evidence is not None:
+        payload["evidence"] = stored.evidence.to_json()
     if thread_id is not None:
         payload["thread_id"] = thread_id
     return payload
@@ -136,7 +141,7 @@ def digest_payload(channel: str, items: list[dict[str, Any]], start: datetime,
 
 def digest_item(alert_id: int, payload: dict[str, Any]) -> dict[str, Any]:
     keys = ("kind", "severity", "source", "url", "filename", "sha256", "matched_records",
-            "kinds", "first_seen", "seen_at", "thread_id", "kibana_url")
+            "kinds", "exposed_categories", "first_seen", "seen_at", "thread_id", "kibana_url")
     return {"alert_id": alert_id, **{k: payload.get(k) for k in keys if k in payload}}
 
 

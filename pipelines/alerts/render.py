@@ -71,10 +71,19 @@ def facts(p: dict[str, Any]) -> list[tuple[str, str]]:
             if total > len(refs):
                 line += f" ... ({total} in all; full list: {p.get('full_list')})"
             out.append(("Record refs", line))
+        if p.get("exposed_categories"):
+            out.append(("Exposed", ", ".join(p["exposed_categories"])))
+        if p.get("exposed_fields"):
+            out.append(("Exposed fields", ", ".join(p["exposed_fields"])))
         unmatched = p.get("unmatched_valid") or {}
         if unmatched:
             out.append(("Valid identifiers not in the register",
                         ", ".join(f"{k}: {n}" for k, n in unmatched.items())))
+        ev = p.get("evidence")
+        if ev:
+            out.append(("Evidence", f"kept encrypted in the vault (hit {p.get('hit_id')};"
+                                    f" leaksentry evidence open)" if ev.get("stored")
+                        else f"not kept: {ev.get('error') or 'unknown reason'}"))
         out += [("First seen", str(p.get("first_seen"))), ("Seen at", str(p.get("seen_at")))]
         if p.get("kibana_url"):
             out.append(("Kibana", p["kibana_url"]))
@@ -101,8 +110,10 @@ def digest_lines(p: dict[str, Any]) -> list[str]:
     for i in p.get("items") or []:
         what = ("re-sighting of alert " + str(i.get("thread_id"))
                 if i.get("kind") == "resighting" else f"{i.get('matched_records')} record(s)")
+        exposed = ", ".join(i.get("exposed_categories") or [])
         lines.append(f"#{i['alert_id']} {i.get('severity')} {what} on {i.get('source')}:"
-                     f" {i.get('url')} (sha256 {str(i.get('sha256'))[:16]}...)")
+                     f" {i.get('url')} (sha256 {str(i.get('sha256'))[:16]}...)"
+                     + (f"; exposed: {exposed}" if exposed else ""))
     return lines
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from pipelines.extract.node import Node
 from pipelines.extract.state import Failed, State, reason
-from pipelines.extract.text import decode, row_text
+from pipelines.extract.text import TableHeader, decode, row_text
 from pipelines.model import TextPart
 
 _SPACES = re.compile(r" {4,}")
@@ -82,10 +82,12 @@ def docx(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         yield TextPart("\n".join(paras), node.at("document"))
     for t, table in enumerate(doc.tables, start=1):
         state.tick()
+        head = TableHeader()
         for r, row in enumerate(table.rows, start=1):
             cells = [c.text for c in row.cells]
             if any(cells):
-                yield TextPart(row_text(cells), node.at(f"table {t}"), r)
+                yield TextPart(row_text(cells), node.at(f"table {t}"), r,
+                               head.header if head.done else head.see(cells))
     for s, section in enumerate(doc.sections, start=1):
         extra = [p.text for part in (section.header, section.footer) for p in part.paragraphs]
         if any(x.strip() for x in extra):
@@ -107,10 +109,12 @@ def pptx(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         for shape in slide.shapes:
             if getattr(shape, "has_table", False) and shape.has_table:
                 tables += 1
+                head = TableHeader()
                 for r, row in enumerate(shape.table.rows, start=1):
                     cells = [c.text for c in row.cells]
                     if any(cells):
-                        yield TextPart(row_text(cells), node.at(f"slide {n} table {tables}"), r)
+                        yield TextPart(row_text(cells), node.at(f"slide {n} table {tables}"), r,
+                                       head.header if head.done else head.see(cells))
             elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
                 lines.extend(p.text for p in shape.text_frame.paragraphs)
         if any(x.strip() for x in lines):

@@ -18,7 +18,7 @@ from python_calamine import CalamineWorkbook
 
 from pipelines.extract.node import Node
 from pipelines.extract.state import Failed, State, reason
-from pipelines.extract.text import row_text
+from pipelines.extract.text import TableHeader, row_text
 from pipelines.model import TextPart
 
 
@@ -58,6 +58,7 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
             raise _failure(node, kind, e) from None
         pad = [""] * start_col
         loc = node.at(name)
+        head = TableHeader()
         for n, row in enumerate(rows, start=1):
             if n % 4096 == 0:
                 state.tick()
@@ -67,4 +68,4 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
             text = row_text(cells)
             if len(text) < len(cells):  # every cell empty
                 continue
-            yield TextPart(text, loc, n)
+            yield TextPart(text, loc, n, head.header if head.done else head.see(cells))

@@ -152,6 +152,47 @@ def row_text(cells: list[str]) -> str:
     return text
 
 
+#: a header row holds at most this many labels of at most this many characters
+HEADER_LABELS = 64
+HEADER_CHARS = 64
+_DIGITS4 = re.compile(r"\d{4}")
+
+
+class TableHeader:
+    """Finds a table's header row among its first non-empty rows, for ``TextPart.header``.
+
+    The first non-empty row is the header when it looks like one: no cell holds a run of
+    four digits (identifiers, dates, phone numbers are data). A first row with a single
+    filled cell is a title above the table unless the next row has one filled cell too
+    (then it labels a one-column table): a second header-like row replaces it, a data row
+    leaves the table without a header. Labels are one line each, bounded; the tuple is
+    shared by every row of the table."""
+
+    __slots__ = ("_rows", "done", "header")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.header: tuple[str, ...] | None = None
+        self._rows = 0
+
+    def see(self, cells: list[str]) -> tuple[str, ...] | None:
+        """The header to give this (non-empty) row."""
+        self._rows += 1
+        labels = [" ".join(c.split())[:HEADER_CHARS] for c in cells[:HEADER_LABELS]]
+        filled = sum(1 for x in labels if x)
+        header_like = filled > 0 and not any(_DIGITS4.search(x) for x in labels)
+        if header_like and (self._rows == 1 or filled > 1):
+            while labels and not labels[-1]:
+                labels.pop()
+            self.header = tuple(labels)
+            self.done = self._rows > 1 or filled > 1
+        else:
+            if filled > 1:  # data under a one-cell first row: that row was a title
+                self.header = None
+            self.done = True
+        return self.header
+
+
 def _dialect(sample: str, kind: str) -> type[csv.Dialect] | csv.Dialect:
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|")
@@ -168,11 +209,13 @@ def csv_rows(data: bytes, node: Node, state: State, kind: str = "csv") -> Iterat
     state.details.setdefault("csv_delimiter", repr(dialect.delimiter))
     reader = csv.reader(stream, dialect)
     loc, n = node.label, 0
+    head = TableHeader()
     try:
         for n, row in enumerate(reader, start=1):
             if n % 4096 == 0:
                 state.tick()
-            yield TextPart(row_text(row), loc, n)
+            header = head.header if head.done or not any(row) else head.see(row)
+            yield TextPart(row_text(row), loc, n, header)
     except csv.Error as e:
         raise Failed("corrupt", f"{node.label}: CSV unreadable after row {n}: "
                                 f"{reason(e)}") from None

@@ -140,7 +140,7 @@ def _xlsx_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
         progress(total or 0, total)
 
 
-def _find_column(path: Path, header: list[str], name: str | None, kind: str,
+def find_column(path: Path, header: list[str], name: str | None, kind: str,
                  required: bool) -> int | None:
     names = [h.strip() for h in header]
     if name is not None:
@@ -249,7 +249,7 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
     names = {"hkid": hkid_column, "hn": hn_column}
     for ki, kind in enumerate(kinds):
         explicit = names.get(kind.name, kind.column)
-        col = _find_column(register, header, explicit, kind.name, required=False)
+        col = find_column(register, header, explicit, kind.name, required=False)
         if col is not None:
             columns.append((col, kind, ki))
     if not columns:
@@ -258,7 +258,7 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
             f"{', '.join(h.strip() for h in header)}); use --hkid-column / --hn-column")
     ref_col = None
     if ref_column is not None:
-        ref_col = _find_column(register, header, ref_column, "ref", required=True)
+        ref_col = find_column(register, header, ref_column, "ref", required=True)
     report = BuildReport(register=str(register), ref_column=ref_column)
     for col, kind, _ in columns:
         report.kinds[kind.name] = KindReport(column=header[col].strip())

@@ -19,8 +19,8 @@ snippet) passes through :func:`pipelines.sinks.scrub.scrub` again.
 
 What is indexed and what is only shown: the fields analysts filter and
 aggregate on (time, severity, source, domain, file, record refs, records
-total, kinds, status) are mapped; the per-match list (masked identifier,
-record ref, location, count) and minor counters live under
+total, kinds, status, exposed fields and categories) are mapped; the per-match
+list (masked identifier, record ref, location, count) and minor counters live under
 ``leaksentry.detail``, an object with ``enabled: false`` — kept in ``_source``
 so Discover shows it, but not indexed. Indexing every match of every hit made
 each document several times more expensive to index for fields nobody
@@ -43,6 +43,8 @@ DOCUMENTS = "documents"
 DATASET = {HITS: "leaksentry.hit", DOCUMENTS: "leaksentry.document"}
 RULE_ID = "leaksentry-register-match"
 RULE_NAME = "Register identifiers found in a public upload"
+#: the ECS version these documents follow (ECS requires ``ecs.version`` in every event)
+ECS_VERSION = "8.11.0"
 #: match entries (masked id + location) listed per hit document; ``record_refs`` is always
 #: complete, and the local store keeps every match
 MAX_MATCHES = 1000
@@ -53,6 +55,10 @@ def _iso(dt: datetime) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: public name: the spool stamps ``event.ingested`` in the same format
+iso = _iso
 
 
 def month_index(prefix: str, kind: str, when: datetime) -> str:
@@ -140,6 +146,7 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
                f" from {finding.source}" + (f" ({domain})" if domain else ""))
     doc: dict[str, Any] = {
         "@timestamp": _iso(first_seen),
+        "ecs": {"version": ECS_VERSION},
         "message": summary,
         "event": {
             "kind": "alert",
@@ -168,7 +175,12 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             else records_key(refs, finding.sha256),
             "kinds": kinds,
             "unmatched_valid_total": sum(int(v) for v in r.unmatched_valid.values()),
+            # kept current by sighting_update() on re-sightings
+            "last_seen": _iso(finding.fetched_at),
+            "sightings": 1,
             "snippets": [s for s in (scrub(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
+            "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+            "exposed_categories": list(r.exposed_categories),
             # shown, not indexed (``enabled: false``): see the module docstring
             "detail": {
                 "matches": matches,
@@ -184,6 +196,8 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             },
         },
     }
+    if stored is not None and stored.evidence is not None:
+        doc["leaksentry"]["evidence"] = stored.evidence.to_json()
     if url:
         doc["url"] = url
     else:
@@ -199,6 +213,7 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
     url = _url(finding)
     doc: dict[str, Any] = {
         "@timestamp": _iso(finding.fetched_at),
+        "ecs": {"version": ECS_VERSION},
         "event": {
             "kind": "event",
             "category": ["file"],
@@ -230,6 +245,14 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
         doc["leaksentry"]["path"] = scrub(finding.url)
     _drop_none(doc)
     return doc
+
+
+def sighting_update(last_seen: datetime, sightings: int) -> dict[str, Any]:
+    """The partial update of a hit document on a re-sighting (a bulk ``update`` by its
+    ``_id``). Absolute values from the local store, so a re-sent update is harmless.
+    ``@timestamp`` and ``event.ingested`` stay: a re-sighting is not a new hit and must not
+    fire the critical-hit rule again."""
+    return {"doc": {"leaksentry": {"last_seen": _iso(last_seen), "sightings": sightings}}}
 
 
 def ref_order(ref: str) -> tuple[int, int | str]:

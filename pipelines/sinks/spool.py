@@ -10,10 +10,17 @@ exactly once. 429s are retried with backoff by the helper; an unreachable
 cluster leaves everything spooled and raises nothing; an item the cluster
 refuses for good (400: a mapping error) is kept as ``rejected`` with its
 one-line reason, and the rest of the batch goes in.
+
+``event.ingested`` is set on each document as it is sent: it is when the
+cluster got it, and the Kibana rule's time field (a critical hit first seen
+during an outage is still "new" when it arrives). A re-sighting spools an
+``update`` of the hit document (``leaksentry.last_seen`` / ``sightings``), which
+leaves ``event.ingested`` alone, so it never fires the rule a second time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: spool rows read per bulk round
 DRAIN_BATCH = 5000
+#: setup notes already logged by this process ("ISM is not supported ...")
+_NOTED: set[str] = set()
 
 
 @dataclass
@@ -44,6 +53,9 @@ class DrainReport:
     delivered: int = 0  # created now
     duplicates: int = 0  # 409: the cluster already had it (a re-send)
     rejected: int = 0  # refused for good, kept as 'rejected' with the reason
+    #: re-sighting updates whose hit document is no longer in the index (retention deleted
+    #: its month, or the cluster lost it): dropped, counted here and logged
+    missing: int = 0
     retry_later: int = 0  # 429 after retries, 5xx: still pending
     pending: int = 0  # spool depth afterwards
     unreachable: bool = False
@@ -68,16 +80,37 @@ def _enqueue(tx: sqlite3.Connection, kind: str, when: datetime, doc_id: str,
     )
 
 
+def _enqueue_update(tx: sqlite3.Connection, kind: str, when: datetime, doc_id: str,
+                    body: dict[str, Any]) -> None:
+    """A partial update; a waiting update of the same document is replaced (its values are
+    absolute, the newest wins)."""
+    tx.execute(
+        "INSERT INTO es_spool(kind, index_suffix, doc_id, op, body, created_at)"
+        " VALUES (?,?,?,'update',?,?) ON CONFLICT(index_suffix, doc_id, op) DO UPDATE SET"
+        " body = excluded.body, state = 'pending', attempts = 0, last_error = NULL",
+        (kind, _suffix(kind, when), doc_id, dumps(body), datetime.now(UTC).isoformat()),
+    )
+
+
 def enqueue_finding(tx: sqlite3.Connection, finding: Finding, stored: StoredHit | None) -> None:
     """Spool the documents-index doc (always) and the hit doc (for a hit).
 
-    A re-sighting (``stored.new`` False) spools no second hit doc: the hit's
-    ``_id`` is per (content, URL), so it would only be answered 409."""
+    A re-sighting (``stored.new`` False) spools no second hit doc (its ``_id`` is per
+    content and URL): it spools a partial update of ``leaksentry.last_seen`` and
+    ``leaksentry.sightings`` from the local store instead."""
     _enqueue(tx, ecs.DOCUMENTS, finding.fetched_at, ecs.document_id(finding),
              ecs.document_document(finding))
-    if stored is not None and stored.new:
+    if stored is None:
+        return
+    if stored.new:
         _enqueue(tx, ecs.HITS, stored.first_seen, ecs.hit_id(finding),
                  ecs.hit_document(finding, stored))
+        return
+    from pipelines.sinks.local import hit_sightings
+
+    last_seen, sightings = hit_sightings(tx, stored.hit_id)
+    _enqueue_update(tx, ecs.HITS, stored.first_seen, ecs.hit_id(finding),
+                    ecs.sighting_update(last_seen, sightings))
 
 
 def spool_depth(conn: sqlite3.Connection) -> int:
@@ -117,14 +150,17 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
         if cluster is None:
             cluster = connect(cfg)
         if spool_depth(conn):
-            from pipelines.sinks.setup import ensure_templates
+            from pipelines.sinks.setup import ensure_installed
 
-            ensure_templates(cluster)
+            for note in ensure_installed(cluster):
+                if note not in _NOTED:  # once per process, not on every drain
+                    _NOTED.add(note)
+                    log.info("elasticsearch: %s", note)
         rounds = 0
         after = 0
         while max_batches is None or rounds < max_batches:
             rows = conn.execute(
-                "SELECT id, index_suffix, doc_id, body FROM es_spool"
+                "SELECT id, index_suffix, doc_id, op, body FROM es_spool"
                 " WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?", (after, batch),
             ).fetchall()
             if not rows:
@@ -153,37 +189,51 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
     """One bulk round; False when the cluster stopped answering (stop draining)."""
     cfg = cluster.config
     prefix = cfg.index_prefix
-    by_key: dict[tuple[str, str], int] = {}
+    by_key: dict[tuple[str, str, str], int] = {}
+    sent: dict[int, str] = {}  # row id -> the body read (an update's may change meanwhile)
     actions = []
-    for row_id, suffix, doc_id, body in rows:
-        index = f"{prefix}-{suffix}"
-        by_key[(index, doc_id)] = row_id
-        actions.append({"_op_type": "create", "_index": index, "_id": doc_id, "_source": body})
-    done: list[tuple[int]] = []
-    failed: list[tuple[str, str, str, int]] = []  # (state, error, now, id)
     now = datetime.now(UTC).isoformat()
+    ingested = ecs.iso(datetime.now(UTC))
+    for row_id, suffix, doc_id, op, body in rows:
+        index = f"{prefix}-{suffix}"
+        by_key[(op, index, doc_id)] = row_id
+        sent[row_id] = body
+        if op == "update":  # {"doc": ...} beside the metadata (a string _source would be
+            # taken for source filtering by the client helpers)
+            actions.append({"_op_type": op, "_index": index, "_id": doc_id, **json.loads(body)})
+        else:
+            actions.append({"_op_type": op, "_index": index, "_id": doc_id,
+                            "_source": _with_ingested(body, ingested)})
+    done: list[tuple[int, str]] = []  # (id, body): delete only what was sent
+    failed: list[tuple[str, str, str, int]] = []  # (state, error, now, id)
     report.attempted += len(rows)
     alive = True
     try:
         for ok, item in cluster.streaming_bulk(
                 actions, chunk_size=cfg.chunk_size, max_retries=cfg.max_retries,
                 initial_backoff=cfg.initial_backoff, max_backoff=cfg.max_backoff):
-            info = next(iter(item.values()))
-            row_id = by_key.get((info.get("_index", ""), str(info.get("_id", ""))))
+            op, info = next(iter(item.items()))
+            row_id = by_key.get((op, info.get("_index", ""), str(info.get("_id", ""))))
             if row_id is None:
                 continue
             status = int(info.get("status") or 0)
             if ok and 200 <= status < 300:
                 report.delivered += 1
-                done.append((row_id,))
-            elif status == 409:
+                done.append((row_id, sent[row_id]))
+            elif status == 409 and op == "create":
                 report.duplicates += 1
-                done.append((row_id,))
+                done.append((row_id, sent[row_id]))
+            elif status == 404 and op == "update" and not _create_waiting(store, row_id):
+                report.missing += 1
+                done.append((row_id, sent[row_id]))
+                log.warning("elasticsearch: %s/%s: re-sighting not recorded, the hit document"
+                            " is no longer in the index", info.get("_index"), info.get("_id"))
             else:
                 reason = _item_error(info)
                 if len(report.errors) < 20:
                     report.errors.append(f"{info.get('_index')}/{info.get('_id')}: {reason}")
-                if status == 429 or status >= 500 or status == 0:
+                # 404: its create waits; 409 on an update: a concurrent update, try again
+                if status in (0, 404, 429) or status >= 500 or (op, status) == ("update", 409):
                     report.retry_later += 1
                     failed.append(("pending", reason, now, row_id))
                 else:
@@ -196,11 +246,39 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
         alive = False
     finally:
         with store.transaction() as tx:
-            tx.executemany("DELETE FROM es_spool WHERE id = ?", done)
+            # a re-sighting may have replaced a waiting update's body since it was read
+            # (another process): that newer body stays for the next drain
+            tx.executemany("DELETE FROM es_spool WHERE id = ? AND body = ?", done)
             tx.executemany("UPDATE es_spool SET state = ?, last_error = ?, last_attempt_at = ?,"
                              " attempts = attempts + 1 WHERE id = ?", failed)
     # items left pending after 429/5xx: stop this drain, the daemon calls again later
     return alive and not any(state == "pending" for state, *_ in failed)
+
+
+_EVENT = '"event":{'
+
+
+def _with_ingested(body: str, ingested: str) -> str:
+    """``body`` with ``event.ingested``. Our documents are compact JSON whose first
+    ``"event":{`` is the top-level object's (a quote inside a string value is escaped, so
+    the text cannot occur there): inserting the field there spares a parse and a dump per
+    document on the delivery path. Anything else is parsed."""
+    at = body.find(_EVENT)
+    if at > 0 and '"ingested"' not in body:
+        at += len(_EVENT)
+        sep = "" if body[at] == "}" else ","
+        return f'{body[:at]}"ingested":"{ingested}"{sep}{body[at:]}'
+    doc = json.loads(body)
+    doc.setdefault("event", {})["ingested"] = ingested
+    return dumps(doc)
+
+
+def _create_waiting(store: Store, update_row: int) -> bool:
+    """Is the create of the document this update row targets still in the spool?"""
+    return store.conn.execute(
+        "SELECT 1 FROM es_spool c JOIN es_spool u ON c.index_suffix = u.index_suffix"
+        " AND c.doc_id = u.doc_id WHERE u.id = ? AND c.op = 'create' AND c.state = 'pending'",
+        (update_row,)).fetchone() is not None
 
 
 def _item_error(info: dict[str, Any]) -> str:

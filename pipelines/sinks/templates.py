@@ -24,8 +24,12 @@ TEXT: dict[str, Any] = {"type": "text"}
 #: kept in _source (Discover shows it) but not indexed: the per-match list, minor counters
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
-#: bumped when a mapping changes; stored in the template's _meta
-TEMPLATE_VERSION = 1
+#: bumped when a mapping changes; stored in the template's _meta (`es check` compares the
+#: whole content, so a hand-edited template is found too). 4: exposed_fields and
+#: exposed_categories on hits
+TEMPLATE_VERSION = 4
+#: the ``wildcard`` field type (``url.full``) exists from these server versions on
+WILDCARD_SINCE = {"elasticsearch": (7, 9), "opensearch": (2, 15)}
 
 
 def _obj(**props: dict[str, Any]) -> dict[str, Any]:
@@ -35,8 +39,11 @@ def _obj(**props: dict[str, Any]) -> dict[str, Any]:
 def _common_ecs() -> dict[str, Any]:
     return {
         "@timestamp": DATE,
+        "ecs": _obj(version=KW),
+        # ingested: set by the spool on delivery; the Kibana rule's time field
         "event": _obj(kind=KW, category=KW, type=KW, outcome=KW, severity=LONG,
-                      risk_score=FLOAT, created=DATE, dataset=KW, module=KW, provider=KW),
+                      risk_score=FLOAT, created=DATE, ingested=DATE, dataset=KW, module=KW,
+                      provider=KW),
         "url": _obj(full={"type": "wildcard"}, domain=KW),
         "file": _obj(name=KW, size=LONG, mime_type=KW, hash=_obj(sha256=KW)),
         "observer": _obj(type=KW, product=KW, vendor=KW, version=KW),
@@ -53,7 +60,10 @@ def hits_mapping() -> dict[str, Any]:
         "leaksentry": _obj(
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
-            snippets=TEXT, detail=SHOWN,
+            last_seen=DATE, sightings=INT, snippets=TEXT, detail=SHOWN,
+            evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
+            # what the upload exposed: field labels and their categories (name, gender ...)
+            exposed_fields=KW, exposed_categories=KW,
         ),
     })
     return {"dynamic": "strict", "properties": props}
@@ -79,9 +89,12 @@ def policy_name(prefix: str) -> str:
     return f"{prefix}-retention"
 
 
-def index_template(prefix: str, kind: str, *, ilm_policy: str | None = None) -> dict[str, Any]:
-    """The composable index template body for ``<prefix>-<kind>-*``."""
-    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+def index_template(prefix: str, kind: str, *, ilm_policy: str | None = None,
+                   replicas: int = 1) -> dict[str, Any]:
+    """The composable index template body for ``<prefix>-<kind>-*``; with ``ilm_policy``
+    new indices are attached to that ILM policy (the policy and the templates are
+    installed together by :func:`pipelines.sinks.setup.install`)."""
+    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": replicas}
     if ilm_policy:
         settings["index.lifecycle.name"] = ilm_policy
     return {

@@ -69,3 +69,17 @@ def test_reschedule_add_remove(tmp_path):
     # retention off: no retention job
     assert sched.get_job("retention") is None
     sched.shutdown(wait=False)
+
+
+PUBLIC_KEY = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
+
+def test_evidence_retention_schedules_the_retention_job(tmp_path):
+    cfg = Settings.model_validate({
+        "sources": [src("a", every="1h")],
+        "evidence": {"recipients": [PUBLIC_KEY], "retention": "30d"}})
+    sched = make_scheduler(tmp_path / "scheduler.db")
+    sync_jobs(sched, desired_jobs(cfg, None))
+    job = sched.get_job("retention")
+    assert job is not None and "delete evidence older than 30d" in job.name
+    sched.shutdown(wait=False)

@@ -45,6 +45,8 @@ def format_message(config: SyslogChannel, message: Outgoing, now: datetime | Non
             params[key] = p[key]
     if p.get("kinds"):
         params["kinds"] = ",".join(p["kinds"])
+    if p.get("exposed_categories"):
+        params["exposed"] = ",".join(p["exposed_categories"])
     sd = "[" + SD_ID + "".join(f' {k}="{_sd_value(v)}"' for k, v in params.items()) + "]"
     msg = render.subject(p)
     line = (f"<{pri}>1 {stamp} {host} {_header_field(config.app_name, 48)} - "

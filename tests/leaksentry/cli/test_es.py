@@ -101,3 +101,66 @@ def test_spool_lists_rejected_and_requeues(osmem, tmp_path, sinkdata):
     assert "strict" in res.output
     res = run("es", "spool", "--requeue", "--config", cfg)
     assert "re-queued 1" in res.output and "1 waiting, 0 rejected" in res.output
+
+
+def test_check_exits_1_on_every_problem_it_prints(osmem, tmp_path, sinkdata):
+    """Each problem `es check` prints makes it exit 1: a missing alias, a template whose
+    content differs from what this version installs, documents the cluster refused."""
+    from pipelines.sinks import spool
+
+    cfg = write_config(tmp_path, osmem.url)
+    assert run("es", "setup", "--config", cfg).exit_code == 0
+    res = run("es", "check", "--config", cfg)
+    assert res.exit_code == 0 and "problem:" not in res.output, res.output
+    assert "retention policy: none" in res.output and "ISM is not supported" in res.output
+
+    (hits_index,) = osmem.request("GET", "/_alias/leaksentry-hits")
+    osmem.request("DELETE", f"/{hits_index}")  # the hits alias goes with its only index
+    res = run("es", "check", "--config", cfg)
+    assert res.exit_code == 1
+    assert "problem: alias leaksentry-hits is missing: run `leaksentry es setup`" in res.output
+    assert run("es", "setup", "--config", cfg).exit_code == 0
+
+    # hand-edited template (same _meta.template_version): found by content
+    t = osmem.request("GET", "/_index_template/leaksentry-documents")["index_templates"][0]
+    body = t["index_template"]
+    body["template"]["mappings"]["properties"]["leaksentry"]["properties"]["status"] = {
+        "type": "text"}
+    osmem.request("PUT", "/_index_template/leaksentry-documents", body)
+    report = json.loads(run("es", "check", "--json", "--config", cfg).output)
+    assert report["templates"]["leaksentry-documents"] == "outdated" and not report["ok"]
+    assert any("leaksentry.properties.status.type: text (expected keyword)" in p
+               for p in report["problems"])
+    assert run("es", "check", "--config", cfg).exit_code == 1
+    assert run("es", "setup", "--config", cfg).exit_code == 0
+    assert run("es", "check", "--config", cfg).exit_code == 0
+
+    settings = load_config(cfg)
+    store = Store(settings.state.db)
+    with store.transaction() as tx:
+        spool._enqueue(tx, "hits", sinkdata.BASE_TIME, "bad-doc", {"stray": "field"})
+    store.close()
+    assert "rejected 1" in run("es", "flush", "--config", cfg).output
+    res = run("es", "check", "--config", cfg)
+    assert res.exit_code == 1 and "1 document(s) refused by the cluster" in res.output
+
+
+def test_setup_refuses_a_server_without_wildcard(osmem, tmp_path):
+    from fixtures_osmem import CompatProxy
+
+    def old(method, path, body, headers):
+        if path == "/":
+            return 200, json.dumps({"version": {"number": "2.11.1",
+                                                "distribution": "opensearch"}}).encode()
+        return None
+
+    proxy = CompatProxy(osmem, intercept=old)
+    try:
+        cfg = write_config(tmp_path, proxy.url)
+        res = run("es", "setup", "--config", cfg)
+        assert res.exit_code != 0
+        assert "OpenSearch 2.11.1 has no `wildcard` field type" in str(res.exception)
+        res = run("es", "check", "--config", cfg)
+        assert res.exit_code == 1 and "OpenSearch >= 2.15" in res.output
+    finally:
+        proxy.close()

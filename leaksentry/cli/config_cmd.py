@@ -14,12 +14,15 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
 
 from leaksentry.cli.common import ConfigOption, console, err_console, settings
-from leaksentry.config import Settings
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 config_app = typer.Typer(help="Validate and inspect the configuration.", no_args_is_help=True)
 
@@ -42,7 +45,7 @@ def check(config: ConfigOption = None) -> None:
 
 def private_source_warnings(s: Settings) -> list[str]:
     """One line per source URL the network guard would refuse at crawl time."""
-    from crawler.middlewares.guard import blocked_reason
+    from crawler.addresses import blocked_reason  # the guard's policy, without Scrapy
 
     targets: list[tuple[int, str, str, str]] = []  # (index, name, url, host)
     for i, src in enumerate(s.sources):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from leaksentry.config.extract import ExtractConfig
@@ -42,8 +43,27 @@ __all__ = ["Extraction", "detect", "extract", "preload"]
 Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
+class _Lazy:
+    """A format module imported when one of its handlers first runs: a scan of a text
+    file does not pay for the archive, office and PDF libraries (pyzipper alone is
+    ~35 ms of a process's start)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = f"{__name__}.{name}"
+
+    def __getattr__(self, attr: str) -> Handler:
+        name = self._name
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return getattr(import_module(name), attr)(*args, **kwargs)
+
+        run.__qualname__ = f"{name}.{attr}"
+        return run
+
+
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import archives, documents, encoded, sheets, text
+    archives, documents, encoded, sheets, text = map(
+        _Lazy, ("archives", "documents", "encoded", "sheets", "text"))
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
@@ -83,7 +103,8 @@ def handler_for(kind: str) -> Handler | None:
 
 def preload() -> None:
     """Import every format library now, so forked workers do not each import them."""
-    handler_for("text")
+    for name in ("archives", "documents", "encoded", "sheets", "text"):
+        import_module(f"{__name__}.{name}")
     import docx  # noqa: F401
     import pptx  # noqa: F401
     import py7zr  # noqa: F401

@@ -160,18 +160,20 @@ def crawl_fixed_cost(files: dict[str, Path], runs: int, envs: dict[str, dict[str
     port = server.server_address[1]
     out: dict[str, list[float]] = {k: [] for k in envs}
     with tempfile.TemporaryDirectory(prefix="bench_cli_crawl") as tmp:
-        cfg = Path(tmp) / "leaksentry.toml"
-        cfg.write_text(
-            f'[state]\ndir = "{tmp}/state"\n\n[matching]\nkey = "{files["key"]}"\n'
-            f'fingerprints = "{files["fp"]}"\n\n[[sources]]\nname = "bench"\nkind = "watch"\n'
-            f'url = "http://127.0.0.1:{port}/item"\nevery = "1h"\nallow_private = true\n'
-            f'obey_robots = false\n')
+        configs = {}
+        for i, name in enumerate(envs):  # a state dir per tree: their schemas may differ
+            cfg = configs[name] = Path(tmp) / f"leaksentry-{i}.toml"
+            cfg.write_text(
+                f'[state]\ndir = "{tmp}/state-{i}"\n\n[matching]\nkey = "{files["key"]}"\n'
+                f'fingerprints = "{files["fp"]}"\n\n[[sources]]\nname = "bench"\n'
+                f'kind = "watch"\nurl = "http://127.0.0.1:{port}/item"\nevery = "1h"\n'
+                f'allow_private = true\nobey_robots = false\n')
         for r in range(runs + 1):
             for name, env in envs.items():
                 _FirstRequest.first.clear()
                 t = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "leaksentry", "crawl", "bench",
-                                "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                                "--config", str(configs[name])], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env, check=False, timeout=120,
                                cwd=NEUTRAL_CWD)
                 if r and _FirstRequest.first:

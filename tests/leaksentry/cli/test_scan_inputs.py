@@ -1,14 +1,15 @@
-"""`leaksentry scan` on inputs that are not plain files of a sane size (issue 20, item 2),
-through the real CLI: a FIFO in a scanned directory, a symlink to /dev/zero, a sparse
-file over the input limit, stdin over the limit, a pipe named on the command line.
-Each gets a status and a readable error quickly, never a hang, a memory blow-up or a
-silent miss."""
+"""`leaksentry scan` on inputs that are not plain files of a sane size (issue 20,
+item 2), through the real CLI: a FIFO and a socket in a scanned directory, a symlink to
+/dev/zero, a sparse file over the input limit, stdin over the limit, a pipe named on the
+command line. Each gets a status and a readable error quickly, never a hang, a memory
+blow-up or a silent miss."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,15 +78,20 @@ def test_fifo_device_and_sparse_file_in_a_directory(ws: Path, tmp_path: Path) ->
     (d / "leak.txt").write_bytes(leak_text())
     os.mkfifo(d / "pipe")  # nobody ever writes to it
     (d / "zero").symlink_to("/dev/zero")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(d / "sock"))  # a listening socket nobody should connect to
     with open(d / "sparse.bin", "wb") as f:
         f.truncate(1 << 30)  # 1 GiB that takes no disk and must take no memory
-    code, lines, err, peak = scan(ws, str(d))
+    try:
+        code, lines, err, peak = scan(ws, str(d))
+    finally:
+        sock.close()
     assert code == 1, err  # the leak matched
     docs = by_name(lines)
-    assert set(docs) == {"leak.txt", "pipe", "zero", "sparse.bin"}
+    assert set(docs) == {"leak.txt", "pipe", "zero", "sock", "sparse.bin"}
     assert docs["leak.txt"]["status"] == "ok" and docs["leak.txt"]["matched_records"] == 5
     assert len(docs["leak.txt"]["sha256"]) == 64
-    for name, kind in (("pipe", "FIFO"), ("zero", "character device")):
+    for name, kind in (("pipe", "FIFO"), ("zero", "character device"), ("sock", "socket")):
         doc = docs[name]
         assert doc["status"] == "unsupported" and kind in doc["error"], doc
         assert doc["sha256"] is None and doc["parts"] == 0

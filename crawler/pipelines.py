@@ -85,9 +85,13 @@ class ScanProcessor:
         finally:
             self.pool.put(scanner)
         with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
-            record_finding(self.store, finding, self.app, vault=self.vault,
-                           content=doc.content)
+            stored = record_finding(self.store, finding, self.app, vault=self.vault,
+                                    content=doc.content)
             mark_done(tx)
+        if stored is not None and stored.new and finding.result.hit:
+            from pipelines.alerts.wake import wake
+
+            wake()  # committed: the daemon may deliver its alert now
         return finding.result.hit
 
     def close(self) -> None:

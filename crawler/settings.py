@@ -44,6 +44,10 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
     "crawler.middlewares.stats.StatusCounterMiddleware": 950,
+    # the same at the same place, minus a warning per crawl about RefererMiddleware
+    # (disabled below on purpose: leak sites learn nothing about where links were found)
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.middlewares.redirect.NoRefererRedirectMiddleware": 600,
     # not needed by any source kind; each costs a little per request
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,

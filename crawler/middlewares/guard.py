@@ -106,7 +106,9 @@ class NetworkGuardMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Any) -> NetworkGuardMiddleware:
         if crawler.settings.getbool("LEAKSENTRY_ALLOW_PRIVATE"):
-            raise NotConfigured("allow_private = true")
+            # a choice the source states, not a problem: no message (Scrapy would log
+            # one at WARNING level on every crawl)
+            raise NotConfigured
         return cls(pinned_resolver(crawler.settings.getdict("LEAKSENTRY_RESOLVE")))
 
     async def process_request(self, request: Request) -> None:

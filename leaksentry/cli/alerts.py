@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         s = settings(config)
         sender = build_channel(s.alerts.channel(channel))
         now = utcnow()
-        key = f"leaksentry-test-{channel}-{int(now.timestamp())}"
+        key = f"leaksentry-test-{uuid.uuid4()}-{channel}"
         message = Outgoing(alert_id=0, kind="test", severity="low",
                            payload={**test_payload(channel, now), "alert_id": key},
                            idempotency_key=key)

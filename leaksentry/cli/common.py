@@ -37,11 +37,12 @@ def print_table(table: Table) -> None:
     Console(width=max(width, 20), soft_wrap=False).print(table)
 
 
-def settings(config: Path | None) -> Settings:
-    """Load and validate the config; a bad file raises ConfigError (one line, exit 2)."""
+def settings(config: Path | None, *, sha256: str | None = None) -> Settings:
+    """Load and validate the config; a bad file raises ConfigError (one line, exit 2).
+    ``sha256``: refuse the file unless its bytes have this hash."""
     from leaksentry.config import load_config  # deferred for start-up: --help needs no models
 
-    return load_config(config)
+    return load_config(config, sha256=sha256)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -75,9 +75,12 @@ def register(app: typer.Typer) -> None:
             "--all", help="Crawl every enabled source once (one subprocess each).")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
         config: ConfigOption = None,
+        config_sha256: Annotated[str | None, typer.Option(
+            "--config-sha256", help="Refuse the config file unless its SHA-256 is this (the"
+            " daemon passes its validated snapshot this way).", show_default=False)] = None,
     ) -> None:
         """Crawl one source (or --all) once and print what the run did."""
-        app_settings = settings(config)
+        app_settings = settings(config, sha256=config_sha256)
         if all_sources == (source is not None):
             raise ConfigError("name one source, or use --all")
         if source is not None:
@@ -95,6 +98,8 @@ def register(app: typer.Typer) -> None:
                 cmd = [sys.executable, "-m", "leaksentry", "crawl", s.name]
                 if cfg is not None:
                     cmd += ["--config", str(cfg)]
+                    if config_sha256:
+                        cmd += ["--config-sha256", config_sha256]
                 before = datetime.now(UTC)
                 proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
                 got = _last_run(app_settings, s.name)

@@ -32,8 +32,8 @@ EXIT_HELP = (
     "Exit status: 0 nothing matched; 1 something matched (a register record, or"
     " enough valid identifiers that are not in the register to rate a severity);"
     " 2 usage or input error (bad option, unreadable key, fingerprint file or path,"
-    " empty stdin, or a document that could not be scanned: status other than ok),"
-    " when nothing matched."
+    " empty stdin, or a document that could not be scanned: status other than ok,"
+    " or content of it that was skipped unread), when nothing matched."
 )
 STDIN = "-"
 REFS_SHOWN = 10
@@ -247,6 +247,15 @@ def scan(
                 err_console.print(Text.assemble(("warning: ", "yellow"),
                                                 f"{display}: {r.status}: {r.error or ''}"
                                                 .strip()), soft_wrap=True)
+            elif r.skipped:  # read, but not all of it: never a clean "nothing found"
+                if not r.hit:
+                    failed = True
+                more = r.details.get("skipped_more", 0)
+                first = r.skipped[0]
+                err_console.print(Text.assemble(
+                    ("warning: ", "yellow"),
+                    f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
+                    f"{first.where}: {first.status}"), soft_wrap=True)
             matched = matched or r.hit
             if recorder is not None:
                 recorder.record(finding, content)

@@ -74,4 +74,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE hits ADD COLUMN exposed_fields TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE hits ADD COLUMN exposed_categories TEXT NOT NULL DEFAULT '[]';
     """,
+    # 3: content that could not be read (no silent misses): JSON [{where, status, error}]
+    """
+    ALTER TABLE documents ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE documents ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

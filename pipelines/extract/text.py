@@ -18,7 +18,7 @@ import charset_normalizer
 from lxml import etree
 from lxml import html as lxml_html
 
-from pipelines.extract.node import Node
+from pipelines.extract.node import Node, mask_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import CELL_SEP, TextPart
 
@@ -228,6 +228,49 @@ _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "
           "title", "hr", "form", "textarea", "option"}
 _CELL = {"td", "th"}
 _INVISIBLE = ("script", "style", "noscript", "template", "head/meta", "head/link")
+#: inline elements that style part of a word ("<b>A</b>123456(7)"): no separator at their
+#: edges. Every other element boundary separates text (a <span> holding a name and the
+#: <span> or <div> holding an HKID are two fields, never one word).
+_IN_WORD = {"b", "i", "u", "em", "strong", "font", "small", "big", "sup", "sub", "mark",
+            "s", "strike", "del", "ins", "tt", "code", "kbd", "var", "abbr", "bdi", "bdo",
+            "wbr"}
+_SPACES_RUN = re.compile(r"[ \u00a0]+")
+
+
+def walk_events(el: Any) -> Iterator[tuple[str, Any]]:
+    """("start"/"end", node) over an element and everything under it, comments and
+    processing instructions included (lxml's iterwalk skips them, and with them the text
+    that follows them); iterative, so a deep tree cannot exhaust the stack."""
+    yield "start", el
+    stack = [(el, iter(el))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield "end", node
+        else:
+            yield "start", child
+            stack.append((child, iter(child)))
+
+
+def mark_boundaries(root: Any) -> None:
+    """Write the separators into the tree (text at an element's start is text before
+    it, textually): block elements on lines of their own, table cells ended by a tab,
+    other element boundaries a space, so that lxml's C ``text_content()`` never glues
+    text of adjacent elements into one token."""
+    for el in root.iter():
+        tag = el.tag
+        if not isinstance(tag, str) or tag in _IN_WORD:
+            continue
+        if tag in _BLOCK:
+            before = after = "\n"
+        elif tag in _CELL:
+            before, after = " ", "\t"
+        else:
+            before = after = " "
+        el.text = before + el.text if el.text else before
+        el.tail = after + el.tail if el.tail else after
 
 
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
@@ -244,6 +287,7 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         raise Failed("corrupt", f"{node.label}: HTML unreadable: {reason(e)}") from None
     for bad in root.xpath("//script|//style|//noscript|//template"):
         bad.drop_tree()
+    mark_boundaries(root)
     # data tables (no table inside) become row records: "table 2", row 5
     tables = [t for t in root.iter("table") if not t.xpath(".//table")]
     for n, table in enumerate(tables, start=1):
@@ -255,14 +299,8 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
                 yield TextPart(row_text(cells), node.at(f"table {n}"), r)
         if rows:
             table.drop_tree()
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        if el.tag in _BLOCK:
-            el.tail = "\n" + (el.tail or "")
-        elif el.tag in _CELL:
-            el.tail = "\t" + (el.tail or "")
-    out = "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
+    lines = (_SPACES_RUN.sub(" ", line).strip() for line in root.text_content().splitlines())
+    out = "\n".join(line for line in lines if line)
     state.tick()
     if out:
         yield TextPart(out, node.location)
@@ -315,10 +353,11 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
     record's fields stay together), at the JSON path of the container ("$.patients[3]")."""
     from pipelines.extract.encoded import embedded
 
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[Any, str, str | None]] = [(value, path, None)]
+    names: dict[str, str] = {}
     count = 0
     while stack:
-        obj, p = stack.pop()
+        obj, p, key = stack.pop()
         count += 1
         if count % 1024 == 0:
             state.tick()
@@ -330,12 +369,22 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
             if isinstance(obj, str | int | float) and not isinstance(obj, bool):
                 yield TextPart(str(obj), node.at(p))
             continue
-        lines: list[str] = []
-        nested: list[tuple[Any, str]] = []
+        # an object's key is content too (an export keyed by HKID): it heads the part of
+        # the value it names, beside that record's fields; paths carry it masked
+        lines: list[str] = [key] if key else []
+        nested: list[tuple[Any, str, str | None]] = []
         for k, v in items:
-            sub = f"{p}[{k}]" if isinstance(k, int) else f"{p}.{k}"
+            if isinstance(k, int):
+                sub = f"{p}[{k}]"
+            else:
+                masked = names.get(k)
+                if masked is None:  # export keys repeat: mask each distinct key once
+                    masked = mask_name(k)
+                    if len(names) < 4096:
+                        names[k] = masked
+                sub = f"{p}.{masked}"
             if isinstance(v, dict | list):
-                nested.append((v, sub))
+                nested.append((v, sub, None if isinstance(k, int) else k))
             elif isinstance(v, str | int | float) and not isinstance(v, bool):
                 s = str(v)
                 lines.append(s if isinstance(k, int) else f"{k}: {s}")

@@ -100,6 +100,16 @@ def domain_of(url: str) -> str | None:
     return host.lower() if host else None
 
 
+#: skipped entries listed per document (the scan keeps at most 100 itself)
+MAX_SKIPPED = 100
+
+
+def skipped_list(finding: Finding) -> list[dict[str, str]]:
+    """What could not be read, scrubbed again (names are stranger-controlled)."""
+    return [{"where": scrub(s.where) or "", "status": s.status, "error": scrub(s.error) or ""}
+            for s in finding.result.skipped[:MAX_SKIPPED]]
+
+
 def _file(f: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {"size": f.size, "hash": {"sha256": f.sha256}}
     if f.filename:
@@ -181,6 +191,8 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             "snippets": [s for s in (scrub(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
             "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
             "exposed_categories": list(r.exposed_categories),
+            "partial": r.partial,
+            "skipped": skipped_list(finding),
             # shown, not indexed (``enabled: false``): see the module docstring
             "detail": {
                 "matches": matches,
@@ -236,6 +248,8 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
             "severity": r.severity,
             "hit": r.hit,
             "matched_records": r.matched_records,
+            "partial": r.partial,
+            "skipped": skipped_list(finding),
             "detail": {"http_status": finding.http_status, "parts": r.parts},
         },
     }

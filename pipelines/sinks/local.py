@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.model import SEVERITIES, Finding, StoredHit, severity_rank
-from pipelines.sinks.ecs import domain_of, records_key, ref_order
+from pipelines.sinks.ecs import domain_of, records_key, ref_order, skipped_list
 from pipelines.sinks.scrub import scrub
 
 
@@ -97,9 +97,10 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
     tx.execute(
         "INSERT INTO documents(url, source, sha256, size, content_type, filename, item_id,"
         " http_status, status, error, severity, matched_records, scanned_at, first_seen,"
-        " last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " last_seen, skipped, partial) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(sha256, url) DO UPDATE SET status=excluded.status,"
         " error=excluded.error, severity=excluded.severity,"
+        " skipped=excluded.skipped, partial=excluded.partial,"
         " matched_records=excluded.matched_records, scanned_at=excluded.scanned_at,"
         " http_status=excluded.http_status, source=excluded.source,"
         " first_seen=min(documents.first_seen, excluded.first_seen),"
@@ -107,7 +108,8 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " sightings=documents.sightings + 1",
         (url, finding.source, finding.sha256, finding.size, finding.content_type, filename,
          scrub(finding.item_id), finding.http_status, r.status, error, r.severity,
-         r.matched_records, seen, seen, seen),
+         r.matched_records, seen, seen, seen, json.dumps(skipped_list(finding)),
+         int(r.partial)),
     )
     if not r.hit:
         return None

@@ -41,6 +41,7 @@ RETRY_TIMES = 3
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.guard.NetworkGuardMiddleware": 60,
+    "crawler.middlewares.credentials.CredentialOriginMiddleware": 70,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
     "crawler.middlewares.stats.StatusCounterMiddleware": 950,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 from leaksentry.store import Store, outbox
 
@@ -87,9 +87,9 @@ def register(app: typer.Typer) -> None:
                 line += f", delivered {_t(d.delivered_at)}"
             elif d.state in outbox.ACTIVE:
                 line += f", next {_t(d.next_attempt_at)}"
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            console.print(shown(line), highlight=False, soft_wrap=True)
             if d.last_error:
-                console.print(f"    last error: {d.last_error}", highlight=False, markup=False,
+                console.print(shown(f"    last error: {d.last_error}"), highlight=False,
                               soft_wrap=True)
         if not rows:
             console.print("the outbox is empty" + (f" (state {state})" if state else ""))

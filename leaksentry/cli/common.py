@@ -8,13 +8,29 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from leaksentry.terminal import visible
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji codes (":warning:") in a stranger's text must stay text
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
+
+def shown(value: object, style: str = "") -> Text:
+    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), control
+    characters escaped (:func:`leaksentry.terminal.visible`). Use it for table cells and
+    ``Text.assemble`` parts."""
+    return Text(visible(value), style=style)
+
+
+def markup_safe(value: object) -> str:
+    """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text)."""
+    return escape(visible(value))
 
 ConfigOption = Annotated[
     Path | None,

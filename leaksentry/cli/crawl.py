@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from leaksentry.cli.common import ConfigOption, err_console, print_table, settings
+from leaksentry.cli.common import ConfigOption, err_console, print_table, settings, shown
 from leaksentry.errors import ConfigError
 from pipelines.model import RunSummary
 
@@ -34,8 +34,9 @@ def _summary_table(runs: list[RunSummary]) -> Table:
     for r in runs:
         style = "green" if r.outcome == "ok" else "red"
         statuses = " ".join(f"{k}:{v}" for k, v in sorted(r.statuses.items()))
-        table.add_row(r.source, f"[{style}]{r.outcome}[/]", str(r.discovered), str(r.fetched),
-                      str(r.new), str(r.hits), str(r.errors), statuses, f"{r.duration:.1f}")
+        table.add_row(shown(r.source), shown(r.outcome, style), str(r.discovered),
+                      str(r.fetched), str(r.new), str(r.hits), str(r.errors), shown(statuses),
+                      f"{r.duration:.1f}")
     return table
 
 
@@ -117,7 +118,7 @@ def register(app: typer.Typer) -> None:
             print_table(_summary_table(runs))
             for r in runs:
                 if r.error:
-                    err_console.print(f"{r.source}: {r.outcome}: {r.error}", highlight=False,
-                                      soft_wrap=True)
+                    err_console.print(shown(f"{r.source}: {r.outcome}: {r.error}"),
+                                      highlight=False, soft_wrap=True)
         if any(r.outcome != "ok" for r in runs):
             raise typer.Exit(1)

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 from pipelines.model import SEVERITIES
 
@@ -74,6 +73,7 @@ def register(app: typer.Typer) -> None:
         for h in rows:
             refs = ", ".join(h.record_refs[:5]) + (" …" if len(h.record_refs) > 5 else "")
             table.add_row(str(h.hit_id), h.last_seen.strftime("%Y-%m-%d %H:%M"), h.severity,
-                          str(h.matched_records), h.source, Text(h.url), ",".join(h.kinds),
-                          ", ".join(h.exposed_categories) or "-", refs)
+                          str(h.matched_records), shown(h.source), shown(h.url),
+                          shown(",".join(h.kinds)),
+                          shown(", ".join(h.exposed_categories) or "-"), shown(refs))
         console.print(table)

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.cli.common import ConfigOption, console, err_console, settings, shown
 from leaksentry.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -125,22 +124,22 @@ def _print(findings: list[Finding]) -> None:
         r = f.result
         unmatched = ", ".join(f"{k} {v}" for k, v in r.unmatched_valid.items() if v)
         status = r.status if r.status == "ok" else f"{r.status}: {r.error or ''}"
-        table.add_row(escape(f.url), escape(status), r.severity, str(r.matched_records),
+        table.add_row(shown(f.url), shown(status), r.severity, str(r.matched_records),
                       unmatched)
     console.print(table)
     for f in findings:
         r = f.result
         if not r.matches:
             continue
-        console.print(Text.assemble((f.url, "bold"), f": {r.matched_records} record(s): ",
-                                    _refs(r.record_refs)), soft_wrap=True)
+        console.print(Text.assemble(shown(f.url, "bold"), f": {r.matched_records} record(s): ",
+                                    shown(_refs(r.record_refs))), soft_wrap=True)
         if r.exposed_categories:
             fields = f" ({', '.join(r.exposed_fields)})" if r.exposed_fields else ""
-            console.print(f"  exposed: {', '.join(r.exposed_categories)}{fields}",
-                          highlight=False, markup=False, soft_wrap=True)
+            console.print(shown(f"  exposed: {', '.join(r.exposed_categories)}{fields}"),
+                          highlight=False, soft_wrap=True)
         for m in r.matches[:MATCHES_SHOWN]:
-            console.print(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}  at {m.where}",
-                          highlight=False, markup=False, soft_wrap=True)
+            console.print(shown(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}"
+                                f"  at {m.where}"), highlight=False, soft_wrap=True)
         if len(r.matches) > MATCHES_SHOWN:
             console.print(f"  (+{len(r.matches) - MATCHES_SHOWN} more; use --json for all)",
                           highlight=False)
@@ -186,7 +185,7 @@ class _Recorder:
             msg += f"; Elasticsearch: {rep.delivered} indexed, {rep.pending} still spooled"
             if rep.unreachable or rep.error:
                 msg += f" ({rep.error or 'unreachable'}; `leaksentry es flush` retries)"
-        err_console.print(msg, highlight=False, markup=False, soft_wrap=True)
+        err_console.print(shown(msg), highlight=False, soft_wrap=True)
 
 
 def scan(
@@ -232,21 +231,23 @@ def scan(
                 finding, content = _scan_one(scanner, display, path, named,
                                              s.extract.max_input_bytes)
             except InputError as exc:
-                err_console.print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
+                err_console.print(Text.assemble(("error: ", "red"), shown(exc)),
+                                  soft_wrap=True)
                 failed = True
                 continue
             except Exception as exc:  # never a traceback at the user; the type says enough
                 err_console.print(Text.assemble(
                     ("error: ", "red"),
-                    f"{display}: could not be scanned ({type(exc).__name__})"), soft_wrap=True)
+                    shown(f"{display}: could not be scanned ({type(exc).__name__})")),
+                    soft_wrap=True)
                 failed = True
                 continue
             r = finding.result
             if r.status != "ok":
                 failed = True
-                err_console.print(Text.assemble(("warning: ", "yellow"),
-                                                f"{display}: {r.status}: {r.error or ''}"
-                                                .strip()), soft_wrap=True)
+                err_console.print(Text.assemble(
+                    ("warning: ", "yellow"),
+                    shown(f"{display}: {r.status}: {r.error or ''}".strip())), soft_wrap=True)
             elif r.skipped:  # read, but not all of it: never a clean "nothing found"
                 if not r.hit:
                     failed = True
@@ -254,8 +255,8 @@ def scan(
                 first = r.skipped[0]
                 err_console.print(Text.assemble(
                     ("warning: ", "yellow"),
-                    f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
-                    f"{first.where}: {first.status}"), soft_wrap=True)
+                    shown(f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
+                          f"{first.where}: {first.status}")), soft_wrap=True)
             matched = matched or r.hit
             if recorder is not None:
                 recorder.record(finding, content)

@@ -50,7 +50,8 @@ Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
 #: the format modules, imported when one of their handlers first runs (or by preload)
-_MODULES = ("archives", "databases", "documents", "encoded", "ocr", "office", "sheets", "text")
+_MODULES = ("archives", "databases", "documents", "embedded", "encoded", "ocr", "office",
+            "sheets", "text")
 
 
 class _Lazy:
@@ -86,11 +87,19 @@ def _later(make: Callable[[], Handler]) -> Handler:
 def _handlers() -> dict[str, Handler]:
     from pipelines.extract import ocr  # light; its IMAGE_KINDS name the image handlers
 
-    archives, databases, documents, encoded, office, sheets, text = map(
-        _Lazy, ("archives", "databases", "documents", "encoded", "office", "sheets", "text"))
+    archives, databases, documents, embedded, encoded, office, sheets, text = map(
+        _Lazy, ("archives", "databases", "documents", "embedded", "encoded", "office",
+                "sheets", "text"))
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
+
+    def with_pictures(read: Handler) -> Handler:
+        """An OOXML/ODF reader followed by OCR of the pictures the document holds."""
+        def both(d: bytes, n: Node, s: State) -> Iterator[TextPart]:
+            yield from read(d, n, s)
+            yield from embedded.pictures(d, n, s)
+        return both
 
     def stream(kind: str) -> Handler:
         return lambda d, n, s: archives.compressed(d, n, s, kind)
@@ -105,17 +114,18 @@ def _handlers() -> dict[str, Handler]:
         "ndjson": text.ndjson_text,
         "eml": encoded.eml,
         "msg": encoded.outlook_msg,
-        "xlsx": sheet("xlsx"), "xlsb": sheet("xlsb"), "ods": sheet("ods"),
+        "xlsx": with_pictures(sheet("xlsx")), "xlsb": sheet("xlsb"),
+        "ods": with_pictures(sheet("ods")),
         "xls": _later(lambda: office.legacy("xls", sheet("xls"))),
         "doc": _later(lambda: office.legacy("doc", office.doc)),
         "ppt": _later(lambda: office.legacy("ppt", office.ppt)),
         "ooxml_encrypted": office.encrypted_ooxml,
-        "odt": lambda d, n, s: office.odf(d, n, s, "odt"),
-        "odp": lambda d, n, s: office.odf(d, n, s, "odp"),
-        "odg": lambda d, n, s: office.odf(d, n, s, "odg"),
+        "odt": with_pictures(lambda d, n, s: office.odf(d, n, s, "odt")),
+        "odp": with_pictures(lambda d, n, s: office.odf(d, n, s, "odp")),
+        "odg": with_pictures(lambda d, n, s: office.odf(d, n, s, "odg")),
         "pdf": documents.pdf,
-        "docx": documents.docx,
-        "pptx": documents.pptx,
+        "docx": with_pictures(documents.docx),
+        "pptx": with_pictures(documents.pptx),
         "rtf": documents.rtf,
         "zip": archives.zip_archive,
         "7z": archives.seven_zip,

@@ -69,7 +69,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    pass
+    from leaksentry.redaction import install_log_redaction  # deferred for start-up
+
+    install_log_redaction()  # every log record of every command through the policy
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,

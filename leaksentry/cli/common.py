@@ -22,15 +22,21 @@ console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 
 def shown(value: object, style: str = "") -> Text:
-    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), control
-    characters escaped (:func:`leaksentry.terminal.visible`). Use it for table cells and
-    ``Text.assemble`` parts."""
-    return Text(visible(value), style=style)
+    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), through the
+    redaction policy (:func:`leaksentry.redaction.redact`: identifiers masked, URL
+    userinfo removed), control characters escaped (:func:`leaksentry.terminal.visible`).
+    Use it for table cells and ``Text.assemble`` parts."""
+    from leaksentry.redaction import redact  # deferred for start-up: --help needs no policy
+
+    return Text(visible(redact(str(value)) or ""), style=style)
 
 
 def markup_safe(value: object) -> str:
-    """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text)."""
-    return escape(visible(value))
+    """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text),
+    through the redaction policy."""
+    from leaksentry.redaction import redact  # deferred for start-up: --help needs no policy
+
+    return escape(visible(redact(str(value)) or ""))
 
 ConfigOption = Annotated[
     Path | None,
@@ -66,3 +72,6 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from leaksentry.redaction import install_log_redaction  # deferred for start-up
+
+    install_log_redaction()  # every record through the redaction policy

@@ -41,10 +41,12 @@ def _summary_table(runs: list[RunSummary]) -> Table:
 
 
 def _as_json(r: RunSummary) -> str:
+    from leaksentry.redaction import redact  # deferred for start-up (crawl --help)
+
     return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
                        "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
                        "statuses": r.statuses, "duration": round(r.duration, 3),
-                       "error": r.error})
+                       "error": redact(r.error)})
 
 
 def _last_run(app_settings: Settings, name: str) -> RunSummary | None:

@@ -11,7 +11,7 @@ import hashlib
 import tomllib
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from leaksentry.config.alerts import AlertsConfig
 from leaksentry.config.base import StrictModel
@@ -20,6 +20,7 @@ from leaksentry.config.evidence import SECRET_MARK, EvidenceConfig
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.config.kibana import KibanaConfig
 from leaksentry.config.matching import MatchingConfig
+from leaksentry.config.privacy import PrivacyConfig
 from leaksentry.config.sinks import ElasticsearchConfig
 from leaksentry.config.sources import CrawlerConfig, SourceConfig
 from leaksentry.errors import ConfigError
@@ -52,6 +53,7 @@ class Settings(StrictModel):
     crawler: CrawlerConfig = Field(default_factory=CrawlerConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
 
     # where it was read from, for messages; not a config key
@@ -66,6 +68,17 @@ class Settings(StrictModel):
                 raise ValueError(f"duplicate source name {s.name!r}")
             seen.add(s.name)
         return v
+
+    @model_validator(mode="after")
+    def _context_snippets(self) -> Settings:
+        """Context snippets keep document text: the matcher makes them only when
+        ``[privacy] context = "masked-text"`` (then ``matching.snippets``, default 3)."""
+        m = self.matching
+        want = (m.snippets if "snippets" in m.model_fields_set else 3) \
+            if self.privacy.keeps_text else 0
+        if m.snippets != want:
+            self.matching = m.model_copy(update={"snippets": want})
+        return self
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -167,6 +180,9 @@ def read_config(path: Path | str | None = None, *,
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), data)) from None
     settings._path = path
+    from leaksentry import redaction  # the configured kinds are masked in every output
+
+    redaction.configure(settings.matching)
     return settings, raw
 
 

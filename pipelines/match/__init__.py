@@ -4,7 +4,7 @@ Contract (other parts rely on it)::
 
     matcher = Matcher.load(key_path, fingerprints_path, config)   # or Matcher.from_config(cfg)
     result = matcher.scan(parts)        # Iterable[TextPart] -> ScanResult
-    mask("hkid", "A1234563")            # "A12****(3)"
+    mask("hkid", "A1234563")            # "A12****(3)" (leaksentry.redaction.mask)
 
 Nothing here logs, raises or returns a plaintext identifier: results hold
 masked forms, keyed digests and register references.
@@ -20,21 +20,25 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from leaksentry.identifiers.kinds import Kind, build_kinds
+    from leaksentry.redaction import mask
     from pipelines.match.finder import HAVE_HYPERSCAN
     from pipelines.match.fpfile import FingerprintInfo, FingerprintSet, read_info
     from pipelines.match.keys import generate_key, key_id, read_key
-    from pipelines.match.kinds import Kind, build_kinds, mask
     from pipelines.match.register import BuildReport, build_fingerprints
     from pipelines.match.scanner import Matcher
 
-#: name -> submodule that defines it
+#: name -> module that defines it
 _WHERE = {
-    "HAVE_HYPERSCAN": "finder",
-    "FingerprintInfo": "fpfile", "FingerprintSet": "fpfile", "read_info": "fpfile",
-    "generate_key": "keys", "key_id": "keys", "read_key": "keys",
-    "Kind": "kinds", "build_kinds": "kinds", "mask": "kinds",
-    "BuildReport": "register", "build_fingerprints": "register",
-    "Matcher": "scanner",
+    "HAVE_HYPERSCAN": "pipelines.match.finder",
+    "FingerprintInfo": "pipelines.match.fpfile", "FingerprintSet": "pipelines.match.fpfile",
+    "read_info": "pipelines.match.fpfile",
+    "generate_key": "pipelines.match.keys", "key_id": "pipelines.match.keys",
+    "read_key": "pipelines.match.keys",
+    "Kind": "leaksentry.identifiers.kinds", "build_kinds": "leaksentry.identifiers.kinds",
+    "mask": "leaksentry.redaction",
+    "BuildReport": "pipelines.match.register", "build_fingerprints": "pipelines.match.register",
+    "Matcher": "pipelines.match.scanner",
 }
 
 __all__ = [
@@ -58,7 +62,7 @@ def __getattr__(name: str) -> Any:
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{where}"), name)
+    value = getattr(import_module(where), name)
     globals()[name] = value
     return value
 

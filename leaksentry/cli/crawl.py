@@ -12,16 +12,17 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, err_console, print_table, settings, shown
-from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
-from leaksentry.redaction import redact
 from pipelines.model import RunSummary
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 
 def _summary_table(runs: list[RunSummary]) -> Table:
@@ -40,6 +41,8 @@ def _summary_table(runs: list[RunSummary]) -> Table:
 
 
 def _as_json(r: RunSummary) -> str:
+    from leaksentry.redaction import redact  # deferred for start-up (crawl --help)
+
     return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
                        "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
                        "statuses": r.statuses, "duration": round(r.duration, 3),

@@ -44,6 +44,14 @@ def _encrypted(state: State, node: Node, names: list[str]) -> None:
             listed.append(safe_name(f"{node.label}/{n}"))
 
 
+def _locked(state: State, node: Node, locked: list[str], kind: str, outcome: str) -> None:
+    """Members of a ``kind`` archive no password opened: listed, and one note for it."""
+    if locked:
+        _encrypted(state, node, locked)
+        state.note("encrypted", f"{node.label}: {len(locked)} {kind} members are encrypted "
+                                f"and {outcome}")
+
+
 def _worked(state: State) -> None:
     state.details["passwords_worked"] = state.details.get("passwords_worked", 0) + 1
 
@@ -130,10 +138,7 @@ def zip_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
                                            f"worked")
             continue
         yield from walk_member(content, node.child(info.filename), state)
-    if locked:
-        _encrypted(state, node, locked)
-        state.note("encrypted", f"{node.label}: {len(locked)} ZIP members are encrypted "
-                                f"and no candidate password worked")
+    _locked(state, node, locked, "ZIP", "no candidate password worked")
 
 
 # -- 7z -----------------------------------------------------------------------------------
@@ -352,10 +357,7 @@ def rar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
                 state.skip(where, "encrypted", f"{where}: encrypted, {why}")
                 continue
             yield from walk_member(content, node.child(info.filename), state)
-    if locked:
-        _encrypted(state, node, locked)
-        state.note("encrypted", f"{node.label}: {len(locked)} RAR members are encrypted and "
-                                f"could not be opened")
+    _locked(state, node, locked, "RAR", "could not be opened")
 
 
 # -- single-stream compression -------------------------------------------------------------

@@ -5,8 +5,10 @@ Everything is generated (leaksentry.synth); nothing printed is an identifier.
 
 from __future__ import annotations
 
+import hmac
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -108,3 +110,24 @@ def machine_speed() -> float:
     for _ in range(10_000_000):
         pass
     return time.process_time() - c
+
+
+NAIVE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})\s?(\d{6})\s?\(?([0-9Aa])\)?(?![A-Za-z0-9])")
+
+
+def naive_scan(text: str, key: bytes, digests: set[int]) -> tuple[int, int]:
+    """What one writes first: regex, check digit, HMAC per candidate, set lookup."""
+    from leaksentry.identifiers.hkid import is_valid_canonical
+
+    found = unmatched = 0
+    for m in NAIVE.finditer(text):
+        canonical = (m.group(1) + m.group(2) + m.group(3)).upper()
+        if not is_valid_canonical(canonical):
+            continue
+        d = int.from_bytes(hmac.new(key, b"hkid:" + canonical.encode(), "sha256").digest()[:8],
+                           "big")
+        if d in digests:
+            found += 1
+        else:
+            unmatched += 1
+    return found, unmatched

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hmac
 import http.server
 import itertools
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -39,10 +37,9 @@ from pathlib import Path
 from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine_speed, mixed_text, report, token_source
+from _common import machine_speed, mixed_text, naive_scan, report, token_source
 
 REPO = Path(__file__).resolve().parent.parent
-NAIVE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})\s?(\d{6})\s?\(?([0-9Aa])\)?(?![A-Za-z0-9])")
 
 
 def naive_main(key_path: str, fp_path: str, text_path: str, nfkc: bool = False) -> None:
@@ -50,7 +47,6 @@ def naive_main(key_path: str, fp_path: str, text_path: str, nfkc: bool = False) 
     read and decoded, a regex, the check digit, one HMAC per candidate. ``nfkc``: the
     text is NFKC-normalised first, so that full-width forms (``Ａ１２３４５６（３）``),
     which the scanner finds, are found too."""
-    from leaksentry.identifiers.hkid import is_valid_canonical
     from pipelines.match.fpfile import FingerprintSet
 
     key = Path(key_path).read_bytes()
@@ -58,18 +54,7 @@ def naive_main(key_path: str, fp_path: str, text_path: str, nfkc: bool = False) 
     text = Path(text_path).read_text(encoding="utf-8")
     if nfkc:
         text = unicodedata.normalize("NFKC", text)
-    found = unmatched = 0
-    for m in NAIVE.finditer(text):
-        canonical = (m.group(1) + m.group(2) + m.group(3)).upper()
-        if not is_valid_canonical(canonical):
-            continue
-        d = int.from_bytes(hmac.new(key, b"hkid:" + canonical.encode(), "sha256").digest()[:8],
-                           "big")
-        if d in digests:
-            found += 1
-        else:
-            unmatched += 1
-    print(found, unmatched)
+    print(*naive_scan(text, key, digests))
 
 
 def prepare(d: Path, rows: int, mb: int) -> dict[str, Path]:

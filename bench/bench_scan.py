@@ -17,9 +17,7 @@ same run on the same documents.
 from __future__ import annotations
 
 import argparse
-import hmac
 import os
-import re
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import fmt_rate, machine_speed, mixed_text, report, rss_bytes, token_source
+from _common import fmt_rate, machine_speed, mixed_text, naive_scan, report, rss_bytes, token_source
 
 from leaksentry import synth
 from pipelines.match import Matcher
@@ -36,26 +34,6 @@ from pipelines.match.digest import Digester
 from pipelines.match.finder import HAVE_HYPERSCAN
 from pipelines.match.fpfile import FingerprintSet, write_fingerprints
 from pipelines.model import TextPart
-
-NAIVE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})\s?(\d{6})\s?\(?([0-9Aa])\)?(?![A-Za-z0-9])")
-
-
-def naive_scan(text: str, key: bytes, digests: set[int]) -> tuple[int, int]:
-    """What one writes first: regex, check digit, HMAC per candidate, set lookup."""
-    from leaksentry.identifiers.hkid import is_valid_canonical
-
-    found = unmatched = 0
-    for m in NAIVE.finditer(text):
-        canonical = (m.group(1) + m.group(2) + m.group(3)).upper()
-        if not is_valid_canonical(canonical):
-            continue
-        d = int.from_bytes(hmac.new(key, b"hkid:" + canonical.encode(), "sha256").digest()[:8],
-                           "big")
-        if d in digests:
-            found += 1
-        else:
-            unmatched += 1
-    return found, unmatched
 
 
 def main() -> None:

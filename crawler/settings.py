@@ -42,6 +42,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
     "crawler.middlewares.stats.StatusCounterMiddleware": 950,
+    # cluster runs only (LEAKSENTRY_LIMITER): the source's politeness across workers;
+    # last before the download, so a lease covers the download alone
+    "crawler.middlewares.limiter.ClusterLimiterMiddleware": 990,
     # not needed by any source kind; each costs a little per request
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,

@@ -85,8 +85,9 @@ def summary_from_json(text: str) -> RunSummary:
 
 def merge(source: str, started: datetime, finished: datetime,
           parts: dict[int, RunSummary], count: int,
-          problems: dict[int, str] | None = None) -> RunSummary:
-    """One run from its shards' summaries. A shard with no summary is an error."""
+          problems: dict[int, str] | None = None, label: str = "shard") -> RunSummary:
+    """One run from its shards' summaries. A shard with no summary is an error.
+    (Also the parts of a cluster run, scheduler.cluster.runs: ``label = "part"``.)"""
     problems = dict(problems or {})
     for i in range(count):
         if i not in parts and i not in problems:
@@ -100,9 +101,9 @@ def merge(source: str, started: datetime, finished: datetime,
         if _OUTCOME_RANK.get(s.outcome, 1) > _OUTCOME_RANK[outcome]:
             outcome = s.outcome if s.outcome in _OUTCOME_RANK else "error"
         if s.error:
-            errors.append(f"shard {Shard(i, count)}: {s.error}")
+            errors.append(f"{label} {Shard(i, count)}: {s.error}")
     for i in sorted(problems):
-        errors.append(f"shard {Shard(i, count)}: {problems[i]}")
+        errors.append(f"{label} {Shard(i, count)}: {problems[i]}")
         if outcome == "ok":
             outcome = "error"
     got = parts.values()
@@ -145,7 +146,7 @@ def fork_shards(count: int, child: Callable[[Shard, Callable[[RunSummary], None]
                     os.setpgid(0, 0)
                     for sig, handler in previous.items():
                         signal.signal(sig, handler)
-                    _die_with_parent()
+                    die_with_parent()
                     child(Shard(i, count), _reporter(w))
                     code = 0
                 finally:
@@ -158,14 +159,16 @@ def fork_shards(count: int, child: Callable[[Shard, Callable[[RunSummary], None]
             signal.signal(sig, handler)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (no-op elsewhere): outside
-    the parent's process group, a SIGKILL to that group would not reach it."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere):
+    outside the parent's process group, a SIGKILL to that group would not reach it.
+    Also used by a crawl a cluster worker started (a worker killed mid-crawl must not
+    leave its crawl running while the job runs again elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def _reporter(fd: int) -> Callable[[RunSummary], None]:

@@ -77,6 +77,11 @@ def _crawl(source: str, config_path: str | None) -> CrawlResult | None:
     if sched is None:  # removed by a reload while this run was queued
         log.info("crawl of %s skipped: no longer configured", source, extra={"source": source})
         return None
+    if rt.settings.cluster.enabled:  # a worker runs it (deferred: Celery loads only here)
+        from scheduler.cluster.enqueue import enqueue_crawl
+
+        enqueue_crawl(rt.settings, source, rt.store, rt.metrics)
+        return None
     d = rt.settings.daemon
     result = run_crawl(
         rt.store, source, config_path, timeout=sched.timeout + d.timeout_margin,

@@ -29,4 +29,4 @@ def _plugins(*names: str) -> list[str]:
     return list(names)
 
 
-pytest_plugins = _plugins("fixtures_osmem")
+pytest_plugins = _plugins("fixtures_osmem", "fixtures_redis")

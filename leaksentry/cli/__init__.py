@@ -28,6 +28,7 @@ from leaksentry.cli import (
     run,
     scan,
     status,
+    worker,
 )
 from leaksentry.cli.common import err_console
 from leaksentry.errors import LeakSentryError
@@ -69,7 +70,7 @@ def _root(
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
-                config_cmd, evidence, notify):
+                config_cmd, evidence, notify, worker):
     _module.register(app)
 
 

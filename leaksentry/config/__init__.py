@@ -10,10 +10,11 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from leaksentry.config.alerts import AlertsConfig
 from leaksentry.config.base import StrictModel
+from leaksentry.config.cluster import ClusterConfig
 from leaksentry.config.daemon import DaemonConfig
 from leaksentry.config.evidence import SECRET_MARK, EvidenceConfig
 from leaksentry.config.extract import ExtractConfig
@@ -51,9 +52,12 @@ class Settings(StrictModel):
     sources: list[SourceConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     # where it was read from, for messages; not a config key
     _path: Path | None = None
+    # the text it was read from: the snapshot a cluster job carries (scheduler.cluster)
+    _text: str | None = None
 
     @field_validator("sources", mode="after")
     @classmethod
@@ -65,6 +69,24 @@ class Settings(StrictModel):
             seen.add(s.name)
         return v
 
+    @model_validator(mode="after")
+    def _visibility_outlasts_crawls(self) -> Settings:
+        """A job a worker still runs must not be handed to a second worker: Redis's
+        visibility timeout exceeds the longest crawl the daemon allows."""
+        if not self.cluster.enabled:
+            return self
+        d = self.daemon
+        longest = max([float(self.crawler.effective(s).timeout or 0) for s in self.sources]
+                      or [float(self.crawler.timeout)])
+        need = longest + d.timeout_margin + d.kill_after
+        if self.cluster.visibility_timeout <= need:
+            raise ValueError(
+                f"cluster.visibility_timeout ({self.cluster.visibility_timeout:g}s) must exceed"
+                f" the longest crawl ({longest:g}s timeout + daemon.timeout_margin"
+                f" {d.timeout_margin:g}s + daemon.kill_after {d.kill_after:g}s = {need:g}s):"
+                " a crawl still running would be started again on another worker")
+        return self
+
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
             if s.name == name:
@@ -75,6 +97,11 @@ class Settings(StrictModel):
     @property
     def path(self) -> Path | None:
         return self._path
+
+    @property
+    def text(self) -> str | None:
+        """The file's text exactly as validated (None for the built-in defaults)."""
+        return self._text
 
     @property
     def evidence_dir(self) -> Path:
@@ -154,4 +181,5 @@ def load_config(path: Path | str | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), data)) from None
     settings._path = path
+    settings._text = raw.decode("utf-8")
     return settings

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leaksentry.config.alerts import AlertsConfig
 from leaksentry.config.base import StrictModel
@@ -80,11 +81,13 @@ class Settings(StrictModel):
                       or [float(self.crawler.timeout)])
         need = longest + d.timeout_margin + d.kill_after
         if self.cluster.visibility_timeout <= need:
-            raise ValueError(
-                f"cluster.visibility_timeout ({self.cluster.visibility_timeout:g}s) must exceed"
-                f" the longest crawl ({longest:g}s timeout + daemon.timeout_margin"
-                f" {d.timeout_margin:g}s + daemon.kill_after {d.kill_after:g}s = {need:g}s):"
-                " a crawl still running would be started again on another worker")
+            msg = (f"{self.cluster.visibility_timeout:g}s must exceed the longest crawl"
+                   f" ({longest:g}s timeout + daemon.timeout_margin {d.timeout_margin:g}s +"
+                   f" daemon.kill_after {d.kill_after:g}s = {need:g}s): a crawl still running"
+                   " would be started again on another worker")
+            raise ValidationError.from_exception_data("Settings", [InitErrorDetails(
+                type=PydanticCustomError("cluster_visibility", msg),
+                loc=("cluster", "visibility_timeout"), input=self.cluster.visibility_timeout)])
         return self
 
     def source(self, name: str) -> SourceConfig:

@@ -69,7 +69,7 @@ def enqueue_crawl(settings: Settings, source: str, store: Store,
     claimed = False
     try:
         if not state.claim(source, job.job_id, cluster.visibility_timeout):
-            log.info("crawl of %s not enqueued: its previous job is still queued or running",
+            log.debug("crawl of %s not enqueued: its previous job is still queued or running",
                      source, extra={"source": source})
             if metrics is not None:
                 metrics.skipped.labels(f"crawl:{source}", "still_running").inc()

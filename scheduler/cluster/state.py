@@ -101,6 +101,13 @@ class ClusterState:
                     " return redis.call('del', KEYS[1]) else return 0 end",
                     1, self._k("inflight", source), job_id)
 
+    def refresh(self, source: str, job_id: str, ttl: float) -> None:
+        """Keep the marker of a run whose parts are still starting (a fan-out run lasts
+        longer than one job: its marker expires ``ttl`` after its last part started)."""
+        self.r.eval("if redis.call('get', KEYS[1]) == ARGV[1] then"
+                    " return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end",
+                    1, self._k("inflight", source), job_id, max(1, int(ttl)))
+
     def inflight(self) -> list[str]:
         n = len(self._k("inflight", ""))
         return sorted(k[n:] for k in self.r.scan_iter(self._k("inflight", "*"), count=500))

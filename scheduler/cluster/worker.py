@@ -201,6 +201,9 @@ class Worker:
             extra += ["--part", str(items)]
         elif fan_out:
             extra += ["--fan-out"]
+        if job.kind == "items" and job.run:
+            with contextlib.suppress(Exception):
+                self.state.refresh(job.source, job.run, settings.cluster.visibility_timeout)
         key = f"{job.source}#{job.part}" if job.kind == "items" else job.source
         with self._lock:
             self.jobs[job.job_id] = {"source": job.source, "job_id": job.job_id,

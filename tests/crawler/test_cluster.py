@@ -180,9 +180,9 @@ def test_a_worker_without_the_key_files_refuses_to_start(crawl_ws: CrawlWorkspac
 
 def test_leader_and_two_workers_crawl_every_source_once_per_item_and_record_hits_once(
         cluster: Cluster, redis_server, nginx_dir, http_server_dir, fingerprints) -> None:
-    from leaksentry.synth import written_hkid
-
     import random
+
+    from leaksentry.synth import written_hkid
 
     matching, people = fingerprints
     rng = random.Random(5)
@@ -200,7 +200,8 @@ def test_leader_and_two_workers_crawl_every_source_once_per_item_and_record_hits
     _files(root_a, 30, "a", text)
     _files(root_b, 12, "b")
     cluster.ws.write([_dir_source("big", url_a), _dir_source("small", url_b)],
-                     matching=matching, cluster=_cluster(redis_server.url), daemon=_daemon())
+                     matching=matching, daemon=_daemon(),
+                     cluster=_cluster(redis_server.url, item_batch=10, visibility_timeout="90s"))
     cluster.worker("w1", scan=True)
     cluster.worker("w2", scan=True)
     cluster.leader(scan=True)
@@ -214,7 +215,7 @@ def test_leader_and_two_workers_crawl_every_source_once_per_item_and_record_hits
     assert first["hits"] == len(planted)
     later = [r for r in big if r["id"] > first["id"] and r["outcome"] == "ok"]
     assert later and all(r["new"] == 0 for r in later)
-    # the items of the big source were spread over both workers (batches of 5)
+    # the items of the big source were spread over both workers (batches of 10)
     out = cluster.output("w1") + cluster.output("w2")
     hits = cluster.ws.query("SELECT count(*) AS n FROM hits")[0]
     assert hits["n"] == len(planted), cluster.all_output()[-4000:]
@@ -230,6 +231,17 @@ def test_leader_and_two_workers_crawl_every_source_once_per_item_and_record_hits
     names = sorted(w["name"] for w in data["cluster"]["workers"])
     assert names == ["w1@test", "w2@test"], data["cluster"]
     assert {q["name"] for q in data["cluster"]["queues"]} == {"http", "browser"}
+    text_status = subprocess.run([sys.executable, "-m", "leaksentry", "status", "--config",
+                                  str(cluster.ws.config)], capture_output=True, text=True,
+                                 env=cluster.env(False), timeout=60).stdout
+    assert "2 worker(s)" in text_status and "w1@test" in text_status
+    # the leader's metrics: queue depth, workers, job age
+    info = json.loads((cluster.ws.root / "state" / "daemon.json").read_text())
+    with urllib.request.urlopen(info["metrics_url"] + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert 'leaksentry_queue_depth{queue="http"}' in metrics
+    assert 'leaksentry_workers{queue="http"} 2.0' in metrics
+    assert "leaksentry_job_age_seconds" in metrics
     # no identifier in any output
     forms = {p.hkid for p in planted.values()} | {p.name for p in planted.values()}
     for form in forms:

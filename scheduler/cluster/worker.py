@@ -154,6 +154,11 @@ class Worker:
         from celery.exceptions import Reject
 
         job = Job.from_message(message)
+        log.info("job %s of %s (%s%s) taken %.3f s after it was enqueued", job.job_id,
+                 job.source, job.kind, f" part {job.part}" if job.part else "",
+                 time.time() - job.enqueued_at,
+                 extra={"source": job.source, "job": job.job_id,
+                        "queued_seconds": round(time.time() - job.enqueued_at, 3)})
         with contextlib.suppress(Exception):
             self.state.started(job.queue, job.job_id)
         if self.refusing:

@@ -92,19 +92,23 @@ class Cluster:
     def all_output(self) -> str:
         return "\n".join(f"--- {n}\n{self.output(n)}" for n in self.logs)
 
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+    def stop(self, name: str, sig: int = signal.SIGTERM, wait: float = 30) -> None:
         proc = self.procs.pop(name)
         if proc.poll() is None:
             proc.send_signal(sig)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.kill()  # its crawls stop with it (they watch their parent)
                 proc.wait()
 
     def close(self) -> None:
+        """The leader first (no new jobs), then the workers: the test is over, so their
+        running crawls are not waited for long."""
+        if "leader" in self.procs:
+            self.stop("leader")
         for name in list(self.procs):
-            self.stop(name)
+            self.stop(name, wait=3)
 
     def runs(self, source: str) -> list[dict[str, Any]]:
         if not self.ws.db.exists():

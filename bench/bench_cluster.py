@@ -31,13 +31,29 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests"))
 
 from bench_crawl import _config, _crawl, _dir_source, _fingerprints, _serve, _tree  # noqa: E402
-from fixtures_redis import REDIS_SERVER, RedisProcess  # noqa: E402
+
+
+def _load_redis_fixture():  # type: ignore[no-untyped-def]
+    """tests/fixtures_redis.py by path (tests/ on sys.path would shadow ``pipelines``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fixtures_redis",
+                                                  REPO / "tests" / "fixtures_redis.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["fixtures_redis"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_fx = _load_redis_fixture()
+REDIS_SERVER, RedisProcess = _fx.REDIS_SERVER, _fx.RedisProcess
 
 
 def _cluster_config(cfg: Path, state: Path, url: str, matching: dict[str, str], broker: str,
@@ -53,7 +69,7 @@ def _redis_commands(r) -> int:  # type: ignore[no-untyped-def]
     return sum(int(v["calls"]) for v in stats.values())
 
 
-def _cluster_run(tmp: Path, tag: str, url: str, matching: dict[str, str], redis: RedisProcess,
+def _cluster_run(tmp: Path, tag: str, url: str, matching: dict[str, str], redis: Any,
                  workers: int, batch: int, concurrency: int, files: int) -> dict:
     import redis as redis_py
 
@@ -133,7 +149,7 @@ def _commit_cost(tmp: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=3000)
-    ap.add_argument("--batch", type=int, default=500, help="[cluster] item_batch")
+    ap.add_argument("--batch", type=int, default=750, help="[cluster] item_batch")
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
     if not Path(REDIS_SERVER).exists():

@@ -313,11 +313,11 @@ class SourceSpider(scrapy.Spider):
                      filename: str | None = None, doc_url: str | None = None,
                      **kwargs: Any) -> Request | None:
         """The request fetching one item's body; lands in :meth:`parse_item`.
-        In a cluster run's listing, the item goes to a batch instead (None: Scrapy
-        ignores it)."""
-        if self.dispatch is not None and not kwargs:
-            self.dispatch.add({"item_id": item_id, "url": url, "version": version,
-                               "filename": filename, "doc_url": doc_url})
+        In a cluster run's listing, the item may go to a batch instead (None: Scrapy
+        ignores it; ``dispatch.add`` returns False for the items the listing keeps)."""
+        if self.dispatch is not None and not kwargs and self.dispatch.add(
+                {"item_id": item_id, "url": url, "version": version, "filename": filename,
+                 "doc_url": doc_url}):
             return None
         return self.request(url, self.parse_item, role="item", item_id=item_id,
                             cb_kwargs={"item_id": item_id, "version": version,

@@ -37,7 +37,7 @@ class ClusterConfig(StrictModel):
     browser_queue: str = Field("browser", pattern=_QUEUE)
     #: directory and bucket sources: items fetched per job (the listing job enqueues
     #: the items in batches of this many, spread over every worker)
-    item_batch: int = Field(100, ge=1, le=10000)
+    item_batch: int = Field(500, ge=1, le=100000)
     #: Redis keys of the cluster's own bookkeeping (markers, limiter, worker heartbeats)
     key_prefix: str = Field("leaksentry", pattern=_QUEUE)
     #: each worker's /healthz and /metrics (loopback only; 0 = any free port)

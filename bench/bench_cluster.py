@@ -16,7 +16,7 @@ PostgreSQL store comes next). Figures printed:
 - per-item costs for the model in docs/cluster.md: Redis commands per item
   (INFO commandstats before/after) and the cost of one store commit.
 
-Usage: .venv/bin/python bench/bench_cluster.py [--files 3000] [--batch 500]
+Usage: .venv/bin/python bench/bench_cluster.py [--files 3000] [--batch 750]
 Everything is fictional (leaksentry.synth); nothing printed is an identifier.
 """
 
@@ -146,6 +146,29 @@ def _commit_cost(tmp: Path) -> float:
     return ms
 
 
+def _limiter_cost(url: str) -> tuple[float, float]:
+    """Redis server CPU per item for the limiter (acquire script + release), in µs,
+    from INFO commandstats; and the round trip of one acquire+release seen by a client."""
+    import redis as redis_py
+
+    from crawler.middlewares.limiter import ClusterLimiterMiddleware
+
+    mw = ClusterLimiterMiddleware({"url": url, "key": "bench:limit", "concurrency": 1000,
+                                   "delay": 0, "lease": 60})
+    r = redis_py.Redis.from_url(url)
+    r.config_resetstat()
+    n = 3000
+    t = time.perf_counter()
+    for i in range(n):
+        mw._acquire(keys=[mw.leases_key, mw.next_key], args=[f"l{i}", 1000, 0, 60000])
+        r.zrem(mw.leases_key, f"l{i}")
+    rtt = (time.perf_counter() - t) * 1e6 / n
+    stats = r.info("commandstats")
+    usec = sum(float(v["usec"]) for k, v in stats.items()
+               if k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_zrem"))
+    return usec / n, rtt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=3000)
@@ -199,6 +222,9 @@ def main() -> None:
                 print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
                 print(f"  2 workers / processes = 2: {rates[2] / local_rate:.2f}")
                 print(f"  store: {_commit_cost(tmp):.3f} ms per document commit (SQLite, WAL)")
+                server_us, rtt_us = _limiter_cost(redis.url)
+                print(f"  limiter: {server_us:.1f} µs of Redis CPU per item (acquire + release),"
+                      f" {rtt_us:.0f} µs per item seen by the crawl (two round trips)")
         finally:
             redis.stop()
 

@@ -167,6 +167,25 @@ def test_without_a_broker_nothing_changes_and_the_visibility_timeout_is_checked(
         del os.environ["TEST_LS_REDIS_PW"]
 
 
+def test_the_example_cluster_section_is_valid() -> None:
+    import tomllib
+
+    text = (Path(__file__).parents[2] / "examples" / "leaksentry.toml").read_text()
+    block = text[text.index("# [cluster]"):]
+    data = tomllib.loads("\n".join(line.removeprefix("# ") for line in block.splitlines()
+                                    if line.startswith("# ")))
+    s = Settings.model_validate(data)
+    assert s.cluster.enabled and s.cluster.item_batch == 500
+
+
+def test_the_worker_unit_runs_workers_and_does_not_restart_a_refusing_one() -> None:
+    unit = (Path(__file__).parents[2] / "deploy" / "leaksentry-worker.service").read_text()
+    d = dict(line.split("=", 1) for line in unit.splitlines()
+             if line and not line.startswith(("#", "[")) and "=" in line)
+    assert d["ExecStart"].split()[1:2] == ["worker"] and "--queues" in d["ExecStart"]
+    assert d["RestartPreventExitStatus"] == "2" and d["KillMode"] == "mixed"
+
+
 def test_a_worker_without_the_key_files_refuses_to_start(crawl_ws: CrawlWorkspace,
                                                          redis_server) -> None:
     crawl_ws.write([], cluster=_cluster(redis_server.url), crawler={"timeout": "5s"},

@@ -1,8 +1,9 @@
 """Daemon overheads: what the scheduler adds around a crawl, and what a scrape of
 /metrics or `leaksentry status` costs on a state store with a long history; then,
-with the real daemon and the real crawl against a loopback Pastebin-style feed,
-the time from a paste appearing to its hit being stored (target: <= the source's
-interval + 5 s).
+with the real daemon and the real crawl against a loopback Pastebin-style feed and a
+real signature-verifying webhook receiver, the time from a paste appearing to its
+hit being stored and to its alert being received (target for both: worst <= the
+source's interval + 5 s).
 
     .venv/bin/python bench/bench_daemon.py [--crawls 20] [--sources 50] [--runs 400]
                                            [--every 10] [--pastes 3] [--no-latency]
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--sources", type=int, default=50)
     ap.add_argument("--runs", type=int, default=400, help="runs per source in the history")
     ap.add_argument("--every", type=float, default=10.0, help="feed source interval (s)")
-    ap.add_argument("--pastes", type=int, default=3)
+    ap.add_argument("--pastes", type=int, default=5)
     ap.add_argument("--no-latency", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,12 +125,12 @@ def latency(every: float, n: int) -> None:
     import sqlite3
 
     from leaksentry.demo.scenario import Paste
-    from leaksentry.demo.sites import PasteFeedSite
+    from leaksentry.demo.sites import PasteFeedSite, WebhookReceiver
     from leaksentry.synth import patients
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        people = list(patients(20, seed=3))
+        people = list(patients(max(20, 3 * n), seed=3))  # 3 per paste
         reg = root / "register.csv"
         with reg.open("w", newline="") as fh:
             w = csv.writer(fh)
@@ -143,10 +144,15 @@ def latency(every: float, n: int) -> None:
                         str(reg)], check=True, capture_output=True)
         reg.unlink()
         feed = PasteFeedSite([]).start()
+        receiver = WebhookReceiver("bench-secret").start()
         cfg = root / "leaksentry.toml"
+        # [daemon] outbox_interval is left at its default (15 s)
         cfg.write_text(
             f'[state]\ndir = "{root / "state"}"\n[matching]\nkey = "{key}"\n'
-            f'fingerprints = "{fp}"\n[daemon]\nmetrics = false\n[[sources]]\n'
+            f'fingerprints = "{fp}"\n[daemon]\nmetrics = false\n'
+            f'[alerts]\nmin_severity = "low"\ndigest_severities = []\n'
+            f'[[alerts.channels]]\nname = "soc"\ntype = "webhook"\n'
+            f'url = "{receiver.hook_url}"\nsecret = "bench-secret"\n[[sources]]\n'
             f'name = "pastes"\nkind = "feed"\npreset = "pastebin"\n'
             f'url = "{feed.url}/api_scraping.php?limit=100"\nallow_private = true\n'
             f'every = {every}\ndelay = 0\n')
@@ -162,27 +168,40 @@ def latency(every: float, n: int) -> None:
             except sqlite3.Error:
                 return 0
 
+        def alerts() -> int:
+            return len([d for d in receiver.unique() if d.event != "test"])
+
         try:
-            waits = []
+            to_hit, to_alert = [], []
             for i in range(n):
                 time.sleep(every * 0.37)  # publish at an arbitrary point of the cycle
                 body = "\n".join(f"{p.name}, {p.hkid}" for p in people[i * 3:i * 3 + 3])
                 feed.pastes = [Paste(f"BENCH{i:03d}", "list", body.encode(),
                                      int(time.time())), *feed.pastes]
                 t0 = time.monotonic()
-                while hits() < i + 1:
+                while hits() < i + 1 or alerts() < i + 1:
+                    if hits() >= i + 1 and len(to_hit) == i:
+                        to_hit.append(time.monotonic() - t0)
                     if time.monotonic() - t0 > every + 300:
-                        raise SystemExit("no hit within interval + 300 s")
-                    time.sleep(0.05)
-                waits.append(time.monotonic() - t0)
+                        raise SystemExit("no hit and alert within interval + 300 s")
+                    time.sleep(0.02)
+                if len(to_hit) == i:
+                    to_hit.append(time.monotonic() - t0)
+                to_alert.append(time.monotonic() - t0)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=120)
             feed.stop()
-        worst = max(waits)
-        print(f"paste published -> hit stored, real daemon (every {every:g}s, load"
-              f" {os.getloadavg()[0]:.1f}): mean {sum(waits) / n:.1f} s, worst {worst:.1f} s"
-              f" = interval {worst - every:+.1f} s, over {n} pastes")
+            receiver.stop()
+        load = os.getloadavg()[0]
+        for what, waits in (("hit stored", to_hit), ("alert received", to_alert)):
+            worst = max(waits)
+            print(f"paste published -> {what}, real daemon (every {every:g}s, load"
+                  f" {load:.1f}): mean {sum(waits) / n:.1f} s, worst {worst:.1f} s"
+                  f" = interval {worst - every:+.1f} s, over {n} pastes")
+        gaps = [a - h for a, h in zip(to_alert, to_hit, strict=True)]
+        print(f"hit stored -> alert received: mean {sum(gaps) / n:.2f} s, worst"
+              f" {max(gaps):.2f} s")
 
 
 if __name__ == "__main__":

@@ -68,12 +68,14 @@ from scrapy.logformatter import LogFormatter
 from twisted.python.failure import Failure
 
 from crawler.items import DocumentItem
+from crawler.middlewares.credentials import HEADERS_META, ORIGIN_META, origin
 from crawler.shard import Shard
 from leaksentry.config import Settings
 from leaksentry.config.base import resolve_secret
+from leaksentry.config.secrets import credential_header
 from leaksentry.config.sources import SourceConfig
 from leaksentry.store import seen
-from leaksentry.store.db import Store
+from leaksentry.store.db import Store, storage_error, store_failure
 from leaksentry.store.runs import record_run
 from pipelines.model import Document, RunSummary
 
@@ -136,15 +138,17 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 
     exc = failure.value
     if isinstance(exc, HttpError):
+        from crawler.middlewares.backoff import describe_wait, epoch_wait, parse_retry_after
+
         resp = exc.response
         if resp.headers.get("X-RateLimit-Remaining") == b"0":
-            reset = (resp.headers.get("X-RateLimit-Reset") or b"?").decode("latin-1")
-            when = datetime.fromtimestamp(int(reset), UTC).isoformat() if reset.isdigit() \
-                else reset
+            reset = resp.headers.get("X-RateLimit-Reset")
+            when = describe_wait(epoch_wait(reset), reset)
             return str(resp.status), f"HTTP {resp.status}: rate limit exhausted until {when}"
         if resp.status in (429, 503) and resp.headers.get("Retry-After"):
+            after = resp.headers.get("Retry-After")
             return str(resp.status), (f"HTTP {resp.status}: asked to retry after"
-                                      f" {resp.headers.get('Retry-After', b'').decode()!s}")
+                                      f" {describe_wait(parse_retry_after(after), after)}")
         return str(resp.status), f"HTTP {resp.status}"
     if isinstance(exc, BlockedAddress):
         return "blocked", blocked_message(exc, getattr(failure, "request", None))
@@ -215,6 +219,10 @@ class SourceSpider(scrapy.Spider):
         self.started_at = datetime.now(UTC)
         self._deadline = time.monotonic() + float(self.source.timeout or 900)
         self.summary: RunSummary | None = None
+        #: set when the state store could not be written (the crawl stops, run "error")
+        self.store_failed: str | None = None
+        #: set when even the run record could not be written
+        self.run_unrecorded: str | None = None
         self._budget = int(self.source.max_items or 0)
         if shard is not None:
             self._budget = shard.share(self._budget)
@@ -238,12 +246,18 @@ class SourceSpider(scrapy.Spider):
         return spider
 
     def _on_spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
+        if storage_error(failure.value):
+            self.storage_failed(failure.value)
+            return
         # a callback raised (malformed JSON/HTML the parser could not survive): recorded
         self.record_error(getattr(response, "url", "?"),
                           f"{type(failure.value).__name__}: {one_line(failure.value)}",
                           role=response.meta.get("ls_role", "item") if response else "item")
 
     def _on_item_error(self, item: Any, response: Any, spider: Any, failure: Failure) -> None:
+        if storage_error(failure.value):
+            self.storage_failed(failure.value)
+            return
         self.record_error(getattr(getattr(item, "document", None), "url", "?"),
                           f"pipeline: {type(failure.value).__name__}: "
                           f"{one_line(failure.value)}")
@@ -292,11 +306,18 @@ class SourceSpider(scrapy.Spider):
                 item_id: str | None = None, meta: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None, **kwargs: Any) -> Request:
         """A Request carrying the source's headers, token, proxy and error handling."""
-        hdrs = dict(self.source.headers)
-        if self._token and urlsplit(url).hostname == self._source_host:
+        own = urlsplit(url).hostname == self._source_host
+        # credentials (the token, credential-like configured headers) go to the source's
+        # own host only, and never follow a redirect to another origin
+        hdrs = {k: v for k, v in self.source.headers.items() if own or not credential_header(k)}
+        if self._token and own:
             hdrs[self.source.token_header] = self.source.token_format.format(token=self._token)
         hdrs.update(headers or {})
         m = {"ls_role": role, "ls_item_id": item_id, **(meta or {})}
+        creds = [h for h in hdrs if h == self.source.token_header or credential_header(h)]
+        if creds:  # for this origin only: dropped on a redirect elsewhere
+            m.setdefault(ORIGIN_META, origin(url))
+            m.setdefault(HEADERS_META, creds)
         if self.source.proxy:
             m.setdefault("proxy", self.source.proxy)
         # no download may outlive the crawl's own timeout (a stalled body would hold the
@@ -367,10 +388,15 @@ class SourceSpider(scrapy.Spider):
 
     def flush_seen(self) -> None:
         """Write the buffered first sightings (every second, per 500, before other writes)."""
-        if self._new_sightings:
+        if self._new_sightings and self.store_failed is None:
             batch, self._new_sightings = self._new_sightings, []
-            with self.store.transaction() as tx:
-                seen.discovered_many(tx, self.source.name, batch)
+            try:
+                with self.store.transaction() as tx:
+                    seen.discovered_many(tx, self.source.name, batch)
+            except Exception as exc:
+                if not storage_error(exc):
+                    raise
+                self.storage_failed(exc)  # the items are discovered again next run
 
     def make_document(self, response: Response, item_id: str, *, url: str | None = None,
                       filename: str | None = None, version: str | None = None,
@@ -424,6 +450,19 @@ class SourceSpider(scrapy.Spider):
             self.counters.error = one_line(message)
         self.logger.error("source failed: %s", one_line(message))
 
+    def storage_failed(self, exc: BaseException) -> None:
+        """The state store cannot be written (full disk, damaged file): nothing more can
+        be recorded, so the crawl stops and its run is an error."""
+        if self.store_failed is not None:
+            return
+        self.store_failed = str(store_failure(self.store.path, exc))
+        self.source_failed(self.store_failed)
+        engine = getattr(getattr(self, "crawler", None), "engine", None)
+        if engine is not None and engine.spider is not None:
+            from scrapy.utils.defer import deferred_from_coro
+
+            deferred_from_coro(engine.close_spider_async(reason="store_failed"))
+
     def record_error(self, url: str, message: str, *, role: str = "item") -> None:
         if role == "discover":
             self.source_failed(f"{url}: {message}")
@@ -476,6 +515,11 @@ class SourceSpider(scrapy.Spider):
         self.counters.error = f"crawl closed: {reason}"
         return "error"
 
+    def _record_run(self) -> None:
+        assert self.summary is not None
+        with self.store.transaction() as tx:
+            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
+
     def closed(self, reason: str) -> None:
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
@@ -490,8 +534,27 @@ class SourceSpider(scrapy.Spider):
                              self.summary.fetched, self.summary.new, self.summary.hits,
                              self.summary.errors)
             return
-        with self.store.transaction() as tx:
-            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
+        try:
+            self._record_run()
+        except Exception as exc:
+            if not storage_error(exc):
+                raise
+            # a full disk: spend the store's reserve on the run record
+            try:
+                if not self.store.release_reserve():
+                    raise
+                self._record_run()
+            except Exception as again:
+                if not storage_error(again):
+                    raise
+            else:
+                self.logger.info("run recorded (reserve space used): %s", outcome)
+                return
+            # the runner reports it (one line, exit 2): no run record to read back
+            self.store_failed = self.store_failed or str(store_failure(self.store.path, exc))
+            self.run_unrecorded = str(store_failure(self.store.path, exc))
+            self.logger.error("run not recorded: %s", self.run_unrecorded)
+            return
         self.logger.info("run recorded: %s discovered=%d fetched=%d new=%d hits=%d errors=%d",
                          outcome, self.summary.discovered, self.summary.fetched,
                          self.summary.new, self.summary.hits, self.summary.errors)

@@ -85,9 +85,13 @@ class ScanProcessor:
         finally:
             self.pool.put(scanner)
         with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
-            record_finding(self.store, finding, self.app, vault=self.vault,
-                           content=doc.content)
+            stored = record_finding(self.store, finding, self.app, vault=self.vault,
+                                    content=doc.content)
             mark_done(tx)
+        if stored is not None and stored.new and finding.result.hit:
+            from pipelines.alerts.wake import wake
+
+            wake()  # committed: the daemon may deliver its alert now
         return finding.result.hit
 
     def close(self) -> None:
@@ -150,7 +154,16 @@ class DocumentPipeline:
         if self.processor is None:
             # left pending in the seen store: the next run fetches it again
             raise DropItem(self.broken or "no scanner")
-        hit = await asyncio.to_thread(self._process, item, spider)
+        try:
+            hit = await asyncio.to_thread(self._process, item, spider)
+        except Exception as exc:
+            from leaksentry.store.db import storage_error
+
+            if not storage_error(exc):
+                raise
+            # a full disk: stop the crawl, the run is an error (the item stays pending)
+            spider.storage_failed(exc)
+            raise DropItem(f"not recorded: {spider.store_failed}") from None
         if hit:
             spider.counters.hits += 1
         return item

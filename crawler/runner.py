@@ -25,6 +25,7 @@ from scrapy.utils.misc import load_object
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import SourceConfig
+from leaksentry.errors import StoreError
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
@@ -73,6 +74,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         "REDIRECT_ENABLED": (s.max_redirects or 0) > 0,
         "CLOSESPIDER_TIMEOUT": s.timeout,
         "LEAKSENTRY_ALLOW_PRIVATE": s.allow_private,
+        "LEAKSENTRY_PRIVATE_HOSTS": list(s.private_hosts),
         "LEAKSENTRY_GUARD_TRUSTED_HOSTS": [urlsplit(s.proxy).hostname] if s.proxy else [],
         "LEAKSENTRY_RESOLVE": dict(app.crawler.resolve),
         # the spider class is passed directly: do not import every spider module at start
@@ -99,13 +101,24 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         }
         launch: dict[str, Any] = {"executable_path": app.crawler.chromium_path,
                                   "args": list(PLAYWRIGHT_ARGS)}
-        if s.proxy:
-            launch["proxy"] = {"server": s.proxy}
+        # the source's proxy is chained by the guard proxy (crawler.guard_proxy)
         out["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch
         out["PLAYWRIGHT_BROWSER_TYPE"] = "chromium"
         out["PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT"] = float(s.download_timeout or 60) * 1000
         out["PLAYWRIGHT_MAX_PAGES_PER_CONTEXT"] = s.concurrency
     return out
+
+
+def _escape_log_controls() -> None:
+    """Scrapy's log handler (installed by CrawlerProcess) prints URLs, titles and server
+    messages: no raw control character reaches the terminal through it."""
+    import logging
+
+    from leaksentry.terminal import EscapeControlsFilter
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, EscapeControlsFilter) for f in handler.filters):
+            handler.addFilter(EscapeControlsFilter())
 
 
 def spider_class(kind: str) -> type:
@@ -183,12 +196,17 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
               limit: bool = False) -> RunSummary:
     """One crawl of the named source; the returned summary is already in the store.
 
+    A state store that cannot be opened (damaged, no space) raises StoreError before
+    anything is fetched; one whose run record cannot be written raises it at the end.
+
     A part of a cluster run (scheduler.cluster.fanout) passes ``report``, which gets
     the summary instead of the store (once, also from the watchdog or a signal), and
     either ``dispatch`` (the listing: item requests go to it instead of being
     fetched) or ``items`` (a batch: fetch only these). ``limit``: see scrapy_settings.
     """
     source = app.crawler.effective(app.source(source_name))
+    if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
+        Store(app.state.db).close()  # the connection is closed before fork, never inherited
     if report is not None:
         global _report
         _report = _once(report)
@@ -214,9 +232,6 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
     # [crawler] scan_workers is the crawl's total: the shards share it (at least one each).
     # More scan threads per shard than that only contend for its GIL and the store's
     # write lock (bench_crawl: 2 shards x 1 worker ~385 docs/s, x 2 workers ~300)
-    # create and migrate the state file (and put it in WAL mode) before the shards open
-    # it all at once; the connection is closed before fork, never inherited
-    Store(app.state.db).close()
     n = source.processes
     per_shard = max(1, app.crawler.scan_workers // n)
     shard_app = app.model_copy(update={
@@ -262,6 +277,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
     crawler = None
     try:
         process = CrawlerProcess(settings)
+        _escape_log_controls()
         crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
         from scrapy import signals
 
@@ -286,6 +302,9 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
     finally:
         done.set()
     spider = getattr(crawler, "spider", None) if crawler else None
+    unrecorded = getattr(spider, "run_unrecorded", None)
+    if unrecorded:  # even the run record could not be written: say so, exit 2
+        raise StoreError(unrecorded)
     summary = getattr(spider, "summary", None)
     if summary is None:
         summary = RunSummary(source=source.name, started_at=started,

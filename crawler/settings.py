@@ -39,9 +39,14 @@ RETRY_TIMES = 3
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.guard.NetworkGuardMiddleware": 60,
+    "crawler.middlewares.credentials.CredentialOriginMiddleware": 70,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
     "crawler.middlewares.stats.StatusCounterMiddleware": 950,
+    # the same at the same place, minus a warning per crawl about RefererMiddleware
+    # (disabled below on purpose: leak sites learn nothing about where links were found)
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.middlewares.redirect.NoRefererRedirectMiddleware": 600,
     # cluster runs only (LEAKSENTRY_LIMITER): the source's politeness across workers;
     # last before the download, so a lease covers the download alone
     "crawler.middlewares.limiter.ClusterLimiterMiddleware": 990,

@@ -93,7 +93,8 @@ def xy(series: str, x: str, split: str | None = None, legend: bool = True) -> di
 
 def saved_objects() -> list[dict[str, Any]]:
     hits_columns = ["leaksentry.source", "url.domain", "url.full", "file.name",
-                    "leaksentry.matched_records", "leaksentry.kinds", "leaksentry.records_key",
+                    "leaksentry.matched_records", "leaksentry.kinds",
+                    "leaksentry.exposed_categories", "leaksentry.records_key",
                     "leaksentry.evidence.stored"]
     objs = [
         data_view(HITS_DV, "leaksentry-hits", "leaksentry hits"),
@@ -107,7 +108,8 @@ def saved_objects() -> list[dict[str, Any]]:
             "Every hit, grouped by the source that found it.", HITS_DV,
             'event.dataset : "leaksentry.hit"',
             ["leaksentry.source", "leaksentry.severity", "url.domain",
-             "leaksentry.matched_records", "leaksentry.unmatched_valid_total"],
+             "leaksentry.matched_records", "leaksentry.exposed_categories",
+             "leaksentry.unmatched_valid_total"],
             [["leaksentry.source", "asc"], ["@timestamp", "desc"]]),
         saved_search(
             "leaksentry-scan-failures", "leaksentry: scan failures by source",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+
+#: files leaksentry creates are its owner's alone (state, jobs, logs, reports)
+PRIVATE_UMASK = 0o077
 
 
 def default_state_dir() -> Path:
@@ -20,3 +24,18 @@ def default_config_path() -> Path | None:
         return Path(env).expanduser()
     local = Path("leaksentry.toml")
     return local if local.exists() else None
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` mode 0600 if it is missing, and narrow it (and SQLite's ``-wal``,
+    ``-shm`` and ``-journal`` companions, which SQLite creates with the database file's
+    mode) to 0600 if an older version left them wider."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except IsADirectoryError:
+        return
+    os.close(fd)
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(FileNotFoundError):
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)

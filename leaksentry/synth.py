@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.match.hkid import check_char
 
@@ -117,3 +118,27 @@ def register_rows(n: int, seed: int = 1) -> Iterator[list[str]]:
     yield list(REGISTER_COLUMNS)
     for p in patients(n, seed):
         yield [p.ref, p.name, p.name_zh, p.gender, p.hkid, p.hn, p.procedure]
+
+
+def table_image(rows: list[list[str]], dpi: int = 150, *,
+                inches: tuple[float, float] = (8.27, 11.69), font_pt: float = 10.0) -> Any:
+    """A page (A4 by default) with ``rows`` drawn as a table, black on white, as a scan or
+    a screenshot shows it: for the OCR tests and benchmark. Columns are as wide as their
+    widest cell. Returns a greyscale PIL image (Pillow's built-in font, so it looks the same
+    on every machine)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    pt = dpi / 72
+    font = ImageFont.load_default(size=max(6, round(font_pt * pt)))
+    img = Image.new("L", (round(inches[0] * dpi), round(inches[1] * dpi)), 255)
+    draw = ImageDraw.Draw(img)
+    widths = [max(draw.textlength(r[c], font=font) for r in rows if c < len(r))
+              for c in range(max(map(len, rows)))]
+    y = round(36 * pt)
+    for row in rows:
+        x = round(28 * pt)
+        for c, cell in enumerate(row):
+            draw.text((x, y), cell, fill=0, font=font)
+            x += round(widths[c] + 14 * pt)
+        y += round(font_pt * 1.6 * pt)
+    return img

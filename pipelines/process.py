@@ -80,6 +80,8 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
     if result.status == "ok" or ex.status not in ("ok", "corrupt", "unsupported"):
         result.status, result.error = ex.status, ex.error
     result.details.update(ex.details)
+    result.skipped.extend(ex.skipped)
+    result.ocr_pages = result.details.pop("ocr_pages", None)
     result.details["seconds"] = round(time.monotonic() - started, 3)
     return result
 

@@ -54,16 +54,21 @@ class CrawlResult:
 
 
 def crawl_command(source: str, config_path: Path | str | None,
-                  base: list[str] | None = None, extra: list[str] | None = None) -> list[str]:
+                  base: list[str] | None = None, config_sha256: str | None = None,
+                  extra: list[str] | None = None) -> list[str]:
     """The command line of one crawl. The only place it is built.
 
     ``base`` is ``[daemon] crawl_command`` (tests point it at a stand-in
-    script; operators may wrap the crawl with ``nice`` or similar).
+    script; operators may wrap the crawl with ``nice`` or similar). The daemon
+    passes its config snapshot and its hash (``--config-sha256``): the crawl
+    refuses a file that is not the one the daemon validated.
     """
     cmd = list(base) if base else [sys.executable, "-m", "leaksentry", "crawl"]
     cmd.append(source)
     if config_path is not None:
         cmd += ["--config", str(config_path)]
+        if config_sha256 is not None:
+            cmd += ["--config-sha256", config_sha256]
     return cmd + list(extra or [])
 
 
@@ -172,6 +177,8 @@ def run_crawl(
     on_output: Callable[[str, str], None] | None = None,
     env: dict[str, str] | None = None,
     unhealthy_after: int = 3,
+    config_sha256: str | None = None,
+    pass_fds: tuple[int, ...] = (),
     extra_args: list[str] | None = None,
     key: str | None = None,
     records: bool = True,
@@ -182,11 +189,12 @@ def run_crawl(
     when SIGTERM interrupts it); the runner records one only when the crawl did not.
 
     ``on_output(source, line)`` receives the child's output lines (default: logged).
+    ``pass_fds`` stay open in the child (the daemon's alert wake-up pipe).
     ``key`` names the crawl in ``running`` (default: the source; a cluster worker runs
     several parts of one source). ``records=False``: the crawl reports its run elsewhere
     (a part of a cluster run, scheduler.cluster.runs): nothing is read or recorded here.
     """
-    cmd = crawl_command(source, config_path, base_command, extra_args)
+    cmd = crawl_command(source, config_path, base_command, config_sha256, extra_args)
     key = key or source
     started = datetime.now(UTC)
     before = _max_run_id(store)
@@ -194,7 +202,7 @@ def run_crawl(
     try:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env,
+            start_new_session=True, env=env, pass_fds=pass_fds,
         )
     except OSError as exc:
         msg = f"cannot start crawl command {cmd[0]!r}: {exc.strerror or exc}"
@@ -283,7 +291,12 @@ def _pump(proc: subprocess.Popen[bytes], source: str, tail: list[str],
     proc.stdout.close()
 
 
-_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
+#: a log record of the crawl at warning level or above, by the level field of Scrapy's
+#: LOG_FORMAT (``DATE TIME [logger] WARNING: msg``; shards: ``... [logger] shard 1/2
+#: ERROR: msg``), or a traceback. Not a level word elsewhere in a line: the stats dump's
+#: ``'log_count/WARNING': 1,`` is routine output
+_PROBLEM = re.compile(
+    r"^(?:\S+ \S+ \[[^\]]*\] (?:shard \S+ )?(?:WARNING|ERROR|CRITICAL):|Traceback \(most recent)")
 
 
 def _signal_group(pid: int, sig: int) -> None:

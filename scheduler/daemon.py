@@ -6,7 +6,9 @@ job store must never be shared between schedulers. The main thread only
 waits for signals:
 
 - SIGHUP: reload the config; an invalid one is one log line and the old one
-  keeps running;
+  keeps running. Crawls run a frozen snapshot of the config the daemon
+  validated (:mod:`scheduler.snapshot`), so neither a rejected reload nor an
+  edit saved without SIGHUP changes what runs;
 - SIGTERM/SIGINT: no new crawls, running crawls get ``grace_period``, then
   are stopped; the outbox and spool are flushed once more; exit 0. A second
   signal stops the crawls and exits at once.
@@ -35,9 +37,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import URL, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from leaksentry.config import Settings, load_config
+from leaksentry.config import Settings, read_config
 from leaksentry.errors import ConfigError, LeakSentryError
-from leaksentry.store import Store
+from leaksentry.store import Store, outbox
 from scheduler import jobs
 from scheduler.crawls import RunningCrawls
 from scheduler.health_http import MetricsServer
@@ -50,6 +52,8 @@ from scheduler.reload import (
     desired_jobs,
     sync_jobs,
 )
+from scheduler.snapshot import ConfigSnapshot, write_snapshot
+from scheduler.waker import AlertWaker
 
 log = logging.getLogger("leaksentry.scheduler.daemon")
 
@@ -71,10 +75,10 @@ def info_path(settings: Settings) -> Path:
     return settings.state.dir / INFO_FILE
 
 
-def validate(settings: Settings, config_path: Path | None) -> list[JobSpec]:
+def validate(settings: Settings) -> list[JobSpec]:
     """What the daemon checks beyond the config models: every schedule, and that the
     crawl command exists. Returns the jobs; raises ConfigError (one line)."""
-    specs = desired_jobs(settings, config_path)
+    specs = desired_jobs(settings)
     cmd = settings.daemon.crawl_command
     if cmd and shutil.which(cmd[0]) is None:
         raise ConfigError(f"{settings.path or 'config'}: daemon.crawl_command: program"
@@ -83,9 +87,15 @@ def validate(settings: Settings, config_path: Path | None) -> list[JobSpec]:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, config_path: Path | None) -> None:
+    def __init__(self, settings: Settings, config_path: Path | None,
+                 raw: bytes | None = None) -> None:
+        """``raw``: the bytes ``settings`` were validated from (read again from
+        ``config_path`` when not given)."""
         self.settings = settings
         self.config_path = config_path.resolve() if config_path is not None else None
+        self._raw = raw
+        self.snapshot: ConfigSnapshot | None = None
+        self.waker: AlertWaker | None = None
         self.state_dir = settings.state.dir
         # SimpleQueue.put is reentrant: safe to call from a signal handler
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -99,9 +109,24 @@ class Daemon:
     # -- start -------------------------------------------------------------------
     def start(self) -> None:
         s = self.settings
-        validate(s, self.config_path)  # before touching any state
+        if self._raw is None:
+            s, self._raw = read_config(self.config_path)
+            self.settings = s
+        validate(s)  # before touching any state
         self._take_lock()
+        try:
+            self.snapshot = write_snapshot(self.state_dir, self._raw)
+        except OSError as exc:
+            raise DaemonError(f"{self.state_dir}: cannot write the config snapshot:"
+                              f" {exc.strerror or exc}") from None
         store = Store(s.state.db)
+        # deliveries leased by a daemon killed mid-send: this daemon holds the exclusive
+        # lock, so no other worker can own them; send them now, not when the lease ends
+        with store.transaction() as tx:
+            released = outbox.release_leases(tx, datetime.now(UTC))
+        if released:
+            log.info("released %d alert delivery lease(s) left by the previous daemon",
+                     released)
         running = RunningCrawls(self.state_dir / CRAWLS_DIR)
         reaped = running.reap_orphans(store, kill_after=s.daemon.kill_after)
         if reaped:
@@ -112,8 +137,10 @@ class Daemon:
             from scheduler.cluster.metrics import register
 
             register(metrics.registry, s.cluster)
+        self.waker = AlertWaker(lambda: jobs.periodic_job(jobs.OUTBOX))
         self.runtime = jobs.Runtime(settings=s, config_path=self.config_path, store=store,
-                                    metrics=metrics, running=running)
+                                    metrics=metrics, running=running, snapshot=self.snapshot,
+                                    waker=self.waker)
         jobs.install(self.runtime)
         if metrics is not None:
             try:
@@ -137,13 +164,14 @@ class Daemon:
         self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         try:
             self.scheduler.start(paused=True)
-            report = sync_jobs(self.scheduler, desired_jobs(s, self.config_path))
+            report = sync_jobs(self.scheduler, desired_jobs(s))
         except SQLAlchemyError as exc:
             raise DaemonError(
                 f"{jobstore_path(s)}: cannot use the job store ({type(exc).__name__}:"
                 f" {str(exc).splitlines()[0][:200]}); it holds only the schedule:"
                 " move it away and start again to rebuild it") from None
         self.scheduler.resume()
+        self.waker.start()  # delivers what a previous daemon left pending, then waits
         self._write_info()
         log.info("daemon started: %d source(s), %s; metrics %s", len(s.sources),
                  report.describe(),
@@ -235,11 +263,16 @@ class Daemon:
     def reload(self) -> None:
         assert self.scheduler is not None and self.runtime is not None
         try:
-            new = load_config(self.config_path)
+            new, raw = read_config(self.config_path)
             if new.state.dir.resolve() != self.settings.state.dir.resolve():
                 raise ConfigError(f"{self.config_path}: state.dir changed; restart the daemon"
                                   " to move its state")
-            specs = validate(new, self.config_path)
+            specs = validate(new)
+            try:
+                snapshot = write_snapshot(self.state_dir, raw, keep=self.snapshot)
+            except OSError as exc:
+                raise ConfigError(f"{self.state_dir}: cannot write the config snapshot:"
+                                  f" {exc.strerror or exc}") from None
         except LeakSentryError as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.error("config reload failed, still running the previous config: %s", first,
@@ -251,7 +284,9 @@ class Daemon:
                                       "max_concurrent_crawls")
                           if getattr(new.daemon, k) != getattr(self.settings.daemon, k)]
         self.settings = new
+        self.snapshot = snapshot
         self.runtime.settings = new
+        self.runtime.snapshot = snapshot
         report = sync_jobs(self.scheduler, specs)
         if new.daemon.log_level != logging.getLevelName(logging.getLogger().level):
             logging.getLogger().setLevel(new.daemon.log_level)
@@ -281,6 +316,9 @@ class Daemon:
         # it stays due in the job store and runs after the restart: not an error
         logging.getLogger("apscheduler.scheduler").addFilter(_submit_race_filter)
         self.scheduler.shutdown(wait=True)
+        if self.waker is not None:
+            self.waker.stop()
+            self.waker = None
         for job_id in (jobs.OUTBOX, jobs.SPOOL):
             jobs.periodic_job(job_id)  # flush as far as the receivers allow
         self.close()
@@ -292,6 +330,9 @@ class Daemon:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.waker is not None:
+            self.waker.stop()
+            self.waker = None
         with contextlib.suppress(FileNotFoundError):
             info_path(self.settings).unlink()
         if self.runtime is not None:
@@ -308,11 +349,11 @@ def _submit_race_filter(record: logging.LogRecord) -> bool:
 
 def run_daemon(config_path: Path | None) -> int:
     """Validate the config, start, serve until stopped. Errors raise LeakSentryError."""
-    settings = load_config(config_path)
+    settings, raw = read_config(config_path)
     if config_path is None:
         config_path = settings.path
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
-    daemon = Daemon(settings, config_path)
+    daemon = Daemon(settings, config_path, raw)
     try:
         daemon.start()
     except BaseException:

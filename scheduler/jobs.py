@@ -2,7 +2,7 @@
 
 APScheduler's SQLAlchemy job store pickles a reference to the function
 (``scheduler.jobs:crawl_job``) and its arguments, so jobs carry only a source
-name and the config path. What they act on (the store, the current settings
+name. What they act on (the store, the current settings and config snapshot
 after a reload, the metrics) is the :class:`Runtime` the daemon installs.
 """
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from leaksentry.config import Settings
     from leaksentry.store import Store
     from scheduler.metrics import DaemonMetrics
+    from scheduler.snapshot import ConfigSnapshot
+    from scheduler.waker import AlertWaker
 
 log = logging.getLogger("leaksentry.scheduler.jobs")
 
@@ -39,7 +41,17 @@ class Runtime:
     store: Store
     metrics: DaemonMetrics | None
     running: RunningCrawls
+    #: the validated config every crawl runs (None outside the daemon: the file itself)
+    snapshot: ConfigSnapshot | None = None
+    #: wakes the alert delivery thread (None: the outbox interval only)
+    waker: AlertWaker | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: one delivery pass at a time (the interval job and the waker's passes)
+    outbox_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wake_alerts(self) -> None:
+        if self.waker is not None:
+            self.waker.wake()
 
 
 _runtime: Runtime | None = None
@@ -58,17 +70,20 @@ def current() -> Runtime:
 
 # -- crawls --------------------------------------------------------------------
 
-def crawl_job(source: str, config_path: str | None) -> CrawlResult | None:
-    """Run one crawl of ``source`` in a subprocess (skipped while shutting down)."""
+def crawl_job(source: str, config_path: str | None = None) -> CrawlResult | None:
+    """Run one crawl of ``source`` in a subprocess (skipped while shutting down).
+
+    ``config_path`` is ignored (job stores written by older versions pass it): a
+    crawl always runs the daemon's current config snapshot."""
     try:
-        return _crawl(source, config_path)
+        return _crawl(source)
     except Exception as exc:  # the runner records what it can; never kill the worker
         log.error("crawl job of %s failed: %s", source, _one_line(exc),
                   extra={"source": source})
         return None
 
 
-def _crawl(source: str, config_path: str | None) -> CrawlResult | None:
+def _crawl(source: str) -> CrawlResult | None:
     rt = current()
     if rt.stopping.is_set():
         log.info("crawl of %s skipped: shutting down", source, extra={"source": source})
@@ -80,13 +95,18 @@ def _crawl(source: str, config_path: str | None) -> CrawlResult | None:
     if rt.settings.cluster.enabled:  # a worker runs it (deferred: Celery loads only here)
         from scheduler.cluster.enqueue import enqueue_crawl
 
-        enqueue_crawl(rt.settings, source, rt.store, rt.metrics)
+        enqueue_crawl(rt.settings, source, rt.store, rt.metrics, rt.snapshot)
         return None
     d = rt.settings.daemon
+    snap = rt.snapshot
     result = run_crawl(
-        rt.store, source, config_path, timeout=sched.timeout + d.timeout_margin,
+        rt.store, source, snap.path if snap else rt.config_path,
+        config_sha256=snap.sha256 if snap else None,
+        timeout=sched.timeout + d.timeout_margin,
         kill_after=d.kill_after, base_command=d.crawl_command, running=rt.running,
         unhealthy_after=_unhealthy_after(rt.settings, source),
+        env=rt.waker.child_env() if rt.waker else None,
+        pass_fds=rt.waker.child_fds if rt.waker else (),
     )
     if rt.metrics is not None:
         rt.metrics.record_crawl(source, result.outcome, result.fetched, result.hits)
@@ -111,7 +131,8 @@ def deliver_outbox_job() -> None:
     rt = current()
     from pipelines.alerts.worker import deliver_pending
 
-    report = deliver_pending(rt.store, rt.settings)
+    with rt.outbox_lock:
+        report = deliver_pending(rt.store, rt.settings)
     if rt.metrics is not None:
         rt.metrics.record_delivery(report)
 
@@ -135,6 +156,7 @@ def health_job() -> None:
 
     n = plan_health_alerts(rt.store, rt.settings)
     if n:
+        rt.wake_alerts()
         log.info("planned %d source-health alert(s)", n, extra={"job": HEALTH})
 
 

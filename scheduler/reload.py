@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.base import BaseTrigger
@@ -57,14 +56,16 @@ class SyncReport:
         return "; ".join(parts)
 
 
-def desired_jobs(settings: Settings, config_path: Path | None) -> list[JobSpec]:
-    """Every job the config asks for (raises ConfigError on a bad source schedule)."""
+def desired_jobs(settings: Settings) -> list[JobSpec]:
+    """Every job the config asks for (raises ConfigError on a bad source schedule).
+
+    A crawl job carries only its source name: which config it runs is the daemon's
+    current snapshot, never a path fixed in the job store."""
     d = settings.daemon
-    cfg = str(config_path) if config_path is not None else None
     grace = max(1, round(d.misfire_grace_time))
     specs = [
         JobSpec(
-            id=jobs.CRAWL_PREFIX + name, func="scheduler.jobs:crawl_job", args=(name, cfg),
+            id=jobs.CRAWL_PREFIX + name, func="scheduler.jobs:crawl_job", args=(name,),
             trigger=sched.trigger(), name=sched.describe(), executor=CRAWL_EXECUTOR,
             misfire_grace_time=grace,
         )

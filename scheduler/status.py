@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leaksentry.config import Settings
+from leaksentry.store.db import missing_table, store_failure
 from scheduler.daemon import info_path, jobstore_path
 from scheduler.jobs import CRAWL_PREFIX
 from scheduler.readonly import connect_readonly
@@ -110,11 +111,15 @@ def collect_status(settings: Settings) -> Status:
                                          next_run=nexts.get(CRAWL_PREFIX + src.name))
     db = settings.state.db
     if db.exists():
-        conn = connect_readonly(db)
-        with closing(conn):
-            _fill_runs(conn, by_name)
-            status.outbox = _outbox(conn)
-            status.spool_depth, status.spool_rejected = _spool(conn)
+        try:  # a damaged state file is an error, not an empty status
+            conn = connect_readonly(db)
+            with closing(conn):
+                conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+                _fill_runs(conn, by_name)
+                status.outbox = _outbox(conn)
+                status.spool_depth, status.spool_rejected = _spool(conn)
+        except sqlite3.DatabaseError as exc:
+            raise store_failure(db, exc) from None
     status.sources = list(by_name.values())
     if settings.cluster.enabled:  # deferred: redis loads only with a cluster
         from scheduler.cluster.state import cluster_status
@@ -128,7 +133,9 @@ def _fill_runs(conn: sqlite3.Connection, by_name: dict[str, SourceStatus]) -> No
         health = conn.execute("SELECT * FROM source_health ORDER BY source").fetchall()
         counts = dict(conn.execute("SELECT source, count(*) FROM source_runs GROUP BY source")
                       .fetchall())
-    except sqlite3.Error:
+    except sqlite3.OperationalError as exc:
+        if not missing_table(exc):
+            raise
         return
     for row in health:
         st = by_name.get(row["source"])
@@ -148,7 +155,9 @@ def _outbox(conn: sqlite3.Connection) -> dict[str, int]:
 
     try:
         return dict(outbox_counts(conn))
-    except sqlite3.Error:  # a state file from before the outbox existed
+    except sqlite3.OperationalError as exc:  # a state file from before the outbox existed
+        if not missing_table(exc):
+            raise
         return {}
 
 
@@ -157,5 +166,7 @@ def _spool(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
 
     try:
         return int(spool_depth(conn)), int(spool_rejected(conn))
-    except sqlite3.Error:  # a state file from before the spool existed
+    except sqlite3.OperationalError as exc:  # a state file from before the spool existed
+        if not missing_table(exc):
+            raise
         return None, None

@@ -249,4 +249,9 @@ def test_notify_lists_every_planted_record_once_with_its_leaks(demo_run) -> None
         row = got[ref]
         assert int(row[col["Leaks"]]) == n, ref
         assert "identifier (hkid)" in row[col["Exposed data"]], ref
+    # the contractor's export exposed names, gender and procedures of its 56,000 patients
+    xlsx = next(i for i in leaks if i["key"] == "xlsx-export")
+    for ref in xlsx["refs"][:50]:
+        exposed = got[ref][col["Exposed data"]]
+        assert all(c in exposed for c in ("name", "gender", "diagnosis/procedure")), exposed
     assert (Path(nt["path"]).stat().st_mode & 0o777) == 0o600

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.exceptions import NotConfigured
@@ -32,22 +34,58 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
 RATE_LIMIT_STATUSES = frozenset({403, 429})
 
 
-def parse_retry_after(value: str | bytes | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date)."""
+#: no server-given wait is taken as longer than this (absurd values are clamped, never
+#: turned into dates a year 3170843 would not fit in)
+MAX_WAIT = 365 * 86400.0
+
+
+def _text(value: str | bytes | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode("latin-1", "replace")
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    return value.strip()[:64]
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def parse_retry_after(value: str | bytes | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date), at most
+    :data:`MAX_WAIT`; None when it is neither."""
+    text = _text(value)
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return min(MAX_WAIT, float(text))
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(MAX_WAIT, max(0.0, when.timestamp() - _now(now)))
+
+
+def epoch_wait(value: str | bytes | None, now: float | None = None) -> float | None:
+    """Seconds until an epoch time given by a header (``X-RateLimit-Reset``), clamped to
+    ``[0, MAX_WAIT]``; None when it is not a number."""
+    text = _text(value)
+    try:
+        epoch = float(text) if text and text.isascii() else math.nan
+    except ValueError:
+        return None
+    if math.isnan(epoch):
+        return None
+    return min(MAX_WAIT, max(0.0, epoch - _now(now)))
+
+
+def describe_wait(wait: float | None, raw: str | bytes | None) -> str:
+    """A wait for a message: the UTC time it ends, or the (clipped) raw header value."""
+    if wait is None:
+        return repr(_text(raw) or "?")
+    return datetime.fromtimestamp(time.time() + wait, UTC).isoformat(timespec="seconds")
 
 
 def rate_limit_wait(response: Response, now: float | None = None) -> float | None:
@@ -60,10 +98,7 @@ def rate_limit_wait(response: Response, now: float | None = None) -> float | Non
     remaining = response.headers.get("X-RateLimit-Remaining")
     reset = response.headers.get("X-RateLimit-Reset")
     if response.status in RATE_LIMIT_STATUSES and remaining == b"0" and reset:
-        try:
-            return max(0.0, float(reset.decode()) - (time.time() if now is None else now))
-        except ValueError:
-            return None
+        return epoch_wait(reset, now)
     return None
 
 

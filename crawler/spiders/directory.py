@@ -32,7 +32,8 @@ def listed_size(row: str) -> int | None:
     m = _SIZE.search(row)
     if not m:
         return None
-    return int(float(m.group(1)) * _MULT[(m.group(2) or "").upper() or None])
+    # an absurd size ("9" x 400) is huge, not a crash: it is over any max_download_size
+    return int(min(float(m.group(1)) * _MULT[(m.group(2) or "").upper() or None], 2.0**62))
 
 
 class DirectorySpider(SourceSpider):

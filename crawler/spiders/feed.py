@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -34,6 +33,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from scrapy.http import Request, Response
 
 from crawler.base import SourceSpider, one_line
+from crawler.middlewares.backoff import epoch_wait
 from leaksentry.store import seen
 
 
@@ -161,8 +161,9 @@ class FeedSpider(SourceSpider):
             self.record_error(where, f"feed item {item_id}: no http(s) URL to fetch")
             return
         size = first(obj, s.size_path)
-        if isinstance(size, int | str) and str(size).isdigit() and s.max_download_size \
-                and int(size) > int(s.max_download_size):
+        digits = str(size) if isinstance(size, int | str) else ""
+        if digits.isascii() and digits.isdigit() and s.max_download_size \
+                and (len(digits) > 20 or int(digits) > int(s.max_download_size)):
             self.counters.discovered += 1
             self.counters.statuses["too_large"] += 1
             self.logger.warning("%s: item %s is %s bytes, over max_download_size; skipped",
@@ -182,8 +183,8 @@ class FeedSpider(SourceSpider):
         if s.pagination == "none" or page >= s.max_pages or not had_items:
             return
         if response.headers.get("X-RateLimit-Remaining") == b"0":
-            reset = (response.headers.get("X-RateLimit-Reset") or b"0").decode()
-            wait = float(reset) - time.time() if reset.isdigit() else float("inf")
+            wait = epoch_wait(response.headers.get("X-RateLimit-Reset"))
+            wait = float("inf") if wait is None else wait
             if wait > float(s.backoff_cap or 0):
                 self.counters.statuses["rate_limited"] += 1
                 self.logger.warning("%s: rate limit exhausted for %.0fs; not following further"

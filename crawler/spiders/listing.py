@@ -23,7 +23,7 @@ from scrapy.http import Response, TextResponse
 
 from crawler.base import SourceSpider, one_line
 from crawler.links import LinkFollowingMixin, is_link_item
-from crawler.playwright import PagePool, blocked_response, configure_crawler, render_meta
+from crawler.playwright import PagePool, configure_crawler, render_meta
 
 #: titles of bot-check interstitials (Cloudflare and similar): the listing is not there
 CHALLENGE_TITLES = ("just a moment", "attention required", "checking your browser",
@@ -107,11 +107,6 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
 
     # -- the listing -------------------------------------------------------------
     def parse_listing(self, response: Response) -> Iterator[Any]:
-        blocked = blocked_response(response, self.source)
-        if blocked:
-            self.counters.statuses["blocked"] += 1
-            self.source_failed(blocked)
-            return
         if not isinstance(response, TextResponse):
             self.source_failed(f"{response.url}: listing is not HTML "
                                f"({response.headers.get('Content-Type', b'?').decode()})")
@@ -158,11 +153,6 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
                    filename: str | None = None, doc_url: str | None = None) -> Iterator[Any]:
         if self.page_pool is not None:  # the body is read; the tab serves the next item
             self.page_pool.release(response.meta.get("playwright_page"))
-        blocked = blocked_response(response, self.source)
-        if blocked:
-            self.counters.statuses["blocked"] += 1
-            self.record_error(response.url, blocked)
-            return
         if response.status in (404, 410):
             self.item_gone(item_id, response.url, f"HTTP {response.status}")
             return

@@ -7,6 +7,9 @@ line on stderr with exit code 2; nothing prints a traceback at a user.
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
 import sys
 
 import typer
@@ -30,8 +33,9 @@ from leaksentry.cli import (
     status,
     worker,
 )
-from leaksentry.cli.common import err_console
+from leaksentry.cli.common import err_console, shown
 from leaksentry.errors import LeakSentryError
+from leaksentry.paths import PRIVATE_UMASK
 
 app = typer.Typer(
     name="leaksentry",
@@ -75,12 +79,29 @@ for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, ki
 
 
 def main() -> None:
+    # every file a command creates (state store, job store, logs, reports) and every
+    # crawl subprocess it starts: owner only
+    os.umask(PRIVATE_UMASK)
     try:
         app()
     except LeakSentryError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False,
+        err_console.print(Text.assemble(("error: ", "red"), shown(exc)), highlight=False,
                           soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except sqlite3.DatabaseError as exc:  # damaged state file, full disk: one line
+        from leaksentry.store.db import last_opened, store_failure
+
+        err = store_failure(last_opened(), exc)
+        err_console.print(Text.assemble(("error: ", "red"), shown(err)), highlight=False,
+                          soft_wrap=True)
+        sys.exit(err.exit_code)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        err_console.print(Text.assemble(("error: ", "red"), shown(
+            f"{exc.filename or 'output'}: disk full ({exc.strerror})")), highlight=False,
+            soft_wrap=True)
+        sys.exit(2)

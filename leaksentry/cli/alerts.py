@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 from leaksentry.store import Store, outbox
 
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         s = settings(config)
         sender = build_channel(s.alerts.channel(channel))
         now = utcnow()
-        key = f"leaksentry-test-{channel}-{int(now.timestamp())}"
+        key = f"leaksentry-test-{uuid.uuid4()}-{channel}"
         message = Outgoing(alert_id=0, kind="test", severity="low",
                            payload={**test_payload(channel, now), "alert_id": key},
                            idempotency_key=key)
@@ -86,9 +87,9 @@ def register(app: typer.Typer) -> None:
                 line += f", delivered {_t(d.delivered_at)}"
             elif d.state in outbox.ACTIVE:
                 line += f", next {_t(d.next_attempt_at)}"
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            console.print(shown(line), highlight=False, soft_wrap=True)
             if d.last_error:
-                console.print(f"    last error: {d.last_error}", highlight=False, markup=False,
+                console.print(shown(f"    last error: {d.last_error}"), highlight=False,
                               soft_wrap=True)
         if not rows:
             console.print("the outbox is empty" + (f" (state {state})" if state else ""))

@@ -8,12 +8,27 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from leaksentry.config import Settings, load_config
+from leaksentry.terminal import visible
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji codes (":warning:") in a stranger's text must stay text
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
+
+def shown(value: object, style: str = "") -> Text:
+    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), control
+    characters escaped (:func:`leaksentry.terminal.visible`). Use it for table cells and
+    ``Text.assemble`` parts."""
+    return Text(visible(value), style=style)
+
+
+def markup_safe(value: object) -> str:
+    """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text)."""
+    return escape(visible(value))
 
 ConfigOption = Annotated[
     Path | None,
@@ -36,9 +51,10 @@ def print_table(table: Table) -> None:
     Console(width=max(width, 20), soft_wrap=False).print(table)
 
 
-def settings(config: Path | None) -> Settings:
-    """Load and validate the config; a bad file raises ConfigError (one line, exit 2)."""
-    return load_config(config)
+def settings(config: Path | None, *, sha256: str | None = None) -> Settings:
+    """Load and validate the config; a bad file raises ConfigError (one line, exit 2).
+    ``sha256``: refuse the file unless its bytes have this hash."""
+    return load_config(config, sha256=sha256)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -11,15 +11,18 @@ is the operator's call).
 from __future__ import annotations
 
 import socket
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 import typer
+from rich.text import Text
 
-from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.cli.common import ConfigOption, console, err_console, settings, shown
 from leaksentry.config import Settings
+from leaksentry.errors import ConfigError
 
 config_app = typer.Typer(help="Validate and inspect the configuration.", no_args_is_help=True)
 
@@ -32,39 +35,75 @@ def check(config: ConfigOption = None) -> None:
     """Validate a config file; print one line per problem and exit 2 if it is invalid.
 
     Also warns about sources the crawler would refuse (private or loopback addresses
-    without allow_private = true)."""
+    without allow_private = true), and about secrets written into the file (rather than
+    named by ``*_env``): refused (exit 2) when the file is readable by group or others."""
     s = settings(config)
     where = str(s.path) if s.path else "built-in defaults"
     for line in private_source_warnings(s):
-        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
-    console.print(f"[green]ok[/green] {where}: {len(s.sources)} source(s), state in {s.state.dir}")
+        err_console.print(Text.assemble("warning: ", shown(line)), highlight=False,
+                          soft_wrap=True)
+    _check_secrets(s)
+    console.print(Text.assemble(("ok", "green"), " ", shown(where),
+                                f": {len(s.sources)} source(s), state in ",
+                                shown(s.state.dir)))
+
+
+def _check_secrets(s: Settings) -> None:
+    from leaksentry.config.secrets import secrets_in_file
+
+    found = secrets_in_file(s)
+    if not found or s.path is None:
+        return
+    mode = stat.S_IMODE(s.path.stat().st_mode)
+    for path in found:
+        err_console.print(Text.assemble(("warning: ", "yellow"), shown(
+            f"{s.path}: {path}: a secret written in the config file")), soft_wrap=True)
+    if mode & 0o044:
+        raise ConfigError(f"{s.path}: holds {len(found)} secret(s) and is readable by group or"
+                          f" others (mode {mode:04o}): chmod 600 it, or move the secrets to"
+                          " the environment (*_env)")
 
 
 def private_source_warnings(s: Settings) -> list[str]:
-    """One line per source URL the network guard would refuse at crawl time."""
-    from crawler.middlewares.guard import blocked_reason
+    """One line per source URL the network guard would refuse at crawl time (the
+    source's own policy: allow_private, private_hosts)."""
+    from crawler.middlewares.guard import GuardPolicy, address_class, blocked_reason
 
-    targets: list[tuple[int, str, str, str]] = []  # (index, name, url, host)
+    targets: list[tuple[int, str, str, str, int | None, GuardPolicy]] = []
     for i, src in enumerate(s.sources):
-        if src.allow_private or not src.enabled:
+        if not src.enabled:
             continue
+        policy = GuardPolicy(allow_private=src.allow_private,
+                             private_hosts=tuple(src.private_hosts))
         for url in src.all_urls:
-            host = (urlsplit(url).hostname or "").rstrip(".").lower()
+            parts = urlsplit(url)
+            host = (parts.hostname or "").rstrip(".").lower()
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                port = None
             if host:
-                targets.append((i, src.name, url, host))
-    names = {h for *_, h in targets if blocked_reason(h) is None and h not in s.crawler.resolve}
+                targets.append((i, src.name, url, host, port, policy))
+    names = {t[3] for t in targets if blocked_reason(t[3]) is None
+             and t[3] not in s.crawler.resolve}
     resolved = _resolve_all(names)
     out = []
-    for i, name, url, host in targets:
+    for i, name, url, host, port, policy in targets:
         addresses = [host] if blocked_reason(host) else \
             s.crawler.resolve.get(host) or resolved.get(host, [])
         for address in addresses:
-            reason = blocked_reason(address)
-            if reason is None:
+            if policy.reason(address, host, port) is None:
                 continue
+            reason, openable = address_class(address) or ("non-public address", False)
             via = "" if address == host else f" ({host} resolves to {address})"
-            advice = "never crawl it" if "metadata" in reason else \
-                "the crawler refuses it unless the source sets allow_private = true"
+            if "metadata" in reason:
+                advice = "never crawl it"
+            elif not openable:
+                advice = "the crawler refuses it, even with allow_private = true"
+            elif policy.allow_private:
+                advice = "the crawler refuses it: add it to the source's private_hosts"
+            else:
+                advice = "the crawler refuses it unless the source sets allow_private = true"
             out.append(f"sources[{i}] ({name}): {url} is a {reason}{via}: {advice}")
             break
     return out

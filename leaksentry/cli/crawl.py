@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from leaksentry.cli.common import ConfigOption, err_console, print_table, settings
+from leaksentry.cli.common import ConfigOption, err_console, print_table, settings, shown
 from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
 from pipelines.model import RunSummary
@@ -35,8 +35,9 @@ def _summary_table(runs: list[RunSummary]) -> Table:
     for r in runs:
         style = "green" if r.outcome == "ok" else "red"
         statuses = " ".join(f"{k}:{v}" for k, v in sorted(r.statuses.items()))
-        table.add_row(r.source, f"[{style}]{r.outcome}[/]", str(r.discovered), str(r.fetched),
-                      str(r.new), str(r.hits), str(r.errors), statuses, f"{r.duration:.1f}")
+        table.add_row(shown(r.source), shown(r.outcome, style), str(r.discovered),
+                      str(r.fetched), str(r.new), str(r.hits), str(r.errors), shown(statuses),
+                      f"{r.duration:.1f}")
     return table
 
 
@@ -76,6 +77,9 @@ def register(app: typer.Typer) -> None:
             "--all", help="Crawl every enabled source once (one subprocess each).")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
         config: ConfigOption = None,
+        config_sha256: Annotated[str | None, typer.Option(
+            "--config-sha256", help="Refuse the config file unless its SHA-256 is this (the"
+            " daemon passes its validated snapshot this way).", show_default=False)] = None,
         cluster_job: Annotated[str | None, typer.Option(
             "--cluster-job", hidden=True, help="Set by a cluster worker: the job id.")] = None,
         fan_out: Annotated[bool, typer.Option(
@@ -92,7 +96,7 @@ def register(app: typer.Typer) -> None:
             die_with_parent(signal.SIGTERM)
             if str(os.getppid()) != parent:  # it died before we asked
                 raise typer.Exit(1)
-        app_settings = settings(config)
+        app_settings = settings(config, sha256=config_sha256)
         if all_sources == (source is not None):
             raise ConfigError("name one source, or use --all")
         if source is not None:
@@ -117,6 +121,8 @@ def register(app: typer.Typer) -> None:
                 cmd = [sys.executable, "-m", "leaksentry", "crawl", s.name]
                 if cfg is not None:
                     cmd += ["--config", str(cfg)]
+                    if config_sha256:
+                        cmd += ["--config-sha256", config_sha256]
                 before = datetime.now(UTC)
                 proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
                 got = _last_run(app_settings, s.name)
@@ -134,7 +140,7 @@ def register(app: typer.Typer) -> None:
             print_table(_summary_table(runs))
             for r in runs:
                 if r.error:
-                    err_console.print(f"{r.source}: {r.outcome}: {r.error}", highlight=False,
-                                      soft_wrap=True)
+                    err_console.print(shown(f"{r.source}: {r.outcome}: {r.error}"),
+                                      highlight=False, soft_wrap=True)
         if any(r.outcome != "ok" for r in runs):
             raise typer.Exit(1)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 
 
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                          "ism": " (ISM policy, attached to new and existing indices)",
                          "none": " (no ILM/ISM on this server: see the note)"}[report.retention])
         for note in report.notes:
-            console.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
+            console.print(shown(f"note: {note}"), soft_wrap=True, highlight=False)
 
     @group.command("check")
     def check_cmd(
@@ -85,9 +85,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"spool: {report.spool_depth} waiting, {report.spool_rejected}"
                           " rejected")
             for n in report.notes:
-                console.print(f"note: {n}", soft_wrap=True, highlight=False, markup=False)
+                console.print(shown(f"note: {n}"), soft_wrap=True, highlight=False)
             for p in report.problems:
-                console.print(f"problem: {p}", soft_wrap=True, highlight=False, markup=False)
+                console.print(shown(f"problem: {p}"), soft_wrap=True, highlight=False)
         if not report.ok:
             raise typer.Exit(1)
 
@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
                       + (f"; {r.missing} re-sighting update(s) for hits no longer indexed"
                          if r.missing else ""))
         for e in r.errors[:5]:
-            console.print(f"item: {e}")
+            console.print(shown(f"item: {e}"))
         if r.error:
             raise LeakSentryError(r.error)
 
@@ -137,8 +137,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"spool: {spool_depth(store.conn)} waiting, {len(rows)} rejected"
                           + (" (first shown)" if len(rows) == limit else ""))
             for r in rows:
-                console.print(f"rejected {r['index_suffix']}/{r['doc_id']} at"
-                              f" {r['last_attempt_at']}: {r['last_error']}", soft_wrap=True,
-                              highlight=False, markup=False)
+                console.print(shown(f"rejected {r['index_suffix']}/{r['doc_id']} at"
+                                    f" {r['last_attempt_at']}: {r['last_error']}"),
+                              soft_wrap=True, highlight=False)
         finally:
             store.close()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 from pipelines.model import SEVERITIES
 
@@ -68,10 +68,12 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(title=f"hits ({len(rows)})")
         for col in ("id", "last seen", "severity", "records", "source", "url", "kinds",
-                    "first records"):
+                    "exposed", "first records"):
             table.add_column(col, overflow="fold")
         for h in rows:
             refs = ", ".join(h.record_refs[:5]) + (" …" if len(h.record_refs) > 5 else "")
             table.add_row(str(h.hit_id), h.last_seen.strftime("%Y-%m-%d %H:%M"), h.severity,
-                          str(h.matched_records), h.source, h.url, ",".join(h.kinds), refs)
+                          str(h.matched_records), shown(h.source), shown(h.url),
+                          shown(",".join(h.kinds)),
+                          shown(", ".join(h.exposed_categories) or "-"), shown(refs))
         console.print(table)

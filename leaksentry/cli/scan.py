@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.cli.common import ConfigOption, console, err_console, settings, shown
 from leaksentry.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -30,8 +29,8 @@ EXIT_HELP = (
     "Exit status: 0 nothing matched; 1 something matched (a register record, or"
     " enough valid identifiers that are not in the register to rate a severity);"
     " 2 usage or input error (bad option, unreadable key, fingerprint file or path,"
-    " empty stdin, or a document that could not be scanned: status other than ok),"
-    " when nothing matched."
+    " empty stdin, or a document that could not be scanned: status other than ok,"
+    " or content of it that was skipped unread), when nothing matched."
 )
 STDIN = "-"
 REFS_SHOWN = 10
@@ -85,18 +84,22 @@ def _print(findings: list[Finding]) -> None:
         r = f.result
         unmatched = ", ".join(f"{k} {v}" for k, v in r.unmatched_valid.items() if v)
         status = r.status if r.status == "ok" else f"{r.status}: {r.error or ''}"
-        table.add_row(escape(f.url), escape(status), r.severity, str(r.matched_records),
+        table.add_row(shown(f.url), shown(status), r.severity, str(r.matched_records),
                       unmatched)
     console.print(table)
     for f in findings:
         r = f.result
         if not r.matches:
             continue
-        console.print(Text.assemble((f.url, "bold"), f": {r.matched_records} record(s): ",
-                                    _refs(r.record_refs)), soft_wrap=True)
+        console.print(Text.assemble(shown(f.url, "bold"), f": {r.matched_records} record(s): ",
+                                    shown(_refs(r.record_refs))), soft_wrap=True)
+        if r.exposed_categories:
+            fields = f" ({', '.join(r.exposed_fields)})" if r.exposed_fields else ""
+            console.print(shown(f"  exposed: {', '.join(r.exposed_categories)}{fields}"),
+                          highlight=False, soft_wrap=True)
         for m in r.matches[:MATCHES_SHOWN]:
-            console.print(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}  at {m.where}",
-                          highlight=False, markup=False, soft_wrap=True)
+            console.print(shown(f"  {m.kind} {m.masked}  ref {m.record_ref}  x{m.count}"
+                                f"  at {m.where}"), highlight=False, soft_wrap=True)
         if len(r.matches) > MATCHES_SHOWN:
             console.print(f"  (+{len(r.matches) - MATCHES_SHOWN} more; use --json for all)",
                           highlight=False)
@@ -131,7 +134,7 @@ class _Recorder:
             msg += f"; Elasticsearch: {rep.delivered} indexed, {rep.pending} still spooled"
             if rep.unreachable or rep.error:
                 msg += f" ({rep.error or 'unreachable'}; `leaksentry es flush` retries)"
-        err_console.print(msg, highlight=False, markup=False, soft_wrap=True)
+        err_console.print(shown(msg), highlight=False, soft_wrap=True)
 
 
 def scan(
@@ -174,7 +177,7 @@ def scan(
         try:
             data = _read(display, path)
         except InputError as exc:
-            err_console.print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
+            err_console.print(Text.assemble(("error: ", "red"), shown(exc)), soft_wrap=True)
             failed = True
             continue
         doc = Document(url=display, source="scan", content=data,
@@ -183,16 +186,26 @@ def scan(
             finding = scan_document(doc, matcher, s.extract, passwords)
         except Exception as exc:  # never a traceback at the user; the type says enough
             err_console.print(Text.assemble(
-                ("error: ", "red"), f"{display}: could not be scanned ({type(exc).__name__})"),
+                ("error: ", "red"),
+                shown(f"{display}: could not be scanned ({type(exc).__name__})")),
                 soft_wrap=True)
             failed = True
             continue
         r = finding.result
         if r.status != "ok":
             failed = True
-            err_console.print(Text.assemble(("warning: ", "yellow"),
-                                            f"{display}: {r.status}: {r.error or ''}".strip()),
-                              soft_wrap=True)
+            err_console.print(Text.assemble(
+                ("warning: ", "yellow"), shown(f"{display}: {r.status}: {r.error or ''}".strip())),
+                soft_wrap=True)
+        elif r.skipped:  # read, but not all of it: never a clean "nothing found"
+            if not r.hit:
+                failed = True
+            more = r.details.get("skipped_more", 0)
+            first = r.skipped[0]
+            err_console.print(Text.assemble(
+                ("warning: ", "yellow"),
+                shown(f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
+                      f"{first.where}: {first.status}")), soft_wrap=True)
         matched = matched or r.hit
         if recorder is not None:
             recorder.record(finding, data)

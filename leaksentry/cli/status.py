@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from leaksentry.cli.common import ConfigOption, console, settings
+from leaksentry.cli.common import ConfigOption, console, settings, shown
 
 
 def _span(seconds: float) -> str:
@@ -46,19 +47,20 @@ def status(
         console.print(f"daemon: [green]running[/green] (pid {st.daemon_pid}{where})")
     else:
         console.print("daemon: [yellow]not running[/yellow]")
-    console.print(f"state: {st.state_dir}")
+    console.print(Text.assemble("state: ", shown(st.state_dir)))
     now = datetime.now(UTC)
     table = Table(title=f"{len(st.sources)} source(s)", title_justify="left")
     for col in ("source", "kind", "schedule", "last run", "outcome", "next run", "health"):
         table.add_column(col, no_wrap=col.endswith("run"))
     for s in st.sources:
         if s.healthy is None:
-            health = "[dim]never run[/dim]"
+            health = Text("never run", style="dim")
         elif s.healthy:
-            health = "[green]healthy[/green]"
-        else:
-            health = f"[red]unhealthy[/red]: {s.reason or ''}"
-        table.add_row(s.name, s.kind, s.schedule, _when(s.last_run, now), s.last_outcome or "-",
+            health = Text("healthy", style="green")
+        else:  # the reason is a run error: a stranger's words (titles, URLs, messages)
+            health = Text.assemble(("unhealthy", "red"), ": ", shown(s.reason or ""))
+        table.add_row(shown(s.name), shown(s.kind), shown(s.schedule), _when(s.last_run, now),
+                      shown(s.last_outcome or "-"),
                       _when(s.next_run, now) if s.configured else "-", health)
     console.print(table)
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(st.outbox.items())) or "empty"

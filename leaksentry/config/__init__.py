@@ -7,6 +7,7 @@ validation error into one line that names the file and the field.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from leaksentry.config.sources import CrawlerConfig, SourceConfig
 from leaksentry.errors import ConfigError
 from leaksentry.paths import default_config_path, default_state_dir
 
-__all__ = ["ConfigError", "Settings", "StateConfig", "format_validation_error", "load_config"]
+__all__ = ["ConfigError", "Settings", "StateConfig", "format_validation_error", "load_config",
+           "read_config"]
 
 
 class StateConfig(StrictModel):
@@ -57,8 +59,6 @@ class Settings(StrictModel):
 
     # where it was read from, for messages; not a config key
     _path: Path | None = None
-    # the text it was read from: the snapshot a cluster job carries (scheduler.cluster)
-    _text: str | None = None
 
     @field_validator("sources", mode="after")
     @classmethod
@@ -100,11 +100,6 @@ class Settings(StrictModel):
     @property
     def path(self) -> Path | None:
         return self._path
-
-    @property
-    def text(self) -> str | None:
-        """The file's text exactly as validated (None for the built-in defaults)."""
-        return self._text
 
     @property
     def evidence_dir(self) -> Path:
@@ -155,12 +150,20 @@ def _private_key_field(data: object, loc: tuple = ()) -> str | None:
     return None
 
 
-def load_config(path: Path | str | None = None) -> Settings:
-    """Read and validate a config file; no file means the embedded defaults."""
+def read_config(path: Path | str | None = None, *,
+                sha256: str | None = None) -> tuple[Settings, bytes]:
+    """Read and validate a config file; returns the settings and the exact bytes they
+    came from (the daemon snapshots those bytes, so what it validated is what its
+    crawls run). No file means the embedded defaults (and no bytes).
+
+    ``sha256``: refuse the file unless its bytes have this hash (a crawl started by
+    the daemon is handed the daemon's snapshot by path and hash)."""
     if path is None:
         path = default_config_path()
     if path is None:
-        return Settings()
+        if sha256 is not None and sha256 != hashlib.sha256(b"").hexdigest():
+            raise ConfigError("no config file, but a config sha256 was given")
+        return Settings(), b""
     path = Path(path).expanduser()
     try:
         raw = path.read_bytes()
@@ -168,6 +171,9 @@ def load_config(path: Path | str | None = None) -> Settings:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256.lower():
+        raise ConfigError(f"{path}: config file changed after it was validated (its sha256"
+                          " is not the one given); refusing to run with it")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -184,5 +190,9 @@ def load_config(path: Path | str | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), data)) from None
     settings._path = path
-    settings._text = raw.decode("utf-8")
-    return settings
+    return settings, raw
+
+
+def load_config(path: Path | str | None = None, *, sha256: str | None = None) -> Settings:
+    """Read and validate a config file; no file means the embedded defaults."""
+    return read_config(path, sha256=sha256)[0]

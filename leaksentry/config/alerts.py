@@ -93,10 +93,37 @@ class TeamsChannel(_HttpChannel):
 class SyslogChannel(_ChannelBase):
     type: Literal["syslog"]
     host: str = "127.0.0.1"
-    port: int = Field(default=514, ge=1, le=65535)
-    protocol: Literal["udp", "tcp"] = "udp"
+    #: default 514 (udp, tcp) or 6514 (tls, RFC 5425)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    #: "tls" is TCP inside TLS (RFC 5425), the server's certificate checked against
+    #: ``ca_file`` (else the system store) and ``host``
+    protocol: Literal["udp", "tcp", "tls"] = "udp"
+    #: tcp/tls framing (RFC 6587): "octet-counting" ("LEN MSG", RFC 5425's) or
+    #: "non-transparent" (one message per line, what many plain-TCP collectors expect)
+    framing: Literal["octet-counting", "non-transparent"] = "octet-counting"
+    ca_file: str | None = None
+    #: a client certificate (PEM; ``client_key`` when the key is a separate file) for
+    #: collectors that authenticate senders (mutual TLS)
+    client_cert: str | None = None
+    client_key: str | None = None
     facility: int = Field(default=4, ge=0, le=23)  # 4 = security/authorization
     app_name: str = "leaksentry"
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (6514 if self.protocol == "tls" else 514)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SyslogChannel:
+        tls_only = [k for k in ("ca_file", "client_cert", "client_key") if getattr(self, k)]
+        if tls_only and self.protocol != "tls":
+            raise ValueError(f"{', '.join(tls_only)}: only for protocol = \"tls\"")
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key without client_cert")
+        if self.protocol == "udp" and "framing" in self.model_fields_set:
+            raise ValueError("framing: only for protocol = \"tcp\" or \"tls\" (a UDP"
+                             " datagram is one message)")
+        return self
 
 
 ChannelConfig = Annotated[

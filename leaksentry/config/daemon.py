@@ -24,7 +24,8 @@ class DaemonConfig(StrictModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # crawls
-    #: the command that runs one crawl; NAME and --config FILE are appended.
+    #: the command that runs one crawl; NAME, --config SNAPSHOT and --config-sha256
+    #: HASH are appended (the daemon's validated copy of the config, see docs/daemon.md).
     #: Default: this Python running ``-m leaksentry crawl``. Set it to wrap the
     #: crawl (e.g. ["nice", "-n", "10", "leaksentry", "crawl"]).
     crawl_command: list[str] | None = None

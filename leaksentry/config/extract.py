@@ -6,7 +6,9 @@ Each limit, when hit, gives the document a recorded status (``too_large``,
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from leaksentry.config.base import Duration, StrictModel
 
@@ -46,3 +48,31 @@ class ExtractConfig(StrictModel):
     passwords: list[str] = Field(
         default_factory=lambda: ["infected", "password", "123456", "12345678", "1234"]
     )
+
+    # --- OCR of images and image-only PDF pages (Tesseract through tesserocr) ---
+    #: run OCR; when false, images and text-less PDF pages are listed as skipped
+    ocr: bool = True
+    #: Tesseract language models joined by "+", as installed (Debian: tesseract-ocr-eng,
+    #: tesseract-ocr-chi-tra)
+    ocr_languages: str = Field(default="eng+chi_tra", min_length=1)
+    #: resolution at which image-only PDF pages are rendered for OCR
+    ocr_dpi: int = Field(default=200, ge=72, le=600)
+    #: Tesseract page segmentation mode: 6 (one uniform block: tables, ID lists) or 4
+    #: (a column of text of variable sizes) or 3 (automatic)
+    ocr_psm: int = Field(default=6, ge=3, le=13)
+    #: images, TIFF frames and PDF pages OCR'd per document; the rest are listed as skipped
+    ocr_max_pages: int = Field(default=200, gt=0)
+    #: an image (or rendered page) with more pixels than this is not decoded (too_large)
+    ocr_max_pixels: int = Field(default=60_000_000, gt=0)
+    #: share of time_limit that OCR may use; a page that would pass it is cut off
+    ocr_time_share: float = Field(default=0.7, gt=0, le=1)
+    #: the tessdata folder; "" finds it (TESSDATA_PREFIX, then Debian's paths)
+    ocr_tessdata: str = ""
+
+    @field_validator("ocr_languages")
+    @classmethod
+    def _languages(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*", value):
+            raise ValueError(f"ocr_languages {value!r}: Tesseract model names joined by "
+                             f"'+', e.g. 'eng+chi_tra'")
+        return value

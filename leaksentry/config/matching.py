@@ -20,6 +20,11 @@ checksum = "luhn"                       # none | hkid | luhn | mod11
 
 [matching.severity]
 critical_records = 100
+
+[matching.categories]                   # labels added to the built-in exposed-field synonyms
+name = ["Nom"]                          # (English, Traditional/Simplified Chinese built in)
+"diagnosis/procedure" = ["Op Code"]
+other = ["Hospital Name"]               # an exact label wins over the built-in keyword rules
 ```
 """
 
@@ -29,7 +34,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from leaksentry.config.base import StrictModel
 
@@ -118,6 +123,48 @@ class SeverityConfig(StrictModel):
         return self
 
 
+#: the categories of exposed fields, in the order results list them
+CATEGORIES = ("name", "gender", "dob", "address", "phone", "diagnosis/procedure", "identifier",
+              "other")
+
+
+class CategoriesConfig(StrictModel):
+    """Labels added to the built-in synonym lists of each exposed-field category
+    (pipelines/match/exposed.py). Compared after normalisation (NFKC, case, ``_ - .``
+    as spaces, camelCase split); a label listed here or built in wins over the keyword
+    rules, so ``other = ["Hospital Name"]`` stops "name" from claiming it."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    name: list[str] = Field(default_factory=list)
+    gender: list[str] = Field(default_factory=list)
+    dob: list[str] = Field(default_factory=list)
+    address: list[str] = Field(default_factory=list)
+    phone: list[str] = Field(default_factory=list)
+    diagnosis_procedure: list[str] = Field(default_factory=list, alias="diagnosis/procedure")
+    identifier: list[str] = Field(default_factory=list)
+    other: list[str] = Field(default_factory=list)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _labels(cls, v: list[str]) -> list[str]:
+        if len(v) > 1000:
+            raise ValueError("at most 1000 labels per category")
+        out = []
+        for label in v:
+            label = " ".join(label.split())
+            if not label:
+                raise ValueError("labels must not be empty")
+            if len(label) > 64:
+                raise ValueError(f"label longer than 64 characters: {label[:20]!r}...")
+            out.append(label)
+        return out
+
+    def additions(self) -> dict[str, list[str]]:
+        """Category name -> the labels configured for it."""
+        return {c: list(getattr(self, c.replace("/", "_"))) for c in CATEGORIES}
+
+
 class MatchingConfig(StrictModel):
     key: Path | None = None
     fingerprints: Path | None = None
@@ -125,6 +172,7 @@ class MatchingConfig(StrictModel):
     hn: HnConfig = Field(default_factory=HnConfig)
     kinds: list[KindConfig] = Field(default_factory=list)
     severity: SeverityConfig = Field(default_factory=SeverityConfig)
+    categories: CategoriesConfig = Field(default_factory=CategoriesConfig)
     snippets: int = Field(3, ge=0, le=50)
     snippet_chars: int = Field(40, ge=0, le=500)  # context on each side of a match
     # parts are joined into buffers of about this size and scanned at once

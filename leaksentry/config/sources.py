@@ -131,7 +131,11 @@ class SourceConfig(StrictModel):
     obey_robots: bool | None = None  # default: true for HTML kinds
     user_agent: str | None = None
     proxy: str | None = None  # http://, https://, socks5://, socks5h://
-    allow_private: bool = False  # loopback/private/link-local targets (tests, intranets)
+    # private ranges (loopback, RFC 1918, unique-local, 100.64/10) for tests and intranets;
+    # cloud-metadata and link-local addresses stay refused
+    allow_private: bool = False
+    # with allow_private: only these hosts ("host" or "host:port") may be private
+    private_hosts: list[str] = Field(default_factory=list)
     max_download_size: ByteSize | None = None
     download_timeout: Duration | None = None
     max_redirects: int | None = Field(None, ge=0, le=30)
@@ -293,6 +297,11 @@ class SourceConfig(StrictModel):
             problems.append(("proxy", "SOCKS proxies work only with render = true (Chromium);"
                              " for plain HTTP use an HTTP proxy in front of Tor"
                              " (Tor's HTTPTunnelPort, privoxy)"))
+        if self.private_hosts and not self.allow_private:
+            problems.append(("private_hosts", "needs allow_private = true"))
+        for entry in self.private_hosts:
+            if not entry.strip() or "/" in entry or " " in entry.strip():
+                problems.append(("private_hosts", f"{entry!r}: expected host or host:port"))
         if self.processes > 1 and k not in ("directory", "bucket"):
             problems.append(("processes", "only directory and bucket sources can be split"
                              " across processes"))

@@ -9,6 +9,9 @@ daemon's worker threads never share one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sqlite3
 import threading
 import time
@@ -17,11 +20,52 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from leaksentry.errors import StoreError
+from leaksentry.paths import private_file
+
+#: the state files this process opened, newest last (a database error raised deep in a
+#: command is reported against the file it most likely came from)
+_OPENED: list[Path] = []
+
+
+def last_opened() -> Path | None:
+    """The state file this process opened last, if any."""
+    return _OPENED[-1] if _OPENED else None
+
+
+def missing_table(exc: BaseException) -> bool:
+    """An older state file without a component's tables (not damage)."""
+    return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+
+
+def storage_error(exc: BaseException) -> bool:
+    """A failure to write state: any SQLite error, or a full disk / quota / file-size
+    limit while writing a file."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def store_failure(path: Path | str | None, exc: BaseException,
+                  what: str = "state store error") -> StoreError:
+    """One line for a database error: damaged file, full disk, or anything else SQLite
+    says; names the file."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    where = str(path) if path is not None else "state store"
+    if "disk is full" in msg or "No space left" in msg or "too large" in msg.lower() \
+            or "Disk quota" in msg:
+        return StoreError(f"{where}: disk full, nothing was written ({msg})")
+    if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+        return StoreError(f"{where}: state store is damaged ({msg}); restore it from a"
+                          " backup or move it away to start a fresh one")
+    return StoreError(f"{where}: {what}: {msg}")
 
 #: (component, migrations) in the order they are applied. Each migration is
 #: one SQL script; its 1-based position is its version. Never edit a shipped
 #: migration: append a new one.
 Migrations = Sequence[tuple[str, Sequence[str]]]
+
+#: disk kept free next to the store for recording a run after the disk filled up
+RESERVE_BYTES = 256 * 1024
 
 #: how long a statement waits for another process's lock before "database is locked"
 _BUSY_MS = 30_000
@@ -47,7 +91,44 @@ class Store:
                 raise StoreError(
                     f"{self.path}: cannot create state directory: {exc.strerror}"
                 ) from None
+            try:
+                private_file(self.path)  # 0600, and so its WAL and SHM files
+            except OSError as exc:
+                raise store_failure(self.path, exc, "cannot create state store") from None
+        _OPENED.append(self.path)
         self._migrate()
+        self._keep_reserve()
+
+    # -- space for the last word on a full disk ---------------------------------
+    @property
+    def reserve_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-reserve")
+
+    def _keep_reserve(self) -> None:
+        """Keep RESERVE_BYTES of disk next to the store (best effort): on a full disk,
+        :meth:`release_reserve` frees them so a crawl can still record its run."""
+        if str(self.path) == ":memory:" or self.reserve_path.exists():
+            return
+        try:
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return
+        try:
+            os.write(fd, b"\0" * RESERVE_BYTES)
+        except OSError:  # no space even for that: try again on the next open
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self.reserve_path.unlink()
+            return
+        os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Free the reserved space (the disk is full); True when there was some."""
+        try:
+            self.reserve_path.unlink()
+        except OSError:
+            return False
+        return True
 
     # -- connections -------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -60,7 +141,7 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open state store: {exc}") from None
+            raise store_failure(self.path, exc, "cannot open state store") from None
         return conn
 
     @property
@@ -121,7 +202,7 @@ class Store:
                             (component, len(scripts)),
                         )
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot migrate state store: {exc}") from None
+            raise store_failure(self.path, exc, "cannot migrate state store") from None
 
     def schema_versions(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT component, version FROM schema_version")

@@ -3,7 +3,8 @@
 ``documents`` has one row per (url, sha256): what was covered, with its scan
 status and first/last sighting. ``hits`` has one row per document that hit,
 holding everything the Elasticsearch hit document holds (masked identifiers,
-record refs, locations, counts, severity, masked snippets) so the embedded
+record refs, locations, counts, severity, masked snippets, exposed fields and
+categories) so the embedded
 default needs no cluster. Written by :mod:`pipelines.sinks.local`.
 """
 
@@ -67,5 +68,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX hits_last_seen ON hits(last_seen);
     CREATE INDEX hits_source ON hits(source, first_seen);
     CREATE INDEX hits_records_key ON hits(records_key);
+    """,
+    # 2: what each hit exposed (field labels and their categories), JSON lists
+    """
+    ALTER TABLE hits ADD COLUMN exposed_fields TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE hits ADD COLUMN exposed_categories TEXT NOT NULL DEFAULT '[]';
+    """,
+    # 3: content that could not be read (no silent misses): JSON [{where, status, error}]
+    """
+    ALTER TABLE documents ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE documents ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
     """,
 ]

@@ -12,12 +12,20 @@ digest is delivered.
 
 Times are stored as UTC ISO-8601 strings of one fixed format, so they compare
 as text.
+
+Every alert has a random ``uid`` (a UUID): idempotency keys and e-mail
+Message-IDs are built from it, so they are unique across installations, a
+reinstall or a second deployment (an alert id alone restarts at 1 with every
+new state file, and receivers would drop new alerts as duplicates). A claimed
+delivery records its lease in ``claimed_until``, so a daemon starting after
+one that was killed mid-send can release exactly those rows.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +69,25 @@ MIGRATIONS: list[str] = [
         alert_id INTEGER
     );
     """,
+    # 2: per-alert UUIDs (keys unique across installations); leases marked as such.
+    # Alerts written before keep uid NULL and their old key (a retry stays recognisable).
+    # Re-sightings are kind "re-sighting" at low severity (the document's own severity
+    # is the payload's hit_severity): never a second critical page.
+    """
+    ALTER TABLE alerts ADD COLUMN uid TEXT;
+    ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
+    UPDATE alerts SET kind = 're-sighting', severity = 'low',
+        payload = json_set(payload, '$.kind', 're-sighting', '$.severity', 'low',
+                           '$.hit_severity', json_extract(payload, '$.severity'))
+        WHERE kind = 'resighting';
+    """,
 ]
+
+#: alert kinds (the ``kind`` column, the payload's ``kind``, the webhook's ``type``)
+HIT, RESIGHTING, DIGEST = "hit", "re-sighting", "digest"
+HEALTH, RECOVERY, TEST = "health", "recovery", "test"
+#: never a page: sent with the lowest priority every channel has
+LOW_PRIORITY_KINDS = (RESIGHTING, DIGEST, RECOVERY, TEST)
 
 ACTIVE = ("pending", "retrying")
 STATES = ("pending", "retrying", "delivered", "dead", "batched", "digesting", "digested")
@@ -90,7 +116,7 @@ class Alert:
     thread_id: int | None
     created_at: datetime
     payload: dict[str, Any]
-
+    uid: str | None = None  # None for alerts written before uids existed
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +131,13 @@ class Delivery:
     created_at: datetime
     delivered_at: datetime | None
 
-    @property
-    def idempotency_key(self) -> str:
-        return delivery_key(self.alert_id, self.channel)
 
-
-def delivery_key(alert_id: int, channel: str) -> str:
-    """Stable across retries and restarts: the receiver's idempotency key."""
-    return f"leaksentry-alert-{alert_id}-{channel}"
+def delivery_key(alert: Alert, channel: str) -> str:
+    """The receiver's idempotency key: the same on every retry and across restarts,
+    different for every alert of every installation."""
+    if alert.uid:
+        return f"leaksentry-{alert.uid}-{channel}"
+    return f"leaksentry-alert-{alert.id}-{channel}"  # written before uids existed
 
 
 def _alert(row: sqlite3.Row) -> Alert:
@@ -120,7 +145,7 @@ def _alert(row: sqlite3.Row) -> Alert:
         id=row["id"], kind=row["kind"], severity=row["severity"], source=row["source"],
         sha256=row["sha256"], records_key=row["records_key"], hit_id=row["hit_id"],
         thread_id=row["thread_id"], created_at=parse_ts(row["created_at"]),
-        payload=json.loads(row["payload"]),
+        payload=json.loads(row["payload"]), uid=row["uid"],
     )
 
 
@@ -141,9 +166,9 @@ def insert_alert(conn: sqlite3.Connection, *, kind: str, severity: str, created_
                  thread_id: int | None = None) -> int:
     cur = conn.execute(
         "INSERT INTO alerts(kind, severity, source, sha256, records_key, hit_id, thread_id,"
-        " created_at, payload) VALUES (?,?,?,?,?,?,?,?,?)",
+        " created_at, payload, uid) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (kind, severity, source, sha256, records_key or None, hit_id, thread_id,
-         ts(created_at), json.dumps(payload, sort_keys=True)),
+         ts(created_at), json.dumps(payload, sort_keys=True), str(uuid.uuid4())),
     )
     alert_id = int(cur.lastrowid or 0)
     payload = {**payload, "alert_id": alert_id}
@@ -167,16 +192,26 @@ def claim(conn: sqlite3.Connection, delivery_id: int, now: datetime, lease_until
     """Take a due row for one attempt: count the attempt and push its due time past the
     lease, so a worker killed mid-send leaves it to be retried, not lost."""
     cur = conn.execute(
-        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?"
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, claimed_until = ?"
         " WHERE id = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?",
-        (ts(lease_until), delivery_id, ts(now)),
+        (ts(lease_until), ts(lease_until), delivery_id, ts(now)),
     )
     return cur.rowcount == 1
 
 
+def release_leases(conn: sqlite3.Connection, now: datetime) -> int:
+    """Make rows claimed by a worker that died mid-send due now. Only for the one
+    process that can deliver (the daemon, under its exclusive lock): a live worker's
+    lease would be released too."""
+    return conn.execute(
+        "UPDATE deliveries SET next_attempt_at = ?, claimed_until = NULL"
+        " WHERE claimed_until IS NOT NULL AND state IN ('pending', 'retrying')",
+        (ts(now),)).rowcount
+
+
 def mark_delivered(conn: sqlite3.Connection, delivery_id: int, now: datetime) -> None:
-    conn.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, last_error = NULL"
-                 " WHERE id = ?", (ts(now), delivery_id))
+    conn.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, last_error = NULL,"
+                 " claimed_until = NULL WHERE id = ?", (ts(now), delivery_id))
     conn.execute("UPDATE deliveries SET state = 'digested' WHERE digest_id ="
                  " (SELECT alert_id FROM deliveries WHERE id = ?)", (delivery_id,))
 
@@ -185,11 +220,12 @@ def mark_failed(conn: sqlite3.Connection, delivery_id: int, error: str, *,
                 retry_at: datetime | None) -> None:
     """``retry_at`` None makes the row a dead letter."""
     if retry_at is None:
-        conn.execute("UPDATE deliveries SET state = 'dead', last_error = ? WHERE id = ?",
-                     (error, delivery_id))
+        conn.execute("UPDATE deliveries SET state = 'dead', last_error = ?, claimed_until = NULL"
+                     " WHERE id = ?", (error, delivery_id))
     else:
         conn.execute("UPDATE deliveries SET state = 'retrying', last_error = ?,"
-                     " next_attempt_at = ? WHERE id = ?", (error, ts(retry_at), delivery_id))
+                     " next_attempt_at = ?, claimed_until = NULL WHERE id = ?",
+                     (error, ts(retry_at), delivery_id))
 
 
 def requeue_dead(conn: sqlite3.Connection, now: datetime, ids: list[int] | None = None) -> int:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from leaksentry.store.outbox import RESIGHTING
 from pipelines.match.hkid import is_valid_canonical
 from pipelines.model import Finding, StoredHit
 
@@ -87,9 +88,13 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         for m in r.matches[: cfg.show_identifiers]
     ]
     refs = list(r.record_refs)
+    resighting = kind == RESIGHTING
     payload: dict[str, Any] = {
         "kind": kind,
-        "severity": r.severity,
+        # a re-sighting is a low-priority notice, never a second page; what the
+        # document itself rates is kept as hit_severity
+        "severity": "low" if resighting else r.severity,
+        "hit_severity": r.severity,
         "risk_score": r.risk_score,
         "source": finding.source,
         "url": scrub(finding.url),
@@ -107,6 +112,9 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         "record_refs_total": len(refs),
         "full_list": FULL_LIST_HINT,
         "unmatched_valid": {k: n for k, n in sorted(r.unmatched_valid.items()) if n},
+        # what the upload exposed (labels and their categories), never its values
+        "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+        "exposed_categories": list(r.exposed_categories),
         "hit_id": stored.hit_id,
         "first_seen": _iso(stored.first_seen),
         "seen_at": _iso(finding.fetched_at),
@@ -137,8 +145,9 @@ def digest_payload(channel: str, items: list[dict[str, Any]], start: datetime,
 
 
 def digest_item(alert_id: int, payload: dict[str, Any]) -> dict[str, Any]:
-    keys = ("kind", "severity", "source", "url", "filename", "sha256", "matched_records",
-            "kinds", "first_seen", "seen_at", "thread_id", "kibana_url")
+    keys = ("kind", "severity", "hit_severity", "source", "url", "filename", "sha256",
+            "matched_records", "kinds", "exposed_categories", "first_seen", "seen_at",
+            "thread_id", "kibana_url")
     return {"alert_id": alert_id, **{k: payload.get(k) for k in keys if k in payload}}
 
 

@@ -5,8 +5,10 @@ Rules, in order:
 1. ``stored.new`` is False (the store had this sha256 at this URL): nothing.
 2. Severity below ``[alerts] min_severity``, or no rule routes it anywhere: nothing.
 3. The same document (sha256) or the same set of records (``records_key``) was
-   alerted within the dedupe window: a *re-sighting* in the first alert's
-   thread (a short low-priority notice, or a digest line), never a new page.
+   alerted within the dedupe window: a *re-sighting* (kind ``re-sighting``,
+   severity ``low``; the document's own severity is the payload's
+   ``hit_severity``) in the first alert's thread (a short low-priority notice,
+   or a digest line), never a new page.
 4. Severities listed in ``digest_severities`` wait for their channel's digest.
 5. A channel over its rate limit gets the alert in its digest instead.
 
@@ -78,9 +80,10 @@ def plan_alerts(tx: sqlite3.Connection, finding: Finding, stored: StoredHit,
         tx, sha256=finding.sha256, records_key=stored.records_key or None,
         since=now - timedelta(seconds=cfg.dedupe_window))
     if root is not None:
-        payload = hit_payload(finding, stored, settings, kind="resighting", thread_id=root.id)
+        payload = hit_payload(finding, stored, settings, kind=outbox.RESIGHTING,
+                              thread_id=root.id)
         alert_id = outbox.insert_alert(
-            tx, kind="resighting", severity=finding.result.severity, created_at=now,
+            tx, kind=outbox.RESIGHTING, severity=payload["severity"], created_at=now,
             payload=payload, source=finding.source, sha256=finding.sha256,
             records_key=stored.records_key, hit_id=stored.hit_id, thread_id=root.id)
         batch = cfg.resightings == "digest"
@@ -89,7 +92,7 @@ def plan_alerts(tx: sqlite3.Connection, finding: Finding, stored: StoredHit,
     else:
         payload = hit_payload(finding, stored, settings)
         alert_id = outbox.insert_alert(
-            tx, kind="hit", severity=finding.result.severity, created_at=now, payload=payload,
+            tx, kind=outbox.HIT, severity=finding.result.severity, created_at=now, payload=payload,
             source=finding.source, sha256=finding.sha256, records_key=stored.records_key,
             hit_id=stored.hit_id)
         batch = finding.result.severity in cfg.digest_severities

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from leaksentry.store.outbox import HIT, RESIGHTING
+
 _SEVERITY_TITLE = {"critical": "CRITICAL", "high": "HIGH", "medium": "MEDIUM", "low": "LOW"}
 
 
@@ -31,8 +33,8 @@ def subject(p: dict[str, Any]) -> str:
     if kind == "hit":
         return (f"[LeakSentry {sev}] {p['matched_records']} register record(s) in an upload"
                 f" on {p['source']} (alert {aid})")
-    if kind == "resighting":
-        return (f"[LeakSentry re-sighted] alert {p.get('thread_id')} seen again on"
+    if kind == RESIGHTING:
+        return (f"[LeakSentry {sev} re-sighting] alert {p.get('thread_id')} seen again on"
                 f" {p['source']} (alert {aid})")
     if kind == "digest":
         return f"[LeakSentry digest] {p['count']} alert(s) on channel {p['channel']}"
@@ -46,11 +48,13 @@ def subject(p: dict[str, Any]) -> str:
 def facts(p: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) lines, in reading order, for the hit-like kinds and the others."""
     kind = p.get("kind")
-    if kind in ("hit", "resighting"):
+    if kind in (HIT, RESIGHTING):
         out = [("Severity", str(p.get("severity"))), ("Source", str(p.get("source"))),
                ("URL", str(p.get("url")))]
-        if kind == "resighting":
+        if kind == RESIGHTING:
             out.insert(0, ("Re-sighting of alert", str(p.get("thread_id"))))
+            if p.get("hit_severity"):
+                out.insert(2, ("Document severity", f"{p['hit_severity']} (already alerted)"))
         out += [
             ("File", f"{p.get('filename') or '-'} ({p.get('content_type') or 'unknown type'},"
                      f" {_size(p.get('size'))})"),
@@ -71,6 +75,10 @@ def facts(p: dict[str, Any]) -> list[tuple[str, str]]:
             if total > len(refs):
                 line += f" ... ({total} in all; full list: {p.get('full_list')})"
             out.append(("Record refs", line))
+        if p.get("exposed_categories"):
+            out.append(("Exposed", ", ".join(p["exposed_categories"])))
+        if p.get("exposed_fields"):
+            out.append(("Exposed fields", ", ".join(p["exposed_fields"])))
         unmatched = p.get("unmatched_valid") or {}
         if unmatched:
             out.append(("Valid identifiers not in the register",
@@ -105,9 +113,11 @@ def digest_lines(p: dict[str, Any]) -> list[str]:
     lines = []
     for i in p.get("items") or []:
         what = ("re-sighting of alert " + str(i.get("thread_id"))
-                if i.get("kind") == "resighting" else f"{i.get('matched_records')} record(s)")
+                if i.get("kind") == RESIGHTING else f"{i.get('matched_records')} record(s)")
+        exposed = ", ".join(i.get("exposed_categories") or [])
         lines.append(f"#{i['alert_id']} {i.get('severity')} {what} on {i.get('source')}:"
-                     f" {i.get('url')} (sha256 {str(i.get('sha256'))[:16]}...)")
+                     f" {i.get('url')} (sha256 {str(i.get('sha256'))[:16]}...)"
+                     + (f"; exposed: {exposed}" if exposed else ""))
     return lines
 
 
@@ -138,21 +148,64 @@ def html_body(p: dict[str, Any]) -> str:
             "</small></p></body></html>")
 
 
-def slack(p: dict[str, Any]) -> dict[str, Any]:
-    """An incoming-webhook message: fallback `text` plus Block Kit sections."""
-    def esc(s: str) -> str:
-        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+#: Slack attachment colour bar per severity (a re-sighting is "low": grey)
+SLACK_COLOUR = {"critical": "#b00020", "high": "#e8590c", "medium": "#f2c744", "low": "#9e9e9e"}
 
-    fields = [{"type": "mrkdwn", "text": f"*{esc(k)}*\n{esc(v)}"} for k, v in facts(p)]
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": subject(p)[:150]}},
-    ]
-    for i in range(0, len(fields), 10):  # Slack allows 10 fields per section
-        blocks.append({"type": "section", "fields": fields[i:i + 10]})
+#: mrkdwn markers -> look-alikes that do not format (Slack has no escape character)
+_MRKDWN_LOOKALIKE = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Text safe inside Slack mrkdwn: ``&``, ``<`` and ``>`` as entities (so nothing can
+    become a link, a mention or a ``<!channel>``), and ``* _ ~ ` `` replaced by
+    look-alikes wherever they could open or close formatting, i.e. unless both
+    neighbours are letters or digits (``ward_list.csv`` keeps its underscore;
+    ``A12****(3)`` does not turn bold)."""
+    out = []
+    for i, c in enumerate(text):
+        if c in _MRKDWN_LOOKALIKE:
+            before = text[i - 1] if i else ""
+            after = text[i + 1] if i + 1 < len(text) else ""
+            out.append(c if before.isalnum() and after.isalnum() else _MRKDWN_LOOKALIKE[c])
+        elif c == "&":
+            out.append("&amp;")
+        elif c == "<":
+            out.append("&lt;")
+        elif c == ">":
+            out.append("&gt;")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _slack_link(url: str, label: str) -> str:
+    return f"<{url.replace('&', '&amp;').replace('<', '%3C').replace('>', '%3E')}|{label}>"
+
+
+def slack(p: dict[str, Any]) -> dict[str, Any]:
+    """An incoming-webhook message: escaped fallback ``text``, a header block, and the
+    facts in an attachment whose colour bar is the severity's. ``unfurl_links`` and
+    ``unfurl_media`` are off: Slack would otherwise fetch the leak's URL from its own
+    servers to build a preview."""
+    esc = mrkdwn_escape
+    fields = [{"type": "mrkdwn", "text": f"*{esc(k)}*\n" + (
+        _slack_link(v, "Open in Kibana") if k == "Kibana" and v.startswith("http") else esc(v))}
+        for k, v in facts(p)]
+    sections: list[dict[str, Any]] = [
+        {"type": "section", "fields": fields[i:i + 10]}  # Slack allows 10 fields per section
+        for i in range(0, len(fields), 10)]
     if p.get("kind") == "digest":
         body = "\n".join(esc(x) for x in digest_lines(p))[:2900]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": body or "-"}})
-    return {"text": subject(p), "blocks": blocks}
+        sections.append({"type": "section", "text": {"type": "mrkdwn", "text": body or "-"}})
+    return {
+        "text": esc(subject(p)),
+        "unfurl_links": False,
+        "unfurl_media": False,
+        "blocks": [{"type": "header",
+                    "text": {"type": "plain_text", "text": subject(p)[:150]}}],
+        "attachments": [{"color": SLACK_COLOUR.get(str(p.get("severity")), "#9e9e9e"),
+                         "blocks": sections}],
+    }
 
 
 def teams(p: dict[str, Any]) -> dict[str, Any]:

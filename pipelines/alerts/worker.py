@@ -2,7 +2,8 @@
 and jitter; after ``max_attempts`` a row is a dead letter (`alerts list`,
 `leaksentry status`, `alerts retry`). Due digests are assembled first.
 
-Delivery is at-least-once with a stable idempotency key per (alert, channel):
+Delivery is at-least-once with a stable idempotency key per (alert, channel),
+made from the alert's random uid (unique across installations):
 a row is *claimed* (attempt counted, due time pushed past a lease) before it
 is sent and marked delivered after, so a worker killed mid-send leaves a row
 that is retried once the lease runs out, and the receiver can tell the
@@ -118,10 +119,12 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def outgoing(alert: outbox.Alert, channel: str) -> Outgoing:
-    thread_key = outbox.delivery_key(alert.thread_id, channel) if alert.thread_id else None
+def outgoing(alert: outbox.Alert, channel: str,
+             thread: outbox.Alert | None = None) -> Outgoing:
+    """``thread``: the first alert of a re-sighting's thread (its key threads the mail)."""
+    thread_key = outbox.delivery_key(thread, channel) if thread is not None else None
     return Outgoing(alert_id=alert.id, kind=alert.kind, severity=alert.severity,
-                    payload=alert.payload, idempotency_key=outbox.delivery_key(alert.id, channel),
+                    payload=alert.payload, idempotency_key=outbox.delivery_key(alert, channel),
                     thread_key=thread_key)
 
 
@@ -133,10 +136,11 @@ def _attempt(store: Store, settings: Settings, sender: Channel, row: outbox.Deli
             return  # another worker has it
         alert = outbox.get_alert(tx, row.alert_id)
         claimed = outbox.get_delivery(tx, row.id)
-    assert alert is not None and claimed is not None
+        assert alert is not None and claimed is not None
+        thread = outbox.get_alert(tx, alert.thread_id) if alert.thread_id else None
     attempt = claimed.attempts
     try:
-        sender.send(outgoing(alert, row.channel))
+        sender.send(outgoing(alert, row.channel, thread))
     except ChannelError as exc:
         error, transient, after = _one_line(exc), exc.transient, exc.retry_after
     except Exception as exc:  # a bug or an unexpected library error: retry, never crash

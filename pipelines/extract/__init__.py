@@ -18,6 +18,12 @@ JSON parts group an object's scalar fields ("hkid: …" lines) so that a
 record's identifiers share a part, as record-level matching needs. File and
 member names are masked where they look like identifiers ("A12*****.csv").
 
+Images (PNG, JPEG, TIFF, BMP, GIF, WebP) and PDF pages without a text layer are OCR'd
+(:mod:`.ocr`); a multi-page image's parts are "page 2". Content that could not be read
+(OCR switched off, a page past a limit, a member that failed) is listed with
+:meth:`State.skip` (``Extraction.skipped``, then ``ScanResult.skipped``);
+``details["ocr_pages"]`` becomes ``ScanResult.ocr_pages``.
+
 Types are detected by magic bytes first, the name second (:mod:`.detect`).
 Limits (input size, expanded bytes and ratio, depth, members, parts, time)
 come from :class:`ExtractConfig`; the time limit here is cooperative, and
@@ -35,7 +41,7 @@ from leaksentry.config.extract import ExtractConfig
 from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
-from pipelines.model import TextPart
+from pipelines.model import Skipped, TextPart
 
 __all__ = ["Extraction", "detect", "extract", "preload"]
 
@@ -43,10 +49,27 @@ Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import archives, documents, encoded, sheets, text
+    from pipelines.extract import (
+        archives,
+        databases,
+        documents,
+        embedded,
+        encoded,
+        ocr,
+        office,
+        sheets,
+        text,
+    )
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
+
+    def with_pictures(read: Handler) -> Handler:
+        """An OOXML/ODF reader followed by OCR of the pictures the document holds."""
+        def both(d: bytes, n: Node, s: State) -> Iterator[TextPart]:
+            yield from read(d, n, s)
+            yield from embedded.pictures(d, n, s)
+        return both
 
     def stream(kind: str) -> Handler:
         return lambda d, n, s: archives.compressed(d, n, s, kind)
@@ -60,15 +83,29 @@ def _handlers() -> dict[str, Handler]:
         "json": text.json_text,
         "ndjson": text.ndjson_text,
         "eml": encoded.eml,
-        "xlsx": sheet("xlsx"), "xlsb": sheet("xlsb"), "xls": sheet("xls"), "ods": sheet("ods"),
+        "msg": encoded.outlook_msg,
+        "xlsx": with_pictures(sheet("xlsx")), "xlsb": sheet("xlsb"),
+        "ods": with_pictures(sheet("ods")),
+        "xls": office.legacy("xls", sheet("xls")),
+        "doc": office.legacy("doc", office.doc),
+        "ppt": office.legacy("ppt", office.ppt),
+        "ooxml_encrypted": office.encrypted_ooxml,
+        "odt": with_pictures(lambda d, n, s: office.odf(d, n, s, "odt")),
+        "odp": with_pictures(lambda d, n, s: office.odf(d, n, s, "odp")),
+        "odg": with_pictures(lambda d, n, s: office.odf(d, n, s, "odg")),
         "pdf": documents.pdf,
-        "docx": documents.docx,
-        "pptx": documents.pptx,
+        "docx": with_pictures(documents.docx),
+        "pptx": with_pictures(documents.pptx),
         "rtf": documents.rtf,
         "zip": archives.zip_archive,
         "7z": archives.seven_zip,
         "tar": archives.tar_archive,
+        "rar": archives.rar_archive,
         "gzip": stream("gzip"), "bzip2": stream("bzip2"), "xz": stream("xz"),
+        "zstd": stream("zstd"),
+        "sqlite": databases.sqlite,
+        "access": databases.access,
+        **dict.fromkeys(ocr.IMAGE_KINDS, ocr.image),
     }
 
 
@@ -82,13 +119,25 @@ def handler_for(kind: str) -> Handler | None:
 
 
 def preload() -> None:
-    """Import every format library now, so forked workers do not each import them."""
+    """Import the common format libraries now, so forked workers do not each import them
+    (extract-msg and rarfile, a third of a second together, load on first use)."""
     handler_for("text")
     import docx  # noqa: F401
+    import msoffcrypto  # noqa: F401
+    import olefile  # noqa: F401
     import pptx  # noqa: F401
     import py7zr  # noqa: F401
     import pypdf  # noqa: F401
     import striprtf.striprtf  # noqa: F401
+    import zstandard  # noqa: F401
+    from PIL import Image
+
+    Image.preinit()  # the common image plugins (PNG, JPEG, GIF, BMP) for OCR
+    try:
+        import pypdfium2  # noqa: F401
+        import tesserocr  # noqa: F401
+    except ImportError:  # OCR then reports itself unavailable, per document
+        pass
 
 
 def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
@@ -98,9 +147,6 @@ def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     else:
         types = state.details.setdefault("member_types", {})
         types[kind] = types.get(kind, 0) + 1
-    if kind == "ooxml_encrypted":
-        raise Failed("encrypted", f"{safe_name(node.label)}: Office document is "
-                                  f"password-protected")
     handler = handler_for(kind)
     if handler is None:
         raise Failed("unsupported", f"{safe_name(node.label)}: unsupported type {kind}")
@@ -109,10 +155,11 @@ def _run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 
 def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Extract a nested member; its own failure is recorded and the parent goes on."""
+    where = node.label
     if node.depth > state.config.max_depth:
         state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1
-        state.note("too_large", f"{safe_name(node.label)}: nested deeper than "
-                                f"{state.config.max_depth} levels, not opened")
+        state.skip(where, "too_large", f"{safe_name(where)}: nested deeper than "
+                                       f"{state.config.max_depth} levels, not opened", note=True)
         return
     try:
         yield from _run(data, node, state)
@@ -120,16 +167,15 @@ def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         if e.status == "unsupported":
             skipped = state.details.setdefault("skipped_members", 0)
             state.details["skipped_members"] = skipped + 1
-        else:
-            state.note(e.status, e.message)
+        state.skip(where, e.status, e.message, note=True)
     except (Stop, GeneratorExit):
         raise
     except RecursionError:
-        state.note("corrupt", f"{safe_name(node.label)}: nested too deeply to read")
+        state.skip(where, "corrupt", f"{safe_name(where)}: nested too deeply to read", note=True)
     except MemoryError:
-        raise Stop("too_large", f"{safe_name(node.label)}: out of memory while reading") from None
+        raise Stop("too_large", f"{safe_name(where)}: out of memory while reading") from None
     except Exception as e:
-        state.note("corrupt", f"{safe_name(node.label)}: unreadable: {reason(e)}")
+        state.skip(where, "corrupt", f"{safe_name(where)}: unreadable: {reason(e)}", note=True)
 
 
 @dataclass
@@ -143,10 +189,12 @@ class Extraction:
     details: dict[str, Any] = field(default_factory=dict)
     parts_count: int = 0
     until: float | None = None
+    #: members, tables, pages whose content could not be read (final after parts())
+    skipped: list[Skipped] = field(default_factory=list)
 
     def parts(self) -> Iterator[TextPart]:
         state = State(self.config, len(self.data), self.passwords, details=self.details,
-                      until=self.until)
+                      until=self.until, skipped=self.skipped)
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:

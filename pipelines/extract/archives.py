@@ -1,4 +1,4 @@
-"""Archives and compressed streams: ZIP (ZipCrypto and AES), 7z, TAR, GZ/BZ2/XZ.
+"""Archives and compressed streams: ZIP (ZipCrypto and AES), 7z, TAR, RAR, GZ/BZ2/XZ/ZSTD.
 
 Everything is read in memory, never written to disk, so member names like
 "../../etc/passwd" are only labels. Every decompressed byte is charged to the
@@ -110,10 +110,12 @@ def zip_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         except (pyzipper.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError,
                 OSError, lzma.LZMAError) as e:
             broken += 1
-            state.note("corrupt", f"{where}: ZIP member unreadable: {reason(e)}")
+            state.skip(where, "corrupt", f"{where}: ZIP member unreadable: {reason(e)}", note=True)
             continue
         if content is None:
             locked.append(info.filename)
+            state.skip(where, "encrypted", f"{where}: encrypted, no candidate password "
+                                           f"worked")
             continue
         yield from walk_member(content, node.child(info.filename), state)
     if locked:
@@ -232,6 +234,125 @@ def tar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         raise Failed("corrupt", f"{node.label}: TAR truncated or damaged: {reason(e)}") from None
 
 
+# -- RAR ----------------------------------------------------------------------------------
+
+def _rar_can_decrypt() -> bool:
+    """Whether the RAR tool rarfile found takes passwords (unrar, unar, 7z do; bsdtar,
+    the one Debian ships free, does not)."""
+    import rarfile
+
+    try:
+        return rarfile.tool_setup().setup["password"] is not None
+    except rarfile.RarCannotExec:
+        return False
+
+
+def _glob_escape(name: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in name)
+
+
+def _read_rar_member(rf: Any, info: Any, state: State, where: str, path: str,
+                     known: list[str]) -> bytes | None:
+    """The member's bytes (passwords tried when it is encrypted); None when locked.
+
+    Stored members are read by rarfile itself; compressed ones by the password-capable
+    tool rarfile found, else by bsdtar run directly (rarfile 4.5 passes bsdtar a "--"
+    where the archive name belongs), bounded like every tool (:func:`tools.run_tool`)."""
+    import rarfile
+
+    from pipelines.extract.tools import run_tool
+
+    if not info.needs_password():
+        if info.compress_type == rarfile.RAR_M0 or _rar_can_decrypt():
+            with rf.open(info) as fp:
+                return read_limited(fp, state, where)
+        return run_tool(["bsdtar", "-x", "--to-stdout", "-f", path, "--",
+                         _glob_escape(info.filename)], state, where)
+    if not _rar_can_decrypt():
+        return None
+    for pw in [*known, *(p for p in state.candidate_passwords() if p not in known)]:
+        spent = state.expanded
+        try:
+            with rf.open(info, pwd=pw) as fp:
+                data = read_limited(fp, state, where)
+        except (rarfile.RarWrongPassword, rarfile.RarCRCError, rarfile.BadRarFile,
+                rarfile.RarFatalError):
+            state.expanded = spent
+            continue
+        if pw not in known:
+            known.append(pw)
+            _worked(state)
+        return data
+    return None
+
+
+def rar_archive(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    """RAR 1.5-5 through rarfile: stored members are read by rarfile itself, compressed
+    ones through the tool it finds (bsdtar from libarchive on Debian; the archive is a
+    memory file, output is charged as it arrives, so a bomb stops at the limit)."""
+    import rarfile
+
+    from pipelines.extract import walk_member
+    from pipelines.extract.tools import memory_file
+
+    with memory_file(data) as path:
+        try:
+            try:
+                rf = rarfile.RarFile(path)
+            except (rarfile.RarWrongPassword, rarfile.PasswordRequired):
+                raise Failed("encrypted", f"{node.label}: RAR is password-protected (names "
+                                          f"too)") from None
+            if rf.needs_password() and not rf.infolist():  # file names encrypted too
+                for pw in state.candidate_passwords():
+                    try:
+                        rf.setpassword(pw)
+                    except (rarfile.RarWrongPassword, rarfile.BadRarFile,
+                            rarfile.RarCannotExec):
+                        continue
+                    if rf.infolist():
+                        _worked(state)
+                        break
+                else:
+                    raise Failed("encrypted", f"{node.label}: RAR is password-protected "
+                                              f"(names too) and no candidate password "
+                                              f"worked")
+            infos = rf.infolist()
+        except Failed:
+            raise
+        except Exception as e:
+            raise Failed("corrupt", f"{node.label}: RAR unreadable: {reason(e)}") from None
+        state.details["members_listed"] = state.details.get("members_listed", 0) + len(infos)
+        known: list[str] = []
+        locked: list[str] = []
+        for info in infos:
+            if not info.is_file():
+                continue
+            where = safe_name(f"{node.label}/{info.filename}")
+            state.member(where)
+            try:
+                content = _read_rar_member(rf, info, state, where, path, known)
+            except Stop:
+                raise
+            except Failed as e:  # the tool could not read it (a solid archive for bsdtar)
+                state.skip(where, e.status, e.message, note=True)
+                continue
+            except Exception as e:
+                state.skip(where, "corrupt", f"{where}: RAR member unreadable: {reason(e)}",
+                           note=True)
+                continue
+            if content is None:
+                locked.append(info.filename)
+                why = "no candidate password worked" if _rar_can_decrypt() else \
+                    "the installed RAR reader cannot decrypt"
+                state.skip(where, "encrypted", f"{where}: encrypted, {why}")
+                continue
+            yield from walk_member(content, node.child(info.filename), state)
+    if locked:
+        _encrypted(state, node, locked)
+        state.note("encrypted", f"{node.label}: {len(locked)} RAR members are encrypted and "
+                                f"could not be opened")
+
+
 # -- single-stream compression -------------------------------------------------------------
 
 def _inflate(data: bytes, state: State, where: str,
@@ -284,7 +405,22 @@ _STREAMS: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
     "gzip": (_Zlib, (".gz", ".gzip")),
     "bzip2": (bz2.BZ2Decompressor, (".bz2",)),
     "xz": (lzma.LZMADecompressor, (".xz",)),
+    "zstd": (lambda: None, (".zst", ".zstd")),  # read through zstandard's stream reader
 }
+
+#: largest zstd window accepted (the format allows up to 2 GiB of decoder memory)
+_ZSTD_WINDOW = 1 << 27
+
+
+def _unzstd(data: bytes, state: State, where: str) -> bytes:
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW).stream_reader(
+        io.BytesIO(data), read_across_frames=True)
+    try:
+        return read_limited(reader, state, where)
+    except zstandard.ZstdError as e:
+        raise ValueError(str(e)) from None
 
 
 def compressed(data: bytes, node: Node, state: State, kind: str) -> Iterator[TextPart]:
@@ -306,7 +442,8 @@ def compressed(data: bytes, node: Node, state: State, kind: str) -> Iterator[Tex
     where = safe_name(node.label)
     state.member(where)
     try:
-        content = _inflate(data, state, where, new)
+        content = _unzstd(data, state, where) if kind == "zstd" else \
+            _inflate(data, state, where, new)
     except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
         raise Failed("corrupt", f"{node.label}: {kind} stream unreadable: "
                                 f"{reason(e)}") from None

@@ -17,12 +17,16 @@ _MAGIC: list[tuple[bytes, int, str]] = [
     (b"\x89PNG\r\n\x1a\n", 0, "png"),
     (b"\xff\xd8\xff", 0, "jpeg"),
     (b"GIF8", 0, "gif"),
+    (b"II*\x00", 0, "tiff"),
+    (b"MM\x00*", 0, "tiff"),
     (b"RIFF", 0, "riff"),
     (b"\x7fELF", 0, "elf"),
     (b"MZ", 0, "exe"),
     (b"Rar!\x1a\x07", 0, "rar"),
     (b"\x28\xb5\x2f\xfd", 0, "zstd"),
     (b"SQLite format 3\x00", 0, "sqlite"),
+    (b"Standard Jet DB\x00", 4, "access"),  # Microsoft Access .mdb (Jet 3/4)
+    (b"Standard ACE DB\x00", 4, "access"),  # .accdb (ACE 12+)
     (b"OggS", 0, "ogg"),
     (b"ID3", 0, "mp3"),
     (b"\x00\x00\x00", 0, "binary"),  # e.g. mp4 "ftyp" boxes; checked after UTF-16/32 BOMs
@@ -67,12 +71,56 @@ def _zip_kind(data: bytes) -> str:
         return "docx"
     if "ppt/presentation.xml" in names:
         return "pptx"
-    if "mimetype" in names and "content.xml" in names:
-        return "ods"
+    if "mimetype" in names:
+        return _odf_kind(data) or "zip"
     return "zip"
 
 
+#: OpenDocument mimetype member -> kind (templates read like the documents)
+_ODF = {"application/vnd.oasis.opendocument.spreadsheet": "ods",
+        "application/vnd.oasis.opendocument.text": "odt",
+        "application/vnd.oasis.opendocument.presentation": "odp",
+        "application/vnd.oasis.opendocument.graphics": "odg"}
+
+
+def _odf_kind(data: bytes) -> str | None:
+    """The OpenDocument type its ``mimetype`` member names (not "it is a zip")."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf, zf.open("mimetype") as fp:
+            mime = fp.read(200).decode("ascii", "replace").strip()
+    except Exception:
+        return None
+    return _ODF.get(mime.removesuffix("-template"))
+
+
+def _ole_streams(data: bytes) -> set[str] | None:
+    """Names of the OLE compound file's top-level streams (None if olefile cannot parse)."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(data) as ole:
+            return {path[0] for path in ole.listdir(streams=True, storages=True)}
+    except Exception:
+        return None
+
+
 def _ole_kind(data: bytes) -> str:
+    """Word/Excel/PowerPoint 97-2003, Outlook .msg, encrypted OOXML: by the streams
+    olefile lists; a byte search only where olefile cannot parse the directory."""
+    streams = _ole_streams(data)
+    if streams is not None:
+        if "EncryptedPackage" in streams:
+            return "ooxml_encrypted"
+        if "WordDocument" in streams:
+            return "doc"
+        if "Workbook" in streams or "Book" in streams:
+            return "xls"
+        if "PowerPoint Document" in streams:
+            return "ppt"
+        if "__properties_version1.0" in streams or any(
+                n.startswith("__substg1.0_") for n in streams):
+            return "msg"
+        return "ole"
     if "EncryptedPackage".encode("utf-16-le") in data[:1 << 20] or \
             "EncryptionInfo".encode("utf-16-le") in data[:1 << 20]:
         return "ooxml_encrypted"
@@ -133,12 +181,28 @@ def _text_kind(data: bytes, ext: str) -> str:
     return "text"
 
 
+# BMP: "BM", then a DIB header whose size is one of the known versions
+_BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+def _image_kind(data: bytes) -> str | None:
+    """WebP and BMP, whose magic alone ("RIFF", "BM") says too little."""
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith(b"BM") and len(data) >= 26 and \
+            int.from_bytes(data[14:18], "little") in _BMP_DIB_SIZES:
+        return "bmp"
+    return None
+
+
 def detect(data: bytes, name: str = "") -> str:
     """A short type name: "xlsx", "csv", "zip", "text", ..., or e.g. "png" (unsupported)."""
     ext = extension(name)
     head = data[:1024]
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return _zip_kind(data)
+    if image := _image_kind(data):
+        return image
     for magic, offset, kind in _MAGIC:
         if offset == -1:
             if magic in head:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
 
-from pipelines.extract.node import Node
+from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import TextPart
 
@@ -235,3 +235,70 @@ def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             yield from walk_member(raw, node.child(filename or f"message{n}.eml"), state)
         elif payload:
             yield from walk_member(payload, node.child(filename or f"attachment{n}"), state)
+
+
+# -- Outlook .msg ----------------------------------------------------------------------------
+
+def outlook_msg(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+    """An Outlook message through extract-msg: headers, body (plain, else HTML, else RTF),
+    attachments as members, embedded messages recursively under the depth limit."""
+    import logging
+
+    import extract_msg
+    from extract_msg.enums import ErrorBehavior
+
+    logging.getLogger("extract_msg").setLevel(logging.CRITICAL)  # it logs names, content
+    # a broken or unknown attachment, or a property set off the standard, is not a reason
+    # to lose the whole message: such attachments come back without data (listed below)
+    lenient = (ErrorBehavior.ATTACH_SUPPRESS_ALL | ErrorBehavior.STANDARDS_VIOLATION
+               | ErrorBehavior.RTFDE)
+    try:
+        msg = extract_msg.openMsg(data, errorBehavior=lenient)
+    except Exception as e:
+        raise Failed("corrupt", f"{node.label}: Outlook message unreadable: "
+                                f"{reason(e)}") from None
+    try:
+        yield from _message(msg, node, state)
+    finally:
+        msg.close()
+
+
+def _message(msg: object, node: Node, state: State) -> Iterator[TextPart]:
+    from pipelines.extract import walk_member
+
+    state.tick()
+    head = [f"{k}: {v}" for k in ("subject", "sender", "to", "cc")
+            if isinstance(v := getattr(msg, k, None), str) and v.strip()]
+    if head:
+        yield TextPart("\n".join(head), node.at("headers"))
+    body = getattr(msg, "body", None)
+    if isinstance(body, str) and body.strip():
+        state.charge(len(body), node.label)
+        yield TextPart(body, node.at("body"))
+    else:
+        for attr, name in (("htmlBody", "body.html"), ("rtfBody", "body.rtf")):
+            raw = getattr(msg, attr, None)
+            if isinstance(raw, bytes) and raw.strip():
+                yield from walk_member(raw, node.child(name), state)
+                break
+    for n, att in enumerate(getattr(msg, "attachments", None) or [], start=1):
+        name = (getattr(att, "longFilename", None) or getattr(att, "shortFilename", None)
+                or f"attachment{n}")
+        content = getattr(att, "data", None)
+        child = node.child(name)
+        state.member(safe_name(child.label))
+        if isinstance(content, bytes):
+            state.charge(len(content), safe_name(child.label))
+            yield from walk_member(content, child, state)
+        elif content is not None and hasattr(content, "attachments"):  # embedded message
+            if child.depth > state.config.max_depth:
+                state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1
+                state.skip(child.label, "too_large", f"{safe_name(child.label)}: nested "
+                           f"deeper than {state.config.max_depth} levels, not opened", note=True)
+                continue
+            yield from _message(content, child, state)
+        else:
+            broken = "BROKEN" in str(getattr(att, "type", "")).upper()
+            state.skip(child.label, "corrupt" if broken else "unsupported",
+                       f"{safe_name(child.label)}: attachment "
+                       f"{'damaged' if broken else 'of a kind not read'}", note=True)

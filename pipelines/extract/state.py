@@ -5,7 +5,9 @@ Format handlers are generators of :class:`TextPart`. They call
 :meth:`State.tick` now and then; limits raise :class:`Stop`, which ends the
 whole run with a status. Problems confined to one member (a corrupt file in
 a zip, an encrypted member) are recorded with :meth:`State.note` and the
-run goes on with the next member.
+run goes on with the next member; content that could not be read at all (a
+member, a table, a page) is also listed with :meth:`State.skip`, so that a
+document is never reported clean for what was never looked at.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leaksentry.config.extract import ExtractConfig
+from pipelines.extract.node import safe_name
+from pipelines.model import Skipped
 
 #: when several members disagree, the document gets the most serious status
 _RANK = {"ok": 0, "unsupported": 1, "error": 2, "corrupt": 3, "encrypted": 4,
@@ -39,6 +43,9 @@ class Failed(Exception):
         self.status = status
         self.message = message
 
+
+#: skipped entries kept per document; the rest are only counted (details["skipped_more"])
+MAX_SKIPPED = 100
 
 _QUOTED = re.compile(r"""(['"]).*?\1""")
 # anything with a run of 4+ digits could be part of an identifier: never echo it
@@ -74,6 +81,8 @@ class State:
     members: int = 0
     parts: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    #: content that could not be read (members, tables, pages), see :meth:`skip`
+    skipped: list[Skipped] = field(default_factory=list)
 
     #: a caller's own deadline (time.monotonic), e.g. to leave time for matching
     until: float | None = None
@@ -90,6 +99,21 @@ class State:
             problems.append(f"{status}: {message}")
         if _RANK.get(status, 2) > _RANK.get(self.status, 0):
             self.status, self.error = status, message
+
+    def skip(self, where: str, status: str, error: str, *, note: bool = False) -> None:
+        """Content at ``where`` ("backup.zip/his.db", "patients", "page 3") was not read:
+        list it (masked, bounded), so the scan is never plain ok for it. The document's
+        status is left as it is, unless ``note`` (a corrupt member, a failed table: the
+        document's status says so, as it always has; an unsupported member never does).
+        ``error`` must already be safe (names through node.safe_name, reasons through
+        :func:`reason`)."""
+        if len(self.skipped) < MAX_SKIPPED:
+            self.skipped.append(Skipped(safe_name(where) or "document", status,
+                                        error[:300]))
+        else:
+            self.details["skipped_more"] = self.details.get("skipped_more", 0) + 1
+        if note and status != "unsupported":
+            self.note(status, error)
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:

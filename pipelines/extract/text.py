@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ import charset_normalizer
 from lxml import etree
 from lxml import html as lxml_html
 
-from pipelines.extract.node import Node
+from pipelines.extract.node import Node, mask_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import CELL_SEP, TextPart
 
@@ -152,11 +153,86 @@ def row_text(cells: list[str]) -> str:
     return text
 
 
-def _dialect(sample: str, kind: str) -> type[csv.Dialect] | csv.Dialect:
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",\t;|")
-    except csv.Error:
-        return csv.excel_tab if kind == "tsv" else csv.excel
+#: a header row holds at most this many labels of at most this many characters
+HEADER_LABELS = 64
+HEADER_CHARS = 64
+_DIGITS4 = re.compile(r"\d{4}")
+
+
+class TableHeader:
+    """Finds a table's header row among its first non-empty rows, for ``TextPart.header``.
+
+    The first non-empty row is the header when it looks like one: no cell holds a run of
+    four digits (identifiers, dates, phone numbers are data). A first row with a single
+    filled cell is a title above the table unless the next row has one filled cell too
+    (then it labels a one-column table): a second header-like row replaces it, a data row
+    leaves the table without a header. Labels are one line each, bounded; the tuple is
+    shared by every row of the table."""
+
+    __slots__ = ("_rows", "done", "header")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.header: tuple[str, ...] | None = None
+        self._rows = 0
+
+    def see(self, cells: list[str]) -> tuple[str, ...] | None:
+        """The header to give this (non-empty) row."""
+        self._rows += 1
+        labels = [" ".join(c.split())[:HEADER_CHARS] for c in cells[:HEADER_LABELS]]
+        filled = sum(1 for x in labels if x)
+        header_like = filled > 0 and not any(_DIGITS4.search(x) for x in labels)
+        if header_like and (self._rows == 1 or filled > 1):
+            while labels and not labels[-1]:
+                labels.pop()
+            self.header = tuple(labels)
+            self.done = self._rows > 1 or filled > 1
+        else:
+            if filled > 1:  # data under a one-cell first row: that row was a title
+                self.header = None
+            self.done = True
+        return self.header
+
+
+_DELIMITERS = ",\t;|"
+_SNIFF_LINES = 64
+
+
+def _unquoted_count(line: str, delimiter: str) -> int:
+    """Occurrences of ``delimiter`` outside double quotes (one linear pass)."""
+    if '"' not in line:
+        return line.count(delimiter)
+    n, quoted = 0, False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delimiter and not quoted:
+            n += 1
+    return n
+
+
+def _dialect(sample: str, kind: str) -> type[csv.Dialect]:
+    """The delimiter that splits the first lines most consistently (``,`` ``\\t`` ``;``
+    ``|``), with standard double quotes. Linear in the sample: ``csv.Sniffer``'s regexes
+    backtrack catastrophically on hostile samples (64 KB of ``,"a`` takes longer than
+    the document's time limit)."""
+    lines = [line for line in sample.splitlines()[:_SNIFF_LINES] if line.strip()]
+    order = "\t,;|" if kind == "tsv" else _DELIMITERS
+    best, best_score = None, (0.0, 0)
+    for delimiter in order:
+        counts = [_unquoted_count(line, delimiter) for line in lines]
+        if not counts:
+            break
+        mode, freq = Counter(counts).most_common(1)[0]
+        if mode == 0:
+            continue
+        score = (freq / len(counts), mode)  # consistency first, then columns
+        if score > best_score:
+            best, best_score = delimiter, score
+    base = csv.excel_tab if kind == "tsv" else csv.excel
+    if best is None or best == base.delimiter:
+        return base
+    return type("SniffedDialect", (base,), {"delimiter": best})
 
 
 def csv_rows(data: bytes, node: Node, state: State, kind: str = "csv") -> Iterator[TextPart]:
@@ -168,11 +244,13 @@ def csv_rows(data: bytes, node: Node, state: State, kind: str = "csv") -> Iterat
     state.details.setdefault("csv_delimiter", repr(dialect.delimiter))
     reader = csv.reader(stream, dialect)
     loc, n = node.label, 0
+    head = TableHeader()
     try:
         for n, row in enumerate(reader, start=1):
             if n % 4096 == 0:
                 state.tick()
-            yield TextPart(row_text(row), loc, n)
+            header = head.header if head.done or not any(row) else head.see(row)
+            yield TextPart(row_text(row), loc, n, header)
     except csv.Error as e:
         raise Failed("corrupt", f"{node.label}: CSV unreadable after row {n}: "
                                 f"{reason(e)}") from None
@@ -185,6 +263,49 @@ _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "
           "title", "hr", "form", "textarea", "option"}
 _CELL = {"td", "th"}
 _INVISIBLE = ("script", "style", "noscript", "template", "head/meta", "head/link")
+#: inline elements that style part of a word ("<b>A</b>123456(7)"): no separator at their
+#: edges. Every other element boundary separates text (a <span> holding a name and the
+#: <span> or <div> holding an HKID are two fields, never one word).
+_IN_WORD = {"b", "i", "u", "em", "strong", "font", "small", "big", "sup", "sub", "mark",
+            "s", "strike", "del", "ins", "tt", "code", "kbd", "var", "abbr", "bdi", "bdo",
+            "wbr"}
+_SPACES_RUN = re.compile(r"[ \u00a0]+")
+
+
+def walk_events(el: Any) -> Iterator[tuple[str, Any]]:
+    """("start"/"end", node) over an element and everything under it, comments and
+    processing instructions included (lxml's iterwalk skips them, and with them the text
+    that follows them); iterative, so a deep tree cannot exhaust the stack."""
+    yield "start", el
+    stack = [(el, iter(el))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield "end", node
+        else:
+            yield "start", child
+            stack.append((child, iter(child)))
+
+
+def mark_boundaries(root: Any) -> None:
+    """Write the separators into the tree (text at an element's start is text before
+    it, textually): block elements on lines of their own, table cells ended by a tab,
+    other element boundaries a space, so that lxml's C ``text_content()`` never glues
+    text of adjacent elements into one token."""
+    for el in root.iter():
+        tag = el.tag
+        if not isinstance(tag, str) or tag in _IN_WORD:
+            continue
+        if tag in _BLOCK:
+            before = after = "\n"
+        elif tag in _CELL:
+            before, after = " ", "\t"
+        else:
+            before = after = " "
+        el.text = before + el.text if el.text else before
+        el.tail = after + el.tail if el.tail else after
 
 
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
@@ -201,6 +322,7 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         raise Failed("corrupt", f"{node.label}: HTML unreadable: {reason(e)}") from None
     for bad in root.xpath("//script|//style|//noscript|//template"):
         bad.drop_tree()
+    mark_boundaries(root)
     # data tables (no table inside) become row records: "table 2", row 5
     tables = [t for t in root.iter("table") if not t.xpath(".//table")]
     for n, table in enumerate(tables, start=1):
@@ -212,14 +334,8 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
                 yield TextPart(row_text(cells), node.at(f"table {n}"), r)
         if rows:
             table.drop_tree()
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        if el.tag in _BLOCK:
-            el.tail = "\n" + (el.tail or "")
-        elif el.tag in _CELL:
-            el.tail = "\t" + (el.tail or "")
-    out = "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
+    lines = (_SPACES_RUN.sub(" ", line).strip() for line in root.text_content().splitlines())
+    out = "\n".join(line for line in lines if line)
     state.tick()
     if out:
         yield TextPart(out, node.location)
@@ -272,10 +388,11 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
     record's fields stay together), at the JSON path of the container ("$.patients[3]")."""
     from pipelines.extract.encoded import embedded
 
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[Any, str, str | None]] = [(value, path, None)]
+    names: dict[str, str] = {}
     count = 0
     while stack:
-        obj, p = stack.pop()
+        obj, p, key = stack.pop()
         count += 1
         if count % 1024 == 0:
             state.tick()
@@ -287,12 +404,22 @@ def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[Tex
             if isinstance(obj, str | int | float) and not isinstance(obj, bool):
                 yield TextPart(str(obj), node.at(p))
             continue
-        lines: list[str] = []
-        nested: list[tuple[Any, str]] = []
+        # an object's key is content too (an export keyed by HKID): it heads the part of
+        # the value it names, beside that record's fields; paths carry it masked
+        lines: list[str] = [key] if key else []
+        nested: list[tuple[Any, str, str | None]] = []
         for k, v in items:
-            sub = f"{p}[{k}]" if isinstance(k, int) else f"{p}.{k}"
+            if isinstance(k, int):
+                sub = f"{p}[{k}]"
+            else:
+                masked = names.get(k)
+                if masked is None:  # export keys repeat: mask each distinct key once
+                    masked = mask_name(k)
+                    if len(names) < 4096:
+                        names[k] = masked
+                sub = f"{p}.{masked}"
             if isinstance(v, dict | list):
-                nested.append((v, sub))
+                nested.append((v, sub, None if isinstance(k, int) else k))
             elif isinstance(v, str | int | float) and not isinstance(v, bool):
                 s = str(v)
                 lines.append(s if isinstance(k, int) else f"{k}: {s}")

@@ -27,6 +27,7 @@ import numpy as np
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.errors import ConfigError
 from pipelines.match.digest import Digester
+from pipelines.match.exposed import MAX_LABEL, Categories, Exposure, Runs
 from pipelines.match.finder import Candidate, Finder
 from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
 from pipelines.match.keys import read_key
@@ -151,6 +152,7 @@ class _State:
     record_level: set[int] = field(default_factory=set)
     unmatched: dict[str, set[int]] = field(default_factory=dict)
     snippets: list[str] = field(default_factory=list)
+    exposure: Exposure | None = None
 
 
 class Matcher:
@@ -172,6 +174,7 @@ class Matcher:
         self._evaluator = None if fast is None else fast.Evaluator(
             key, [(k.prefix, k.upper, k.delete, k.checksum) for k in self.kinds])
         self._checked = [k.name for k in self.kinds if k.has_checksum]
+        self._categories = Categories(self.config.categories.additions())
 
     @property
     def engine(self) -> str:
@@ -200,7 +203,8 @@ class Matcher:
     # -- scanning -------------------------------------------------------------------------------
 
     def scan(self, parts: Iterable[TextPart]) -> ScanResult:
-        state = _State(unmatched={name: set() for name in self._checked})
+        state = _State(unmatched={name: set() for name in self._checked},
+                       exposure=Exposure(self._categories, self.redact_labels))
         limit = self.config.batch_bytes
         # one growing buffer per batch: no per-part bytes objects or TextParts are kept
         # (a part's text is freed as soon as it is encoded), only (location, row). A
@@ -210,6 +214,9 @@ class Matcher:
         first: bytes | None = None
         starts: list[int] = [1]  # offset of each part's first byte, then the end sentinel
         metas: list[_Meta] = []
+        # where the table header changes: one entry per table (or text run), not per row
+        runs: Runs = []
+        header = runs  # never a part's header: the first part starts a run
         sep = _SEP
         for part in parts:
             state.parts += 1
@@ -217,10 +224,14 @@ class Matcher:
             data = text if type(text) is bytes else text.encode("utf-8", "replace")
             if metas and (starts[-1] - 1 + len(data) > limit or len(metas) == _BATCH_PARTS):
                 with _gc_paused():
-                    self._scan_batch(self._batch(buf, first), starts, metas, state)
+                    self._scan_batch(self._batch(buf, first), starts, metas, runs, state)
                 buf = bytearray(_SEP)
                 first = None
-                starts, metas = [1], []
+                starts, metas, runs = [1], [], []
+                header = runs
+            if part.header is not header:
+                header = part.header
+                runs.append((len(metas), header))
             if not metas:
                 first = data
             else:
@@ -236,7 +247,7 @@ class Matcher:
             data = self._batch(buf, first)
             del buf, first
             with _gc_paused():
-                self._scan_batch(data, starts, metas, state)
+                self._scan_batch(data, starts, metas, runs, state)
         with _gc_paused():
             return self._result(state)
 
@@ -314,8 +325,8 @@ class Matcher:
             found[keep], idx[keep] = f, ix
         return ok, q, found, idx, [canon[i] for i in np.flatnonzero(found).tolist()]
 
-    def _scan_batch(self, buf: bytes, starts: list[int],
-                    metas: list[_Meta], state: _State) -> None:
+    def _scan_batch(self, buf: bytes, starts: list[int], metas: list[_Meta], runs: Runs,
+                    state: _State) -> None:
         ck, cs, ce = self.finder.find_arrays(buf)
         if not len(ck):
             return
@@ -328,6 +339,8 @@ class Matcher:
         q, found, idx = q[keep], found[keep], idx[keep]
         fp = self.fingerprints
         part_of = np.searchsorted(np.asarray(starts, dtype=np.int64), vs, "right") - 1
+        if state.exposure is not None:
+            state.exposure.add_batch(buf, starts, runs, len(metas), part_of, vs, ve)
         n = len(fp.digests)
         hit_idx = np.flatnonzero(found)
         # register records of the hits only (other rows of `records` are never read)
@@ -517,6 +530,9 @@ class Matcher:
         unmatched = {k: len(v) for k, v in state.unmatched.items()}
         severity, risk = assess(len(refs), len(state.record_level),
                                 max(unmatched.values(), default=0), self.config.severity)
+        fields_, categories = [], []
+        if state.exposure is not None and (refs or severity != "none"):  # a hit
+            fields_, categories = state.exposure.result(identifiers=True)
         distinct = list(dict.fromkeys(refs.values()))
         if fp.ref_table:  # row numbers are already in order
             _natural_sort(distinct)
@@ -534,4 +550,25 @@ class Matcher:
             unmatched_valid=unmatched,
             parts=state.parts,
             snippets=state.snippets,
+            exposed_fields=fields_,
+            exposed_categories=categories,
         )
+
+    def redact_labels(self, labels: list[str]) -> list[str]:
+        """Labels (stranger-controlled: table headers, SQL column names) made safe to store:
+        one line of at most 64 characters, every identifier-shaped token of every kind
+        masked (valid or not, as in snippets), any other run of 4+ digits starred."""
+        if not labels:
+            return []
+        lines = [" ".join(x.split())[:MAX_LABEL] for x in labels]
+        buf = b"\n" + "\n".join(lines).encode("utf-8", "replace") + b"\n"
+        out: list[str] = []
+        cur = 0
+        for ki, s, e in self.finder.find(buf):
+            kind = self.kinds[ki]
+            out.append(buf[cur:s].decode("utf-8", "replace"))
+            out.append(kind.mask_b(kind.canonical_b(buf[s:e])))
+            cur = e
+        out.append(buf[cur:].decode("utf-8", "replace"))
+        text = _DIGIT_RUN.sub(lambda m: "*" * len(m.group()), "".join(out))
+        return text[1:-1].split("\n")

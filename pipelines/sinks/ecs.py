@@ -19,8 +19,8 @@ snippet) passes through :func:`pipelines.sinks.scrub.scrub` again.
 
 What is indexed and what is only shown: the fields analysts filter and
 aggregate on (time, severity, source, domain, file, record refs, records
-total, kinds, status) are mapped; the per-match list (masked identifier,
-record ref, location, count) and minor counters live under
+total, kinds, status, exposed fields and categories) are mapped; the per-match
+list (masked identifier, record ref, location, count) and minor counters live under
 ``leaksentry.detail``, an object with ``enabled: false`` — kept in ``_source``
 so Discover shows it, but not indexed. Indexing every match of every hit made
 each document several times more expensive to index for fields nobody
@@ -98,6 +98,16 @@ def domain_of(url: str) -> str | None:
     except ValueError:
         return None
     return host.lower() if host else None
+
+
+#: skipped entries listed per document (the scan keeps at most 100 itself)
+MAX_SKIPPED = 100
+
+
+def skipped_list(finding: Finding) -> list[dict[str, str]]:
+    """What could not be read, scrubbed again (names are stranger-controlled)."""
+    return [{"where": scrub(s.where) or "", "status": s.status, "error": scrub(s.error) or ""}
+            for s in finding.result.skipped[:MAX_SKIPPED]]
 
 
 def _file(f: Finding) -> dict[str, Any]:
@@ -179,6 +189,10 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             "last_seen": _iso(finding.fetched_at),
             "sightings": 1,
             "snippets": [s for s in (scrub(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
+            "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+            "exposed_categories": list(r.exposed_categories),
+            "partial": r.partial,
+            "skipped": skipped_list(finding),
             # shown, not indexed (``enabled: false``): see the module docstring
             "detail": {
                 "matches": matches,
@@ -234,6 +248,8 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
             "severity": r.severity,
             "hit": r.hit,
             "matched_records": r.matched_records,
+            "partial": r.partial,
+            "skipped": skipped_list(finding),
             "detail": {"http_status": finding.http_status, "parts": r.parts},
         },
     }

@@ -2,7 +2,8 @@
 
 Every scanned document gets a ``documents`` row (coverage), every hit a
 ``hits`` row holding what the Elasticsearch hit document holds — masked
-identifiers, record refs, locations, counts, severity, masked snippets —
+identifiers, record refs, locations, counts, severity, masked snippets, what
+the document exposed (field labels and categories) —
 so ``leaksentry hits`` works with no cluster at all.
 """
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.model import SEVERITIES, Finding, StoredHit, severity_rank
-from pipelines.sinks.ecs import domain_of, records_key, ref_order
+from pipelines.sinks.ecs import domain_of, records_key, ref_order, skipped_list
 from pipelines.sinks.scrub import scrub
 
 
@@ -42,6 +43,8 @@ class HitRecord:
     matches: list[dict[str, Any]]
     unmatched_valid: dict[str, int]
     snippets: list[str]
+    exposed_fields: list[str]
+    exposed_categories: list[str]
     first_seen: datetime
     last_seen: datetime
     sightings: int
@@ -57,6 +60,8 @@ class HitRecord:
             "record_refs": list(self.record_refs), "records_key": self.records_key,
             "kinds": list(self.kinds), "matches": list(self.matches),
             "unmatched_valid": dict(self.unmatched_valid), "snippets": list(self.snippets),
+            "exposed_fields": list(self.exposed_fields),
+            "exposed_categories": list(self.exposed_categories),
             "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
             "sightings": self.sightings,
         }
@@ -92,9 +97,10 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
     tx.execute(
         "INSERT INTO documents(url, source, sha256, size, content_type, filename, item_id,"
         " http_status, status, error, severity, matched_records, scanned_at, first_seen,"
-        " last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " last_seen, skipped, partial) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(sha256, url) DO UPDATE SET status=excluded.status,"
         " error=excluded.error, severity=excluded.severity,"
+        " skipped=excluded.skipped, partial=excluded.partial,"
         " matched_records=excluded.matched_records, scanned_at=excluded.scanned_at,"
         " http_status=excluded.http_status, source=excluded.source,"
         " first_seen=min(documents.first_seen, excluded.first_seen),"
@@ -102,7 +108,8 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " sightings=documents.sightings + 1",
         (url, finding.source, finding.sha256, finding.size, finding.content_type, filename,
          scrub(finding.item_id), finding.http_status, r.status, error, r.severity,
-         r.matched_records, seen, seen, seen),
+         r.matched_records, seen, seen, seen, json.dumps(skipped_list(finding)),
+         int(r.partial)),
     )
     if not r.hit:
         return None
@@ -122,15 +129,17 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         "INSERT INTO hits(document_id, url, domain, source, sha256, size, content_type, filename,"
         " item_id, status, severity, severity_rank, risk_score, matched_records,"
         " record_level_records, record_refs, records_key, kinds, matches, unmatched_valid,"
-        " snippets, parts, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-        "?,?,?,?)",
+        " snippets, exposed_fields, exposed_categories, parts, first_seen, last_seen)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (doc_id, url, domain_of(finding.url), finding.source, finding.sha256, finding.size,
          finding.content_type, filename, scrub(finding.item_id), r.status, r.severity,
          severity_rank(r.severity), int(r.risk_score), r.matched_records,
          len(set(r.record_level_refs)), json.dumps(sorted(set(r.record_refs), key=ref_order)), key,
          json.dumps(sorted({m.kind for m in r.matches})), json.dumps(matches),
          json.dumps(dict(r.unmatched_valid), sort_keys=True),
-         json.dumps([scrub(s) for s in r.snippets]), r.parts, seen, seen),
+         json.dumps([scrub(s) for s in r.snippets]),
+         json.dumps([scrub(x) for x in r.exposed_fields], ensure_ascii=False),
+         json.dumps(list(r.exposed_categories)), r.parts, seen, seen),
     )
     hit_id = cur.lastrowid
     assert hit_id is not None
@@ -147,7 +156,10 @@ def _record(row: sqlite3.Row) -> HitRecord:
         record_refs=json.loads(row["record_refs"]), records_key=row["records_key"],
         kinds=json.loads(row["kinds"]), matches=json.loads(row["matches"]),
         unmatched_valid=json.loads(row["unmatched_valid"]),
-        snippets=json.loads(row["snippets"]), first_seen=_dt(row["first_seen"]),
+        snippets=json.loads(row["snippets"]),
+        exposed_fields=json.loads(row["exposed_fields"]),
+        exposed_categories=json.loads(row["exposed_categories"]),
+        first_seen=_dt(row["first_seen"]),
         last_seen=_dt(row["last_seen"]), sightings=row["sightings"],
     )
 

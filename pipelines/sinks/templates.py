@@ -24,9 +24,13 @@ TEXT: dict[str, Any] = {"type": "text"}
 #: kept in _source (Discover shows it) but not indexed: the per-match list, minor counters
 SHOWN: dict[str, Any] = {"type": "object", "enabled": False}
 
+#: content of a document that could not be read (pipelines.model.Skipped)
+SKIPPED: dict[str, Any] = {"properties": {"where": KW, "status": KW, "error": TEXT}}
+
 #: bumped when a mapping changes; stored in the template's _meta (`es check` compares the
-#: whole content, so a hand-edited template is found too)
-TEMPLATE_VERSION = 3
+#: whole content, so a hand-edited template is found too). 4: exposed_fields and
+#: exposed_categories on hits; 5: skipped and partial on hits and documents
+TEMPLATE_VERSION = 5
 #: the ``wildcard`` field type (``url.full``) exists from these server versions on
 WILDCARD_SINCE = {"elasticsearch": (7, 9), "opensearch": (2, 15)}
 
@@ -59,8 +63,11 @@ def hits_mapping() -> dict[str, Any]:
         "leaksentry": _obj(
             source=KW, item_id=KW, path=KW, severity=KW, status=KW, matched_records=INT,
             record_refs=KW, records_key=KW, kinds=KW, unmatched_valid_total=INT,
-            last_seen=DATE, sightings=INT, snippets=TEXT, detail=SHOWN,
+            last_seen=DATE, sightings=INT, snippets=TEXT, partial=BOOL, skipped=SKIPPED,
+            detail=SHOWN,
             evidence=_obj(stored=BOOL, sha256=KW, size=LONG, error=TEXT),
+            # what the upload exposed: field labels and their categories (name, gender ...)
+            exposed_fields=KW, exposed_categories=KW,
         ),
     })
     return {"dynamic": "strict", "properties": props}
@@ -70,7 +77,7 @@ def documents_mapping() -> dict[str, Any]:
     props = _common_ecs()
     props["leaksentry"] = _obj(
         source=KW, item_id=KW, path=KW, status=KW, error=TEXT, severity=KW, hit=BOOL,
-        matched_records=INT, detail=SHOWN,
+        matched_records=INT, partial=BOOL, skipped=SKIPPED, detail=SHOWN,
     )
     return {"dynamic": "strict", "properties": props}
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from leaksentry.config import Settings
     from leaksentry.config.cluster import ClusterConfig
     from leaksentry.config.sources import SourceConfig
+    from scheduler.snapshot import ConfigSnapshot
 
 #: the one task name; the job's ``kind`` says what to run
 TASK = "leaksentry.crawl"
@@ -87,11 +88,19 @@ class Job:
 
     def check(self) -> None:
         """The config arrived intact (else the job is refused)."""
-        if hashlib.sha256(self.config.encode()).hexdigest() != self.config_sha256:
+        if hashlib.sha256(self.config.encode("utf-8")).hexdigest() != self.config_sha256:
             raise ValueError("the job's config does not match its SHA-256")
 
 
-def config_snapshot(settings: Settings) -> tuple[str, str]:
-    """(text, sha256) of the config the daemon runs with: what a job carries."""
-    text = settings.text or ""
-    return text, hashlib.sha256(text.encode()).hexdigest()
+def config_snapshot(settings: Settings, snapshot: ConfigSnapshot | None = None
+                    ) -> tuple[str, str]:
+    """(text, sha256) of the config a job carries: the daemon's validated snapshot
+    (scheduler.snapshot), else the file the settings came from (a crawl process,
+    which was handed its file with its hash)."""
+    if snapshot is not None:
+        raw = snapshot.path.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != snapshot.sha256:
+            raise ValueError(f"{snapshot.path}: config snapshot changed on disk")
+    else:
+        raw = settings.path.read_bytes() if settings.path is not None else b""
+    return raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from leaksentry.config.cluster import ClusterConfig
     from leaksentry.store import Store
     from scheduler.metrics import DaemonMetrics
+    from scheduler.snapshot import ConfigSnapshot
 
 log = logging.getLogger("leaksentry.scheduler.cluster")
 
@@ -54,14 +55,17 @@ def send(cluster: ClusterConfig, job: Job) -> None:
 
 
 def enqueue_crawl(settings: Settings, source: str, store: Store,
-                  metrics: DaemonMetrics | None = None) -> str | None:
-    """Enqueue one crawl of ``source``; returns the job id, None when not enqueued."""
+                  metrics: DaemonMetrics | None = None,
+                  snapshot: ConfigSnapshot | None = None) -> str | None:
+    """Enqueue one crawl of ``source``; returns the job id, None when not enqueued.
+    The job carries ``snapshot`` (the daemon's validated config, scheduler.snapshot):
+    a worker crawls with exactly those bytes, checked by their SHA-256."""
     import redis
     from kombu.exceptions import KombuError, OperationalError
 
     cluster = settings.cluster
     src = settings.crawler.effective(settings.source(source))
-    text, sha = config_snapshot(settings)
+    text, sha = config_snapshot(settings, snapshot)
     job = Job(source=source, config=text, config_sha256=sha, queue=queue_for(src, cluster))
     started = datetime.now(UTC)
     client = connect(cluster)

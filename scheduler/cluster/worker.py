@@ -170,8 +170,8 @@ class Worker:
             return {"outcome": "refused"}
         path = self.workdir / f"{job.job_id}-{job.part or 0}.toml"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(job.config)
+        with os.fdopen(fd, "wb") as f:
+            f.write(job.config.encode("utf-8"))
         try:
             return self._run(job, path)
         finally:
@@ -181,7 +181,8 @@ class Worker:
         from celery.exceptions import Reject
 
         try:
-            settings = load_config(path if job.config else None)
+            settings = load_config(path if job.config else None,
+                                   sha256=job.config_sha256 if job.config else None)
         except ConfigError as exc:
             log.error("job %s for %s refused: its config is invalid here: %s", job.job_id,
                       job.source, str(exc).splitlines()[0])
@@ -219,7 +220,10 @@ class Worker:
 
         store = Store(settings.state.db)
         try:
-            result = run_crawl(store, job.source, path, timeout=sched.timeout + d.timeout_margin,
+            # the crawl checks the file's hash too, as it does for the daemon's snapshot
+            result = run_crawl(store, job.source, path if job.config else None,
+                               config_sha256=job.config_sha256 if job.config else None,
+                               timeout=sched.timeout + d.timeout_margin,
                                kill_after=d.kill_after, base_command=d.crawl_command,
                                running=self.running, env=env,
                                unhealthy_after=int(src.unhealthy_after or 3),

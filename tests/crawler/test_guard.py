@@ -11,6 +11,7 @@ from scrapy.http import Request
 
 from crawler.middlewares.guard import (
     BlockedAddress,
+    GuardPolicy,
     NetworkGuardMiddleware,
     blocked_reason,
     check_url,
@@ -112,3 +113,85 @@ def test_allow_private_lets_loopback_through(crawl_ws: CrawlWorkspace, faults) -
                      "allow_private": True}])
     r = crawl_ws.crawl("lo")
     assert r.run["outcome"] == "ok" and r.run["new"] == 1, r.output
+
+
+@pytest.mark.parametrize("address, reason", [
+    ("2002:7f00:1::", "loopback"), ("2002:a9fe:a9fe::1", "cloud metadata"),
+    ("2002:0a00:0001::", "private"), ("2002:a9fe:0101::", "link-local"),
+    # Teredo: the client IPv4 is stored inverted (here 127.0.0.1 and 169.254.169.254)
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "cloud metadata"),
+    ("64:ff9b::a9fe:a9fe", "cloud metadata"), ("64:ff9b::7f00:1", "loopback"),
+    ("::127.0.0.1", "loopback"), ("::ffff:169.254.169.254", "cloud metadata"),
+])
+def test_ipv6_forms_embedding_ipv4_are_judged_as_that_ipv4(address: str, reason: str) -> None:
+    got = blocked_reason(address)
+    assert got is not None and reason in got, got
+    # allow_private opens them only where it opens the embedded IPv4
+    opened = GuardPolicy(allow_private=True).reason(address) is None
+    assert opened == (reason in ("loopback", "private"))
+
+
+def test_6to4_of_a_public_address_passes() -> None:
+    assert blocked_reason("2002:5db8:d822::1") is None  # 93.184.216.34
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "169.254.1.1",
+                                     "fe80::1", "0.0.0.0", "224.0.0.1", "100.100.100.200",
+                                     "2002:a9fe:a9fe::"])
+def test_allow_private_never_opens_metadata_or_link_local(address: str) -> None:
+    assert GuardPolicy(allow_private=True).reason(address, "h", 80) is not None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.1.1",
+                                     "172.16.0.9", "fd12:3456::1", "100.64.0.1"])
+def test_allow_private_opens_private_ranges(address: str) -> None:
+    assert GuardPolicy(allow_private=True).reason(address, "h", 80) is None
+    assert GuardPolicy().reason(address, "h", 80) is not None
+
+
+def test_private_hosts_scope_allow_private_to_the_named_hosts() -> None:
+    policy = GuardPolicy(allow_private=True,
+                         private_hosts=("127.0.0.1:8080", "intranet.example", "[::1]:9"))
+    assert policy.reason("127.0.0.1", "127.0.0.1", 8080) is None
+    assert "outside private_hosts" in (policy.reason("127.0.0.1", "127.0.0.1", 8081) or "")
+    assert policy.reason("10.0.0.5", "intranet.example", 443) is None
+    assert policy.reason("10.0.0.5", "other.example", 443) is not None
+    assert policy.reason("::1", "::1", 9) is None and policy.reason("::1", "::1", 8) is not None
+    assert policy.reason("127.0.0.1", None, None) is not None  # unknown host: refused
+    # the resolver knows only the name: any port of a named host
+    assert policy.reason("127.0.0.1", "127.0.0.1", None) is None
+
+
+def test_middleware_applies_the_scoped_policy() -> None:
+    mw = NetworkGuardMiddleware(pinned_resolver({"in.example": ["10.0.0.7"]}, nxdomain),
+                                GuardPolicy(allow_private=True, private_hosts=("in.example",)))
+    asyncio.run(mw.process_request(Request("http://in.example/a")))
+    with pytest.raises(BlockedAddress, match="outside private_hosts"):
+        asyncio.run(mw.process_request(Request("http://127.0.0.1:9/")))
+    with pytest.raises(BlockedAddress, match="cloud metadata"):
+        asyncio.run(mw.process_request(Request("http://169.254.169.254/")))
+
+
+def test_allow_private_source_cannot_reach_metadata_or_unnamed_hosts_in_a_crawl(
+        crawl_ws: CrawlWorkspace, faults, loopback) -> None:
+    """A real crawl: allow_private with private_hosts naming the fault server; another
+    loopback server (not named) and the metadata address are refused."""
+    from servers.loopback import QuietHandler
+
+    class Other(QuietHandler):
+        def do_GET(self) -> None:
+            self.server.hits += 1  # type: ignore[attr-defined]
+            self.send_body(200, b"other")
+
+    other = loopback(Other, hits=0)
+    port = faults.base.rsplit(":", 1)[1]
+    crawl_ws.write([{"name": "lo", "kind": "watch", "retry_max": 0, "allow_private": True,
+                     "private_hosts": [f"127.0.0.1:{port}"],
+                     "urls": [f"{faults.base}/ok.txt", f"{other.url}/x.txt",
+                              "http://169.254.169.254/latest/meta-data/"]}])
+    r = crawl_ws.crawl("lo")
+    assert r.run["outcome"] == "ok", r.output
+    assert [d["url"] for d in crawl_ws.docs()] == [f"{faults.base}/ok.txt"]
+    assert r.run["statuses"].get("blocked") == 2, r.run
+    assert other.httpd.hits == 0

@@ -166,35 +166,37 @@ class _FakePlaywrightRequest:
 
 @pytest.mark.parametrize("rtype", sorted(BLOCKED_RESOURCE_TYPES))
 def test_abort_request_blocks_heavy_resources(rtype: str) -> None:
-    abort = make_abort_request(block_resources=True, allow_private=True)
+    abort = make_abort_request(block_resources=True)
     assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is True
-    keep = make_abort_request(block_resources=False, allow_private=True)
+    keep = make_abort_request(block_resources=False)
     assert asyncio.run(keep(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is False
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",
-                                 "http://127.0.0.1:9/", "http://10.1.2.3/", "file:///etc/passwd",
-                                 "http://metadata.google.internal/"])
-def test_abort_request_applies_the_network_guard_to_browser_requests(url: str) -> None:
-    abort = make_abort_request(block_resources=True, allow_private=False)
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "chrome://settings/", "ftp://x.test/",
+                                 "ws-unknown://x/", "filesystem:http://x/temporary/a"])
+def test_abort_request_refuses_non_http_schemes(url: str) -> None:
+    """Addresses are checked by the guard proxy (test_render_guard.py); schemes here."""
+    abort = make_abort_request(block_resources=True)
     for rtype in ("document", "xhr", "fetch", "script"):
         assert asyncio.run(abort(_FakePlaywrightRequest(url, rtype))) is True
 
 
 def test_abort_request_lets_scripts_and_api_calls_through() -> None:
-    abort = make_abort_request(block_resources=True, allow_private=True)
+    abort = make_abort_request(block_resources=True)
     for rtype in ("document", "script", "xhr", "fetch"):
         assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/a", rtype))) is False
 
 
 def test_render_meta_never_hands_pages_to_callbacks() -> None:
     src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
-                       render=True, wait_selector="a.paste", wait_timeout=5)
+                       render=True, wait_selector="a.paste", wait_timeout=5,
+                       max_download_size=2**20)
     meta = render_meta(src, src.wait_selector)
     assert meta["playwright"] is True and meta["playwright_include_page"] is False
-    (method,) = meta["playwright_page_methods"]
+    method, size = meta["playwright_page_methods"]
     assert method.method == "wait_for_selector" and method.args == ("a.paste",)
     assert method.kwargs["timeout"] == 5000
+    assert size.method == "evaluate" and size.args[1] == src.max_download_size
     idle = render_meta(src, None)["playwright_page_methods"][0]
     assert idle.method == "wait_for_load_state" and idle.args == ("networkidle",)
 
@@ -241,28 +243,23 @@ def test_rendered_identifiers_become_hits_through_the_real_scanner(js_site: Rend
         assert form not in res.output and form not in hits.stdout
 
 
-def test_rendered_response_from_a_refused_address_is_discarded() -> None:
-    """Redirect hops inside Chromium bypass the downloader middlewares; the address the
-    final response came from is checked instead."""
-    from ipaddress import ip_address
-
+def test_rendered_response_refused_by_the_guard_proxy_is_discarded() -> None:
+    """Redirect hops inside Chromium bypass the downloader middlewares; the guard proxy
+    answers a refused hop with a marked 403, and the callback discards it."""
     from scrapy.http import HtmlResponse
 
+    from crawler.guard_proxy import REFUSED_HEADER
     from crawler.playwright import blocked_response
 
-    src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
-                       render=True)
-    meta_ip = HtmlResponse("https://example.org/", body=b"<html></html>", flags=["playwright"],
-                           ip_address=ip_address("169.254.169.254"))
-    reason = blocked_response(meta_ip, src)
-    assert reason and "169.254.169.254" in reason and "example.org" in reason
-    public = HtmlResponse("https://example.org/", body=b"", flags=["playwright"],
-                          ip_address=ip_address("93.184.215.14"))
-    assert blocked_response(public, src) is None
-    allowed = src.model_copy(update={"allow_private": True})
-    assert blocked_response(meta_ip, allowed) is None
-    plain = HtmlResponse("https://example.org/", body=b"", ip_address=ip_address("10.0.0.1"))
-    assert blocked_response(plain, src) is None  # not rendered: the middleware checked it
+    msg = "169.254.169.254:80: refused: 169.254.169.254 is a cloud metadata address"
+    refused = HtmlResponse("http://169.254.169.254/", status=403, body=b"x",
+                           flags=["playwright"], headers={REFUSED_HEADER: msg})
+    assert blocked_response(refused) == msg
+    site_403 = HtmlResponse("https://example.org/", status=403, body=b"", flags=["playwright"])
+    assert blocked_response(site_403) is None
+    plain = HtmlResponse("https://example.org/", status=403, body=b"",
+                         headers={REFUSED_HEADER: msg})
+    assert blocked_response(plain) is None  # not rendered: the middleware checked it
 
 
 class _FakePage:
@@ -298,3 +295,48 @@ def test_page_pool_reuses_closes_surplus_and_closes_everything_at_the_end() -> N
     pool, pages = asyncio.run(scenario())
     assert all(p.closed for p in pages)
     assert pool.closed == 3 and pool.free == []
+
+
+def test_rendered_response_middleware_applies_size_and_guard() -> None:
+    from scrapy.http import HtmlResponse, Request
+
+    from crawler.guard_proxy import REFUSED_HEADER
+    from crawler.middlewares.guard import BlockedAddress
+    from crawler.playwright import RenderedResponseMiddleware, RenderedTooLarge
+
+    mw = RenderedResponseMiddleware(maxsize=100)
+    req = Request("https://example.org/")
+    small = HtmlResponse(req.url, body=b"x" * 100, flags=["playwright"])
+    assert mw.process_response(req, small) is small
+    with pytest.raises(RenderedTooLarge, match="maxsize"):
+        mw.process_response(req, HtmlResponse(req.url, body=b"x" * 101, flags=["playwright"]))
+    plain = HtmlResponse(req.url, body=b"x" * 101)  # Scrapy's own download: its own limit
+    assert mw.process_response(req, plain) is plain
+    refused = HtmlResponse(req.url, status=403, body=b"", flags=["playwright"],
+                           headers={REFUSED_HEADER: "x: refused: 10.0.0.1 is a private address"})
+    with pytest.raises(BlockedAddress, match="refused"):
+        mw.process_response(req, refused)
+
+
+def test_browser_requests_carry_no_credential_headers() -> None:
+    """Chromium sends the Scrapy headers on every navigation of a page (iframes of any
+    origin) and Playwright keeps them across redirects: credentials never go in."""
+    from scrapy.http import Headers
+
+    from crawler.playwright import make_header_filter
+
+    class FakeRequest:
+        url = "https://other.example/frame"
+
+        async def all_headers(self) -> dict[str, str]:
+            return {"user-agent": "chromium"}
+
+        def is_navigation_request(self) -> bool:
+            return True
+
+    headers = Headers({"X-Api-Key": "k", "Authorization": "Bearer t", "X-Feed": "f",
+                       "Accept": "text/html", "User-Agent": "leaksentry"})
+    got = asyncio.run(make_header_filter("X-Feed")(
+        browser_type_name="chromium", playwright_request=FakeRequest(),
+        scrapy_request_data={"headers": headers}))
+    assert {k.lower() for k in got} == {"accept", "user-agent"}

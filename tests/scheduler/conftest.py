@@ -127,7 +127,7 @@ class DaemonHarness:
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = self.root / f"daemon-{len(self.logs)}.log"
         self.logs.append(log)
-        e = {**os.environ, **(env or {})}
+        e = {**os.environ, "FAKE_CRAWL_HOME": str(self.root), **(env or {})}
         e.pop("LEAKSENTRY_CONFIG", None)
         proc = subprocess.Popen(
             [str(LEAKSENTRY), "run", "--config", str(self.config), *args],

@@ -9,7 +9,10 @@ same store API as the real crawl. Real crawls are tested in test_daemon_real.py.
 Behaviour per source comes from fake_crawl.json next to the config file:
 {"NAME": {"mode": "ok" | "slow" | "hang" | "stubborn" | "fail" | "crash",
           "sleep": seconds}}; default "ok". Every start and end is appended
-to crawls.log next to the config file.
+to crawls.log next to the config file. The daemon hands crawls its config
+snapshot in the state dir: then "next to the config file" is $FAKE_CRAWL_HOME
+(the harness sets it). Like the real crawl it refuses a config whose hash is
+not --config-sha256 (exit 2).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from pathlib import Path
 
 def main() -> int:
     name, config = sys.argv[1], Path(sys.argv[sys.argv.index("--config") + 1])
-    here = config.parent
+    sha = sys.argv[sys.argv.index("--config-sha256") + 1] if "--config-sha256" in sys.argv \
+        else None
+    here = Path(os.environ.get("FAKE_CRAWL_HOME") or config.parent)
     spec = (
         json.loads((here / "fake_crawl.json").read_text()).get(name, {})
         if (here / "fake_crawl.json").exists()
@@ -56,11 +61,16 @@ def main() -> int:
         return 3
 
     from leaksentry.config import load_config
+    from leaksentry.errors import ConfigError
     from leaksentry.store import Store
     from leaksentry.store.runs import record_run
     from pipelines.model import RunSummary
 
-    settings = load_config(config)
+    try:
+        settings = load_config(config, sha256=sha)
+    except ConfigError as exc:
+        print(f"fake crawl: {exc}", flush=True)
+        return 2
     store = Store(settings.state.db)
     outcome = "error" if mode == "fail" else "ok"
     with store.transaction() as tx:

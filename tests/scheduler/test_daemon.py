@@ -147,6 +147,8 @@ def test_sighup_valid_then_invalid_config(harness):
     assert len(fails) == 1 and str(harness.config) in fails[0]
     n = len(harness.runs("gamma"))
     harness.wait_for(lambda: len(harness.runs("gamma")) >= n + 2, 60, "gamma to keep running")
+    # ...with the config the daemon validated (its snapshot), not the broken file
+    assert {r["outcome"] for r in harness.runs("gamma")[n:]} == {"ok"}
     assert proc.poll() is None
 
 

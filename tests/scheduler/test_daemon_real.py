@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 import urllib.error
@@ -29,6 +30,33 @@ from leaksentry.synth import patients, written_hkid
 pytestmark = pytest.mark.slow
 
 SECRET = "daemon-test-webhook-secret"
+
+
+class StallingReceiver(WebhookReceiver):
+    """The signed-webhook receiver; with ``stall_next()`` it holds the next POST
+    unanswered until ``release`` is set (a receiver hung mid-delivery)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(secret)
+        self.stall = False
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        self.stalled_key = ""
+
+    def handler(self):
+        base, site = super().handler(), self
+
+        class Handler(base):
+            def do_POST(self) -> None:
+                if site.stall and not site.stalled.is_set():
+                    site.stalled_key = self.headers.get("Idempotency-Key", "")
+                    site.stalled.set()
+                    site.release.wait(120)
+                    self.close_connection = True
+                    return
+                super().do_POST()
+
+        return Handler
 
 
 class World:
@@ -53,7 +81,7 @@ class World:
             assert r.returncode == 0, r.stdout + r.stderr
         reg.unlink()  # the trusted side keeps the register; the crawler never sees it
         self.feed = PasteFeedSite([]).start()
-        self.receiver = WebhookReceiver(SECRET).start()
+        self.receiver = StallingReceiver(SECRET).start()
         self.rng = random.Random(5)
         self.planted: list[str] = []
         self._n = 0
@@ -78,9 +106,9 @@ class World:
             "alerts": {"min_severity": "low", "digest_severities": [], "backoff_base": "1s"},
         }
 
-    def raw(self) -> str:
+    def raw(self, extra: str = "") -> str:
         return ("\n[[alerts.channels]]\nname = \"team\"\ntype = \"webhook\"\n"
-                f"url = \"{self.receiver.hook_url}\"\nsecret = \"{SECRET}\"\n")
+                f"url = \"{self.receiver.hook_url}\"\nsecret = \"{SECRET}\"\n{extra}")
 
     def source(self, **kw) -> dict:
         return {"name": "pastes", "kind": "feed", "preset": "pastebin",
@@ -180,3 +208,116 @@ def test_kill9_mid_real_crawl_loses_no_hit_and_duplicates_no_alert(harness, worl
     assert len(set(hit_urls(harness))) == 5
     assert world.receiver.duplicates() == 0 and len(alert_keys(world)) == 5
     assert restarted.poll() is None
+
+
+def _limits(world) -> list[str]:
+    """The `limit` of every listing request the feed has seen, in order."""
+    return [p.split("limit=")[1] for p in list(world.feed.requests) if "limit=" in p]
+
+
+def test_rejected_reload_and_unsignalled_edit_change_nothing(harness, world):
+    """Crawls run the daemon's validated snapshot: a broken file + SIGHUP is rejected and
+    the crawls keep fetching (and finding) with the old config; an edit saved without
+    SIGHUP is not picked up; a good edit + SIGHUP is."""
+    harness.write_config([world.source()], sections=world.sections(), raw=world.raw(),
+                         fake_crawl=False)
+    good = harness.config.read_text()
+    world.paste([1, 2])
+    proc = harness.start_ready()
+    harness.wait_for(lambda: len(hit_urls(harness)) == 1, 120, "the first hit")
+    snaps = list((harness.state / "config").glob("*.toml"))
+    assert len(snaps) == 1 and snaps[0].stat().st_mode & 0o777 == 0o600
+    assert snaps[0].read_text() == good
+
+    # a typo, then SIGHUP: rejected
+    harness.config.write_text(good + "\n[crawler\nconcurrency = 2\n")
+    proc.send_signal(signal.SIGHUP)
+    harness.wait_for(lambda: "config reload failed" in harness.log_text(), 30, "the rejection")
+    # an edit saved without SIGHUP (valid, but never signalled)
+    harness.config.write_text(good.replace("limit=100", "limit=77"))
+    n = len(harness.runs("pastes"))
+    world.paste([3, 4])
+    harness.wait_for(lambda: len(hit_urls(harness)) == 2, 120, "a hit after the rejection")
+    harness.wait_for(lambda: len(harness.runs("pastes")) >= n + 2, 120, "two more crawls")
+    after = harness.runs("pastes")[n:]
+    assert {r["outcome"] for r in after} == {"ok"}, [r["error"] for r in after]
+    assert "77" not in _limits(world) and "100" in _limits(world)
+
+    # the same edit, signalled: picked up by the next crawl
+    proc.send_signal(signal.SIGHUP)
+    harness.wait_for(lambda: "config reloaded" in harness.log_text(), 30, "the reload")
+    harness.wait_for(lambda: "77" in _limits(world), 120, "a crawl with the new config")
+    snaps = list((harness.state / "config").glob("*.toml"))
+    assert any(s.read_text() == good.replace("limit=100", "limit=77") for s in snaps)
+    assert {r["outcome"] for r in harness.runs("pastes")} == {"ok"}
+    assert proc.poll() is None
+
+
+def _outbox_job_next_run(harness) -> float | None:
+    """When the job store has the interval `outbox` job due next (epoch seconds)."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(harness.state / "scheduler.db", timeout=10)) as conn:
+        row = conn.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = 'outbox'"
+                           ).fetchone()
+    return row[0] if row else None
+
+
+def _problem_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines()
+            if any(f" {lvl} " in ln for lvl in ("WARNING", "ERROR", "CRITICAL"))]
+
+
+def test_alert_follows_the_hit_not_the_outbox_interval_and_clean_crawls_log_no_warning(
+        harness, world):
+    """With the outbox job due only every 10 minutes, each hit's alert still arrives
+    while that job has not run once: the crawl wakes the daemon when it commits the hit.
+    A clean crawl of the local feed leaves no WARNING (or worse) line in the log."""
+    harness.write_config([world.source()], sections=world.sections(), raw=world.raw(),
+                         fake_crawl=False, daemon={"outbox_interval": "600s"})
+    proc = harness.start_ready()
+    first_due = harness.wait_for(lambda: _outbox_job_next_run(harness), 30, "the outbox job")
+    for n, refs in enumerate(([1, 2, 3], [10, 11]), start=1):
+        world.paste(refs)
+        harness.wait_for(lambda n=n: len(alert_keys(world)) >= n, 120, f"alert {n}")
+        # the interval job has not run yet: still due at its first time, in the future
+        assert _outbox_job_next_run(harness) == first_due > time.time()
+    assert len(hit_urls(harness)) == 2 and world.receiver.duplicates() == 0
+    n = len(harness.runs("pastes"))
+    harness.wait_for(lambda: len(harness.runs("pastes")) >= n + 1, 60, "one more crawl")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert {r["outcome"] for r in harness.runs("pastes")} == {"ok"}
+    assert _problem_lines(harness.log_text()) == []
+    # and the crawl command's own output, run by hand on the same config
+    r = subprocess.run([str(harness.exe), "crawl", "pastes", "--config", str(harness.config)],
+                       capture_output=True, text=True, timeout=300, cwd=harness.root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "'log_count/WARNING'" not in out and " WARNING: " not in out, out[-3000:]
+    assert "RefererMiddleware" not in out
+
+
+def test_delivery_leased_by_a_killed_daemon_goes_out_at_restart(harness, world):
+    """The daemon is killed while the receiver holds its alert unanswered. The delivery's
+    lease (1 h here) would keep it waiting; the restarted daemon, which holds the
+    exclusive lock, releases it at start and delivers it at once, with the same key."""
+    harness.write_config([world.source()], sections={**world.sections(), "alerts": {
+        **world.sections()["alerts"], "lease": "1h"}}, raw=world.raw('timeout = "5m"\n'),
+        fake_crawl=False, daemon={"outbox_interval": "600s"})
+    world.receiver.stall = True
+    proc = harness.start_ready()
+    world.paste([4, 5])
+    harness.wait_for(world.receiver.stalled.is_set, 120, "the alert to reach the receiver")
+    proc.kill()
+    proc.wait()
+    world.receiver.release.set()
+    leased = harness.query("SELECT claimed_until, attempts FROM deliveries")
+    assert len(leased) == 1 and leased[0]["claimed_until"] and leased[0]["attempts"] == 1
+    assert alert_keys(world) == []
+    harness.start_ready()
+    harness.wait_for(lambda: alert_keys(world), 120, "the alert after the restart")
+    assert alert_keys(world) == [world.receiver.stalled_key]
+    assert "released 1 alert delivery lease" in harness.log_text()
+    assert world.receiver.duplicates() == 0

@@ -37,17 +37,17 @@ def test_jobs_persist_across_restart_with_next_run_kept(tmp_path):
     db = tmp_path / "scheduler.db"
     cfg = settings(src("a", every="1h"), src("b", cron="0 3 * * *"), retention="30d")
     first = make_scheduler(db)
-    rep = sync_jobs(first, desired_jobs(cfg, tmp_path / "x.toml"))
+    rep = sync_jobs(first, desired_jobs(cfg))
     assert sorted(rep.added) == ["crawl:a", "crawl:b", "health", "outbox", "retention", "spool"]
     before = {j.id: j.next_run_time for j in first.get_jobs()}
     job = first.get_job("crawl:a")
     assert job.max_instances == 1 and job.coalesce is True and job.misfire_grace_time == 60
-    assert job.executor == "crawls" and job.args == ("a", str(tmp_path / "x.toml"))
+    assert job.executor == "crawls" and job.args == ("a",)
     assert job.func_ref == "scheduler.jobs:crawl_job"
     first.shutdown(wait=False)
 
     second = make_scheduler(db)  # the restart
-    rep = sync_jobs(second, desired_jobs(cfg, tmp_path / "x.toml"))
+    rep = sync_jobs(second, desired_jobs(cfg))
     assert rep.added == [] and rep.rescheduled == [] and rep.removed == []
     after = {j.id: j.next_run_time for j in second.get_jobs()}
     assert after == before
@@ -56,10 +56,10 @@ def test_jobs_persist_across_restart_with_next_run_kept(tmp_path):
 
 def test_reschedule_add_remove(tmp_path):
     sched = make_scheduler(tmp_path / "scheduler.db")
-    sync_jobs(sched, desired_jobs(settings(src("a", every="1h"), src("b", every="1h")), None))
+    sync_jobs(sched, desired_jobs(settings(src("a", every="1h"), src("b", every="1h"))))
     old_b = sched.get_job("crawl:b").next_run_time
     new = settings(src("b", every="10s"), src("c", every="1h"), misfire_grace_time="5m")
-    rep = sync_jobs(sched, desired_jobs(new, None))
+    rep = sync_jobs(sched, desired_jobs(new))
     assert rep.removed == ["crawl:a"] and rep.added == ["crawl:c"]
     assert rep.rescheduled == ["crawl:b"]
     b = sched.get_job("crawl:b")
@@ -79,7 +79,7 @@ def test_evidence_retention_schedules_the_retention_job(tmp_path):
         "sources": [src("a", every="1h")],
         "evidence": {"recipients": [PUBLIC_KEY], "retention": "30d"}})
     sched = make_scheduler(tmp_path / "scheduler.db")
-    sync_jobs(sched, desired_jobs(cfg, None))
+    sync_jobs(sched, desired_jobs(cfg))
     job = sched.get_job("retention")
     assert job is not None and "delete evidence older than 30d" in job.name
     sched.shutdown(wait=False)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from leaksentry.store.outbox import LOW_PRIORITY_KINDS
+
 
 class ChannelError(Exception):
     """One delivery attempt failed. ``transient`` errors are retried with backoff."""
@@ -27,7 +29,7 @@ class Outgoing:
     """One alert on its way to one channel."""
 
     alert_id: int
-    kind: str  # hit, resighting, digest, health, recovery, test
+    kind: str  # hit, re-sighting, digest, health, recovery, test
     severity: str
     payload: dict[str, Any]
     #: the same on every attempt, across restarts: receivers de-duplicate on it
@@ -37,7 +39,7 @@ class Outgoing:
 
     @property
     def low_priority(self) -> bool:
-        return self.kind in ("resighting", "digest", "recovery", "test")
+        return self.kind in LOW_PRIORITY_KINDS
 
 
 class Channel(Protocol):

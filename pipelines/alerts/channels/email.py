@@ -1,13 +1,16 @@
 """Email over SMTP (smtplib): STARTTLS or implicit TLS, optional auth, a plain
 text and an HTML part.
 
-The Message-ID is derived from the idempotency key, so a message re-sent
-after a crash is recognisably the same; a re-sighting carries
+The Message-ID is derived from the idempotency key (which holds the alert's
+random uid: unique across installations, so Gmail never drops a new alert as a
+copy of an old one), so a message re-sent after a crash is recognisably the
+same; a re-sighting carries
 In-Reply-To/References to the first alert, so mail clients thread it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -21,7 +24,8 @@ _DOMAIN = "leaksentry.invalid"
 
 
 def message_id(key: str) -> str:
-    return f"<{key}@{_DOMAIN}>"
+    """A short, header-safe id (whatever the channel's name): a hash of the key."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{_DOMAIN}>"
 
 
 def build_message(config: EmailChannel, message: Outgoing) -> EmailMessage:

@@ -198,6 +198,32 @@ def test_index_records_hits_for_the_hits_command(ws: Path, tmp_path: Path) -> No
     assert len(json_lines(run("hits", "--json", env=env).stdout)) == 3
 
 
+def test_skipped_content_is_exit_2_unless_matched(ws: Path, tmp_path: Path) -> None:
+    """A zip with an unreadable member is not clean: exit 2 when nothing matched; with a
+    leaking member beside it, the hit is reported, partial, and lists the skipped one."""
+    import zipfile
+
+    base = ["scan", "--key", str(ws / "key"), "--fingerprints", str(ws / "fp"), "--json"]
+    with zipfile.ZipFile(tmp_path / "quiet.zip", "w") as zf:
+        zf.writestr("tool.exe", b"MZ" + b"\x90" * 300)
+        zf.writestr("notes.txt", "nothing here\n")
+    r = run(*base, str(tmp_path / "quiet.zip"))
+    assert r.returncode == 2, r.stderr
+    (doc,) = json_lines(r.stdout)
+    assert doc["status"] == "ok" and doc["partial"] is False
+    assert doc["skipped"] == [{"where": "quiet.zip/tool.exe", "status": "unsupported",
+                               "error": "quiet.zip/tool.exe: unsupported type exe"}]
+    one_line_error(r, "quiet.zip", "skipped")
+    with zipfile.ZipFile(tmp_path / "leak.zip", "w") as zf:
+        zf.writestr("tool.exe", b"MZ" + b"\x90" * 300)
+        zf.write(ws / "leaks" / "export.csv", "export.csv")
+    r = run(*base, str(tmp_path / "leak.zip"))
+    assert r.returncode == 1, r.stderr
+    (doc,) = json_lines(r.stdout)
+    assert doc["record_refs"] == [str(i) for i in range(9, 15)]
+    assert doc["partial"] is True and len(doc["skipped"]) == 1
+
+
 def test_help_documents_exit_codes() -> None:
     r = run("scan", "--help")
     assert r.returncode == 0

@@ -357,30 +357,100 @@ def syslog_udp() -> Iterator[SyslogSink]:
     sock.close()
 
 
-@pytest.fixture
-def syslog_tcp() -> Iterator[SyslogSink]:
-    sink = SyslogSink(0, "tcp")
+@dataclass
+class StreamSink(SyslogSink):
+    framing: str = "octet-counting"
+    tls: ssl.SSLContext | None = None
+    peer_certs: list[dict] = field(default_factory=list)  # client certificates seen
+    errors: list[str] = field(default_factory=list)  # handshakes refused
+
+
+def _stream_sink(framing: str = "octet-counting", tls: ssl.SSLContext | None = None
+                 ) -> tuple[StreamSink, socketserver.ThreadingTCPServer]:
+    """A syslog collector on a TCP stream: RFC 6587 octet counting ("LEN SP MSG") or
+    non-transparent framing (one message per LF-terminated line), optionally inside
+    TLS (RFC 5425) with the server context given."""
+    sink = StreamSink(0, "tls" if tls else "tcp", framing=framing, tls=tls)
 
     class Handler(socketserver.StreamRequestHandler):
+        def setup(self) -> None:
+            if tls is not None:
+                try:
+                    self.request = tls.wrap_socket(self.request, server_side=True)
+                except (ssl.SSLError, OSError) as exc:
+                    sink.errors.append(type(exc).__name__)
+                    sink.got.set()
+                    raise
+                if cert := self.request.getpeercert():
+                    sink.peer_certs.append(cert)
+            super().setup()
+
         def handle(self) -> None:
-            # RFC 6587 octet counting: "LEN SP MSG"
             while True:
-                head = b""
-                while (c := self.rfile.read(1)) not in (b" ", b""):
-                    head += c
-                if not head:
-                    return
-                sink.messages.append(self.rfile.read(int(head)))
+                if framing == "non-transparent":
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    assert line.endswith(b"\n")
+                    sink.messages.append(line[:-1])
+                else:
+                    head = b""
+                    while (c := self.rfile.read(1)) not in (b" ", b""):
+                        head += c
+                    if not head:
+                        return
+                    sink.messages.append(self.rfile.read(int(head)))
                 sink.got.set()
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     sink.port = server.server_address[1]
-    t = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
-    t.start()
-    yield sink
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+                     daemon=True).start()
+    return sink, server
+
+
+@pytest.fixture
+def stream_sinks() -> Iterator[Any]:
+    """``stream_sinks(framing, tls)`` starts a collector; all are stopped afterwards."""
+    servers: list[socketserver.ThreadingTCPServer] = []
+
+    def make(framing: str = "octet-counting", tls: ssl.SSLContext | None = None) -> StreamSink:
+        sink, server = _stream_sink(framing, tls)
+        servers.append(server)
+        return sink
+
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def syslog_tcp(stream_sinks: Any) -> StreamSink:
+    return stream_sinks()
+
+
+@pytest.fixture
+def syslog_tcp_lines(stream_sinks: Any) -> StreamSink:
+    """Plain TCP with newline framing (RFC 6587 non-transparent)."""
+    return stream_sinks("non-transparent")
+
+
+@pytest.fixture
+def syslog_tls(stream_sinks: Any, tls_ca: tuple[trustme.CA, str]) -> StreamSink:
+    """RFC 5425: TLS with octet counting, certificate for 127.0.0.1 from the trustme CA."""
+    return stream_sinks(tls=_server_context(tls_ca[0]))
+
+
+@pytest.fixture
+def syslog_mtls(stream_sinks: Any, tls_ca: tuple[trustme.CA, str]) -> StreamSink:
+    """RFC 5425 with client authentication: the client's certificate must come from
+    the trustme CA."""
+    ctx = _server_context(tls_ca[0])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    tls_ca[0].configure_trust(ctx)
+    return stream_sinks(tls=ctx)
 
 
 @pytest.fixture
@@ -388,6 +458,15 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "state" / "state.db")
     yield s
     s.close()
+
+
+def alert_key(store: Store, alert_id: int, channel: str) -> str:
+    """The idempotency key the worker uses for an alert of this state file."""
+    from leaksentry.store import outbox
+
+    alert = outbox.get_alert(store.conn, alert_id)
+    assert alert is not None
+    return outbox.delivery_key(alert, channel)
 
 
 @pytest.fixture
@@ -400,5 +479,5 @@ def kit() -> Any:
         records_key=records_key, settings_with=settings_with, masked_hkid=masked_hkid,
         assert_no_plaintext=assert_no_plaintext, written_forms=written_forms, flat=flat,
         Receiver=Receiver, start_receiver=start_receiver, bring_up=bring_up,
-        free_port=free_port,
+        free_port=free_port, alert_key=alert_key,
     )

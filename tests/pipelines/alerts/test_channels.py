@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from pipelines.alerts import render
 from pipelines.alerts.channels import ChannelError, Outgoing, build_channel
 from pipelines.alerts.content import hit_payload, kibana_link, scrub
 from pipelines.alerts.worker import outgoing
@@ -34,10 +35,18 @@ def test_slack_incoming_webhook(kit, people, tmp_path, plain_receiver, monkeypat
     body = plain_receiver.requests[0].json()
     assert body["text"].startswith("[LeakSentry CRITICAL] 3 register record(s)")
     assert body["blocks"][0]["type"] == "header"
-    fields = [f["text"] for b in body["blocks"][1:] for f in b.get("fields", [])]
-    assert all(len(b.get("fields", [])) <= 10 for b in body["blocks"])
-    assert any(kit.masked_hkid(people[0].hkid) in f for f in fields)
-    assert any("kibana.example/app/discover" in f for f in fields)
+    # Slack must not fetch the leak's URL from its servers to build a preview
+    assert body["unfurl_links"] is False and body["unfurl_media"] is False
+    (att,) = body["attachments"]
+    assert att["color"] == render.SLACK_COLOUR["critical"]
+    fields = [f["text"] for b in att["blocks"] for f in b.get("fields", [])]
+    assert all(len(b.get("fields", [])) <= 10 for b in att["blocks"])
+    # masked identifiers: their stars would turn text bold; look-alikes show instead
+    masked = kit.masked_hkid(people[0].hkid)
+    assert any(render.mrkdwn_escape(masked) in f for f in fields)
+    assert not any(masked in f for f in fields)
+    assert any("<https://kibana.example/app/discover" in f and "|Open in Kibana>" in f
+               for f in fields)
 
 
 def test_teams_workflow_adaptive_card(kit, people, tmp_path, receivers):
@@ -123,7 +132,11 @@ def test_scrub_masks_identifiers_in_urls_and_names(people):
 def test_outgoing_threads_resightings_per_channel(kit, people, tmp_path):
     from leaksentry.store.outbox import Alert
 
-    a = Alert(5, "resighting", "high", "s", None, None, 1, 2, kit.T0, {})
-    o = outgoing(a, "mail")
-    assert o.idempotency_key == "leaksentry-alert-5-mail"
-    assert o.thread_key == "leaksentry-alert-2-mail" and o.low_priority
+    root = Alert(2, "hit", "high", "s", None, None, 1, None, kit.T0, {}, uid="u-root")
+    a = Alert(5, "re-sighting", "low", "s", None, None, 1, 2, kit.T0, {}, uid="u-five")
+    o = outgoing(a, "mail", root)
+    assert o.idempotency_key == "leaksentry-u-five-mail"
+    assert o.thread_key == "leaksentry-u-root-mail" and o.low_priority
+    # an alert written before uids existed keeps its old key (a retry stays recognisable)
+    old = Alert(5, "hit", "high", "s", None, None, 1, None, kit.T0, {})
+    assert outgoing(old, "mail").idempotency_key == "leaksentry-alert-5-mail"

@@ -10,6 +10,7 @@ import pytest
 
 from leaksentry.store import outbox
 from pipelines.alerts.channels import ChannelError, Outgoing, build_channel
+from pipelines.alerts.channels.email import message_id
 from pipelines.alerts.planner import plan_alerts
 from pipelines.alerts.worker import deliver_pending
 
@@ -43,7 +44,8 @@ def test_starttls_with_auth_delivers_text_and_html(store, kit, people, tmp_path,
     (raw,) = smtp_starttls.messages
     msg, text, html = parts(raw)
     assert msg["Subject"].startswith("[LeakSentry CRITICAL] 12 register record(s)")
-    assert msg["Message-ID"] == "<leaksentry-alert-1-mail@leaksentry.invalid>"
+    assert msg["Message-ID"] == message_id(kit.alert_key(store, 1, "mail"))
+    assert msg["Idempotency-Key"] == kit.alert_key(store, 1, "mail")
     assert msg["X-Priority"] == "1"
     for body in (text, html):
         assert "pastebin" in body and "export.csv" in body
@@ -68,8 +70,10 @@ def test_resighting_threads_under_the_first_alert(store, kit, people, tmp_path, 
                      for m in smtp_starttls.messages)
     assert second["In-Reply-To"] == first["Message-ID"]
     assert second["References"] == first["Message-ID"]
-    assert second["X-Priority"] == "5"
-    assert "re-sighted" in second["Subject"] and "alert 1" in second["Subject"]
+    assert second["X-Priority"] == "5" and second["Importance"] == "low"
+    assert second["X-LeakSentry-Severity"] == "low"
+    assert "re-sighting" in second["Subject"] and "alert 1" in second["Subject"]
+    assert "CRITICAL" not in second["Subject"]
 
 
 def test_implicit_tls(kit, smtp_implicit_tls, tmp_path):
@@ -80,7 +84,7 @@ def test_implicit_tls(kit, smtp_implicit_tls, tmp_path):
                          payload={"kind": "test", "message": "hello", "alert_id": 3},
                          idempotency_key="k-3"))
     (raw,) = smtp_implicit_tls.messages
-    assert b"k-3@leaksentry.invalid" in raw
+    assert message_id("k-3").encode() in raw and b"Idempotency-Key: k-3" in raw
 
 
 def test_untrusted_certificate_is_a_permanent_failure(kit, smtp_starttls, tmp_path):

@@ -25,11 +25,11 @@ def test_record_finding_plans_once_and_resighting_elsewhere(store, kit, people, 
                              at=kit.T0 + timedelta(hours=2))
     record_finding(store, moved, s)
     kinds = sorted((a.kind, a.thread_id) for _, a in outbox.deliveries(store.conn))
-    assert kinds == [("hit", None), ("resighting", 1)]
+    assert kinds == [("hit", None), ("re-sighting", 1)]
     report = deliver_pending(store, s, kit.T0 + timedelta(hours=2), rng=rng)
     assert report.delivered == 2
-    assert [q.json()["type"] for q in receiver.requests] == ["hit", "resighting"]
-    assert receiver.requests[1].json()["thread"] == "leaksentry-alert-1-hook"
+    assert [q.json()["type"] for q in receiver.requests] == ["hit", "re-sighting"]
+    assert receiver.requests[1].json()["thread"] == kit.alert_key(store, 1, "hook")
 
 
 def test_non_hit_documents_alert_nothing(store, kit, people, tmp_path):

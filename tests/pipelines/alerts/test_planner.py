@@ -65,9 +65,11 @@ def test_same_document_elsewhere_is_a_resighting_in_the_first_thread(store, kit,
                              at=kit.T0 + timedelta(hours=5))
     plan(store, kit, again, kit.stored(people[:5], 2, at=again.fetched_at), s)
     (_d1, a1), (d2, a2) = sorted(outbox.deliveries(store.conn), key=lambda x: x[1].id)
-    assert (a1.kind, a2.kind) == ("hit", "resighting")
+    assert (a1.kind, a2.kind) == ("hit", "re-sighting")
     assert a2.thread_id == a1.id and a2.payload["thread_id"] == a1.id
     assert d2.state == "pending"  # a short low-priority notice, not a new page
+    assert (a1.severity, a2.severity) == ("critical", "low")
+    assert a2.payload["severity"] == "low" and a2.payload["hit_severity"] == "critical"
 
 
 def test_same_records_reuploaded_as_another_file_is_a_resighting(store, kit, people, tmp_path):
@@ -79,7 +81,7 @@ def test_same_records_reuploaded_as_another_file_is_a_resighting(store, kit, peo
     different = kit.make_finding(people[5:9], sha="03" * 32, at=kit.T0 + timedelta(days=1))
     plan(store, kit, different, kit.stored(people[5:9], 3), s)
     assert [k for _, _, k, _ in rows(store)].count("hit") == 2
-    assert [k for _, _, k, _ in rows(store)].count("resighting") == 1
+    assert [k for _, _, k, _ in rows(store)].count("re-sighting") == 1
 
 
 def test_outside_the_dedupe_window_it_is_a_new_alert(store, kit, people, tmp_path):
@@ -96,7 +98,7 @@ def test_resightings_can_go_to_the_digest(store, kit, people, tmp_path):
     plan(store, kit, kit.make_finding(people[:5], sha="01" * 32), kit.stored(people[:5], 1), s)
     plan(store, kit, kit.make_finding(people[:5], sha="01" * 32, url="https://x.example/"),
          kit.stored(people[:5], 2), s)
-    assert ("hook", "batched", "resighting", 1) in rows(store)
+    assert ("hook", "batched", "re-sighting", 1) in rows(store)
 
 
 def test_low_severity_waits_for_the_digest_then_goes_as_one(store, kit, people, tmp_path,

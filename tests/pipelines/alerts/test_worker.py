@@ -36,7 +36,7 @@ def test_signed_webhook_is_verified_by_the_receiver(store, kit, people, tmp_path
     assert (report.delivered, report.failed, report.dead) == (1, 0, 0)
     (req,) = receiver.requests
     assert req.verified is True and req.status == 200
-    assert req.headers["idempotency-key"] == "leaksentry-alert-1-hook"
+    assert req.headers["idempotency-key"] == kit.alert_key(store, 1, "hook")
     assert req.headers["x-leaksentry-event"] == "hit"
     assert req.headers["x-team"] == "soc"
     alert = req.json()["alert"]
@@ -82,7 +82,7 @@ def test_receiver_down_first_then_delivered_exactly_once(store, kit, people, tmp
     report = deliver_pending(store, s, now, rng=rng)
     assert report.delivered == 1
     assert deliver_pending(store, s, now + timedelta(days=1), rng=rng).delivered == 0
-    assert len(r.requests) == 1 and r.processed == ["leaksentry-alert-1-hook"]
+    assert len(r.requests) == 1 and r.processed == [kit.alert_key(store, 1, "hook")]
     (d, _), = outbox.deliveries(store.conn)
     assert d.state == "delivered" and d.attempts == 4
 
@@ -207,8 +207,8 @@ def test_worker_killed_mid_delivery_delivers_after_restart(kit, people, tmp_path
     report = deliver_pending(store, s, kit.T0 + timedelta(minutes=6), rng=rng)
     assert report.delivered == 1
     keys = [q.headers["idempotency-key"] for q in r.requests]
-    assert keys == ["leaksentry-alert-1-hook"] * 2
-    assert r.processed == ["leaksentry-alert-1-hook"]
+    assert keys == [kit.alert_key(store, 1, "hook")] * 2
+    assert r.processed == [kit.alert_key(store, 1, "hook")]
     assert json.loads(r.requests[0].body) == json.loads(r.requests[1].body)
     store.close()
 

@@ -14,7 +14,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from leaksentry.synth import Patient, patients, written_hkid
-from pipelines.model import Finding, Match, ScanResult
+from pipelines.model import Finding, Match, ScanResult, Skipped
 from pipelines.sinks.scrub import mask_canonical
 
 SEVERITY_BY_COUNT = [(100, "critical"), (20, "high"), (5, "medium"), (1, "low")]
@@ -43,15 +43,18 @@ def hit_finding(people: list[Patient], *, url: str, source: str = "pastebin",
     n = len(people)
     snippets = [f"... {mask_canonical(p.hkid)} ..." for p in people[:3]]
     filename = "export.xlsx"
+    skipped: list[Skipped] = []
     if leak_in_text and people:
         rng = random.Random(n)
         snippets.append(f"row for {written_hkid(people[0].hkid, rng)} continues")
         filename = f"{people[-1].hkid}.xlsx"
+        skipped.append(Skipped(f"backup.zip/{people[0].hkid}.db", "corrupt",
+                               f"backup.zip/{people[0].hkid}.db: table unreadable"))
     result = ScanResult(
         status="ok", severity=severity_for(n), risk_score=min(100, 10 * n),
         matched_records=n, record_refs=[p.ref for p in people],
         record_level_refs=[p.ref for p in people], matches=matches,
-        unmatched_valid={"hkid": 2}, parts=1, snippets=snippets,
+        unmatched_valid={"hkid": 2}, parts=1, snippets=snippets, skipped=skipped,
     )
     sha = hashlib.sha256(("|".join(p.ref for p in people) + url + content_salt).encode())
     return Finding(url=url, source=source, sha256=sha.hexdigest(), size=1000 + n,

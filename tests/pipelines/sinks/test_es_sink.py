@@ -142,6 +142,34 @@ def test_server_stopped_mid_run_then_delivered_exactly_once(osmem, tmp_path, sto
     assert cluster.request("GET", "/leaksentry-documents/_count")["count"] == 30
 
 
+def test_setup_after_an_upgrade_adds_new_fields_to_this_months_index(osmem, tmp_path,
+                                                                      store, sinkdata):
+    """The month's index made by an older template (no skipped/partial) takes documents
+    with the new fields once `es setup` has run again (it aligns existing indices)."""
+    from datetime import UTC, datetime
+
+    from pipelines.sinks import templates
+    from pipelines.sinks.ecs import month_index
+
+    settings = make_settings(osmem.url, tmp_path)
+    cluster = connect(settings.elasticsearch)
+    old = templates.documents_mapping()
+    for field in ("skipped", "partial"):
+        del old["properties"]["leaksentry"]["properties"][field]
+    index = month_index("leaksentry", "documents", sinkdata.BASE_TIME)
+    cluster.request("PUT", f"/{index}", {"mappings": old,
+                                         "aliases": {"leaksentry-documents": {}}})
+    setup.setup(cluster, now=datetime(2026, 11, 20, tzinfo=UTC))
+    f = sinkdata.hit_finding(sinkdata.people(3), url="https://a.example/x", leak_in_text=True)
+    assert f.result.skipped
+    record_finding(store, f, settings)
+    report = spool.drain(store, settings)
+    assert report.rejected == 0 and report.delivered == 2
+    got = search(cluster, index, {"query": {"term": {
+        "leaksentry.partial": True}}})
+    assert got["hits"]["total"]["value"] == 1
+
+
 def test_malformed_document_recorded_rest_indexed(osmem, tmp_path, store, sinkdata):
     settings = make_settings(osmem.url, tmp_path)
     setup.setup(connect(settings.elasticsearch))

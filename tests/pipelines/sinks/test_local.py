@@ -103,6 +103,9 @@ def test_plaintext_in_stranger_fields_is_masked_in_sqlite(store, sinkdata, tmp_p
     (h,) = local.query_hits(store.conn)
     assert "****" in h.url and "****" in (h.filename or "")
     assert json.dumps(h.to_json())
+    skipped, partial = store.conn.execute("SELECT skipped, partial FROM documents").fetchone()
+    (s,) = json.loads(skipped)
+    assert partial == 1 and s["status"] == "corrupt" and "****" in s["where"]
 
 
 def test_purge_drops_old_rows(store, sinkdata):

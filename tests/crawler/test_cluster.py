@@ -199,6 +199,43 @@ def test_a_worker_without_the_key_files_refuses_to_start(crawl_ws: CrawlWorkspac
     assert "matching.key" in proc.stderr and "missing or unreadable" in proc.stderr
 
 
+def test_a_worker_gives_back_a_job_it_cannot_scan_and_stops(cluster: Cluster, redis_server,
+                                                             fingerprints) -> None:
+    """The worker's own config has the key files; the job's (the leader's snapshot) names
+    files this host does not have: the job goes back to the queue, the worker exits 2."""
+    import redis
+
+    from leaksentry.config import load_config
+    from leaksentry.store import Store
+    from scheduler.cluster.enqueue import enqueue_crawl
+
+    matching, _ = fingerprints
+    common = {"cluster": _cluster(redis_server.url), "daemon": _daemon()}
+    cluster.ws.write([], matching=matching, crawler={"timeout": "5s"}, **common)
+    cluster.worker("w1", scan=True)
+    cluster.wait_for("the worker", lambda: "ready." in cluster.output("w1"), timeout=60)
+    leader_cfg = cluster.ws.root / "leader.toml"
+    leader_cfg.write_text(cluster.ws.config.read_text().replace(
+        matching["key"], str(cluster.ws.root / "elsewhere" / "key")))
+    cluster.ws.root.joinpath("state").mkdir(exist_ok=True)
+    settings = load_config(leader_cfg)
+    settings.sources.append(Settings.model_validate(
+        {"sources": [_dir_source("s", "http://127.0.0.1:9/", timeout="5s")]}).sources[0])
+    store = Store(settings.state.db)
+    try:
+        job = enqueue_crawl(settings, "s", store)
+    finally:
+        store.close()
+    assert job is not None
+    proc = cluster.procs["w1"]
+    proc.wait(timeout=60)
+    assert proc.returncode == 2, cluster.output("w1")
+    out = cluster.output("w1")
+    assert "refuses jobs" in out and "matching.key" in out and "missing or unreadable" in out
+    r = redis.Redis.from_url(redis_server.url)
+    assert r.llen("http") == 1  # given back: another worker will run it
+
+
 # -- leader + workers ------------------------------------------------------------------------
 
 def test_leader_and_two_workers_crawl_every_source_once_per_item_and_record_hits_once(

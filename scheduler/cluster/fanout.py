@@ -59,12 +59,13 @@ class Dispatcher:
             return
         self.parts += 1
         batch, self.batch = self.batch, []
-        # "sent" first: a listing that dies later still closes the run with what it sent
-        note_sent(self.settings, self.run, self.parts)
         send(self.settings.cluster, Job(source=self.source, config=self.config,
                                         config_sha256=self.sha, queue=self.queue,
                                         kind="items", run=self.run, part=self.parts,
                                         items=batch))
+        # counted once sent: a listing that dies later closes the run with what it sent
+        # (a part sent but not yet counted is still fetched; its report comes too late)
+        note_sent(self.settings, self.run, self.parts)
 
     def close(self) -> int:
         self.flush()

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("leaksentry.scheduler.cluster")
 
 LISTING = 0
+#: a recorded run's hash is kept this long (seconds): a late or repeated report of one
+#: of its parts sees "recorded" and records nothing
+RECORDED_TTL = 3600
 
 # KEYS[1] the run's hash; ARGV: part field, summary, total ('' unknown, 'sent' = the
 # parts enqueued so far + the listing), ttl. Returns the parts when this report
@@ -56,6 +59,16 @@ def run_key(settings: Settings, run: str) -> str:
     return f"{settings.cluster.key_prefix}:run:{run}"
 
 
+def reported(settings: Settings, run: str, part: int) -> bool:
+    """Whether the part has reported (or its run is recorded already)."""
+    client = connect(settings.cluster)
+    try:
+        key = run_key(settings, run)
+        return bool(client.hexists(key, f"p:{part}") or client.hexists(key, "recorded"))
+    finally:
+        client.close()
+
+
 def note_sent(settings: Settings, run: str, parts: int) -> None:
     """How many item parts the listing has enqueued so far (for a listing that dies)."""
     client = connect(settings.cluster)
@@ -84,7 +97,7 @@ def report_part(settings: Settings, source: str, run: str, part: int, summary: R
         merged = merge(source, started, finished, parts, count, label="part")
         _record(settings, merged)
         ClusterState(client, settings.cluster.key_prefix).release(source, run)
-        client.delete(run_key(settings, run))
+        client.expire(run_key(settings, run), RECORDED_TTL)  # "recorded" stays a while
         log.info("run of %s recorded: %d part(s), %s", source, count, merged.outcome,
                  extra={"source": source, "outcome": merged.outcome})
         return merged

@@ -248,19 +248,13 @@ class Worker:
         import redis
 
         from pipelines.model import RunSummary
-        from scheduler.cluster.runs import LISTING, report_part, run_key
+        from scheduler.cluster.runs import LISTING, report_part, reported
 
         run = job.run if job.kind == "items" else job.job_id
         part = job.part if job.kind == "items" else LISTING
         assert run is not None and part is not None
         try:
-            client = connect(settings.cluster)
-            try:
-                reported = client.hexists(run_key(settings, run), f"p:{part}") or \
-                    client.exists(run_key(settings, run)) == 0
-            finally:
-                client.close()
-            if reported:
+            if reported(settings, run, part):
                 return
             now = _now()
             why = result.error or f"exit status {result.returncode}"

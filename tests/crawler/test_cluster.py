@@ -186,6 +186,46 @@ def test_the_worker_unit_runs_workers_and_does_not_restart_a_refusing_one() -> N
     assert d["RestartPreventExitStatus"] == "2" and d["KillMode"] == "mixed"
 
 
+def test_a_runs_parts_are_recorded_once_in_any_order(crawl_ws: CrawlWorkspace,
+                                                       redis_server) -> None:
+    """scheduler.cluster.runs on a real Redis: parts report in any order, a re-run part
+    overwrites its own report, the run is recorded exactly once, by whichever report
+    completes it; a listing that died is closed with the parts it had sent."""
+    from datetime import UTC, datetime, timedelta
+
+    from leaksentry.config import load_config
+    from pipelines.model import RunSummary
+    from scheduler.cluster.runs import LISTING, note_sent, report_part, reported
+
+    crawl_ws.write([_dir_source("big", "http://127.0.0.1:9/")], daemon=_daemon(),
+                   cluster=_cluster(redis_server.url))
+    settings = load_config(crawl_ws.config)
+    t = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def part(n: int, outcome: str = "ok", error: str | None = None) -> RunSummary:
+        return RunSummary("big", t + timedelta(seconds=n), t + timedelta(seconds=n + 5),
+                          outcome, discovered=10 if n == 0 else 0, fetched=n, new=n,
+                          hits=1, errors=0 if error is None else 1, error=error)
+
+    assert report_part(settings, "big", "r1", 2, part(2)) is None
+    assert report_part(settings, "big", "r1", 2, part(2)) is None  # a re-run: same field
+    assert report_part(settings, "big", "r1", LISTING, part(0), total=3) is None
+    merged = report_part(settings, "big", "r1", 1, part(1, "timeout", "took long"))
+    assert merged is not None
+    assert (merged.outcome, merged.discovered, merged.new, merged.hits) == ("timeout", 10, 3, 3)
+    assert merged.error == "part 2/3: took long"
+    assert reported(settings, "r1", 1)
+    assert report_part(settings, "big", "r1", 1, part(1)) is None  # late: already recorded
+    assert len(crawl_ws.runs("big")) == 1
+
+    note_sent(settings, "r2", 1)  # the listing sent one part, then died without reporting
+    assert report_part(settings, "big", "r2", 1, part(1)) is None
+    merged = report_part(settings, "big", "r2", LISTING, part(0, "killed", "worker died"),
+                         total="sent")
+    assert merged is not None and merged.outcome == "killed" and merged.new == 1
+    assert len(crawl_ws.runs("big")) == 2
+
+
 def test_a_worker_without_the_key_files_refuses_to_start(crawl_ws: CrawlWorkspace,
                                                          redis_server) -> None:
     crawl_ws.write([], cluster=_cluster(redis_server.url), crawler={"timeout": "5s"},

@@ -120,10 +120,11 @@ def bench_notify(tmp: Path, rows: int = 1_000_000, affected: int = 56_000) -> No
     build_fingerprints(reg, read_key(tmp / "nkey"), tmp / "nfp", ref_column="ref",
                        hkid_column="hkid", hn_column="hn")
     build = time.perf_counter() - t
-    with reg.open(newline="") as fh:  # the refs of data rows 1001 .. 1000 + affected
+    step = rows // affected  # affected rows spread over the whole register (read to its end)
+    with reg.open(newline="") as fh:
         rdr = csv.reader(fh)
         next(rdr)
-        refs = [row[0] for _, row in zip(range(1000 + affected), rdr, strict=False)][1000:]
+        refs = [row[0] for i, row in enumerate(rdr) if i % step == step - 1][:affected]
     hits = [{"hit_id": 1, "source": "bench", "url": "https://files.example/export.xlsx",
              "first_seen": "2026-12-01T00:00:00+00:00", "severity": "critical",
              "record_refs": refs,

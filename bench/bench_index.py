@@ -39,13 +39,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from leaksentry.config import Settings
+from leaksentry.redaction import mask
 from leaksentry.store import Store
 from leaksentry.synth import patients
 from pipelines.flow import record_finding
 from pipelines.model import Finding, Match, ScanResult
 from pipelines.sinks import ecs, spool
 from pipelines.sinks.client import connect, dumps
-from pipelines.sinks.scrub import mask_canonical
 from pipelines.sinks.setup import setup
 
 
@@ -68,7 +68,7 @@ def findings(n: int) -> list[Finding]:
     for i in range(n):
         k = 1 + i % 20
         group = [people[(i * 7 + j) % len(people)] for j in range(k)]
-        matches = [Match("hkid", mask_canonical(p.hkid), p.ref, 1, f"Sheet1!C{j + 2}",
+        matches = [Match("hkid", mask("hkid", p.hkid), p.ref, 1, f"Sheet1!C{j + 2}",
                          hashlib.sha256(p.ref.encode()).hexdigest()[:32])
                    for j, p in enumerate(group)]
         sev = "critical" if k >= 15 else "high" if k >= 8 else "medium" if k >= 3 else "low"

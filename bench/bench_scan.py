@@ -42,7 +42,7 @@ NAIVE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})\s?(\d{6})\s?\(?([0-9Aa])\)?
 
 def naive_scan(text: str, key: bytes, digests: set[int]) -> tuple[int, int]:
     """What one writes first: regex, check digit, HMAC per candidate, set lookup."""
-    from pipelines.match.hkid import is_valid_canonical
+    from leaksentry.identifiers.hkid import is_valid_canonical
 
     found = unmatched = 0
     for m in NAIVE.finditer(text):

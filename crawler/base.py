@@ -1,6 +1,6 @@
 """The base spider every source kind builds on, and its shared helpers.
 
-How a spider for a source kind is written (part B: listing, bucket, telegram)::
+How a spider for a source kind is written::
 
     class ListingSpider(SourceSpider):
         name = "listing"                       # == the source kind
@@ -73,7 +73,14 @@ from crawler.shard import Shard
 from leaksentry.config import Settings
 from leaksentry.config.base import resolve_secret
 from leaksentry.config.secrets import credential_header
-from leaksentry.config.sources import SourceConfig
+from leaksentry.config.sources import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_CRAWL_TIMEOUT,
+    DEFAULT_UNHEALTHY_AFTER,
+    SourceConfig,
+)
+from leaksentry.redaction import redact
 from leaksentry.store import seen
 from leaksentry.store.db import Store, storage_error, store_failure
 from leaksentry.store.runs import record_run
@@ -83,7 +90,9 @@ log = logging.getLogger(__name__)
 
 
 def one_line(text: object, limit: int = 300) -> str:
-    s = " ".join(str(text).split())
+    """Stranger-controlled text (a URL, a page title, a library's message) as one line
+    through the redaction policy: identifiers masked, URL userinfo removed, bounded."""
+    s = redact(" ".join(str(text).split())) or ""
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
@@ -217,7 +226,7 @@ class SourceSpider(scrapy.Spider):
         self.dispatch = dispatch
         self.counters = RunCounters()
         self.started_at = datetime.now(UTC)
-        self._deadline = time.monotonic() + float(self.source.timeout or 900)
+        self._deadline = time.monotonic() + float(self.source.timeout or DEFAULT_CRAWL_TIMEOUT)
         self.summary: RunSummary | None = None
         #: set when the state store could not be written (the crawl stops, run "error")
         self.store_failed: str | None = None
@@ -267,7 +276,7 @@ class SourceSpider(scrapy.Spider):
         from twisted.internet import task
 
         # CLOSESPIDER_TIMEOUT counts from here (spider opened), so does the download cap
-        self._deadline = time.monotonic() + float(self.source.timeout or 900)
+        self._deadline = time.monotonic() + float(self.source.timeout or DEFAULT_CRAWL_TIMEOUT)
         self._flusher = task.LoopingCall(self.flush_seen)
         self._flusher.start(1.0, now=False)
         if self.counters.error is not None:  # e.g. the scanner could not start: fetch nothing
@@ -493,8 +502,10 @@ class SourceSpider(scrapy.Spider):
         state = seen.get_item(self.store.conn, self.source.name, item_id)
         attempts = state.attempts if state else 0
         # between runs: a minute, doubling per failed attempt, at most backoff_cap
-        base = float(self.source.backoff_base if self.source.backoff_base is not None else 2)
-        cap = float(self.source.backoff_cap if self.source.backoff_cap is not None else 600)
+        base = float(self.source.backoff_base if self.source.backoff_base is not None
+                     else DEFAULT_BACKOFF_BASE)
+        cap = float(self.source.backoff_cap if self.source.backoff_cap is not None
+                    else DEFAULT_BACKOFF_CAP)
         delay = min(cap, max(base, 60.0) * (2 ** attempts))
         seen.requeue(self.store.conn, self.source.name, item_id, url,
                      datetime.now(UTC) + timedelta(seconds=delay), message,
@@ -518,7 +529,8 @@ class SourceSpider(scrapy.Spider):
     def _record_run(self) -> None:
         assert self.summary is not None
         with self.store.transaction() as tx:
-            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after or 3))
+            record_run(tx, self.summary, unhealthy_after=int(self.source.unhealthy_after
+                                                         or DEFAULT_UNHEALTHY_AFTER))
 
     def closed(self, reason: str) -> None:
         if self._flusher is not None and self._flusher.running:

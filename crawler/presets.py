@@ -1,6 +1,6 @@
 """Presets: the fields of known sites, merged under a source's own fields.
 
-Pure data (no Scrapy import) so the config validator can read it. Part B's
+Pure data (no Scrapy import) so the config validator can read it. The
 web presets (archive pages, listing sites) live in ``crawler.presets_web``
 as ``WEB_PRESETS`` and are merged here.
 """
@@ -8,6 +8,8 @@ as ``WEB_PRESETS`` and are merged here.
 from __future__ import annotations
 
 from typing import Any
+
+from crawler.presets_web import WEB_PRESETS
 
 #: Pastebin scraping API (PRO account + whitelisted IP):
 #: https://pastebin.com/doc_scraping_api — api_scraping.php lists, api_scrape_item.php?i=KEY
@@ -52,8 +54,4 @@ PRESETS: dict[str, dict[str, Any]] = {
     "github-gists": GITHUB_GISTS,
 }
 
-try:  # part B's listing presets
-    from crawler.presets_web import WEB_PRESETS  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - until it exists
-    WEB_PRESETS = {}
 PRESETS.update(WEB_PRESETS)

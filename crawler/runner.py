@@ -24,13 +24,14 @@ from scrapy.utils.misc import load_object
 
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
-from leaksentry.config.sources import SourceConfig
+from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, SourceConfig
 from leaksentry.errors import StoreError
+from leaksentry.redaction import install_log_redaction
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
 
-#: spider class per source kind (part B owns listing, bucket and telegram)
+#: spider class per source kind
 SPIDERS: dict[str, str] = {
     "feed": "crawler.spiders.feed.FeedSpider",
     "directory": "crawler.spiders.directory.DirectorySpider",
@@ -57,6 +58,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
     maxsize = int(s.max_download_size or 0)
     out: dict[str, Any] = {
         "USER_AGENT": s.user_agent,
+        "LOG_LEVEL": app.daemon.log_level,  # every record goes through the redaction filter
         "CONCURRENT_REQUESTS": s.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": s.concurrency,
         "DOWNLOAD_DELAY": s.delay,
@@ -152,13 +154,13 @@ def _give_up(app: Settings, source: SourceConfig, started: datetime, crawler: An
     else:
         summary = RunSummary(source=source.name, started_at=started,
                              finished_at=datetime.now(UTC), outcome=outcome, error=error)
-    _record(app, summary, int(source.unhealthy_after or 3))
+    _record(app, summary, int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER))
     os._exit(1)
 
 
 def _watchdog(app: Settings, source: SourceConfig, started: datetime,
               done: threading.Event, holder: dict[str, Any]) -> None:
-    timeout = float(source.timeout or 900) + WATCHDOG_GRACE
+    timeout = float(source.timeout or DEFAULT_CRAWL_TIMEOUT) + WATCHDOG_GRACE
     if done.wait(timeout):
         return
     _give_up(app, source, started, holder.get("crawler"), "timeout",
@@ -251,9 +253,10 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
 
     # each shard has its own watchdog (timeout + grace, then it reports and exits);
     # the parent waits a little longer than that before killing what is left
-    timeout = float(source.timeout or 900) + WATCHDOG_GRACE + SHUTDOWN_GRACE + 15
+    timeout = float(source.timeout or DEFAULT_CRAWL_TIMEOUT) + WATCHDOG_GRACE + SHUTDOWN_GRACE + 15
+    unhealthy_after = int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER)
     return run_sharded(source.name, source.processes, child, timeout,
-                       lambda s: _record(app, s, int(source.unhealthy_after or 3)))
+                       lambda s: _record(app, s, unhealthy_after))
 
 
 def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
@@ -277,6 +280,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
     crawler = None
     try:
         process = CrawlerProcess(settings)
+        install_log_redaction()  # Scrapy's root handler: every record through the policy
         _escape_log_controls()
         crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
         from scrapy import signals
@@ -310,5 +314,5 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
         summary = RunSummary(source=source.name, started_at=started,
                              finished_at=datetime.now(UTC), outcome="error",
                              error=error or "crawl ended without a summary")
-        _record(app, summary, int(source.unhealthy_after or 3))
+        _record(app, summary, int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER))
     return summary

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.match.hkid import check_char
+from leaksentry.identifiers.hkid import check_char
 
 _SURNAMES = ["CHAN", "WONG", "LEE", "CHEUNG", "LAU", "HO", "NG", "LAM", "LEUNG", "TSANG",
              "YIP", "KWOK", "MAK", "TANG", "FUNG", "SIU", "TAM", "CHOI", "YEUNG", "CHOW"]
@@ -93,6 +93,29 @@ def written_hkid(canonical: str, rng: random.Random) -> str:
     if form == 3:
         return "".join(chr(ord(c) + 0xFEE0) for c in f"{body}({check})")
     return canonical
+
+
+_FULL = {c: chr(ord(c) + 0xFEE0) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+          "abcdefghijklmnopqrstuvwxyz()[]-/"}
+#: how an HKID's check character is written after the digits ("{}" is the character)
+HKID_CHECK_FORMS = ("{}", " {}", "({})", "({}) ", " ({})", "( {} )", "[{}]", " [{}]", "-{}",
+                    " - {}", "/{}", " / {}", "（{}）", "［{}］", "－{}", "／{}", " ／ {}")
+
+
+def hkid_written_forms(canonical: str) -> list[str]:
+    """Every written form of an HKID the matcher accepts (issue 13): the check character
+    bare, in () or [], after - or /, with spaces, ASCII or full-width, upper or lower
+    case, a space between letters and digits or not."""
+    body, check = canonical[:-1], canonical[-1]
+    letters = body[:-6]
+    out: list[str] = []
+    for case in (str.upper, str.lower):
+        for gap in ("", " "):
+            for fmt in HKID_CHECK_FORMS:
+                out.append(case(letters + gap + body[-6:] + fmt.format(check)).strip())
+    for fmt in ("({})", "[{}]", "-{}", "/{}", "{}"):
+        out.append("".join(_FULL.get(c, c) for c in body + fmt.format(check)))
+    return list(dict.fromkeys(out))
 
 
 def written_hn(canonical: str, rng: random.Random) -> str:

@@ -10,7 +10,8 @@ identifier: matches hold masked forms, keyed digests and register references.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,6 +26,10 @@ STATUSES: tuple[str, ...] = (
 
 Severity = Literal["none", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def severity_rank(severity: str) -> int:
@@ -94,13 +99,16 @@ class Match:
     where: str  # first location, e.g. "Sheet1!C2", "page 3", "line 14"
     digest: str = ""  # hex keyed digest (for related.hash); never the identifier
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, redact: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+        """As JSON; ``redact`` (the redaction policy) is applied to the strings made of
+        document text (mask and location)."""
+        r = redact or _same
         return {
             "kind": self.kind,
-            "masked": self.masked,
+            "masked": r(self.masked),
             "record_ref": self.record_ref,
             "count": self.count,
-            "where": self.where,
+            "where": r(self.where),
         }
 
 
@@ -116,8 +124,9 @@ class Skipped:
     status: str
     error: str
 
-    def to_json(self) -> dict[str, str]:
-        return {"where": self.where, "status": self.status, "error": self.error}
+    def to_json(self, redact: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+        r = redact or _same
+        return {"where": r(self.where), "status": self.status, "error": r(self.error)}
 
 
 @dataclass(slots=True)
@@ -190,30 +199,28 @@ class Finding:
         )
 
     def scan_json(self) -> dict[str, Any]:
-        """The `scan --json` line (DESIGN.md), field order as documented."""
+        """The `scan --json` line (DESIGN.md), field order as documented; every
+        stranger-controlled string through the redaction policy."""
+        from leaksentry.redaction import redact
+
         r = self.result
         return {
-            "path": self.url,
+            "path": redact(self.url),
             "sha256": self.sha256,
             "status": r.status,
-            "error": r.error,
+            "error": redact(r.error),
             "severity": r.severity,
             "matched_records": r.matched_records,
             "record_refs": list(r.record_refs),
-            "matches": [m.to_json() for m in r.matches],
+            "matches": [m.to_json(redact) for m in r.matches],
             "unmatched_valid": dict(r.unmatched_valid),
             "parts": r.parts,
-            "skipped": [s.to_json() for s in r.skipped],
+            "skipped": [s.to_json(redact) for s in r.skipped],
             "partial": r.partial,
             "exposed_fields": list(r.exposed_fields),
             "exposed_categories": list(r.exposed_categories),
             **({"ocr": {"pages": r.ocr_pages}} if r.ocr_pages is not None else {}),
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["fetched_at"] = self.fetched_at.isoformat()
-        return d
 
 
 @dataclass(frozen=True, slots=True)

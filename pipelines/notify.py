@@ -27,9 +27,9 @@ import numpy as np
 
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.errors import LeakSentryError
+from leaksentry.identifiers.kinds import build_kinds
 from pipelines.match.digest import Digester
 from pipelines.match.fpfile import FingerprintSet
-from pipelines.match.kinds import build_kinds
 from pipelines.match.register import find_column, read_rows
 from pipelines.model import SEVERITIES, severity_rank
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.store import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
@@ -176,7 +177,7 @@ def run_crawl(
     running: RunningCrawls | None = None,
     on_output: Callable[[str, str], None] | None = None,
     env: dict[str, str] | None = None,
-    unhealthy_after: int = 3,
+    unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER,
     config_sha256: str | None = None,
     pass_fds: tuple[int, ...] = (),
     extra_args: list[str] | None = None,

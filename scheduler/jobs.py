@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.errors import ConfigError
 from scheduler.crawls import CrawlResult, RunningCrawls, run_crawl
 from scheduler.schedule import human_duration, schedules
@@ -121,7 +122,7 @@ def _unhealthy_after(settings: Settings, source: str) -> int:
         value = None
     if value is None:
         value = getattr(settings.crawler, "unhealthy_after", None)
-    return int(value or 3)
+    return int(value or DEFAULT_UNHEALTHY_AFTER)
 
 
 # -- periodic jobs ---------------------------------------------------------------

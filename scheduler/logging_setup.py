@@ -11,6 +11,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from leaksentry.redaction import install_log_redaction
+
 #: attributes every LogRecord has; anything else came from ``extra``
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -44,6 +46,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     for h in list(root.handlers):
         root.removeHandler(h)
     root.addHandler(handler)
+    install_log_redaction()  # every record through the redaction policy
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # client libraries log every request (and expected 404s as warnings); the sinks
     # and alert code log what matters about them under leaksentry.*

@@ -15,15 +15,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from leaksentry.config.base import parse_duration
+from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT
 from leaksentry.errors import ConfigError
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
     from leaksentry.config.daemon import DaemonConfig
 
-
-#: crawl time limit when neither the source nor [crawler] sets one
-DEFAULT_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +94,7 @@ def source_schedule(source: Any, settings: Settings, index: int = 0) -> SourceSc
     sched = SourceSchedule(
         source=name, every=every, cron=cron,
         jitter=daemon.jitter if jitter is None else jitter,
-        timeout=DEFAULT_TIMEOUT if timeout is None or timeout <= 0 else timeout,
+        timeout=DEFAULT_CRAWL_TIMEOUT if timeout is None or timeout <= 0 else timeout,
         enabled=bool(enabled) if enabled is not None else True,
     )
     if cron:

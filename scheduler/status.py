@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leaksentry.config import Settings
+from leaksentry.redaction import redact
 from leaksentry.store.db import missing_table, store_failure
 from scheduler.daemon import info_path, jobstore_path
 from scheduler.jobs import CRAWL_PREFIX
@@ -146,7 +147,7 @@ def _fill_runs(conn: sqlite3.Connection, by_name: dict[str, SourceStatus]) -> No
         st.last_outcome = row["last_outcome"]
         st.last_success = row["last_success"]
         st.healthy = bool(row["healthy"])
-        st.reason = row["reason"]
+        st.reason = redact(row["reason"])  # rows written before the policy too
         st.runs = counts.get(row["source"], 0)
 
 

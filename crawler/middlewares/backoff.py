@@ -28,6 +28,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
 from scrapy.utils.misc import load_object
 
+from leaksentry.config.sources import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
@@ -117,8 +119,9 @@ class BackoffRetryMiddleware:
             raise NotConfigured
         exceptions = tuple(load_object(x) if isinstance(x, str) else x
                            for x in s.getlist("RETRY_EXCEPTIONS"))
-        return cls(s.getint("RETRY_TIMES"), s.getfloat("LEAKSENTRY_BACKOFF_BASE", 2.0),
-                   s.getfloat("LEAKSENTRY_BACKOFF_CAP", 600.0), exceptions)
+        return cls(s.getint("RETRY_TIMES"),
+                   s.getfloat("LEAKSENTRY_BACKOFF_BASE", DEFAULT_BACKOFF_BASE),
+                   s.getfloat("LEAKSENTRY_BACKOFF_CAP", DEFAULT_BACKOFF_CAP), exceptions)
 
     def _next(self, request: Request, reason: str, wait: float | None) -> Request | None:
         if request.meta.get("dont_retry"):

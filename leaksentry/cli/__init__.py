@@ -36,6 +36,7 @@ from leaksentry.cli import (
 from leaksentry.cli.common import err_console, shown
 from leaksentry.errors import LeakSentryError
 from leaksentry.paths import PRIVATE_UMASK
+from leaksentry.redaction import install_log_redaction
 
 app = typer.Typer(
     name="leaksentry",
@@ -70,7 +71,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    pass
+    install_log_redaction()  # every log record of every command through the policy
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,

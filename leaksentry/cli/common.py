@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from leaksentry.config import Settings, load_config
+from leaksentry.redaction import install_log_redaction, redact
 from leaksentry.terminal import visible
 
 # emoji codes (":warning:") in a stranger's text must stay text
@@ -20,15 +21,17 @@ console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 
 def shown(value: object, style: str = "") -> Text:
-    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), control
-    characters escaped (:func:`leaksentry.terminal.visible`). Use it for table cells and
-    ``Text.assemble`` parts."""
-    return Text(visible(value), style=style)
+    """Stranger-controlled text as a Rich ``Text`` (never parsed as markup), through the
+    redaction policy (:func:`leaksentry.redaction.redact`: identifiers masked, URL
+    userinfo removed), control characters escaped (:func:`leaksentry.terminal.visible`).
+    Use it for table cells and ``Text.assemble`` parts."""
+    return Text(visible(redact(str(value)) or ""), style=style)
 
 
 def markup_safe(value: object) -> str:
-    """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text)."""
-    return escape(visible(value))
+    """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text),
+    through the redaction policy."""
+    return escape(visible(redact(str(value)) or ""))
 
 ConfigOption = Annotated[
     Path | None,
@@ -62,3 +65,4 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()  # every record through the redaction policy

@@ -23,6 +23,7 @@ from rich.table import Table
 from leaksentry.cli.common import ConfigOption, err_console, print_table, settings, shown
 from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
+from leaksentry.redaction import redact
 from pipelines.model import RunSummary
 
 
@@ -45,7 +46,7 @@ def _as_json(r: RunSummary) -> str:
     return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
                        "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
                        "statuses": r.statuses, "duration": round(r.duration, 3),
-                       "error": r.error})
+                       "error": redact(r.error)})
 
 
 def _last_run(app_settings: Settings, name: str) -> RunSummary | None:

@@ -22,6 +22,7 @@ from leaksentry.config.evidence import SECRET_MARK, EvidenceConfig
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.config.kibana import KibanaConfig
 from leaksentry.config.matching import MatchingConfig
+from leaksentry.config.privacy import PrivacyConfig
 from leaksentry.config.sinks import ElasticsearchConfig
 from leaksentry.config.sources import CrawlerConfig, SourceConfig
 from leaksentry.errors import ConfigError
@@ -54,6 +55,7 @@ class Settings(StrictModel):
     crawler: CrawlerConfig = Field(default_factory=CrawlerConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
@@ -88,6 +90,17 @@ class Settings(StrictModel):
             raise ValidationError.from_exception_data("Settings", [InitErrorDetails(
                 type=PydanticCustomError("cluster_visibility", msg),
                 loc=("cluster", "visibility_timeout"), input=self.cluster.visibility_timeout)])
+        return self
+
+    @model_validator(mode="after")
+    def _context_snippets(self) -> Settings:
+        """Context snippets keep document text: the matcher makes them only when
+        ``[privacy] context = "masked-text"`` (then ``matching.snippets``, default 3)."""
+        m = self.matching
+        want = (m.snippets if "snippets" in m.model_fields_set else 3) \
+            if self.privacy.keeps_text else 0
+        if m.snippets != want:
+            self.matching = m.model_copy(update={"snippets": want})
         return self
 
     def source(self, name: str) -> SourceConfig:
@@ -190,6 +203,9 @@ def read_config(path: Path | str | None = None, *,
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), data)) from None
     settings._path = path
+    from leaksentry import redaction  # the configured kinds are masked in every output
+
+    redaction.configure(settings.matching)
     return settings, raw
 
 

@@ -173,7 +173,9 @@ class MatchingConfig(StrictModel):
     kinds: list[KindConfig] = Field(default_factory=list)
     severity: SeverityConfig = Field(default_factory=SeverityConfig)
     categories: CategoriesConfig = Field(default_factory=CategoriesConfig)
-    snippets: int = Field(3, ge=0, le=50)
+    # context snippets per hit; they keep document text, so only with
+    # [privacy] context = "masked-text" (Settings sets 0 otherwise, 3 when unset)
+    snippets: int = Field(0, ge=0, le=50)
     snippet_chars: int = Field(40, ge=0, le=500)  # context on each side of a match
     # parts are joined into buffers of about this size and scanned at once
     batch_bytes: int = Field(8 << 20, ge=1 << 10)

@@ -13,10 +13,17 @@ defaults: :meth:`CrawlerConfig.effective` returns the source with them filled.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ByteSize, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leaksentry.config.base import Duration, StrictModel
@@ -39,23 +46,39 @@ DEFAULT_NEVER_FETCH_HOSTS: tuple[str, ...] = ("file.io",)
 DEFAULT_USER_AGENT = "leaksentry/0.1 (+https://github.com/leaksentry/leaksentry; leak monitoring)"
 
 
-class CrawlerConfig(StrictModel):
-    """Defaults every source inherits, and crawler-wide lists."""
+#: defaults that more than one layer needs (the crawl's own fallbacks, the daemon's watchdog,
+#: the run record): named once here, imported where needed
+DEFAULT_BACKOFF_BASE = 2.0
+DEFAULT_BACKOFF_CAP = 600.0
+DEFAULT_CRAWL_TIMEOUT = 900.0
+DEFAULT_UNHEALTHY_AFTER = 3
+
+
+class Politeness(StrictModel):
+    """Politeness and safety: ``[crawler]`` sets the defaults, a source may override each
+    (:class:`SourceConfig` has every field again, optional: None inherits)."""
 
     user_agent: str = DEFAULT_USER_AGENT
     concurrency: int = Field(4, ge=1, le=64)  # requests in flight per source
     delay: Duration = 0.0  # seconds between requests to one site
     autothrottle: bool = False
     retry_max: int = Field(3, ge=0, le=20)
-    backoff_base: Duration = 2.0  # first retry waits this long, doubling
-    backoff_cap: Duration = 600.0  # no single wait longer than this (Retry-After included)
+    backoff_base: Duration = DEFAULT_BACKOFF_BASE  # first retry waits this long, doubling
+    #: no single wait longer than this (Retry-After included)
+    backoff_cap: Duration = DEFAULT_BACKOFF_CAP
     max_download_size: ByteSize = ByteSize(50 * 1024 * 1024)
     download_timeout: Duration = 60.0
     max_redirects: int = Field(5, ge=0, le=30)
-    timeout: Duration = 900.0  # a whole crawl
+    timeout: Duration = DEFAULT_CRAWL_TIMEOUT  # a whole crawl
     max_items: int = Field(1000, ge=1)  # documents fetched per run, at most
     not_ready_delay: Duration = 60.0  # "not ready yet" items are re-queued this far ahead
-    unhealthy_after: int = Field(3, ge=1)
+    #: consecutive failed runs after which the source is reported unhealthy
+    unhealthy_after: int = Field(DEFAULT_UNHEALTHY_AFTER, ge=1)
+
+
+class CrawlerConfig(Politeness):
+    """Defaults every source inherits, and crawler-wide lists."""
+
     scan_workers: int = Field(2, ge=1, le=32)  # documents scanned at once during a crawl
     chromium_path: str = "/usr/bin/chromium"
     #: pinned addresses, like curl --resolve: {"paste.example" = ["93.184.216.34"]};
@@ -90,7 +113,7 @@ class CrawlerConfig(StrictModel):
     def effective(self, source: SourceConfig) -> SourceConfig:
         """The source with every unset politeness/safety field filled from these defaults."""
         updates: dict[str, Any] = {}
-        for name in _INHERITED:
+        for name in Politeness.model_fields:
             if getattr(source, name) is None:
                 updates[name] = getattr(self, name)
         if source.obey_robots is None:
@@ -98,13 +121,21 @@ class CrawlerConfig(StrictModel):
         return source.model_copy(update=updates)
 
 
-#: SourceConfig fields that fall back to the CrawlerConfig field of the same name
-_INHERITED = ("user_agent", "concurrency", "delay", "autothrottle", "retry_max", "backoff_base",
-              "backoff_cap", "max_download_size", "download_timeout", "max_redirects",
-              "timeout", "max_items", "not_ready_delay", "unhealthy_after")
+def _overrides(model: type[StrictModel]) -> type[StrictModel]:
+    """``model``'s fields once more, each optional and unset (None: inherit), with the same
+    bounds: one declaration serves ``[crawler]`` and every source."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        typ = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (typ | None, None)
+    return create_model(f"{model.__name__}Overrides", __base__=StrictModel, **fields)
 
 
-class SourceConfig(StrictModel):
+#: the politeness/safety fields of a source (None: inherit [crawler]'s)
+PolitenessOverrides = _overrides(Politeness)
+
+
+class SourceConfig(PolitenessOverrides):  # type: ignore[misc,valid-type]
     """One ``[[sources]]`` table. Flat: every kind's fields live here."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -119,28 +150,14 @@ class SourceConfig(StrictModel):
     cron: str | None = None
     jitter: Duration = 0.0
 
-    # -- politeness and safety (None: inherit [crawler]) ---------------------------
-    timeout: Duration | None = None  # the whole crawl
-    max_items: int | None = Field(None, ge=1)
-    concurrency: int | None = Field(None, ge=1, le=64)
-    delay: Duration | None = None
-    autothrottle: bool | None = None
-    retry_max: int | None = Field(None, ge=0, le=20)
-    backoff_base: Duration | None = None
-    backoff_cap: Duration | None = None
+    # -- politeness and safety: Politeness's fields (None: inherit [crawler]), and -------
     obey_robots: bool | None = None  # default: true for HTML kinds
-    user_agent: str | None = None
     proxy: str | None = None  # http://, https://, socks5://, socks5h://
     # private ranges (loopback, RFC 1918, unique-local, 100.64/10) for tests and intranets;
     # cloud-metadata and link-local addresses stay refused
     allow_private: bool = False
     # with allow_private: only these hosts ("host" or "host:port") may be private
     private_hosts: list[str] = Field(default_factory=list)
-    max_download_size: ByteSize | None = None
-    download_timeout: Duration | None = None
-    max_redirects: int | None = Field(None, ge=0, le=30)
-    not_ready_delay: Duration | None = None
-    unhealthy_after: int | None = Field(None, ge=1)
     # directory and bucket: crawl in this many processes (Scrapy uses one core each); the
     # items are split between them by a hash of their id, the run is recorded once
     processes: int = Field(1, ge=1, le=32)

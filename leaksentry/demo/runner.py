@@ -16,7 +16,6 @@ state store, which holds masked forms and register refs only.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import secrets
 import shutil
@@ -90,7 +89,7 @@ class DemoRun:
     alerts_rejected: int = 0
     delivery: str | None = None
     es: dict[str, Any] | None = None
-    missing: list[str] = field(default_factory=list)  # components not available yet
+    missing: list[str] = field(default_factory=list)  # a failed fingerprints build, no Chromium
     timings: dict[str, float] = field(default_factory=dict)
     fingerprints: str | None = None
     evidence: dict[str, Any] | None = None  # what the vault kept, the top hit opened
@@ -134,19 +133,6 @@ def _slots(items: list[Any]) -> list[dict[str, Any]]:
 
 
 # -- components --------------------------------------------------------------------
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def spider_available(kind: str) -> bool:
-    """Whether the source kind's spider can be imported (a trimmed install may lack
-    one; tests use this seam to run the demo without crawling)."""
-    return _has("crawler.runner") and _has(f"crawler.spiders.{kind}")
-
 
 def make_fingerprints(sc: Scenario, matching: Any = None) -> str:
     """Key and fingerprints from the register, as the trusted side makes them: the same
@@ -369,9 +355,6 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
             why = None
             if run.fingerprints is None:
                 why = "no fingerprints"
-            elif not spider_available(src.kind):
-                why = f"the {src.kind} spider is not available yet"
-                run.missing.append(f"crawler: {src.kind} spider")
             elif src.table.get("render") and not Path(settings.crawler.chromium_path).exists():
                 why = (f"Chromium not found at {settings.crawler.chromium_path}"
                        " (Debian: apt-get install chromium)")

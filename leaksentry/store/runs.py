@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 
+from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
+from leaksentry.redaction import redact
 from pipelines.model import RunSummary
 
 COMPONENT = "runs"
@@ -60,19 +61,21 @@ class SourceHealth:
 
 
 def record_run(
-    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = 3
+    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
 ) -> SourceHealth:
     """Append a run and update the source's health.
 
     A source is unhealthy after ``unhealthy_after`` consecutive errored runs or
-    runs that discovered nothing (sources die silently: REFERENCE.md).
+    runs that discovered nothing (sources die silently: REFERENCE.md). The run's error
+    (a URL, a page title, a library's message) is stored through the redaction policy.
     """
+    error = redact(run.error)
     conn.execute(
         "INSERT INTO source_runs(source, started_at, finished_at, outcome, discovered, fetched,"
         " new, hits, errors, statuses, duration, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (run.source, run.started_at.isoformat(), run.finished_at.isoformat(), run.outcome,
          run.discovered, run.fetched, run.new, run.hits, run.errors,
-         json.dumps(run.statuses, sort_keys=True), run.duration, run.error),
+         json.dumps(run.statuses, sort_keys=True), run.duration, error),
     )
     prev = get_health(conn, run.source)
     errored = run.outcome != "ok"
@@ -81,7 +84,7 @@ def record_run(
         else 0
     reason = None
     if errs >= unhealthy_after:
-        reason = f"{errs} consecutive failed runs (last: {run.error or run.outcome})"
+        reason = f"{errs} consecutive failed runs (last: {error or run.outcome})"
     elif empty >= unhealthy_after:
         reason = f"discovered nothing in {empty} consecutive runs"
     healthy = reason is None
@@ -100,7 +103,7 @@ def record_run(
         " changed_at=CASE WHEN source_health.healthy != excluded.healthy"
         "   THEN excluded.changed_at ELSE source_health.changed_at END",
         (run.source, int(healthy), errs, empty, finished,
-         finished if not errored else None, run.outcome, run.error, reason,
+         finished if not errored else None, run.outcome, error, reason,
          finished if changed else (prev.changed_at if prev else finished)),
     )
     health = get_health(conn, run.source)
@@ -133,9 +136,3 @@ def recent_runs(conn: sqlite3.Connection, source: str | None = None,
         q = "SELECT * FROM source_runs WHERE source = ? ORDER BY id DESC LIMIT ?"
         return list(conn.execute(q, (source, limit)))
     return list(conn.execute("SELECT * FROM source_runs ORDER BY id DESC LIMIT ?", (limit,)))
-
-
-def last_run_at(conn: sqlite3.Connection, source: str) -> datetime | None:
-    row = conn.execute("SELECT max(finished_at) FROM source_runs WHERE source = ?",
-                       (source,)).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None

@@ -8,13 +8,24 @@ version (e.g. ``updated_at``, an ETag) or the fetched content hashes
 differently. "Not ready yet" items are re-queued with a retry time, never
 dropped; deleted ones are recorded as ``gone``. Per-source key/values (ETags
 of feed pages, rate-limit resets) live in ``source_state``.
+
+Item ids, URLs and state keys are stranger-controlled (a feed id, a listing path, a
+watched URL's query may hold an identifier): through :class:`leaksentry.redaction.Sealer`,
+one that holds an identifier is stored as a keyed digest (ids and keys, only compared)
+and sealed (the URL and the raw id, needed again to retry a fetch), with a secret kept
+in ``seen.key`` next to the database (mode 0600), never in it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+
+from leaksentry.redaction import Sealer, redact
 
 COMPONENT = "seen"
 MIGRATIONS: list[str] = [
@@ -45,7 +56,51 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (source, key)
     );
     """,
+    # the raw item id, sealed, when ``item_id`` holds its keyed digest
+    "ALTER TABLE seen_items ADD COLUMN sealed_id TEXT;",
 ]
+
+_SEALERS: dict[str, Sealer] = {}
+_SEALERS_LOCK = threading.Lock()
+KEY_FILE = "seen.key"
+
+
+def _secret(db_file: str) -> bytes:
+    """The secret next to the database file, made (0600) on first use; a database in
+    memory gets one for this process."""
+    if not db_file:
+        return os.urandom(32)
+    path = Path(db_file).with_name(KEY_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        data = path.read_bytes()
+        if len(data) == 32:
+            return data
+        raise OSError(f"{path}: not a 32-byte key (delete it to start afresh)") from None
+    secret = os.urandom(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
+def sealer(conn: sqlite3.Connection) -> Sealer:
+    """The sealer of the database behind ``conn``."""
+    db_file = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+    got = _SEALERS.get(db_file)
+    if got is None:
+        with _SEALERS_LOCK:
+            got = _SEALERS.get(db_file)
+            if got is None:
+                got = _SEALERS[db_file] = Sealer(_secret(db_file))
+    return got
+
+
+def _ids(conn: sqlite3.Connection, item_id: str) -> tuple[Sealer, str, str | None]:
+    """(sealer, the stored key of ``item_id``, its sealed raw form or None)."""
+    sl = sealer(conn)
+    key = sl.key(item_id)
+    return sl, key, (None if key == item_id else sl.seal(item_id))
 
 #: pending: discovered, not processed yet; retry: re-queued ("not ready", transient error);
 #: done: processed; gone: deleted upstream; failed: gave up after too many attempts
@@ -73,9 +128,11 @@ def _now(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).isoformat()
 
 
-def _item(row: sqlite3.Row) -> SeenItem:
+def _item(row: sqlite3.Row, sl: Sealer) -> SeenItem:
+    sealed = row["sealed_id"]
+    item_id = (sl.open(sealed) if sealed else None) or row["item_id"]
     return SeenItem(
-        source=row["source"], item_id=row["item_id"], url=row["url"], status=row["status"],
+        source=row["source"], item_id=item_id, url=sl.open(row["url"]), status=row["status"],
         sha256=row["sha256"], version=row["version"], etag=row["etag"],
         last_modified=row["last_modified"], first_seen=row["first_seen"],
         last_seen=row["last_seen"], retry_at=row["retry_at"], attempts=row["attempts"],
@@ -84,9 +141,10 @@ def _item(row: sqlite3.Row) -> SeenItem:
 
 
 def get_item(conn: sqlite3.Connection, source: str, item_id: str) -> SeenItem | None:
+    sl, key, _ = _ids(conn, item_id)
     row = conn.execute("SELECT * FROM seen_items WHERE source = ? AND item_id = ?",
-                       (source, item_id)).fetchone()
-    return _item(row) if row else None
+                       (source, key)).fetchone()
+    return _item(row, sl) if row else None
 
 
 def needs_fetch(item: SeenItem | None, version: str | None = None,
@@ -108,11 +166,12 @@ def discovered(conn: sqlite3.Connection, source: str, item_id: str, url: str | N
                *, now: datetime | None = None) -> SeenItem:
     """Record that an item was listed (first-seen at once); returns its state."""
     ts = _now(now)
+    sl, key, sealed = _ids(conn, item_id)
     conn.execute(
-        "INSERT INTO seen_items(source, item_id, url, status, first_seen, last_seen)"
-        " VALUES (?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
-        " last_seen = excluded.last_seen, url = COALESCE(excluded.url, seen_items.url)",
-        (source, item_id, url, ts, ts),
+        "INSERT INTO seen_items(source, item_id, sealed_id, url, status, first_seen,"
+        " last_seen) VALUES (?,?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO UPDATE"
+        " SET last_seen = excluded.last_seen, url = COALESCE(excluded.url, seen_items.url)",
+        (source, key, sealed, sl.seal(url), ts, ts),
     )
     got = get_item(conn, source, item_id)
     assert got is not None
@@ -122,7 +181,7 @@ def discovered(conn: sqlite3.Connection, source: str, item_id: str, url: str | N
 def content_changed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str) -> bool:
     """True when this content was not processed for the item before."""
     row = conn.execute("SELECT sha256, status FROM seen_items WHERE source = ? AND item_id = ?",
-                       (source, item_id)).fetchone()
+                       (source, sealer(conn).key(item_id))).fetchone()
     return row is None or row["sha256"] != sha256 or row["status"] != "done"
 
 
@@ -131,15 +190,16 @@ def processed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str, 
               last_modified: str | None = None, now: datetime | None = None) -> None:
     """The document went through the pipeline: remember its hash and version."""
     ts = _now(now)
+    sl, key, sealed = _ids(conn, item_id)
     conn.execute(
-        "INSERT INTO seen_items(source, item_id, url, status, sha256, version, etag,"
+        "INSERT INTO seen_items(source, item_id, sealed_id, url, status, sha256, version, etag,"
         " last_modified, first_seen, last_seen, processed_at, attempts)"
-        " VALUES (?,?,?,'done',?,?,?,?,?,?,?,0) ON CONFLICT(source, item_id) DO UPDATE SET"
+        " VALUES (?,?,?,?,'done',?,?,?,?,?,?,?,0) ON CONFLICT(source, item_id) DO UPDATE SET"
         " status='done', sha256=excluded.sha256, version=excluded.version,"
         " etag=excluded.etag, last_modified=excluded.last_modified,"
         " last_seen=excluded.last_seen, processed_at=excluded.processed_at,"
         " url=COALESCE(excluded.url, seen_items.url), retry_at=NULL, note=NULL, attempts=0",
-        (source, item_id, url, sha256, version, etag, last_modified, ts, ts, ts),
+        (source, key, sealed, sl.seal(url), sha256, version, etag, last_modified, ts, ts, ts),
     )
 
 
@@ -152,7 +212,7 @@ def unchanged(conn: sqlite3.Connection, source: str, item_id: str, *,
         " etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified),"
         " status = CASE WHEN sha256 IS NOT NULL THEN 'done' ELSE status END, retry_at = NULL"
         " WHERE source = ? AND item_id = ?",
-        (_now(now), version, etag, last_modified, source, item_id),
+        (_now(now), version, etag, last_modified, source, sealer(conn).key(item_id)),
     )
 
 
@@ -164,19 +224,22 @@ def requeue(conn: sqlite3.Connection, source: str, item_id: str, url: str | None
     Returns False when it has been tried ``max_attempts`` times: it is marked
     ``failed`` (recorded, visible, not retried forever)."""
     ts = _now(now)
+    sl, key, sealed = _ids(conn, item_id)
+    url = sl.seal(url)
     conn.execute(
-        "INSERT INTO seen_items(source, item_id, url, status, first_seen, last_seen)"
-        " VALUES (?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO NOTHING",
-        (source, item_id, url, ts, ts),
+        "INSERT INTO seen_items(source, item_id, sealed_id, url, status, first_seen,"
+        " last_seen) VALUES (?,?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO NOTHING",
+        (source, key, sealed, url, ts, ts),
     )
     row = conn.execute("SELECT attempts FROM seen_items WHERE source = ? AND item_id = ?",
-                       (source, item_id)).fetchone()
+                       (source, key)).fetchone()
     attempts = (row["attempts"] if row else 0) + 1
     status = "retry" if attempts < max_attempts else "failed"
     conn.execute(
         "UPDATE seen_items SET status = ?, retry_at = ?, attempts = ?, note = ?, last_seen = ?,"
         " url = COALESCE(?, url) WHERE source = ? AND item_id = ?",
-        (status, retry_at.isoformat(), attempts, note[:300], ts, url, source, item_id),
+        (status, retry_at.isoformat(), attempts, (redact(note) or "")[:300], ts, url, source,
+         key),
     )
     return status == "retry"
 
@@ -185,11 +248,12 @@ def gone(conn: sqlite3.Connection, source: str, item_id: str, note: str,
          *, now: datetime | None = None) -> None:
     """Deleted upstream before it could be fetched: recorded, never retried."""
     ts = _now(now)
+    _, key, sealed = _ids(conn, item_id)
     conn.execute(
-        "INSERT INTO seen_items(source, item_id, status, first_seen, last_seen, note)"
-        " VALUES (?,?,'gone',?,?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
+        "INSERT INTO seen_items(source, item_id, sealed_id, status, first_seen, last_seen,"
+        " note) VALUES (?,?,?,'gone',?,?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
         " status='gone', note=excluded.note, last_seen=excluded.last_seen, retry_at=NULL",
-        (source, item_id, ts, ts, note[:300]),
+        (source, key, sealed, ts, ts, (redact(note) or "")[:300]),
     )
 
 
@@ -202,7 +266,8 @@ def due_retries(conn: sqlite3.Connection, source: str, *, now: datetime | None =
         " ORDER BY first_seen LIMIT ?",
         (source, _now(now), limit),
     )
-    return [_item(r) for r in rows]
+    sl = sealer(conn)
+    return [_item(r, sl) for r in rows]
 
 
 def counts(conn: sqlite3.Connection, source: str) -> dict[str, int]:
@@ -213,7 +278,7 @@ def counts(conn: sqlite3.Connection, source: str) -> dict[str, int]:
 
 def get_state(conn: sqlite3.Connection, source: str, key: str) -> str | None:
     row = conn.execute("SELECT value FROM source_state WHERE source = ? AND key = ?",
-                       (source, key)).fetchone()
+                       (source, sealer(conn).key(key))).fetchone()
     return row[0] if row else None
 
 
@@ -222,14 +287,16 @@ def set_state(conn: sqlite3.Connection, source: str, key: str, value: str | None
         "INSERT INTO source_state(source, key, value, updated_at) VALUES (?,?,?,?)"
         " ON CONFLICT(source, key) DO UPDATE SET value=excluded.value,"
         " updated_at=excluded.updated_at",
-        (source, key, value, _now()),
+        (source, sealer(conn).key(key), value, _now()),
     )
 
 
 def load_source(conn: sqlite3.Connection, source: str) -> dict[str, SeenItem]:
     """Every item of a source, for a crawl's in-memory lookups (one query, not one per item)."""
     rows = conn.execute("SELECT * FROM seen_items WHERE source = ?", (source,))
-    return {r["item_id"]: _item(r) for r in rows}
+    sl = sealer(conn)
+    items = (_item(r, sl) for r in rows)
+    return {i.item_id: i for i in items}
 
 
 def discovered_many(conn: sqlite3.Connection, source: str,
@@ -238,9 +305,15 @@ def discovered_many(conn: sqlite3.Connection, source: str,
     if not items:
         return
     ts = _now(now)
+    sl = sealer(conn)
+    rows = []
+    for item_id, url in items:
+        key = sl.key(item_id)
+        rows.append((source, key, None if key == item_id else sl.seal(item_id), sl.seal(url),
+                     ts, ts))
     conn.executemany(
-        "INSERT INTO seen_items(source, item_id, url, status, first_seen, last_seen)"
-        " VALUES (?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO UPDATE SET"
-        " last_seen = excluded.last_seen, url = COALESCE(excluded.url, seen_items.url)",
-        [(source, item_id, url, ts, ts) for item_id, url in items],
+        "INSERT INTO seen_items(source, item_id, sealed_id, url, status, first_seen,"
+        " last_seen) VALUES (?,?,?,?,'pending',?,?) ON CONFLICT(source, item_id) DO UPDATE"
+        " SET last_seen = excluded.last_seen, url = COALESCE(excluded.url, seen_items.url)",
+        rows,
     )

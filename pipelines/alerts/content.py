@@ -5,19 +5,18 @@ The payload is stored in the outbox when the hit is stored and rendered per
 channel at delivery time. It never holds document content: no snippets, no
 text, only the metadata the security team needs to act (where, what file,
 how many records, which kinds) and the masked forms the matcher produced.
-URLs, file names and error lines are scrubbed of anything identifier-shaped.
+URLs, file names and error lines go through the redaction policy
+(:mod:`leaksentry.redaction`), as every other output does.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
+from leaksentry.redaction import redact
 from leaksentry.store.outbox import RESIGHTING
-from pipelines.match.hkid import is_valid_canonical
 from pipelines.model import Finding, StoredHit
 
 if TYPE_CHECKING:
@@ -26,42 +25,6 @@ if TYPE_CHECKING:
 
 #: where the full list of affected records is, when an alert lists only the first few
 FULL_LIST_HINT = "leaksentry hits --json"
-
-_HKID_SHAPE = re.compile(
-    r"(?<![A-Za-z0-9])([A-Za-z]{1,2})\s?(\d{6})\s?[(\[]?\s?([0-9Aa])\s?[)\]]?(?![A-Za-z0-9])"
-)
-_HN_SHAPE = re.compile(r"(?i)(?<![A-Za-z0-9])HN\s?\d{6,}[0-9A-Z]?(?![A-Za-z0-9])")
-
-
-def mask(value: str) -> str:
-    """A masked form for display: first three characters, stars, last character."""
-    chars = [c for c in value if c.isalnum()]
-    if len(chars) <= 4:
-        return "*" * len(chars)
-    return "".join(chars[:3]) + "****" + chars[-1]
-
-
-def _hkid_repl(m: re.Match[str]) -> str:
-    body, check = (m.group(1) + m.group(2)).upper(), m.group(3).upper()
-    if not is_valid_canonical(body + check):
-        return m.group(0)
-    return f"{body[:3]}****({check})"
-
-
-def scrub(text: str | None) -> str | None:
-    """Mask identifier-shaped strings (valid HKIDs, HN numbers) in free text such as a
-    URL, a file name or an error line, in any written form (percent-encoded, full-width)."""
-    if not text:
-        return text
-    norm = unicodedata.normalize("NFKC", unquote(text))
-    out = _HN_SHAPE.sub(lambda m: mask(m.group(0)), _HKID_SHAPE.sub(_hkid_repl, norm))
-    return text if out == norm else out
-
-
-def safe_masked(value: str) -> str:
-    """The matcher's masked form, or a masked form of it when it does not look masked."""
-    return value if "*" in value else mask(value)
-
 
 def kibana_link(settings: Settings, sha256: str) -> str | None:
     """A Kibana Discover URL filtered on the document's sha256, when Kibana is configured."""
@@ -83,8 +46,8 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
     cfg = settings.alerts
     kinds = sorted({m.kind for m in r.matches} | {k for k, n in r.unmatched_valid.items() if n})
     idents = [
-        {"kind": m.kind, "masked": safe_masked(m.masked), "record_ref": m.record_ref,
-         "where": scrub(m.where)}
+        {"kind": m.kind, "masked": redact(m.masked), "record_ref": m.record_ref,
+         "where": redact(m.where)}
         for m in r.matches[: cfg.show_identifiers]
     ]
     refs = list(r.record_refs)
@@ -97,8 +60,8 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         "hit_severity": r.severity,
         "risk_score": r.risk_score,
         "source": finding.source,
-        "url": scrub(finding.url),
-        "filename": scrub(finding.filename),
+        "url": redact(finding.url),
+        "filename": redact(finding.filename),
         "content_type": finding.content_type,
         "size": finding.size,
         "sha256": finding.sha256,
@@ -113,7 +76,7 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         "full_list": FULL_LIST_HINT,
         "unmatched_valid": {k: n for k, n in sorted(r.unmatched_valid.items()) if n},
         # what the upload exposed (labels and their categories), never its values
-        "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+        "exposed_fields": [f for f in (redact(x) for x in r.exposed_fields) if f],
         "exposed_categories": list(r.exposed_categories),
         "hit_id": stored.hit_id,
         "first_seen": _iso(stored.first_seen),
@@ -157,11 +120,11 @@ def health_payload(health: SourceHealth, *, recovered: bool) -> dict[str, Any]:
         "severity": "low" if recovered else "high",
         "source": health.source,
         "healthy": health.healthy,
-        "reason": scrub(health.reason),
+        "reason": redact(health.reason),
         "since": health.changed_at,
         "consecutive_errors": health.consecutive_errors,
         "consecutive_empty": health.consecutive_empty,
-        "last_error": scrub(health.last_error),
+        "last_error": redact(health.last_error),
         "last_success": health.last_success,
     }
 

@@ -142,9 +142,9 @@ def _attempt(store: Store, settings: Settings, sender: Channel, row: outbox.Deli
     try:
         sender.send(outgoing(alert, row.channel, thread))
     except ChannelError as exc:
-        error, transient, after = _one_line(exc), exc.transient, exc.retry_after
+        error, retryable, after = _one_line(exc), exc.retryable, exc.retry_after
     except Exception as exc:  # a bug or an unexpected library error: retry, never crash
-        error, transient, after = f"channel {row.channel!r}: {type(exc).__name__}", True, None
+        error, retryable, after = f"channel {row.channel!r}: {type(exc).__name__}", True, None
     else:
         with store.transaction() as tx:
             outbox.mark_delivered(tx, row.id, now)
@@ -152,7 +152,7 @@ def _attempt(store: Store, settings: Settings, sender: Channel, row: outbox.Deli
                  attempt)
         report.delivered += 1
         return
-    if not transient or attempt >= cfg.max_attempts:
+    if not retryable or attempt >= cfg.max_attempts:
         with store.transaction() as tx:
             outbox.mark_failed(tx, row.id, f"attempt {attempt}: {error}", retry_at=None)
         log.error("alert %d: dead letter for channel %r after %d attempt(s): %s", alert.id,

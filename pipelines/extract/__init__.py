@@ -16,7 +16,7 @@ set and its cells joined by CELL_SEP.
 
 JSON parts group an object's scalar fields ("hkid: …" lines) so that a
 record's identifiers share a part, as record-level matching needs. File and
-member names are masked where they look like identifiers ("A12*****.csv").
+member names go through the redaction policy ("A12****(3).csv").
 
 Images (PNG, JPEG, TIFF, BMP, GIF, WebP) and PDF pages without a text layer are OCR'd
 (:mod:`.ocr`); a multi-page image's parts are "page 2". Content that could not be read

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-# letters then six or more digits: an HKID ("A1234563", "a123456(3)"), a hospital number
-# ("HN12345678A"), "MRN-1234567"; dates and version numbers (no letter prefix) stay
-_IDLIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{1,4}[- ]?\d{6,}(?:\([0-9A-Za-z]\)|[0-9A-Za-z])?")
+from leaksentry.redaction import redact_line
 
-
-def _mask(m: re.Match[str]) -> str:
-    s = m.group(0)
-    return s[:3] + "*" * (len(s) - 3)
-
-
-def mask_name(name: str) -> str:
-    """A file or member name with identifier-shaped tokens masked ("A12*****.csv"): a
-    leaked file may be named after a patient, and names end up in locations, messages,
-    the store and alerts."""
-    return _IDLIKE.sub(_mask, _CONTROL.sub(" ", name))
+#: locations and names are made safe by the one redaction policy: a leaked file may be
+#: named after a patient ("A12****(3).csv"), and names end up in locations, messages, the
+#: store and alerts
+_LONG = 10_000
 
 
 def safe_name(name: str) -> str:
-    """A name for messages and details: one line, masked, bounded."""
-    return mask_name(name)[:200]
+    """A name for messages and details: one line, identifiers masked, bounded."""
+    return redact_line(name, 200) or ""
+
+
+def mask_name(name: str) -> str:
+    """A name (file, member, table, JSON key) through the redaction policy, as one line."""
+    return redact_line(name, _LONG) or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,12 @@ document is never reported clean for what was never looked at.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from leaksentry.config.extract import ExtractConfig
+from leaksentry.redaction import redact_error
 from pipelines.extract.node import safe_name
 from pipelines.model import Skipped
 
@@ -47,24 +47,10 @@ class Failed(Exception):
 #: skipped entries kept per document; the rest are only counted (details["skipped_more"])
 MAX_SKIPPED = 100
 
-_QUOTED = re.compile(r"""(['"]).*?\1""")
-# anything with a run of 4+ digits could be part of an identifier: never echo it
-_DIGITY = re.compile(r"[^\s,;:()\[\]{}<>]*\d{4,}[^\s,;:()\[\]{}<>]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def scrub(text: str, limit: int = 160) -> str:
-    """One line, no quoted content, no digit runs: safe to store and show."""
-    text = _CONTROL.sub(" ", text)
-    text = _QUOTED.sub("'…'", text)
-    text = _DIGITY.sub("…", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 def reason(exc: BaseException) -> str:
-    """A library's reason for failing, in one scrubbed line."""
-    msg = scrub(str(exc)) if str(exc) else ""
+    """A library's reason for failing, in one line made safe by the redaction policy."""
+    msg = redact_error(str(exc)) if str(exc) else ""
     name = type(exc).__name__
     return f"{name}: {msg}" if msg else name
 

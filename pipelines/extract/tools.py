@@ -18,8 +18,9 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 
+from leaksentry.redaction import redact_error
 from pipelines.extract.node import safe_name
-from pipelines.extract.state import Failed, State, Stop, scrub
+from pipelines.extract.state import Failed, State, Stop
 
 #: address space of one tool run; antiword and mdb-export need a few MB
 TOOL_MEMORY = 512 * 1024 * 1024
@@ -98,6 +99,7 @@ def run_tool(argv: list[str], state: State, where: str) -> bytes:
         proc.stderr.close()
     if code != 0:
         first = err.decode("utf-8", "replace").strip().splitlines()
-        why = scrub(first[0].replace(argv[-1], "file")) if first else f"exit code {code}"
+        why = (redact_error(first[0].replace(argv[-1], "file")) if first
+               else f"exit code {code}")
         raise Failed("corrupt", f"{safe_name(where)}: {argv[0]} could not read it: {why}")
     return bytes(out)

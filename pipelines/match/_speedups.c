@@ -111,8 +111,11 @@ static int fw_alnum_at(const uint8_t *b, Py_ssize_t len, Py_ssize_t pos) {
 }
 
 static int closed_at(const uint8_t *b, Py_ssize_t end) {
-    return b[end - 1] == 0x29 ||
-           (b[end - 1] == 0x89 && end >= 3 && b[end - 3] == 0xEF && b[end - 2] == 0xBC);
+    /* the token ends with ) ] or full-width ） ］ (pipelines.match.finder._closed) */
+    uint8_t last = b[end - 1];
+    return last == 0x29 || last == 0x5D ||
+           ((last == 0x89 || last == 0xBD) && end >= 3 && b[end - 3] == 0xEF &&
+            b[end - 2] == 0xBC);
 }
 
 /* tokens(buf, kind_of, neg_adj) -> (kinds, starts, ends): int64 arrays as bytes, sorted by
@@ -470,7 +473,8 @@ static int Evaluator_init(Evaluator *self, PyObject *args, PyObject *kwds) {
 }
 
 /* The canonical form of a token (NFKC, upper-case, removals), for tokens made of ASCII and
- * the full-width letters, digits and brackets, ideographic space and NBSP: exactly what
+ * the full-width letters, digits, brackets ( ) [ ], separators - /, ideographic space and
+ * NBSP: exactly what
  * Kind.canonical_b gives for them. Returns the length, or -1 for anything else (the
  * caller's Python path handles it). */
 static Py_ssize_t canonical(const uint8_t *t, Py_ssize_t len, const Spec *sp, uint8_t *out) {
@@ -492,6 +496,14 @@ static Py_ssize_t canonical(const uint8_t *t, Py_ssize_t len, const Spec *sp, ui
                 ch = '(';
             else if (b1 == 0xBC && b2 == 0x89)
                 ch = ')';
+            else if (b1 == 0xBC && b2 == 0xBB)
+                ch = '[';
+            else if (b1 == 0xBC && b2 == 0xBD)
+                ch = ']';
+            else if (b1 == 0xBC && b2 == 0x8D)
+                ch = '-';
+            else if (b1 == 0xBC && b2 == 0x8F)
+                ch = '/';
             else
                 return -1;
             i += 3;

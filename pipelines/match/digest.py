@@ -60,7 +60,3 @@ class Digester:
 def digest64(key: bytes, message: bytes) -> int:
     """Reference implementation (tests check :class:`Digester` against it)."""
     return int.from_bytes(hmac.digest(key, message, "sha256")[:8], "big")
-
-
-def hex64(value: int) -> str:
-    return f"{value:016x}"

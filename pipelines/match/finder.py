@@ -23,7 +23,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from pipelines.match.kinds import Kind, fullwidth_alnum_after, fullwidth_alnum_before
+from leaksentry.identifiers.kinds import Kind, fullwidth_alnum_after, fullwidth_alnum_before
 from pipelines.match.speedups import resolve as resolve_speedups
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,10 @@ def _database(expressions: tuple[bytes, ...]):  # -> hyperscan.Database
 
 
 def _closed(buf: bytes, end: int) -> bool:
-    """The token ends with a closing bracket (ASCII or full-width)."""
-    return buf[end - 1] == 0x29 or (buf[end - 1] == 0x89 and buf[end - 3:end] == b"\xef\xbc\x89")
+    """The token ends with a closing bracket ``)`` ``]`` (ASCII or full-width)."""
+    last = buf[end - 1]
+    return last in (0x29, 0x5D) or (last in (0x89, 0xBD)
+                                    and buf[end - 3:end - 1] == b"\xef\xbc")
 
 
 class Finder:

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterator
 from itertools import product
 
-from pipelines.match.hkid import is_valid
+from leaksentry.identifiers.hkid import is_valid
 
 #: characters changed per token at most (the other run digits must be read right)
 MAX_CHANGES = 2

@@ -24,9 +24,9 @@ import numpy as np
 
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.errors import RegisterError
+from leaksentry.identifiers.kinds import Kind, build_kinds
 from pipelines.match.digest import Digester
 from pipelines.match.fpfile import KIND_SHIFT, RECORD_MASK, FingerprintInfo, write_fingerprints
-from pipelines.match.kinds import Kind, build_kinds
 
 _XLSX = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 _GUESS = {

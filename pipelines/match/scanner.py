@@ -24,21 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
+from leaksentry import redaction
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.errors import ConfigError
+from leaksentry.identifiers.kinds import Kind, build_kinds
+from leaksentry.redaction import mask_b, redact_label
 from pipelines.match.digest import Digester
 from pipelines.match.exposed import MAX_LABEL, Categories, Exposure, Runs
 from pipelines.match.finder import Candidate, Finder
 from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
 from pipelines.match.keys import read_key
-from pipelines.match.kinds import Kind, build_kinds
 from pipelines.match.severity import assess
 from pipelines.match.speedups import resolve as resolve_speedups
 from pipelines.model import CELL_SEP, Match, ScanResult, TextPart
 
 _SEP = b"\n"
 _CELL = CELL_SEP.encode()
-_DIGIT_RUN = re.compile(r"[0-9\uff10-\uff19]{4,}")
 _NATURAL = re.compile(r"(\d+)")
 
 
@@ -168,6 +169,8 @@ class Matcher:
         self.config = config or MatchingConfig()
         self.fingerprints = fingerprints
         self.kinds: list[Kind] = build_kinds(self.config)
+        # what this process scans for is what its outputs must mask (configured kinds)
+        redaction.configure(self.config)
         self.finder = Finder(self.kinds, engine, speedups)
         self._digester = Digester(key)
         fast = self._fast = resolve_speedups(speedups)
@@ -410,7 +413,7 @@ class Matcher:
                 place = f"{location}:line {line}" if location else f"line {line}"
             else:
                 place = where(buf, starts, metas, pi, at, lines)
-            seen[dg] = [ki, kinds[ki].mask_b(cn), rec, cnt, place, dg]
+            seen[dg] = [ki, mask_b(kinds[ki].name, cn), rec, cnt, place, dg]
         state.records.update(records[hit_idx].tolist())
 
     def _newlines_before(self, buf: bytes, positions: np.ndarray) -> np.ndarray:
@@ -498,7 +501,7 @@ class Matcher:
                 if se <= lo or ss < cur:
                     continue
                 kind = kinds[ki]
-                masked = kind.mask_b(kind.canonical_b(buf[ss:se]))
+                masked = mask_b(kind.name, kind.canonical_b(buf[ss:se]))
                 out.append(buf[cur:ss].decode("utf-8", "ignore"))
                 if ss == s:
                     focus = (sum(len(x) for x in out), len(masked))
@@ -509,7 +512,7 @@ class Matcher:
             a = max(0, focus[0] - ctx)
             b = focus[0] + focus[1] + ctx
             text = text[a:b].replace(CELL_SEP, " | ").replace("\r", " ").replace("\n", " ")
-            text = _DIGIT_RUN.sub(lambda m: "*" * len(m.group()), text).strip()
+            text = redact_label(text, 1 << 16) or ""
             if text:
                 state.snippets.append(text)
 
@@ -554,21 +557,9 @@ class Matcher:
             exposed_categories=categories,
         )
 
-    def redact_labels(self, labels: list[str]) -> list[str]:
-        """Labels (stranger-controlled: table headers, SQL column names) made safe to store:
-        one line of at most 64 characters, every identifier-shaped token of every kind
-        masked (valid or not, as in snippets), any other run of 4+ digits starred."""
-        if not labels:
-            return []
-        lines = [" ".join(x.split())[:MAX_LABEL] for x in labels]
-        buf = b"\n" + "\n".join(lines).encode("utf-8", "replace") + b"\n"
-        out: list[str] = []
-        cur = 0
-        for ki, s, e in self.finder.find(buf):
-            kind = self.kinds[ki]
-            out.append(buf[cur:s].decode("utf-8", "replace"))
-            out.append(kind.mask_b(kind.canonical_b(buf[s:e])))
-            cur = e
-        out.append(buf[cur:].decode("utf-8", "replace"))
-        text = _DIGIT_RUN.sub(lambda m: "*" * len(m.group()), "".join(out))
-        return text[1:-1].split("\n")
+    @staticmethod
+    def redact_labels(labels: list[str]) -> list[str]:
+        """Labels (stranger-controlled: table headers, SQL column names) made safe to store
+        by the redaction policy: one line of at most 64 characters, identifiers masked,
+        any other run of 4+ digits starred."""
+        return [redact_label(x, MAX_LABEL) or "" for x in labels]

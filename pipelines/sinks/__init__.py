@@ -7,5 +7,4 @@
 - :mod:`.client` — one interface over the elasticsearch and opensearch-py clients.
 - :mod:`.setup` — ``es setup`` / ``es check``.
 - :mod:`.retention` — local purge.
-- :mod:`.scrub` — masks HKID-shaped strings in stranger-controlled text.
 """

@@ -15,7 +15,7 @@ record 1234, and ``sum(leaksentry.matched_records)`` gives the records total.
 Nothing here holds plaintext identifiers or raw content: matches carry
 masked forms and register references, snippets are masked by the matcher,
 and every free-text field from a stranger (URL, file name, location, error,
-snippet) passes through :func:`pipelines.sinks.scrub.scrub` again.
+snippet) passes through the redaction policy (:func:`leaksentry.redaction.redact`) again.
 
 What is indexed and what is only shown: the fields analysts filter and
 aggregate on (time, severity, source, domain, file, record refs, records
@@ -35,8 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from leaksentry.redaction import redact
 from pipelines.model import Finding, StoredHit, severity_rank
-from pipelines.sinks.scrub import scrub
 
 HITS = "hits"
 DOCUMENTS = "documents"
@@ -106,14 +106,14 @@ MAX_SKIPPED = 100
 
 def skipped_list(finding: Finding) -> list[dict[str, str]]:
     """What could not be read, scrubbed again (names are stranger-controlled)."""
-    return [{"where": scrub(s.where) or "", "status": s.status, "error": scrub(s.error) or ""}
+    return [{"where": redact(s.where) or "", "status": s.status, "error": redact(s.error) or ""}
             for s in finding.result.skipped[:MAX_SKIPPED]]
 
 
 def _file(f: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {"size": f.size, "hash": {"sha256": f.sha256}}
     if f.filename:
-        out["name"] = scrub(f.filename)
+        out["name"] = redact(f.filename)
     if f.content_type:
         out["mime_type"] = f.content_type.split(";", 1)[0].strip().lower()
     return out
@@ -123,7 +123,7 @@ def _url(f: Finding) -> dict[str, Any] | None:
     domain = domain_of(f.url)
     if domain is None:
         return None  # a local path from `scan`: not a URL
-    return {"full": scrub(f.url), "domain": domain}
+    return {"full": redact(f.url), "domain": domain}
 
 
 def _observer(version: str) -> dict[str, Any]:
@@ -146,8 +146,8 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
     refs = sorted(set(r.record_refs), key=ref_order)
     kinds = sorted({m.kind for m in r.matches})
     matches = [
-        {"kind": m.kind, "masked": scrub(m.masked), "record_ref": m.record_ref,
-         "count": m.count, "where": scrub(m.where)}
+        {"kind": m.kind, "masked": redact(m.masked), "record_ref": m.record_ref,
+         "count": m.count, "where": redact(m.where)}
         for m in r.matches[:max_matches]
     ]
     url = _url(finding)
@@ -176,7 +176,7 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
         "tags": ["leaksentry", "hit", r.severity],
         "leaksentry": {
             "source": finding.source,
-            "item_id": scrub(finding.item_id),
+            "item_id": redact(finding.item_id),
             "severity": r.severity,
             "status": r.status,
             "matched_records": r.matched_records,
@@ -188,8 +188,8 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             # kept current by sighting_update() on re-sightings
             "last_seen": _iso(finding.fetched_at),
             "sightings": 1,
-            "snippets": [s for s in (scrub(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
-            "exposed_fields": [f for f in (scrub(x) for x in r.exposed_fields) if f],
+            "snippets": [s for s in (redact(x) for x in r.snippets[:MAX_SNIPPETS]) if s],
+            "exposed_fields": [f for f in (redact(x) for x in r.exposed_fields) if f],
             "exposed_categories": list(r.exposed_categories),
             "partial": r.partial,
             "skipped": skipped_list(finding),
@@ -213,7 +213,7 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
     if url:
         doc["url"] = url
     else:
-        doc["leaksentry"]["path"] = scrub(finding.url)
+        doc["leaksentry"]["path"] = redact(finding.url)
     _drop_none(doc)
     return doc
 
@@ -242,9 +242,9 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
         "tags": ["leaksentry", "document"],
         "leaksentry": {
             "source": finding.source,
-            "item_id": scrub(finding.item_id),
+            "item_id": redact(finding.item_id),
             "status": r.status,
-            "error": scrub(r.error),
+            "error": redact(r.error),
             "severity": r.severity,
             "hit": r.hit,
             "matched_records": r.matched_records,
@@ -256,7 +256,7 @@ def document_document(finding: Finding, *, now: datetime | None = None) -> dict[
     if url:
         doc["url"] = url
     else:
-        doc["leaksentry"]["path"] = scrub(finding.url)
+        doc["leaksentry"]["path"] = redact(finding.url)
     _drop_none(doc)
     return doc
 

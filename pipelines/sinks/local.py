@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from leaksentry.redaction import redact
 from pipelines.model import SEVERITIES, Finding, StoredHit, severity_rank
 from pipelines.sinks.ecs import domain_of, records_key, ref_order, skipped_list
-from pipelines.sinks.scrub import scrub
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,9 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
     """
     r = finding.result
     seen = _iso(finding.fetched_at)
-    url = scrub(finding.url) or ""
-    filename = scrub(finding.filename)
-    error = scrub(r.error)
+    url = redact(finding.url) or ""
+    filename = redact(finding.filename)
+    error = redact(r.error)
     tx.execute(
         "INSERT INTO documents(url, source, sha256, size, content_type, filename, item_id,"
         " http_status, status, error, severity, matched_records, scanned_at, first_seen,"
@@ -107,7 +107,7 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " last_seen=max(documents.last_seen, excluded.last_seen),"
         " sightings=documents.sightings + 1",
         (url, finding.source, finding.sha256, finding.size, finding.content_type, filename,
-         scrub(finding.item_id), finding.http_status, r.status, error, r.severity,
+         redact(finding.item_id), finding.http_status, r.status, error, r.severity,
          r.matched_records, seen, seen, seen, json.dumps(skipped_list(finding)),
          int(r.partial)),
     )
@@ -123,8 +123,8 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         return StoredHit(hit_id=prev["id"], new=False, first_seen=_dt(prev["first_seen"]),
                          records_key=prev["records_key"])
     key = records_key(r.record_refs, finding.sha256)
-    matches = [{"kind": m.kind, "masked": scrub(m.masked), "record_ref": m.record_ref,
-                "count": m.count, "where": scrub(m.where)} for m in r.matches]
+    matches = [{"kind": m.kind, "masked": redact(m.masked), "record_ref": m.record_ref,
+                "count": m.count, "where": redact(m.where)} for m in r.matches]
     cur = tx.execute(
         "INSERT INTO hits(document_id, url, domain, source, sha256, size, content_type, filename,"
         " item_id, status, severity, severity_rank, risk_score, matched_records,"
@@ -132,13 +132,13 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " snippets, exposed_fields, exposed_categories, parts, first_seen, last_seen)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (doc_id, url, domain_of(finding.url), finding.source, finding.sha256, finding.size,
-         finding.content_type, filename, scrub(finding.item_id), r.status, r.severity,
+         finding.content_type, filename, redact(finding.item_id), r.status, r.severity,
          severity_rank(r.severity), int(r.risk_score), r.matched_records,
          len(set(r.record_level_refs)), json.dumps(sorted(set(r.record_refs), key=ref_order)), key,
          json.dumps(sorted({m.kind for m in r.matches})), json.dumps(matches),
          json.dumps(dict(r.unmatched_valid), sort_keys=True),
-         json.dumps([scrub(s) for s in r.snippets]),
-         json.dumps([scrub(x) for x in r.exposed_fields], ensure_ascii=False),
+         json.dumps([redact(s) for s in r.snippets]),
+         json.dumps([redact(x) for x in r.exposed_fields], ensure_ascii=False),
          json.dumps(list(r.exposed_categories)), r.parts, seen, seen),
     )
     hit_id = cur.lastrowid
@@ -148,8 +148,10 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
 
 def _record(row: sqlite3.Row) -> HitRecord:
     return HitRecord(
-        hit_id=row["id"], url=row["url"], domain=row["domain"], source=row["source"],
-        sha256=row["sha256"], size=row["size"], filename=row["filename"],
+        # through the policy again: rows written before it (or by an older version)
+        hit_id=row["id"], url=redact(row["url"]) or "", domain=row["domain"],
+        source=row["source"], sha256=row["sha256"], size=row["size"],
+        filename=redact(row["filename"]),
         content_type=row["content_type"], status=row["status"], severity=row["severity"],
         risk_score=row["risk_score"], matched_records=row["matched_records"],
         record_level_records=row["record_level_records"],
@@ -186,11 +188,6 @@ def query_hits(conn: sqlite3.Connection, since: datetime | None = None,
     sql += " ORDER BY last_seen DESC, id DESC LIMIT ?"
     args.append(int(limit))
     return [_record(r) for r in conn.execute(sql, args)]
-
-
-def get_hit(conn: sqlite3.Connection, hit_id: int) -> HitRecord | None:
-    row = conn.execute("SELECT * FROM hits WHERE id = ?", (hit_id,)).fetchone()
-    return _record(row) if row else None
 
 
 def count_documents(conn: sqlite3.Connection) -> int:

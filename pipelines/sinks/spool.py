@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from leaksentry.errors import retryable_status
+from leaksentry.redaction import redact
 from pipelines.model import Finding, StoredHit
 from pipelines.sinks import ecs
 from pipelines.sinks.client import Cluster, connect, dumps
 from pipelines.sinks.errors import SinkError
-from pipelines.sinks.scrub import scrub
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -174,7 +175,7 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
         report.unreachable = exc.unreachable
     except Exception as exc:  # a client bug must not take the daemon down
         log.exception("elasticsearch drain failed")
-        report.error = f"elasticsearch drain failed: {type(exc).__name__}: {scrub(str(exc))}"
+        report.error = f"elasticsearch drain failed: {type(exc).__name__}: {redact(str(exc))}"
     finally:
         if own and cluster is not None:
             cluster.close()
@@ -232,8 +233,10 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
                 reason = _item_error(info)
                 if len(report.errors) < 20:
                     report.errors.append(f"{info.get('_index')}/{info.get('_id')}: {reason}")
-                # 404: its create waits; 409 on an update: a concurrent update, try again
-                if status in (0, 404, 429) or status >= 500 or (op, status) == ("update", 409):
+                # no status, or one worth asking again; 404: its create waits; 409 on an
+                # update: a concurrent update, try again
+                if (not status or retryable_status(status) or status == 404
+                        or (op, status) == ("update", 409)):
                     report.retry_later += 1
                     failed.append(("pending", reason, now, row_id))
                 else:
@@ -242,7 +245,7 @@ def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
     except Exception as exc:
         err = cluster.error(exc, "bulk")
         report.error = str(err)
-        report.unreachable = err.unreachable or err.status is None
+        report.unreachable = err.unreachable
         alive = False
     finally:
         with store.transaction() as tx:
@@ -291,4 +294,4 @@ def _item_error(info: dict[str, Any]) -> str:
     else:
         text = str(err or f"status {info.get('status')}")
     # reasons may quote the offending value ("Preview of field's value: ..."): mask it
-    return (scrub(" ".join(text.split())) or "")[:500]
+    return (redact(" ".join(text.split())) or "")[:500]

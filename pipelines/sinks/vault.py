@@ -41,10 +41,10 @@ import pyrage
 
 from leaksentry.config.evidence import read_recipients
 from leaksentry.errors import LeakSentryError
+from leaksentry.redaction import redact
 from leaksentry.store import evidence as rows
 from pipelines.match.keys import read_key
 from pipelines.model import SEVERITIES, EvidenceInfo, Finding, severity_rank
-from pipelines.sinks.scrub import scrub
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -211,7 +211,7 @@ class Vault:
             meta = sign({
                 "format": FORMAT, "hit_id": hit_id, "file": age_name,
                 "sha256": sha, "size": len(content), "ciphertext_sha256": ct_hash.hexdigest(),
-                "source": finding.source, "url": scrub(finding.url) or "",
+                "source": finding.source, "url": redact(finding.url) or "",
                 "fetched_at": finding.fetched_at.astimezone(UTC).isoformat(),
                 "stored_at": now.isoformat(), "recipients": self.fingerprints,
             }, self.key)

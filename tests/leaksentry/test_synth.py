@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 from leaksentry import synth
-from pipelines.match.hkid import is_valid
-from pipelines.match.kinds import build_kinds
+from leaksentry.identifiers.hkid import is_valid
+from leaksentry.identifiers.kinds import build_kinds
 
 HKID, HN = build_kinds()[:2]
 

@@ -40,11 +40,11 @@ def matcher(tmp_path_factory: pytest.TempPathFactory):
     return Matcher.load(d / "key", d / "fp")
 
 
-def _csv_doc(name: str = "leak.csv") -> Document:
+def _csv_doc(name: str = "leak.csv", people: list | None = None) -> Document:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["name", "hkid", "hn"])
-    for p in PEOPLE:
+    for p in PEOPLE if people is None else people:
         w.writerow([p.name, p.hkid, p.hn])
     return Document(url=f"https://paste.example/{name}", source="test",
                     content=buf.getvalue().encode(), filename=name)
@@ -209,12 +209,18 @@ def test_warm_worker_is_recycled(matcher):
 
 
 def test_concurrent_callers_share_one_worker_safely(matcher):
+    """Eight different documents from four threads through one worker: each caller
+    gets its own document's finding, never another caller's."""
     from concurrent.futures import ThreadPoolExecutor
 
+    registered = list(patients(200, seed=11))  # the register of the matcher fixture
+    groups = [registered[10 + 5 * i:15 + 5 * i] for i in range(8)]
+    docs = [_csv_doc(f"leak-{i}.csv", people) for i, people in enumerate(groups)]
     with DocumentScanner(matcher, mode="warm") as scanner, ThreadPoolExecutor(4) as pool:
-        findings = list(pool.map(lambda _: scanner.scan(_csv_doc()), range(8)))
-    for f in findings:
-        _check_ok(f)
+        findings = list(pool.map(scanner.scan, docs))
+    for doc, people, f in zip(docs, groups, findings, strict=True):
+        assert f.url == doc.url and f.sha256 == doc.sha256 and f.result.status == "ok"
+        assert sorted(f.result.record_level_refs, key=int) == [p.ref for p in people]
 
 
 def test_several_warm_scanners_close_promptly(matcher):

@@ -1,7 +1,7 @@
 """What every channel receives and how it fails.
 
 A channel turns one :class:`Outgoing` message into one delivery attempt. It
-raises :class:`ChannelError` (transient or permanent) and nothing else; the
+raises :class:`ChannelError` (retryable or not) and nothing else; the
 worker decides about retries. Error messages name the channel and the
 failure, never a webhook URL (Slack/Teams URLs are secrets) or content.
 """
@@ -11,16 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from leaksentry.errors import LeakSentryError, retryable_status
 from leaksentry.store.outbox import LOW_PRIORITY_KINDS
 
 
-class ChannelError(Exception):
-    """One delivery attempt failed. ``transient`` errors are retried with backoff."""
+class ChannelError(LeakSentryError):
+    """One delivery attempt failed. ``retryable`` errors are retried with backoff (the
+    default: a failure is assumed temporary unless the channel knows better)."""
 
-    def __init__(self, message: str, *, transient: bool = True,
+    def __init__(self, message: str, *, retryable: bool = True,
                  retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.retryable = retryable
         self.retry_after = retry_after
 
 
@@ -53,14 +55,14 @@ class Channel(Protocol):
 
 
 def http_status_error(channel: str, status: int, retry_after: str | None = None) -> ChannelError:
-    """An HTTP answer that is not 2xx: 408/425/429 and 5xx are worth retrying, other 4xx not."""
-    transient = status in (408, 425, 429) or status >= 500
+    """An HTTP answer that is not 2xx (retryable as :func:`retryable_status` says)."""
+    retryable = retryable_status(status)
     after = None
     if retry_after:
         try:
             after = max(0.0, float(retry_after))
         except ValueError:
             after = None
-    kind = "temporary" if transient else "permanent"
-    return ChannelError(f"channel {channel!r}: HTTP {status} ({kind})", transient=transient,
+    kind = "temporary" if retryable else "permanent"
+    return ChannelError(f"channel {channel!r}: HTTP {status} ({kind})", retryable=retryable,
                         retry_after=after)

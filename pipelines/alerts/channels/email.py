@@ -80,27 +80,27 @@ class EmailSender:
                 refused = smtp.send_message(msg)
         except smtplib.SMTPAuthenticationError as exc:
             raise ChannelError(f"channel {self.name!r}: SMTP authentication failed"
-                               f" ({exc.smtp_code})", transient=False) from None
+                               f" ({exc.smtp_code})", retryable=False) from None
         except smtplib.SMTPNotSupportedError:
             raise ChannelError(f"channel {self.name!r}: the server at {c.host}:"
                                f"{c.effective_port} does not offer STARTTLS/AUTH",
-                               transient=False) from None
+                               retryable=False) from None
         except smtplib.SMTPRecipientsRefused:
             raise ChannelError(f"channel {self.name!r}: all recipients refused",
-                               transient=False) from None
+                               retryable=False) from None
         except smtplib.SMTPResponseException as exc:
-            transient = 400 <= exc.smtp_code < 500
+            retryable = 400 <= exc.smtp_code < 500
             raise ChannelError(f"channel {self.name!r}: SMTP {exc.smtp_code}",
-                               transient=transient) from None
+                               retryable=retryable) from None
         except ssl.SSLCertVerificationError as exc:
             raise ChannelError(f"channel {self.name!r}: TLS certificate of {c.host} not"
-                               f" trusted ({exc.verify_message})", transient=False) from None
+                               f" trusted ({exc.verify_message})", retryable=False) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise ChannelError(f"channel {self.name!r}: {c.host}:{c.effective_port}:"
                                f" {type(exc).__name__}: {exc}") from None
         if refused:
             raise ChannelError(f"channel {self.name!r}: {len(refused)} recipient(s) refused",
-                               transient=False)
+                               retryable=False)
 
     def close(self) -> None:
         pass

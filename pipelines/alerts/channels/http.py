@@ -46,7 +46,7 @@ def post(http: httpx.Client, channel: str, url: str, body: bytes,
         resp = http.post(url, content=body, headers={"Content-Type": "application/json",
                                                      **headers})
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-        raise ChannelError(f"channel {channel!r}: invalid URL", transient=False) from None
+        raise ChannelError(f"channel {channel!r}: invalid URL", retryable=False) from None
     except httpx.TimeoutException:
         raise ChannelError(f"channel {channel!r}: timed out") from None
     except httpx.TransportError as exc:

@@ -97,14 +97,14 @@ class SyslogSender:
                         except (OSError, ssl.SSLError) as exc:  # a config problem
                             raise ChannelError(
                                 f"{where}: cannot load ca_file/client_cert:"
-                                f" {type(exc).__name__}: {exc}", transient=False) from None
+                                f" {type(exc).__name__}: {exc}", retryable=False) from None
                     with self._tls.wrap_socket(s, server_hostname=c.host) as t:
                         t.sendall(frame(c, data))
                 else:
                     s.sendall(frame(c, data))
         except ssl.SSLCertVerificationError as exc:
             raise ChannelError(f"{where}: TLS certificate not trusted ({exc.verify_message})",
-                               transient=False) from None
+                               retryable=False) from None
         except ssl.SSLError as exc:
             raise ChannelError(f"{where}: TLS: {exc.reason or exc}") from None
         except OSError as exc:

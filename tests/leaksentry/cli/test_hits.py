@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -65,9 +66,17 @@ def test_hits_table_and_no_plaintext(config, sinkdata):
             assert form not in out
 
 
-def test_bad_filters_are_one_line_errors(config):
-    res = run("hits", "--min-severity", "urgent", "--config", str(config))
-    assert res.exit_code == 2 or isinstance(res.exception, LeakSentryError)
+def test_bad_filters_are_one_line_errors(config, capsys, monkeypatch):
+    from leaksentry.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["leaksentry", "hits", "--min-severity", "urgent",
+                                      "--config", str(config)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out = capsys.readouterr()
+    assert exit_.value.code == 2 and out.out == ""
+    assert out.err == ("error: --min-severity: unknown severity 'urgent'"
+                       " (one of low, medium, high, critical)\n")
     with pytest.raises(LeakSentryError, match="--since"):
         parse_since("yesterday")
 

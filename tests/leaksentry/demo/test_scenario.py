@@ -22,7 +22,7 @@ from leaksentry.demo.scenario import (
     planted_identifiers,
     stranger_hkids,
 )
-from pipelines.match.hkid import is_valid_canonical
+from leaksentry.identifiers.hkid import is_valid_canonical
 
 ROWS = 300
 

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from leaksentry.redaction import redact as scrub
 from pipelines.alerts import render
 from pipelines.alerts.channels import ChannelError, Outgoing, build_channel
-from pipelines.alerts.content import hit_payload, kibana_link, scrub
+from pipelines.alerts.content import hit_payload, kibana_link
 from pipelines.alerts.worker import outgoing
 
 
@@ -74,7 +75,7 @@ def test_http_channel_errors_never_show_the_secret_url(kit, tmp_path, receivers)
                                         "url": url}]).alerts.channels[0]
     with pytest.raises(ChannelError) as err:
         build_channel(cfg).send(Outgoing(1, "test", "low", {"kind": "test"}, "k"))
-    assert not err.value.transient and "secret-token" not in str(err.value)
+    assert not err.value.retryable and "secret-token" not in str(err.value)
 
 
 def test_missing_url_env_is_a_config_error_naming_the_variable(kit, tmp_path, monkeypatch):

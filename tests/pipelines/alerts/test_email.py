@@ -92,7 +92,7 @@ def test_untrusted_certificate_is_a_permanent_failure(kit, smtp_starttls, tmp_pa
     sender = build_channel(cfg.alerts.channels[0])
     with pytest.raises(ChannelError) as err:
         sender.send(Outgoing(1, "test", "low", {"kind": "test"}, "k-1"))
-    assert not err.value.transient and "not trusted" in str(err.value)
+    assert not err.value.retryable and "not trusted" in str(err.value)
     assert smtp_starttls.messages == []
 
 
@@ -101,7 +101,7 @@ def test_wrong_password_is_permanent_and_names_the_channel(kit, smtp_starttls, t
                                                     password="wrong")])
     with pytest.raises(ChannelError) as err:
         build_channel(cfg.alerts.channels[0]).send(Outgoing(1, "test", "low", {}, "k"))
-    assert not err.value.transient and "'mail'" in str(err.value)
+    assert not err.value.retryable and "'mail'" in str(err.value)
     assert "wrong" not in str(err.value)
 
 
@@ -110,4 +110,4 @@ def test_server_down_is_transient(kit, tmp_path):
     cfg = kit.settings_with(tmp_path, [mail_channel(box, timeout=5)])
     with pytest.raises(ChannelError) as err:
         build_channel(cfg.alerts.channels[0]).send(Outgoing(1, "test", "low", {}, "k"))
-    assert err.value.transient
+    assert err.value.retryable

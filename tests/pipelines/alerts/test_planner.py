@@ -93,6 +93,25 @@ def test_outside_the_dedupe_window_it_is_a_new_alert(store, kit, people, tmp_pat
     assert [k for _, _, k, _ in rows(store)] == ["hit", "hit"]
 
 
+def test_dedupe_window_boundary(store, kit, people, tmp_path):
+    """The window includes its end: a copy seen exactly dedupe_window after the first
+    alert is a re-sighting, one microsecond later a new alert (by sha256 and by records)."""
+    s = kit.settings_with(tmp_path, [HOOK], dedupe_window="2d")
+    edge = kit.T0 + timedelta(days=2)
+    for n, (who, sha, at) in enumerate([(people[:5], "01", edge),
+                                        (people[5:10], "02", edge + timedelta(microseconds=1)),
+                                        (people[10:15], None, edge)]):
+        plan(store, kit, kit.make_finding(who, sha=(sha or "0a") * 32),
+             kit.stored(who, 2 * n + 1), s)
+        again = kit.make_finding(who, sha=(sha or "0b") * 32, url="https://again.example/",
+                                 at=at)
+        plan(store, kit, again, kit.stored(who, 2 * n + 2, at=at), s)
+    alerts = sorted((a for _, a in outbox.deliveries(store.conn, limit=100)),
+                    key=lambda a: a.id)
+    assert [a.kind for a in alerts] == ["hit", "re-sighting", "hit", "hit", "hit",
+                                        "re-sighting"]
+
+
 def test_resightings_can_go_to_the_digest(store, kit, people, tmp_path):
     s = kit.settings_with(tmp_path, [HOOK], resightings="digest")
     plan(store, kit, kit.make_finding(people[:5], sha="01" * 32), kit.stored(people[:5], 1), s)

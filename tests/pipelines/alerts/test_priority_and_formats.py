@@ -194,7 +194,7 @@ def test_syslog_tls_untrusted_server_is_a_permanent_failure(kit, people, tmp_pat
          "protocol": "tls"}]).alerts.channels[0]  # the system store: trustme's CA unknown
     with pytest.raises(ChannelError) as err:
         build_channel(cfg).send(message(kit, people, tmp_path))
-    assert not err.value.transient and "not trusted" in str(err.value)
+    assert not err.value.retryable and "not trusted" in str(err.value)
     assert syslog_tls.messages == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from leaksentry import synth
+from leaksentry.config.matching import MatchingConfig
 from pipelines.match import Matcher, build_fingerprints, generate_key, read_key
 from pipelines.match.speedups import speedups
 
@@ -43,5 +44,6 @@ def matcher(request: pytest.FixtureRequest, fp_dir: Path) -> Matcher:
     engine, path = request.param.split("+")
     if path == "C" and speedups() is None:
         pytest.skip("the C speedups are not built")
-    return Matcher.load(fp_dir / "key", fp_dir / "fp", engine=engine,
-                        speedups=path == "C")
+    # snippets on (the [privacy] context = "masked-text" opt-in) so their masking is tested
+    return Matcher.load(fp_dir / "key", fp_dir / "fp", MatchingConfig(snippets=3),
+                        engine=engine, speedups=path == "C")

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leaksentry import synth
-from pipelines.match.hkid import check_char, is_valid, is_valid_canonical
-from pipelines.match.kinds import build_kinds
+from leaksentry.identifiers.hkid import check_char, is_valid, is_valid_canonical
+from leaksentry.identifiers.kinds import build_kinds
 
 VALID = ["A123456(3)", "A1234563", "a1234563", "A123458(A)", "A123466(0)", "UH456123(7)",
          "E364912(5)", "AB987654(3)", "G123456A", "A5555550", "C5678909", "WX1234569",
@@ -76,7 +76,7 @@ def test_synth_hkids_are_valid() -> None:
 @given(st.integers(0, 10**6 - 1), st.sampled_from(["A", "Z", "WX", "XA", "C", "a", "1"]),
        st.sampled_from(list("0123456789AB")))
 def test_bytes_validator_agrees(digits: int, prefix: str, check: str) -> None:
-    from pipelines.match.hkid import is_valid_bytes
+    from leaksentry.identifiers.hkid import is_valid_bytes
 
     c = f"{prefix}{digits:06d}{check}"
     assert is_valid_bytes(c.encode()) == is_valid_canonical(c)
@@ -92,13 +92,13 @@ def test_bytes_validator_agrees(digits: int, prefix: str, check: str) -> None:
 ), max_size=40))
 def test_vectorised_validator_agrees(canonicals: list[bytes]) -> None:
     """The scanner validates a whole batch with numpy: same answer as one by one."""
-    from pipelines.match.hkid import is_valid_bytes, valid_many_bytes
+    from leaksentry.identifiers.hkid import is_valid_bytes, valid_many_bytes
 
     assert valid_many_bytes(canonicals).tolist() == [is_valid_bytes(c) for c in canonicals]
 
 
 def test_vectorised_validator_on_generated() -> None:
-    from pipelines.match.hkid import valid_many_bytes
+    from leaksentry.identifiers.hkid import valid_many_bytes
 
     rng = random.Random(11)
     good = [synth.hkid(rng).encode() for _ in range(300)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from leaksentry.config.matching import HnConfig, KindConfig, MatchingConfig
-from pipelines.match import mask
-from pipelines.match.checksums import luhn_ok, mod11_ok
-from pipelines.match.kinds import build_kinds
+from leaksentry.identifiers.checksums import luhn_ok, mod11_ok
+from leaksentry.identifiers.kinds import build_kinds
+from leaksentry.redaction import mask, mask_b
 
 
 def kind(name: str, cfg: MatchingConfig | None = None):
@@ -97,5 +97,5 @@ def test_batch_canonical_and_mask_agree_with_single() -> None:
         assert canon == [kind.canonical_b(t) for t in tokens]
         assert kind.valid_many(canon).tolist() == [kind.valid_b(c) for c in canon]
         for c in canon:
-            assert kind.mask_b(c) == mask(kind.name, c.decode("utf-8", "replace"))
+            assert mask_b(kind.name, c) == mask(kind.name, c.decode("utf-8", "replace"))
     assert build_kinds()[0].canonical_many([b"a\n1"]) == [b"A\n1"]  # newline: one by one

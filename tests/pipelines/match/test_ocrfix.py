@@ -10,8 +10,8 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leaksentry.identifiers.hkid import is_valid
 from leaksentry.synth import hkid, invalid_hkid, patients
-from pipelines.match.hkid import is_valid
 from pipelines.match.ocrfix import MAX_CHANGES, correct_hkids
 
 # digit -> how OCR misreads it inside the digit run

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from leaksentry import synth
 from leaksentry.config.matching import MatchingConfig, SeverityConfig
 from leaksentry.errors import ConfigError
+from leaksentry.identifiers.kinds import build_kinds
 from pipelines.match import Matcher
 from pipelines.match.finder import HAVE_HYPERSCAN, Finder
-from pipelines.match.kinds import build_kinds
 from pipelines.model import CELL_SEP, TextPart
 
 PATIENTS = list(synth.patients(300, seed=7))  # the register in conftest.py
@@ -144,6 +144,22 @@ def test_severity_thresholds(fp_dir: Path, patients: list[synth.Patient]) -> Non
                       ("critical", True)]
 
 
+def test_unmatched_severity_thresholds(fp_dir: Path) -> None:
+    """Valid identifiers not in the register raise the severity at exactly each
+    threshold (low, medium, high), and not one identifier earlier."""
+    cfg = MatchingConfig(severity=SeverityConfig(unmatched_low=2, unmatched_medium=3,
+                                                 unmatched_high=4))
+    m = Matcher.load(fp_dir / "key", fp_dir / "fp", cfg)
+    rng = random.Random(2)
+    strangers = [synth.hkid(rng) for _ in range(5)]
+    levels = []
+    for n in range(0, 6):
+        r = m.scan([TextPart(" ".join(strangers[:n]))])
+        assert r.matched_records == 0 and r.unmatched_valid["hkid"] == n
+        levels.append(r.severity)
+    assert levels == ["none", "none", "low", "medium", "high", "high"]
+
+
 def test_nothing_found(matcher: Matcher) -> None:
     r = matcher.scan([TextPart(FILLER_EN * 100), TextPart(""), TextPart("\x00\xff" * 10)])
     assert (r.severity, r.matched_records, r.matches, r.parts) == ("none", 0, [], 3)
@@ -192,7 +208,9 @@ def test_from_config(fp_dir: Path, patients: list[synth.Patient]) -> None:
 _PIECES = st.sampled_from([" ", "\n", "(", ")", "（", "）", "　", "A", "Z", "a", "HN", "hn",
                            "Ａ", "ｚ", "１", "3", "12", "123456", "１２３４５６", "7", "X",
                            "香港", "身份證", CELL_SEP, "A123456(3)", "AB987654 3",
-                           "HN12345678(A)", "Ｇ１２３４５６Ａ", "A123456", "-", "ref"])
+                           "HN12345678(A)", "Ｇ１２３４５６Ａ", "A123456", "-", "ref",
+                           "/", "[", "]", "［", "］", "－", "／", "A123456-3", "A123456[3]",
+                           "G123456 / A", "Ｇ１２３４５６［Ａ］"])
 
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan not installed")

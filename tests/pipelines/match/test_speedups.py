@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from leaksentry import synth
 from leaksentry.config.matching import KindConfig, MatchingConfig
+from leaksentry.identifiers.kinds import build_kinds
 from pipelines.match import Matcher
 from pipelines.match.finder import (
     HAVE_HYPERSCAN,
@@ -28,7 +29,6 @@ from pipelines.match.finder import (
     max_width,
 )
 from pipelines.match.fpfile import FingerprintSet, write_fingerprints
-from pipelines.match.kinds import build_kinds
 from pipelines.match.speedups import speedups
 from pipelines.model import CELL_SEP, TextPart
 
@@ -61,6 +61,9 @@ _TEXT = st.lists(st.sampled_from([
     "Ａ", "ｚ", "１", "3", "12", "123456", "１２３４５６", "7", "X", "，", "。", "香港", "身份證",
     CELL_SEP, "A123456(3)", "AB987654 3", "HN12345678(A)", "Ｇ１２３４５６Ａ", "A123456",
     "-", "ref", "Ｘ１２３４５６（７）", "ＨＮ１２３４５６７８", "G123456（A）",
+    # the check character after - / and in [] (issue 13), ASCII and full-width
+    "/", "[", "]", "［", "］", "－", "／", "A123456-3", "A123456 / 3", "A123456[3]",
+    "Ｇ１２３４５６［Ａ］", "G123456－A", "AB987654／3",
 ]), max_size=60).map("".join)
 
 

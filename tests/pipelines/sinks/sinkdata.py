@@ -13,9 +13,9 @@ import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 
+from leaksentry.redaction import mask
 from leaksentry.synth import Patient, patients, written_hkid
 from pipelines.model import Finding, Match, ScanResult, Skipped
-from pipelines.sinks.scrub import mask_canonical
 
 SEVERITY_BY_COUNT = [(100, "critical"), (20, "high"), (5, "medium"), (1, "low")]
 BASE_TIME = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -35,13 +35,13 @@ def hit_finding(people: list[Patient], *, url: str, source: str = "pastebin",
     plaintext HKID the way a careless upload would (the sinks must mask it)."""
     matches = []
     for i, p in enumerate(people):
-        matches.append(Match(kind="hkid", masked=mask_canonical(p.hkid), record_ref=p.ref,
+        matches.append(Match(kind="hkid", masked=mask("hkid", p.hkid), record_ref=p.ref,
                              count=1, where=f"Sheet1!C{i + 2}",
                              digest=hashlib.sha256(b"k" + p.hkid.encode()).hexdigest()[:32]))
         matches.append(Match(kind="hn", masked=p.hn[:4] + "****" + p.hn[-1], record_ref=p.ref,
                              count=1, where=f"Sheet1!D{i + 2}"))
     n = len(people)
-    snippets = [f"... {mask_canonical(p.hkid)} ..." for p in people[:3]]
+    snippets = [f"... {mask('hkid', p.hkid)} ..." for p in people[:3]]
     filename = "export.xlsx"
     skipped: list[Skipped] = []
     if leak_in_text and people:

@@ -6,6 +6,7 @@ The OpenSearch backend (opensearch-py) talks to osmem directly; the official
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import timedelta
 
@@ -233,6 +234,33 @@ def test_no_plaintext_identifier_in_any_indexed_field(osmem, tmp_path, store, si
     assert search(cluster, "leaksentry-hits", q)["hits"]["total"]["value"] == 1
 
 
+def spool_five_hits(url: str, tmp_path, store, sinkdata) -> Settings:
+    """Indices set up at ``url``; five hits (ten documents) recorded and spooled."""
+    settings = make_settings(url, tmp_path)
+    setup.setup(connect(settings.elasticsearch))
+    for f in sinkdata.a_month_of_findings(sinkdata.people(10), ["pastebin"], 5):
+        record_finding(store, f, settings)
+    return settings
+
+
+def fail_first_bulk(statuses: list[int], error: str, reason: str, answered: list[int]):
+    """A CompatProxy interceptor: the first bulk request is answered by the proxy, each
+    create item failed with the next of ``statuses`` (cycled); ``answered`` gets the item
+    count. Later requests go to the server."""
+
+    def intercept(method: str, path: str, body: bytes | None, headers: dict):
+        if not path.startswith("/_bulk") or answered:
+            return None
+        lines = [ln for ln in (body or b"").split(b"\n") if ln.strip()]
+        items = [{"create": {**json.loads(meta)["create"], "status": status,
+                             "error": {"type": error, "reason": reason}}}
+                 for meta, status in zip(lines[0::2], itertools.cycle(statuses))]
+        answered.append(len(items))
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
+
+    return intercept
+
+
 def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store, sinkdata):
     """A proxy in front of the real server answers the first bulk request with 429 for
     every item (a cluster pushing back); the client's helper retries them after a
@@ -240,28 +268,37 @@ def test_bulk_items_answered_429_are_retried_with_backoff(osmem, tmp_path, store
     from fixtures_osmem import CompatProxy
 
     throttled: list[int] = []
-
-    def throttle_first_bulk(method: str, path: str, body: bytes | None, headers: dict):
-        if not path.startswith("/_bulk") or throttled:
-            return None
-        lines = [ln for ln in (body or b"").split(b"\n") if ln.strip()]
-        items = [{"create": {**json.loads(meta)["create"], "status": 429, "error": {
-            "type": "es_rejected_execution_exception", "reason": "queue full"}}}
-            for meta in lines[0::2]]
-        throttled.append(len(items))
-        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
-
-    proxy = CompatProxy(osmem, intercept=throttle_first_bulk)
+    proxy = CompatProxy(osmem, intercept=fail_first_bulk(
+        [429], "es_rejected_execution_exception", "queue full", throttled))
     try:
-        settings = make_settings(proxy.url, tmp_path)
-        setup.setup(connect(settings.elasticsearch))
-        for f in sinkdata.a_month_of_findings(sinkdata.people(10), ["pastebin"], 5):
-            record_finding(store, f, settings)
+        settings = spool_five_hits(proxy.url, tmp_path, store, sinkdata)
         report = spool.drain(store, settings)
     finally:
         proxy.close()
     assert throttled == [10]
     assert report.delivered == 10 and report.retry_later == 0 and report.pending == 0
+    assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
+
+
+def test_bulk_items_answered_5xx_stay_pending_then_land(osmem, tmp_path, store, sinkdata):
+    """A proxy answers the first bulk request with a 5xx for every item (shards
+    unavailable, a node restarting): no item is dropped as rejected; they wait in the
+    spool and the next drain delivers each exactly once."""
+    from fixtures_osmem import CompatProxy
+
+    failed: list[int] = []
+    proxy = CompatProxy(osmem, intercept=fail_first_bulk(
+        [500, 502, 503, 504], "unavailable_shards_exception", "primary shard not active", failed))
+    try:
+        settings = spool_five_hits(proxy.url, tmp_path, store, sinkdata)
+        first = spool.drain(store, settings)
+        assert failed == [10]
+        assert (first.delivered, first.retry_later, first.rejected) == (0, 10, 0)
+        assert first.pending == 10 and spool.rejected_items(store.conn) == []
+        second = spool.drain(store, settings)
+    finally:
+        proxy.close()
+    assert second.delivered == 10 and second.pending == 0 and second.rejected == 0
     assert osmem.request("GET", "/leaksentry-hits/_count")["count"] == 5
 
 

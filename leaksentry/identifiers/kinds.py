@@ -1,4 +1,10 @@
-"""Identifier kinds: how each is written, its canonical form, checksum and mask.
+"""Identifier kinds: how each is written, its canonical form and checksum.
+
+The bottom layer's one definition of the identifier grammar: the scanner
+(``pipelines/match``) compiles these patterns for hyperscan or ``re``, and the
+redaction policy (:mod:`leaksentry.redaction`) uses the same patterns to mask
+identifiers in stranger-controlled text. Masks are made by
+:func:`leaksentry.redaction.mask`.
 
 Patterns are matched against UTF-8 *bytes* (the scanner encodes text once
 and scans it with hyperscan or ``re``). The built-in ``hkid`` and ``hn``
@@ -11,7 +17,6 @@ longer run of ASCII or full-width letters and digits.
 from __future__ import annotations
 
 import re
-import string
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaksentry.config.matching import KindConfig, MatchingConfig
-from pipelines.match.checksums import CHECKSUMS, CHECKSUMS_BYTES
-from pipelines.match.hkid import valid_many_bytes as hkid_valid_many
+from leaksentry.identifiers.checksums import CHECKSUMS, CHECKSUMS_BYTES
+from leaksentry.identifiers.hkid import valid_many_bytes as hkid_valid_many
 
 # --- byte-level building blocks (ASCII | full-width, as UTF-8) -------------------------------
 _FW_UPPER = rb"\xef\xbc[\xa1-\xba]"  # Ａ-Ｚ  U+FF21-FF3A
@@ -29,8 +34,12 @@ _FW_DIGIT = rb"\xef\xbc[\x90-\x99]"  # ０-９  U+FF10-FF19
 #: any full-width letter or digit (what the narrow patterns below leave out)
 FW_ALNUM = rb"\xef\xbc[\x90-\x99\xa1-\xba]|" + _FW_LOWER
 SPACE = rb"(?:[ \t]|\xe3\x80\x80|\xc2\xa0)?"  # optional: space, tab, ideographic space, NBSP
-OPEN = rb"(?:\(|\xef\xbc\x88)"
-CLOSE = rb"(?:\)|\xef\xbc\x89)"
+OPEN = rb"(?:\(|\xef\xbc\x88)"  # ( or （
+CLOSE = rb"(?:\)|\xef\xbc\x89)"  # ) or ）
+OPEN_SQ = rb"(?:\[|\xef\xbc\xbb)"  # [ or ［
+CLOSE_SQ = rb"(?:\]|\xef\xbc\xbd)"  # ] or ］
+#: a separator before an HKID check character: - / or their full-width forms (－ ／)
+CHECK_SEP = rb"(?:[-/]|\xef\xbc[\x8d\x8f])"
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,25 @@ def _checked(check: bytes) -> bytes:
     return rb"(?:" + _bracketed(check) + rb"|" + check + rb")"
 
 
+def _hkid_closed(check: bytes) -> bytes:
+    """An HKID check character in round or square brackets (ASCII or full-width)."""
+    return (rb"(?:" + OPEN + SPACE + check + SPACE + CLOSE + rb"|"
+            + OPEN_SQ + SPACE + check + SPACE + CLOSE_SQ + rb")")
+
+
+def _hkid_open(check: bytes) -> bytes:
+    """An HKID check character bare or after ``-`` or ``/`` (ASCII or full-width)."""
+    return rb"(?:" + CHECK_SEP + SPACE + check + rb"|" + check + rb")"
+
+
 def _hkid(b: _Blocks) -> tuple[bytes, bytes, bytes]:
-    """(pattern, closed variant, open variant = pattern minus the closed one)."""
+    """(pattern, closed variant, open variant = pattern minus the closed one). The check
+    character is written bare, in ``()`` or ``[]``, or after ``-`` or ``/``, each also
+    full-width and with spaces around (issue 13): ``A123456(3)``, ``A123456 [3]``,
+    ``A123456-3``, ``A123456 / 3``, ``Ａ１２３４５６［３］``."""
     body = b.letter + rb"{1,2}" + SPACE + b.digit + rb"{6}" + SPACE
-    return body + _checked(b.hkid_check), body + _bracketed(b.hkid_check), body + b.hkid_check
+    closed, open_ = _hkid_closed(b.hkid_check), _hkid_open(b.hkid_check)
+    return body + rb"(?:" + closed + rb"|" + open_ + rb")", body + closed, body + open_
 
 
 def _hn(b: _Blocks) -> tuple[bytes, bytes, bytes]:
@@ -97,12 +121,14 @@ HN_PATTERN, HN_CLOSED, HN_OPEN = _hn(_WIDE)
 _NOT_AFTER = rb"(?<![A-Za-z0-9])(?<!\xef\xbc[\x90-\x99\xa1-\xba])(?<!" + _FW_LOWER + rb")"
 _NOT_BEFORE = rb"(?!" + ALNUM + rb")"
 # a token ending in a closing bracket is complete whatever follows: "A123456(3)The"
-_CLOSED_OR_NOT_BEFORE = rb"(?:(?<=\))|(?<=\xef\xbc\x89)|" + _NOT_BEFORE + rb")"
+_CLOSED_OR_NOT_BEFORE = (rb"(?:(?<=\))|(?<=\xef\xbc\x89)|(?<=\])|(?<=\xef\xbc\xbd)|"
+                         + _NOT_BEFORE + rb")")
 # hyperscan has no look-arounds: it consumes one non-alnum byte on each side and the
 # scanner checks the full-width neighbours (see :func:`fullwidth_alnum_before/after`)
 HS_EDGE = rb"[^A-Za-z0-9]"
 
-_LETTERS = string.ascii_letters
+#: what the canonical form of an HKID drops: spaces, separators, brackets
+HKID_REMOVE = " -/()[]."
 
 
 def _hs_edged(edged: bytes, closed: bytes | None) -> list[tuple[bytes, bool]]:
@@ -130,36 +156,6 @@ def fullwidth_alnum_after(buf: bytes, pos: int) -> bool:
     b1, b2 = buf[pos + 1], buf[pos + 2]
     return (b1 == 0xBC and (0x90 <= b2 <= 0x99 or 0xA1 <= b2 <= 0xBA)) or (
         b1 == 0xBD and 0x81 <= b2 <= 0x9A)
-
-
-def _mask_generic(canonical: str, bracket_check: bool) -> str:
-    """Keep the letter prefix and two digits, star the rest; a check letter shows in brackets."""
-    rest = canonical.lstrip(_LETTERS)
-    prefix = canonical[: len(canonical) - len(rest)]
-    if not rest:  # all letters: show only the first two
-        return canonical[:2] + "*" * max(0, len(canonical) - 2)
-    check = ""
-    if (bracket_check and len(rest) > 1) or (len(rest) > 1 and rest[-1].isalpha()):
-        check, rest = f"({rest[-1]})", rest[:-1]
-    shown = rest[:2] if len(rest) > 4 else ""
-    return prefix + shown + "*" * (len(rest) - len(shown)) + check
-
-
-_LETTERS_B = _LETTERS.encode()
-
-
-def _mask_generic_ascii(canonical: bytes) -> str:
-    """:func:`_mask_generic` (without bracket_check) on an ASCII canonical form, with no
-    decode until the end: 56,000 hospital numbers in one sheet make this a hot path."""
-    rest = canonical.lstrip(_LETTERS_B)
-    prefix = canonical[: len(canonical) - len(rest)]
-    if not rest:
-        return canonical[:2].decode() + "*" * max(0, len(canonical) - 2)
-    check = ""
-    if len(rest) > 1 and rest[-1:].isalpha():
-        check, rest = f"({chr(rest[-1])})", rest[:-1]
-    shown = rest[:2] if len(rest) > 4 else b""
-    return (prefix + shown).decode() + "*" * (len(rest) - len(shown)) + check
 
 
 @dataclass(slots=True)
@@ -324,30 +320,6 @@ class Kind:
         """The HMAC input: ``kind:canonical``."""
         return self.prefix + canonical.encode()
 
-    def mask(self, canonical: str) -> str:
-        return mask(self.name, canonical)
-
-    def mask_b(self, canonical: bytes) -> str:
-        if canonical.isascii():
-            if self.name == "hkid":
-                if len(canonical) in (8, 9):
-                    return f"{canonical[:-5].decode()}****({chr(canonical[-1])})"
-            else:
-                return _mask_generic_ascii(canonical)
-        return mask(self.name, canonical.decode("utf-8", "replace"))
-
-
-def mask(kind: str, canonical: str) -> str:
-    """A display form that identifies nobody.
-
-    ``hkid``: letters, two digits, four stars, check in brackets (``A12****(3)``);
-    ``hn`` and custom kinds: letter prefix, two digits, stars, and a trailing
-    check letter in brackets (``HN12******(A)``).
-    """
-    if kind == "hkid" and len(canonical) in (8, 9):
-        return f"{canonical[:-5]}****({canonical[-1]})"
-    return _mask_generic(canonical, bracket_check=(kind == "hkid"))
-
 
 def _custom(cfg: KindConfig) -> Kind:
     pat = cfg.pattern.encode()
@@ -363,7 +335,7 @@ def _hs_compatible(pattern: bytes) -> bool:
 def build_kinds(cfg: MatchingConfig | None = None) -> list[Kind]:
     """The kinds to scan for, in a fixed order: hkid, hn (unless disabled), custom kinds."""
     cfg = cfg or MatchingConfig()
-    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=" -/().", closed=HKID_CLOSED,
+    kinds = [Kind("hkid", HKID_PATTERN, "hkid", remove=HKID_REMOVE, closed=HKID_CLOSED,
                   open=HKID_OPEN, narrow=_hkid(_NARROW))]
     if cfg.hn.enabled:
         if cfg.hn.pattern is None:

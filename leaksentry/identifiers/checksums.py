@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.match import hkid
+from leaksentry.identifiers import hkid
 
 
 def luhn_ok(canonical: str) -> bool:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipelines.model import RunSummary
+from pipelines.process import die_with
 
 #: worst last: the merged run keeps the worst outcome of its shards
 _OUTCOME_RANK = {"ok": 0, "error": 1, "timeout": 2, "killed": 3}
@@ -135,6 +136,7 @@ def fork_shards(count: int, child: Callable[[Shard, Callable[[RunSummary], None]
                 os.kill(pid, sig)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    parent = os.getpid()
     try:
         for i in range(count):
             r, w = os.pipe()
@@ -146,7 +148,7 @@ def fork_shards(count: int, child: Callable[[Shard, Callable[[RunSummary], None]
                     os.setpgid(0, 0)
                     for sig, handler in previous.items():
                         signal.signal(sig, handler)
-                    die_with_parent()
+                    die_with(parent)
                     child(Shard(i, count), _reporter(w))
                     code = 0
                 finally:
@@ -157,18 +159,6 @@ def fork_shards(count: int, child: Callable[[Shard, Callable[[RunSummary], None]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere):
-    outside the parent's process group, a SIGKILL to that group would not reach it.
-    Also used by a crawl a cluster worker started (a worker killed mid-crawl must not
-    leave its crawl running while the job runs again elsewhere)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def _reporter(fd: int) -> Callable[[RunSummary], None]:

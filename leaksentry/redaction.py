@@ -46,9 +46,11 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from leaksentry.config.matching import MatchingConfig
-from leaksentry.identifiers.kinds import Kind, build_kinds
+if TYPE_CHECKING:
+    from leaksentry.config.matching import MatchingConfig
+    from leaksentry.identifiers.kinds import Kind
 
 __all__ = [
     "Policy",
@@ -270,6 +272,10 @@ class Policy:
 
     @classmethod
     def from_config(cls, cfg: MatchingConfig | None = None) -> Policy:
+        # deferred for start-up: installing the log filter (every command, --help too)
+        # must not load the config models
+        from leaksentry.identifiers.kinds import build_kinds
+
         return cls(build_kinds(cfg))
 
     def _maybe(self, text: str) -> bool:

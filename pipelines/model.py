@@ -174,7 +174,9 @@ class Finding:
 
     url: str
     source: str
-    sha256: str
+    #: None when the content was not read: a local input over the size limit (by its
+    #: stat size), or one that is not a regular file (``scan`` of a FIFO, a device)
+    sha256: str | None
     size: int
     fetched_at: datetime
     result: ScanResult

@@ -24,34 +24,55 @@ Two worker modes (``[extract] worker_mode``):
 The extraction's own cooperative time limit usually fires first and keeps
 what was read (status ``timeout`` with partial matches); the kill is the
 backstop, and then only the status comes back.
+
+A local file (:meth:`DocumentScanner.scan_file`, what `leaksentry scan` uses) is
+not sent through the pipe: the worker gets its path, checks it is still the file
+the parent looked at, reads it itself (bounded by the input limit, see
+:mod:`pipelines.localfile`) and hashes it in a thread while it scans.
+
+Workers die with the process that started them: each sets ``PR_SET_PDEATHSIG``
+(SIGKILL) and then checks that its parent is still the one that forked it; forks
+asked for by other threads are made by one long-lived thread, because the kernel
+sends that signal when the *thread* that forked exits. A worker stays in its
+parent's process group (the daemon kills a crawl's whole group), and right after
+fork it drops every pipe and socket it inherited but its own two pipe ends, so that
+a worker started at the same time by another thread never holds this one's pipe
+(which would keep it waiting for an end-of-file that never comes).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import dataclasses
+import hashlib
 import os
 import pickle
+import queue
 import resource
 import select
 import signal
+import stat
 import struct
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from leaksentry.config.extract import ExtractConfig
+from pipelines import localfile
 from pipelines.extract import detect, extract, preload
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import reason
-from pipelines.model import Document, Finding, Match, ScanResult
+from pipelines.model import Document, Finding, Match, ScanResult, Skipped, utcnow
 
 if TYPE_CHECKING:
     from pipelines.match import Matcher
 
-__all__ = ["DocumentScanner", "scan_document", "scan_inline"]
+__all__ = ["DocumentScanner", "scan_document", "scan_file", "scan_inline"]
 
 _LEN = struct.Struct("!Q")
 _EXTRACT_SHARE = 0.8
@@ -109,18 +130,22 @@ def _limit_memory(headroom: int) -> None:
 _MATCH_FIELDS = tuple(f.name for f in dataclasses.fields(Match))
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ScanResult) if f.name != "matches")
 
+#: what a worker says about a local file it read: (sha256 or None, size in bytes)
+FileFacts = tuple[str | None, int]
 
-def _pack(result: ScanResult) -> tuple[str, dict[str, Any], list[tuple[Any, ...]]]:
+
+def _pack(result: ScanResult, facts: FileFacts | None = None
+          ) -> tuple[str, dict[str, Any], list[tuple[Any, ...]], FileFacts | None]:
     """A ScanResult as plain tuples: pickling 100,000 Match objects one by one costs
     about ten times as much as pickling their fields."""
     fields = {name: getattr(result, name) for name in _RESULT_FIELDS}
     matches = [tuple(getattr(m, n) for n in _MATCH_FIELDS) for m in result.matches]
-    return ("result", fields, matches)
+    return ("result", fields, matches, facts)
 
 
-def _unpack(packed: Any) -> ScanResult:
-    _, fields, matches = packed
-    return ScanResult(**fields, matches=[Match(*t) for t in matches])
+def _unpack(packed: Any) -> tuple[ScanResult, FileFacts | None]:
+    _, fields, matches, facts = packed
+    return ScanResult(**fields, matches=[Match(*t) for t in matches]), facts
 
 
 def _write_frame(fd: int, obj: Any, deadline: float | None = None) -> None:
@@ -168,25 +193,205 @@ def _read_frame(fd: int, deadline: float | None) -> Any:
     return pickle.loads(_read_exact(fd, size, deadline))
 
 
-#: parent-side pipe ends of every live warm worker; a new child closes them, so that
-#: closing a worker's input really reaches that worker as end-of-file
-_WORKER_FDS: set[int] = set()
+# -- local files ----------------------------------------------------------------------------
+
+def _hash_in_thread(data: bytes) -> Callable[[], str]:
+    """sha256 of ``data`` on another thread (hashlib lets go of the GIL), while this one
+    scans; the returned call waits for it."""
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(hashlib.sha256(data).hexdigest()),
+                         name="sha256", daemon=True)
+    t.start()
+
+    def result() -> str:
+        t.join()
+        return out[0]
+
+    return result
 
 
-def _fork() -> int:
+def _not_read(name: str, exc: localfile.NotRead) -> ScanResult:
+    """The result of an input that was not (wholly) read: never clean, and what was not
+    read is listed as skipped."""
+    error = f"{_label(name)}: {exc.reason}"
+    return ScanResult(status=exc.status, error=error,
+                      skipped=[Skipped(where=_label(name), status=exc.status, error=error)],
+                      details={"size": exc.size} if exc.size else {})
+
+
+def _scan_local(f: localfile.Regular, name: str, matcher: Any, config: ExtractConfig,
+                pw: tuple[str, ...]) -> tuple[ScanResult, FileFacts]:
+    """Read a local file here (the worker), hash it alongside the scan, scan it."""
+    try:
+        data = localfile.read_regular(f, config.max_input_bytes)
+    except localfile.NotRead as exc:
+        return _not_read(name, exc), (None, exc.size or f.size)
+    except OSError as exc:
+        err = f"{_label(name)}: cannot read: {exc.strerror or type(exc).__name__}"
+        return ScanResult(status="error", error=err), (None, f.size)
+    digest = _hash_in_thread(data)
+    try:
+        result = scan_inline(data, name, matcher, config, pw)
+    except MemoryError:
+        result = ScanResult(status="too_large",
+                            error=f"{_label(name)}: out of memory while scanning")
+    return result, (digest(), len(data))
+
+
+def _head(f: localfile.Regular) -> bytes:
+    """The first bytes of a file, to name its type after its worker failed."""
+    try:
+        with open(f.path, "rb") as fh:
+            return fh.read(1 << 16)
+    except OSError:
+        return b""
+
+
+def _file_sha256(f: localfile.Regular, limit: int) -> str | None:
+    """Streamed sha256 of a file whose worker failed (it is within the input limit)."""
+    h = hashlib.sha256()
+    try:
+        with open(f.path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino) != (f.dev, f.ino):
+                return None
+            total = 0
+            while block := fh.read(1 << 20):
+                total += len(block)
+                if total > limit:
+                    return None
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+# -- forking --------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+_libc: Any = None
+
+
+def _prctl() -> Any:
+    """libc's prctl, found in the parent (once) so that a child only calls it."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):  # not Linux: rely on the pipes' end-of-file
+            _libc = False
+    return _libc
+
+
+def die_with(parent: int, sig: int = signal.SIGKILL) -> None:
+    """In a newly forked child: be killed (SIGKILL) when the parent dies, then make sure
+    it has not died already (the child would have been re-parented before the signal
+    was armed). Linux only; elsewhere the children notice their pipes closing. The
+    signal follows the *thread* that forked: fork from a thread that lives as long as
+    the process (see :func:`_fork`). A crawl started by a cluster worker asks for
+    SIGTERM instead: it stops its browser and records a "killed" run."""
+    prctl = _prctl()
+    if prctl:
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _drop_inherited(keep: set[int]) -> None:
+    """In a new worker: every inherited pipe and socket but ``keep`` and stdio is
+    replaced by /dev/null (closed, as far as the other end can tell; the number stays
+    taken, so a stray close of the parent's object in the worker cannot hit a file the
+    worker opened later). Regular files (the fingerprint mapping) stay."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 4096))
+    null = -1
+    try:
+        for fd in fds:
+            if fd <= 2 or fd in keep:
+                continue
+            try:
+                mode = os.fstat(fd).st_mode
+            except OSError:
+                continue  # not open (the directory listing's own descriptor)
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                if null < 0:
+                    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                os.dup2(null, fd, inheritable=False)
+    finally:
+        if null >= 0:
+            os.close(null)
+
+
+def _child_start(parent: int, keep: set[int]) -> None:
+    die_with(parent)
+    _drop_inherited(keep)
+    # the parent (Scrapy, the daemon) owns shutdown: Ctrl-C is its to handle, and its
+    # handlers must not run in the worker; SIGTERM simply ends the worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _fork_here(body: Callable[[], None], keep: set[int]) -> int:
+    parent = os.getpid()
+    _prctl()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
         pid = os.fork()
     if pid == 0:
-        for fd in list(_WORKER_FDS):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        _WORKER_FDS.clear()
-        # the parent (Scrapy, the daemon) owns shutdown: Ctrl-C is its to handle, and its
-        # handlers must not run in the worker; SIGTERM simply ends the worker
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        code = 0
+        try:
+            _child_start(parent, keep)
+            body()
+        except BaseException:
+            code = 70
+        finally:
+            os._exit(code)
     return pid
+
+
+class _Forker:
+    """One long-lived thread that makes the forks other threads ask for: the kernel's
+    parent-death signal follows the forking *thread*, and a pool thread that ends must
+    not take the workers it started with it."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], None], set[int],
+                                      queue.Queue[int | BaseException]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def fork(self, body: Callable[[], None], keep: set[int]) -> int:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="worker-forker",
+                                                daemon=True)
+                self._thread.start()
+        reply: queue.Queue[int | BaseException] = queue.Queue(maxsize=1)
+        self._jobs.put((body, keep, reply))
+        got = reply.get()
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def _run(self) -> NoReturn:
+        while True:
+            body, keep, reply = self._jobs.get()
+            try:
+                reply.put(_fork_here(body, keep))
+            except BaseException as exc:  # e.g. fork refused: the caller gets it
+                reply.put(exc)
+
+
+_forker = _Forker()
+
+
+def _fork(body: Callable[[], None], keep: set[int]) -> int:
+    """Start a worker running ``body`` (it ends with ``os._exit``); returns its pid."""
+    if threading.current_thread() is threading.main_thread():
+        return _fork_here(body, keep)
+    return _forker.fork(body, keep)
 
 
 def _kill(pid: int) -> None:
@@ -209,34 +414,39 @@ def _reap(pid: int) -> str:
     return f"worker exited with code {os.WEXITSTATUS(status)}"
 
 
-def _timeout_result(doc: Document, config: ExtractConfig) -> ScanResult:
-    name = _doc_name(doc)
+def _timeout_result(name: str, head: bytes, config: ExtractConfig) -> ScanResult:
     limit = config.time_limit
     return ScanResult(
         status="timeout",
         error=f"{_label(name)}: extraction and matching exceeded the time limit of "
               f"{limit:g} s; the worker was stopped",
-        details={"type": detect(doc.content[: 1 << 20], name), "killed": True},
+        details={"type": detect(head, name), "killed": True},
     )
 
 
-def _died_result(doc: Document, how: str) -> ScanResult:
-    name = _doc_name(doc)
+def _died_result(name: str, head: bytes, how: str) -> ScanResult:
     status = "too_large" if "SIGKILL" in how or "MemoryError" in how else "error"
     return ScanResult(status=status, error=f"{_label(name)}: scanning failed: {how}",
-                      details={"type": detect(doc.content[: 1 << 20], name)})
+                      details={"type": detect(head, name)})
+
+
+#: one job for a worker: the document's bytes, or a local file it reads itself
+_Job = tuple[bytes | None, localfile.Regular | None, str, tuple[str, ...]]
 
 
 class DocumentScanner:
     """Scans documents one after another in a stoppable worker (see module doc).
 
-    ``scan(doc)`` never raises for bad documents; call ``close()`` (or use it
-    as a context manager) to stop a warm worker. Calls from several threads are
-    serialised (one worker, one document at a time).
+    ``scan(doc)`` and ``scan_file(path)`` never raise for bad documents; call
+    ``close()`` (or use it as a context manager) to stop a warm worker. Calls from
+    several threads are serialised (one worker, one document at a time).
+    ``preload_formats``: import every format library before the first fork (a crawl,
+    whose workers are replaced now and then); a one-off `scan` imports what it meets.
     """
 
     def __init__(self, matcher: Any, config: ExtractConfig | None = None,
-                 passwords: tuple[str, ...] = (), mode: str | None = None) -> None:
+                 passwords: tuple[str, ...] = (), mode: str | None = None,
+                 preload_formats: bool = True) -> None:
         self.matcher = matcher
         self.config = config or ExtractConfig()
         self.passwords = tuple(passwords)
@@ -245,7 +455,9 @@ class DocumentScanner:
             raise ValueError(f"unknown worker mode {self.mode!r}")
         if self.mode != "inline" and not hasattr(os, "fork"):
             self.mode = "inline"
-        preload()
+        #: format libraries still to import before the first fork (not at construction: a
+        #: crawl's first request need not wait for them)
+        self._preload = preload_formats and self.mode != "inline"
         self._pid: int | None = None
         self._to_worker: int | None = None
         self._from_worker: int | None = None
@@ -264,25 +476,70 @@ class DocumentScanner:
 
     def scan(self, doc: Document, passwords: tuple[str, ...] = ()) -> Finding:
         pw = tuple(dict.fromkeys((*passwords, *self.passwords)))
-        with self._lock:
-            if self.mode == "inline":
-                result = scan_inline(doc.content, _doc_name(doc), self.matcher, self.config,
-                                     pw)
-            elif self.mode == "fork":
-                result = self._scan_forked(doc, pw)
-            else:
-                result = self._scan_warm(doc, pw)
+        job: _Job = (doc.content, None, _doc_name(doc), pw)
+        result, _ = self._run(job, lambda: doc.content[: 1 << 20])
         return Finding.of(doc, result)
+
+    def scan_file(self, path: str | Path, url: str | None = None, source: str = "scan",
+                  passwords: tuple[str, ...] = (), streams: bool = False) -> Finding:
+        """Scan a local file; the worker reads it (see module doc). ``streams``: a named
+        pipe (``scan <(cmd)``) is read here, bounded, instead of being refused. Raises
+        OSError when the path cannot be opened at all (missing, permission); everything
+        else is the finding's status."""
+        name = str(path)
+        url = name if url is None else url
+        pw = tuple(dict.fromkeys((*passwords, *self.passwords)))
+        limit = self.config.max_input_bytes
+        try:
+            f = localfile.inspect(path, limit, streams)
+            if f is None:  # a pipe named on the command line
+                fd = localfile.open_stream(path)
+                try:
+                    data, _ = localfile.read_stream(fd, limit)
+                finally:
+                    os.close(fd)
+                doc = Document(url=url, source=source, content=data, filename=Path(name).name)
+                return self.scan(doc, passwords)
+        except localfile.NotRead as exc:
+            return Finding(url=url, source=source, sha256=None, size=exc.size,
+                           fetched_at=utcnow(), result=_not_read(name, exc),
+                           filename=Path(name).name)
+        result, facts = self._run((None, f, name, pw), lambda: _head(f))
+        if facts is None:  # the worker failed before saying: hash it here
+            facts = (_file_sha256(f, limit), f.size)
+        return Finding(url=url, source=source, sha256=facts[0], size=facts[1],
+                       fetched_at=utcnow(), result=result, filename=Path(name).name)
 
     def close(self) -> None:
         with self._lock:
             self._close()
 
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _run(self, job: _Job, head: Callable[[], bytes]
+             ) -> tuple[ScanResult, FileFacts | None]:
+        with self._lock:
+            if self._preload:
+                preload()
+                self._preload = False
+            if self.mode == "inline":
+                return self._work(job)
+            if self.mode == "fork":
+                return self._scan_forked(job, head)
+            return self._scan_warm(job, head)
+
+    def _work(self, job: _Job) -> tuple[ScanResult, FileFacts | None]:
+        """One job, in this process (the worker, or inline)."""
+        content, f, name, pw = job
+        if f is not None:
+            return _scan_local(f, name, self.matcher, self.config, pw)
+        assert content is not None
+        return scan_inline(content, name, self.matcher, self.config, pw), None
+
     def _close(self) -> None:
         if self._pid is not None:
             for fd in (self._to_worker, self._from_worker):
                 if fd is not None:
-                    _WORKER_FDS.discard(fd)
                     with contextlib.suppress(OSError):
                         os.close(fd)
             # closing its input ends the worker's loop; kill if it does not go quickly
@@ -307,36 +564,35 @@ class DocumentScanner:
     def _hard_deadline(self) -> float:
         return time.monotonic() + self.config.time_limit + self.config.kill_grace
 
-    def _scan_forked(self, doc: Document, pw: tuple[str, ...]) -> ScanResult:
+    def _scan_forked(self, job: _Job, head: Callable[[], bytes]
+                     ) -> tuple[ScanResult, FileFacts | None]:
         r, w = os.pipe()
         deadline = self._hard_deadline()
-        pid = _fork()
-        if pid == 0:  # the worker
-            code = 0
+        name = job[2]
+
+        def body() -> None:  # the worker
+            os.close(r)
+            _limit_memory(self.config.worker_memory_bytes)
             try:
-                os.close(r)
-                _limit_memory(self.config.worker_memory_bytes)
-                try:
-                    result = scan_inline(doc.content, _doc_name(doc), self.matcher,
-                                         self.config, pw)
-                except MemoryError:
-                    result = _died_result(doc, "out of memory (MemoryError)")
-                _write_frame(w, _pack(result))
-            except BaseException:
-                code = 70
-            finally:
-                os._exit(code)
-        os.close(w)
+                result, facts = self._work(job)
+            except MemoryError:
+                result, facts = _died_result(name, b"", "out of memory (MemoryError)"), None
+            _write_frame(w, _pack(result, facts))
+
+        try:
+            pid = _fork(body, {w})
+        finally:
+            os.close(w)
         try:
             return _unpack(_read_frame(r, deadline))
         except _Timeout:
             _kill(pid)
             pid = 0
-            return _timeout_result(doc, self.config)
+            return _timeout_result(name, head(), self.config), None
         except (_Died, pickle.UnpicklingError, EOFError, TypeError, ValueError):
             how = _reap(pid)
             pid = 0
-            return _died_result(doc, how)
+            return _died_result(name, head(), how), None
         finally:
             os.close(r)
             if pid:
@@ -348,39 +604,41 @@ class DocumentScanner:
     def _start_worker(self) -> None:
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
-        pid = _fork()
-        if pid == 0:
-            code = 0
-            try:
-                os.close(to_w)
-                os.close(from_r)
-                _limit_memory(self.config.worker_memory_bytes)
-                self._serve(to_r, from_w)
-            except BaseException:
-                code = 70
-            finally:
-                os._exit(code)
+
+        def body() -> None:  # the worker
+            os.close(to_w)
+            os.close(from_r)
+            _limit_memory(self.config.worker_memory_bytes)
+            self._serve(to_r, from_w)
+
+        try:
+            pid = _fork(body, {to_r, from_w})
+        except BaseException:
+            for fd in (to_r, to_w, from_r, from_w):
+                os.close(fd)
+            raise
         os.close(to_r)
         os.close(from_w)
         os.set_blocking(to_w, False)  # writes wait in select(), under the deadline
-        _WORKER_FDS.update((to_w, from_r))
         self._pid, self._to_worker, self._from_worker = pid, to_w, from_r
 
     def _serve(self, inbox: int, outbox: int) -> None:
         while True:
             try:
-                content, name, pw = _read_frame(inbox, None)
+                job = _read_frame(inbox, None)
             except _Died:
                 return
             try:
-                result = scan_inline(content, name, self.matcher, self.config, pw)
+                result, facts = self._work(job)
             except MemoryError:
                 result = ScanResult(status="too_large",
-                                    error=f"{_label(name)}: out of memory while scanning")
-            del content
-            _write_frame(outbox, _pack(result))
+                                    error=f"{_label(job[2])}: out of memory while scanning")
+                facts = None
+            del job
+            _write_frame(outbox, _pack(result, facts))
 
-    def _scan_warm(self, doc: Document, pw: tuple[str, ...]) -> ScanResult:
+    def _scan_warm(self, job: _Job, head: Callable[[], bytes]
+                   ) -> tuple[ScanResult, FileFacts | None]:
         if self._pid is not None and self._served >= self.config.worker_max_documents:
             self._close()
         if self._pid is None:
@@ -389,28 +647,27 @@ class DocumentScanner:
         self._served += 1
         assert self._to_worker is not None and self._from_worker is not None
         deadline = self._hard_deadline()
-        frame = (doc.content, _doc_name(doc), pw)
+        name = job[2]
         try:
             try:
-                _write_frame(self._to_worker, frame, deadline)
+                _write_frame(self._to_worker, job, deadline)
             except BrokenPipeError:  # the idle worker died (OOM killer ...): start another
                 self._discard(kill=False)
                 self._start_worker()
-                _write_frame(self._to_worker, frame, deadline)
+                _write_frame(self._to_worker, job, deadline)
             return _unpack(_read_frame(self._from_worker, deadline))
         except _Timeout:
             self._discard(kill=True)
-            return _timeout_result(doc, self.config)
+            return _timeout_result(name, head(), self.config), None
         except (_Died, BrokenPipeError, pickle.UnpicklingError, EOFError, TypeError,
                 ValueError):
             how = self._discard(kill=False)
-            return _died_result(doc, how)
+            return _died_result(name, head(), how), None
 
     def _discard(self, kill: bool) -> str:
         pid = self._pid
         for fd in (self._to_worker, self._from_worker):
             if fd is not None:
-                _WORKER_FDS.discard(fd)
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._pid = self._to_worker = self._from_worker = None
@@ -431,6 +688,17 @@ def _close_default() -> None:
         _default.close()
 
 
+def _default_scanner(matcher: Matcher, config: ExtractConfig | None,
+                     preload_formats: bool = True) -> DocumentScanner:
+    global _default
+    cfg = config or ExtractConfig()
+    if _default is None or _default.matcher is not matcher or _default.config != cfg:
+        if _default is not None:
+            _default.close()
+        _default = DocumentScanner(matcher, cfg, preload_formats=preload_formats)
+    return _default
+
+
 def scan_document(doc: Document, matcher: Matcher, config: ExtractConfig | None = None,
                   passwords: tuple[str, ...] = ()) -> Finding:
     """Extract and match one document under the per-document time limit.
@@ -438,10 +706,13 @@ def scan_document(doc: Document, matcher: Matcher, config: ExtractConfig | None 
     Uses a module-level :class:`DocumentScanner` (re-made when the matcher or
     config changes); callers scanning many documents may hold their own.
     """
-    global _default
-    cfg = config or ExtractConfig()
-    if _default is None or _default.matcher is not matcher or _default.config != cfg:
-        if _default is not None:
-            _default.close()
-        _default = DocumentScanner(matcher, cfg)
-    return _default.scan(doc, tuple(passwords))
+    return _default_scanner(matcher, config).scan(doc, tuple(passwords))
+
+
+def scan_file(path: str | Path, matcher: Matcher, config: ExtractConfig | None = None,
+              passwords: tuple[str, ...] = (), url: str | None = None,
+              streams: bool = False) -> Finding:
+    """:meth:`DocumentScanner.scan_file` with the module-level scanner (which then does
+    not import every format library up front: a one-off scan imports what it meets)."""
+    return _default_scanner(matcher, config, preload_formats=False).scan_file(
+        path, url=url, passwords=tuple(passwords), streams=streams)

@@ -53,26 +53,17 @@ from scheduler.reload import (
     sync_jobs,
 )
 from scheduler.snapshot import ConfigSnapshot, write_snapshot
+from scheduler.statefiles import info_path, jobstore_path
 from scheduler.waker import AlertWaker
 
 log = logging.getLogger("leaksentry.scheduler.daemon")
 
-JOBSTORE_FILE = "scheduler.db"
 LOCK_FILE = "daemon.lock"
-INFO_FILE = "daemon.json"
 CRAWLS_DIR = "crawls"
 
 
 class DaemonError(LeakSentryError):
     """The daemon cannot start (another daemon holds the state dir, a port is taken...)."""
-
-
-def jobstore_path(settings: Settings) -> Path:
-    return settings.state.dir / JOBSTORE_FILE
-
-
-def info_path(settings: Settings) -> Path:
-    return settings.state.dir / INFO_FILE
 
 
 def validate(settings: Settings) -> list[JobSpec]:

@@ -19,10 +19,10 @@ from pathlib import Path
 from leaksentry.config import Settings
 from leaksentry.redaction import redact
 from leaksentry.store.db import missing_table, store_failure
-from scheduler.daemon import info_path, jobstore_path
 from scheduler.jobs import CRAWL_PREFIX
 from scheduler.readonly import connect_readonly
 from scheduler.schedule import source_schedule
+from scheduler.statefiles import info_path, jobstore_path
 
 
 @dataclass

@@ -36,7 +36,6 @@ from leaksentry.cli import (
 from leaksentry.cli.common import err_console, shown
 from leaksentry.errors import LeakSentryError
 from leaksentry.paths import PRIVATE_UMASK
-from leaksentry.redaction import install_log_redaction
 
 app = typer.Typer(
     name="leaksentry",
@@ -71,6 +70,8 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
+    from leaksentry.redaction import install_log_redaction  # deferred for start-up
+
     install_log_redaction()  # every log record of every command through the policy
 
 

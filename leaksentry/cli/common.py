@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,9 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from leaksentry.config import Settings, load_config
-from leaksentry.redaction import install_log_redaction, redact
 from leaksentry.terminal import visible
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 # emoji codes (":warning:") in a stranger's text must stay text
 console = Console(emoji=False)
@@ -25,12 +26,16 @@ def shown(value: object, style: str = "") -> Text:
     redaction policy (:func:`leaksentry.redaction.redact`: identifiers masked, URL
     userinfo removed), control characters escaped (:func:`leaksentry.terminal.visible`).
     Use it for table cells and ``Text.assemble`` parts."""
+    from leaksentry.redaction import redact  # deferred for start-up: --help needs no policy
+
     return Text(visible(redact(str(value)) or ""), style=style)
 
 
 def markup_safe(value: object) -> str:
     """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text),
     through the redaction policy."""
+    from leaksentry.redaction import redact  # deferred for start-up: --help needs no policy
+
     return escape(visible(redact(str(value)) or ""))
 
 ConfigOption = Annotated[
@@ -57,6 +62,8 @@ def print_table(table: Table) -> None:
 def settings(config: Path | None, *, sha256: str | None = None) -> Settings:
     """Load and validate the config; a bad file raises ConfigError (one line, exit 2).
     ``sha256``: refuse the file unless its bytes have this hash."""
+    from leaksentry.config import load_config  # deferred for start-up: --help needs no models
+
     return load_config(config, sha256=sha256)
 
 
@@ -65,4 +72,6 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from leaksentry.redaction import install_log_redaction  # deferred for start-up
+
     install_log_redaction()  # every record through the redaction policy

@@ -15,14 +15,17 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
 from rich.text import Text
 
 from leaksentry.cli.common import ConfigOption, console, err_console, settings, shown
-from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 config_app = typer.Typer(help="Validate and inspect the configuration.", no_args_is_help=True)
 
@@ -67,7 +70,8 @@ def _check_secrets(s: Settings) -> None:
 def private_source_warnings(s: Settings) -> list[str]:
     """One line per source URL the network guard would refuse at crawl time (the
     source's own policy: allow_private, private_hosts)."""
-    from crawler.middlewares.guard import GuardPolicy, address_class, blocked_reason
+    # the guard's policy without Scrapy and Twisted (deferred for start-up)
+    from crawler.addresses import GuardPolicy, address_class, blocked_reason
 
     targets: list[tuple[int, str, str, str, int | None, GuardPolicy]] = []
     for i, src in enumerate(s.sources):

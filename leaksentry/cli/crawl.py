@@ -15,16 +15,17 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, err_console, print_table, settings, shown
-from leaksentry.config import Settings
 from leaksentry.errors import ConfigError
-from leaksentry.redaction import redact
 from pipelines.model import RunSummary
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 
 def _summary_table(runs: list[RunSummary]) -> Table:
@@ -43,6 +44,8 @@ def _summary_table(runs: list[RunSummary]) -> Table:
 
 
 def _as_json(r: RunSummary) -> str:
+    from leaksentry.redaction import redact  # deferred for start-up (crawl --help)
+
     return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
                        "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
                        "statuses": r.statuses, "duration": round(r.duration, 3),
@@ -92,11 +95,9 @@ def register(app: typer.Typer) -> None:
         if parent := os.environ.get("LEAKSENTRY_DIE_WITH_PARENT"):
             # started by a cluster worker (its pid): stop gracefully, recording the run,
             # when it dies; the job runs again on another worker
-            from crawler.shard import die_with_parent
+            from pipelines.process import die_with
 
-            die_with_parent(signal.SIGTERM)
-            if str(os.getppid()) != parent:  # it died before we asked
-                raise typer.Exit(1)
+            die_with(int(parent), signal.SIGTERM)  # exits at once if it died already
         app_settings = settings(config, sha256=config_sha256)
         if all_sources == (source is not None):
             raise ConfigError("name one source, or use --all")

@@ -7,10 +7,11 @@ masked identifiers and register references only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +25,7 @@ from leaksentry.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from leaksentry.config import Settings
     from pipelines.model import Finding
+    from pipelines.process import DocumentScanner
 
 EXIT_HELP = (
     "Exit status: 0 nothing matched; 1 something matched (a register record, or"
@@ -37,11 +39,13 @@ REFS_SHOWN = 10
 MATCHES_SHOWN = 20
 
 
-def _inputs(paths: list[str]) -> Iterator[tuple[str, Path | None]]:
-    """(display path, file) per input; directories are walked recursively, sorted."""
+def _inputs(paths: list[str]) -> Iterator[tuple[str, Path | None, bool]]:
+    """(display path, file, named on the command line) per input; directories are walked
+    recursively, sorted. What a walked entry is (FIFO, device ...) is the scanner's to
+    check: nothing here opens it."""
     for p in paths:
         if p == STDIN:
-            yield STDIN, None
+            yield STDIN, None, True
             continue
         path = Path(p)
         if path.is_dir():
@@ -49,25 +53,61 @@ def _inputs(paths: list[str]) -> Iterator[tuple[str, Path | None]]:
                 dirs.sort()
                 for name in sorted(files):
                     f = Path(root) / name
-                    yield str(f), f
+                    yield str(f), f, False
         else:
-            yield p, path
+            yield p, path, True
 
 
-def _read(display: str, path: Path | None) -> bytes:
-    if path is None:
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise InputError("stdin: empty input")
-        return data
+def _input_error(display: str, exc: OSError) -> InputError:
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{display}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{display}: is a directory")
+    return InputError(f"{display}: cannot read: {exc.strerror or type(exc).__name__}")
+
+
+def _scan_one(scanner: DocumentScanner, display: str, path: Path | None, named: bool,
+              limit: int) -> tuple[Finding, Callable[[], bytes | None]]:
+    """One input through the scanner: a file is read by the worker (never copied through
+    a pipe), stdin here, bounded by the input limit. Returns the finding and how to get
+    the document's bytes again (for the evidence vault, hits only)."""
+    from pipelines import localfile  # deferred for start-up (scan --help)
+    from pipelines.model import Document, Finding, ScanResult, Skipped, utcnow
+
+    if path is not None:
+        try:
+            finding = scanner.scan_file(path, url=display, streams=named)
+        except OSError as exc:
+            raise _input_error(display, exc) from None
+        return finding, lambda: _reread(path, finding.sha256, limit)
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{display}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{display}: is a directory") from None
+        data, _ = localfile.read_stream(sys.stdin.buffer.fileno(), limit)
+    except localfile.NotRead as exc:
+        error = f"stdin: {exc.reason}"
+        return Finding(url=STDIN, source="scan", sha256=None, size=exc.size,
+                       fetched_at=utcnow(), result=ScanResult(
+                           status=exc.status, error=error,
+                           skipped=[Skipped(where="stdin", status=exc.status, error=error)])
+                       ), lambda: None
     except OSError as exc:
-        raise InputError(f"{display}: cannot read: {exc.strerror}") from None
+        raise _input_error("stdin", exc) from None
+    if not data:
+        raise InputError("stdin: empty input")
+    return scanner.scan(Document(url=STDIN, source="scan", content=data)), lambda: data
+
+
+def _reread(path: Path, sha256: str | None, limit: int) -> bytes | None:
+    """A scanned file's bytes again, if they are still the ones scanned (same sha256)."""
+    from pipelines import localfile  # deferred for start-up (scan --help)
+
+    try:
+        f = localfile.inspect(path, limit)
+        data = localfile.read_regular(f, limit) if f is not None else None
+    except (OSError, localfile.NotRead):
+        return None
+    if data is None or hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    return data
 
 
 def _refs(refs: list[str]) -> str:
@@ -118,15 +158,26 @@ class _Recorder:
         self.store = Store(s.state.db)
         self.vault = Vault.from_settings(s)
         self.recorded = 0
+        self.unread = 0
 
-    def record(self, finding: Finding, content: bytes) -> None:
+    def record(self, finding: Finding, content: Callable[[], bytes | None]) -> None:
+        """``content`` is called only for a hit the evidence vault keeps: the worker read
+        the file, so the document is read again here, only then."""
         from pipelines.flow import record_finding
 
-        record_finding(self.store, finding, self.settings, vault=self.vault, content=content)
+        if finding.sha256 is None:  # not read (too large, not a file): as a crawl does
+            self.unread += 1
+            return
+        data = None
+        if self.vault is not None and finding.result.hit and self.vault.wants(finding):
+            data = content()
+        record_finding(self.store, finding, self.settings, vault=self.vault, content=data)
         self.recorded += 1
 
     def finish(self) -> None:
         msg = f"recorded {self.recorded} document(s) in {self.store.path}"
+        if self.unread:
+            msg += f" ({self.unread} not read and not recorded: see their status)"
         if self.settings.elasticsearch.enabled:
             from pipelines.sinks.spool import drain
 
@@ -156,9 +207,8 @@ def scan(
     config: ConfigOption = None,
 ) -> None:
     """Scan files for the register's identifiers; print masked matches and record refs."""
-    from pipelines.match import Matcher
-    from pipelines.model import Document
-    from pipelines.process import scan_document
+    from pipelines.match import Matcher  # deferred for start-up: numpy, hyperscan
+    from pipelines.process import DocumentScanner  # deferred for start-up: the extractors
 
     s = settings(config)
     key_path = key or s.matching.key
@@ -173,47 +223,48 @@ def scan(
     recorder = _Recorder(s) if index else None
     findings: list[Finding] = []
     failed = matched = False
-    for display, path in _inputs(paths):
-        try:
-            data = _read(display, path)
-        except InputError as exc:
-            err_console.print(Text.assemble(("error: ", "red"), shown(exc)), soft_wrap=True)
-            failed = True
-            continue
-        doc = Document(url=display, source="scan", content=data,
-                       filename=path.name if path is not None else None)
-        try:
-            finding = scan_document(doc, matcher, s.extract, passwords)
-        except Exception as exc:  # never a traceback at the user; the type says enough
-            err_console.print(Text.assemble(
-                ("error: ", "red"),
-                shown(f"{display}: could not be scanned ({type(exc).__name__})")),
-                soft_wrap=True)
-            failed = True
-            continue
-        r = finding.result
-        if r.status != "ok":
-            failed = True
-            err_console.print(Text.assemble(
-                ("warning: ", "yellow"), shown(f"{display}: {r.status}: {r.error or ''}".strip())),
-                soft_wrap=True)
-        elif r.skipped:  # read, but not all of it: never a clean "nothing found"
-            if not r.hit:
+    # a one-off scan imports the format libraries it meets, not all of them up front
+    scanner = DocumentScanner(matcher, s.extract, passwords, preload_formats=False)
+    with scanner:
+        for display, path, named in _inputs(paths):
+            try:
+                finding, content = _scan_one(scanner, display, path, named,
+                                             s.extract.max_input_bytes)
+            except InputError as exc:
+                err_console.print(Text.assemble(("error: ", "red"), shown(exc)),
+                                  soft_wrap=True)
                 failed = True
-            more = r.details.get("skipped_more", 0)
-            first = r.skipped[0]
-            err_console.print(Text.assemble(
-                ("warning: ", "yellow"),
-                shown(f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
-                      f"{first.where}: {first.status}")), soft_wrap=True)
-        matched = matched or r.hit
-        if recorder is not None:
-            recorder.record(finding, data)
-        if as_json:
-            sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        else:
-            findings.append(finding)
+                continue
+            except Exception as exc:  # never a traceback at the user; the type says enough
+                err_console.print(Text.assemble(
+                    ("error: ", "red"),
+                    shown(f"{display}: could not be scanned ({type(exc).__name__})")),
+                    soft_wrap=True)
+                failed = True
+                continue
+            r = finding.result
+            if r.status != "ok":
+                failed = True
+                err_console.print(Text.assemble(
+                    ("warning: ", "yellow"),
+                    shown(f"{display}: {r.status}: {r.error or ''}".strip())), soft_wrap=True)
+            elif r.skipped:  # read, but not all of it: never a clean "nothing found"
+                if not r.hit:
+                    failed = True
+                more = r.details.get("skipped_more", 0)
+                first = r.skipped[0]
+                err_console.print(Text.assemble(
+                    ("warning: ", "yellow"),
+                    shown(f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
+                          f"{first.where}: {first.status}")), soft_wrap=True)
+            matched = matched or r.hit
+            if recorder is not None:
+                recorder.record(finding, content)
+            if as_json:
+                sys.stdout.write(json.dumps(finding.scan_json(), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                findings.append(finding)
     if not as_json and findings:
         _print(findings)
     if recorder is not None:

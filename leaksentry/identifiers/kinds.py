@@ -20,12 +20,14 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from leaksentry.config.matching import KindConfig, MatchingConfig
 from leaksentry.identifiers.checksums import CHECKSUMS, CHECKSUMS_BYTES
 from leaksentry.identifiers.hkid import valid_many_bytes as hkid_valid_many
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # --- byte-level building blocks (ASCII | full-width, as UTF-8) -------------------------------
 _FW_UPPER = rb"\xef\xbc[\xa1-\xba]"  # Ａ-Ｚ  U+FF21-FF3A
@@ -267,6 +269,8 @@ class Kind:
 
     def valid_many(self, canonicals: list[bytes]) -> np.ndarray:
         """:attr:`valid_b` of every canonical form, as a bool array (vectorised for hkid)."""
+        import numpy as np  # deferred for start-up: redacting a line needs no numpy
+
         if self.checksum == "hkid":
             return hkid_valid_many(canonicals)
         if self.checksum == "none":

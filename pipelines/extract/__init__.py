@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from leaksentry.config.extract import ExtractConfig
@@ -48,18 +49,47 @@ __all__ = ["Extraction", "detect", "extract", "preload"]
 Handler = Callable[[bytes, Node, State], Iterator[TextPart]]
 
 
+#: the format modules, imported when one of their handlers first runs (or by preload)
+_MODULES = ("archives", "databases", "documents", "embedded", "encoded", "ocr", "office",
+            "sheets", "text")
+
+
+class _Lazy:
+    """A format module imported when one of its handlers first runs: a scan of a text
+    file does not pay for the archive, office and PDF libraries (pyzipper alone is
+    ~35 ms of a process's start)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = f"{__name__}.{name}"
+
+    def __getattr__(self, attr: str) -> Handler:
+        name = self._name
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return getattr(import_module(name), attr)(*args, **kwargs)
+
+        run.__qualname__ = f"{name}.{attr}"
+        return run
+
+
+def _later(make: Callable[[], Handler]) -> Handler:
+    """A handler made on its first call (making it imports its module)."""
+    made: list[Handler] = []
+
+    def run(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+        if not made:
+            made.append(make())
+        return made[0](data, node, state)
+
+    return run
+
+
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import (
-        archives,
-        databases,
-        documents,
-        embedded,
-        encoded,
-        ocr,
-        office,
-        sheets,
-        text,
-    )
+    from pipelines.extract import ocr  # light; its IMAGE_KINDS name the image handlers
+
+    archives, databases, documents, embedded, encoded, office, sheets, text = map(
+        _Lazy, ("archives", "databases", "documents", "embedded", "encoded", "office",
+                "sheets", "text"))
 
     def sheet(kind: str) -> Handler:
         return lambda d, n, s: sheets.spreadsheet(d, n, s, kind)
@@ -86,9 +116,9 @@ def _handlers() -> dict[str, Handler]:
         "msg": encoded.outlook_msg,
         "xlsx": with_pictures(sheet("xlsx")), "xlsb": sheet("xlsb"),
         "ods": with_pictures(sheet("ods")),
-        "xls": office.legacy("xls", sheet("xls")),
-        "doc": office.legacy("doc", office.doc),
-        "ppt": office.legacy("ppt", office.ppt),
+        "xls": _later(lambda: office.legacy("xls", sheet("xls"))),
+        "doc": _later(lambda: office.legacy("doc", office.doc)),
+        "ppt": _later(lambda: office.legacy("ppt", office.ppt)),
         "ooxml_encrypted": office.encrypted_ooxml,
         "odt": with_pictures(lambda d, n, s: office.odf(d, n, s, "odt")),
         "odp": with_pictures(lambda d, n, s: office.odf(d, n, s, "odp")),
@@ -121,7 +151,8 @@ def handler_for(kind: str) -> Handler | None:
 def preload() -> None:
     """Import the common format libraries now, so forked workers do not each import them
     (extract-msg and rarfile, a third of a second together, load on first use)."""
-    handler_for("text")
+    for name in _MODULES:
+        import_module(f"{__name__}.{name}")
     import docx  # noqa: F401
     import msoffcrypto  # noqa: F401
     import olefile  # noqa: F401

@@ -24,6 +24,7 @@ from operator import itemgetter
 import numpy as np
 
 from leaksentry.identifiers.kinds import Kind, fullwidth_alnum_after, fullwidth_alnum_before
+from pipelines.match.hscache import DatabaseCache, patterns_hash
 from pipelines.match.speedups import resolve as resolve_speedups
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,30 @@ Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 _DB_CACHE: dict[tuple[bytes, ...], object] = {}
 _DB_LOCK = threading.Lock()
+_FLAGS = "HS_FLAG_SOM_LEFTMOST"
 
 
-def _database(expressions: tuple[bytes, ...]):  # -> hyperscan.Database
+def _database(expressions: tuple[bytes, ...], cache: DatabaseCache | None = None):
+    """The compiled block-mode database of ``expressions``: once per process, and from
+    the on-disk cache (see :mod:`.hscache`) when one is given."""
     with _DB_LOCK:
         db = _DB_CACHE.get(expressions)
         if db is None:
-            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
-                       elements=len(expressions),
-                       flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * len(expressions))
+            flags = [getattr(hyperscan, _FLAGS)] * len(expressions)
+
+            def compile_():
+                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
+                           elements=len(expressions), flags=flags)
+                return db
+
+            if cache is None:
+                db = compile_()
+            else:
+                digest = patterns_hash(expressions, flags, hyperscan.HS_MODE_BLOCK,
+                                       getattr(hyperscan, "__version__", "?"))
+                db = cache.get(digest, compile_, hyperscan.dumpb,
+                               lambda b: hyperscan.loadb(b, hyperscan.HS_MODE_BLOCK))
             _DB_CACHE[expressions] = db
         return db
 
@@ -80,8 +95,9 @@ class Finder:
     """
 
     def __init__(self, kinds: Sequence[Kind], engine: str = "auto",
-                 speedups: bool | None = None) -> None:
+                 speedups: bool | None = None, cache: DatabaseCache | None = None) -> None:
         self.kinds = list(kinds)
+        self._cache = cache
         if engine == "auto":
             engine = "hyperscan" if HAVE_HYPERSCAN else "re"
         if engine == "hyperscan" and not HAVE_HYPERSCAN:
@@ -107,7 +123,7 @@ class Finder:
         self._hs_kind_of = [i for i, _, _ in exprs]
         self._hs_neg_adj = [1 if edge else 0 for _, _, edge in exprs]
         try:
-            self._db = _database(tuple(expr for _, expr, _ in exprs))
+            self._db = _database(tuple(expr for _, expr, _ in exprs), self._cache)
         except hyperscan.error as exc:
             # one custom pattern hyperscan cannot compile: fall back to `re` for all
             log.warning("hyperscan cannot compile the patterns (%s); using re", exc)
@@ -118,7 +134,7 @@ class Finder:
         widths = [max_width(e) for _, e, _ in exprs]
         if all(n is not None for n in narrow) and widths and None not in widths:
             width = max(w for w in widths if w is not None)
-            self._narrow_db = _database(tuple(e for n in narrow for e, _ in n))
+            self._narrow_db = _database(tuple(e for n in narrow for e, _ in n), self._cache)
             self._width = width
 
     @property

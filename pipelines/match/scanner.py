@@ -33,6 +33,7 @@ from pipelines.match.digest import Digester
 from pipelines.match.exposed import MAX_LABEL, Categories, Exposure, Runs
 from pipelines.match.finder import Candidate, Finder
 from pipelines.match.fpfile import RECORD_MASK, FingerprintSet
+from pipelines.match.hscache import DatabaseCache
 from pipelines.match.keys import read_key
 from pipelines.match.severity import assess
 from pipelines.match.speedups import resolve as resolve_speedups
@@ -171,7 +172,9 @@ class Matcher:
         self.kinds: list[Kind] = build_kinds(self.config)
         # what this process scans for is what its outputs must mask (configured kinds)
         redaction.configure(self.config)
-        self.finder = Finder(self.kinds, engine, speedups)
+        # compiled patterns cached next to the fingerprint file (keyed by their hash)
+        cache = DatabaseCache(fingerprints.path, key) if fingerprints.path else None
+        self.finder = Finder(self.kinds, engine, speedups, cache)
         self._digester = Digester(key)
         fast = self._fast = resolve_speedups(speedups)
         self._evaluator = None if fast is None else fast.Evaluator(

@@ -1,0 +1,100 @@
+"""Start-up: the commands that only read or print must not import the scanner, the crawler
+or the network clients (issue 18). Each command runs in a fresh interpreter, as a user
+runs it; the test asserts which modules were loaded, not how long it took."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: a fresh interpreter runs the real CLI entry point, then writes sys.modules to a file
+#: (at exit, so that the command's own lazy imports are counted)
+PROBE = """
+import atexit, json, os, sys
+def dump():
+    with open(os.environ["MODULES_OUT"], "w") as f:
+        json.dump(sorted(sys.modules), f)
+atexit.register(dump)
+sys.argv = ["leaksentry", *sys.argv[1:]]
+from leaksentry.cli import main
+main()
+"""
+
+#: never needed to print help, a version, a config check, the status or the hits
+HEAVY = ("numpy", "hyperscan", "scrapy", "twisted", "playwright", "scrapy_playwright",
+         "elasticsearch", "opensearchpy", "sqlalchemy", "lxml", "pypdf", "docx", "pptx",
+         "py7zr", "openpyxl", "crawler", "pipelines.extract", "pipelines.alerts.channels",
+         "pipelines.match.scanner", "pipelines.match.finder", "pipelines.match.kinds",
+         "pipelines.process", "pipelines.match._speedups")
+#: help and the version do not even read a config file (Typer itself validates a
+#: subcommand's options with pydantic, so only the top level goes without it)
+CONFIG_MODULES = ("leaksentry.config",)
+
+CONFIG = """
+[state]
+dir = "{state}"
+
+[[sources]]
+name = "pastes"
+kind = "watch"
+url = "http://127.0.0.1:9/"
+every = "2m"
+"""
+
+
+def loaded(tmp_path: Path, *args: str) -> set[str]:
+    out = tmp_path / "modules.json"
+    env = {**os.environ, "MODULES_OUT": str(out), "LEAKSENTRY_HOME": str(tmp_path / "home")}
+    env.pop("LEAKSENTRY_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                          timeout=60, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    return set(json.loads(out.read_text()))
+
+
+#: light parts of those packages: the guard's address policy (`config check` applies it)
+LIGHT = {"crawler", "crawler.addresses"}
+
+
+def heavy(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules - LIGHT
+                  if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["scan", "--help"],
+                                  ["crawl", "--help"]])
+def test_help_and_version_load_no_config_models_and_no_scanner(tmp_path, args):
+    modules = loaded(tmp_path, *args)
+    assert "leaksentry.cli" in modules  # the probe really ran the CLI
+    assert heavy(modules, HEAVY) == []
+    assert heavy(modules, CONFIG_MODULES) == []
+    if len(args) == 1:
+        assert heavy(modules, ("pydantic",)) == []
+
+
+def test_version_names_the_scanner_path_without_importing_it(tmp_path):
+    env = {**os.environ, "LEAKSENTRY_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "leaksentry", "--version"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0
+    from pipelines.match.finder import HAVE_HYPERSCAN
+    from pipelines.match.speedups import speedups
+
+    assert ("hyperscan" if HAVE_HYPERSCAN else "re") in proc.stdout
+    assert ("C speedups" in proc.stdout) == (speedups() is not None) or \
+        os.environ.get("LEAKSENTRY_SPEEDUPS") == "0"
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["status"], ["status", "--json"],
+                                     ["hits"], ["hits", "--json"]])
+def test_reading_commands_load_no_scanner_crawler_or_clients(tmp_path, command):
+    cfg = tmp_path / "leaksentry.toml"
+    cfg.write_text(CONFIG.format(state=tmp_path / "state"))
+    modules = loaded(tmp_path, *command, "--config", str(cfg))
+    assert "leaksentry.config" in modules
+    assert heavy(modules, HEAVY) == []

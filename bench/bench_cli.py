@@ -50,8 +50,8 @@ def naive_main(key_path: str, fp_path: str, text_path: str, nfkc: bool = False) 
     read and decoded, a regex, the check digit, one HMAC per candidate. ``nfkc``: the
     text is NFKC-normalised first, so that full-width forms (``Ａ１２３４５６（３）``),
     which the scanner finds, are found too."""
+    from leaksentry.identifiers.hkid import is_valid_canonical
     from pipelines.match.fpfile import FingerprintSet
-    from pipelines.match.hkid import is_valid_canonical
 
     key = Path(key_path).read_bytes()
     digests = set(FingerprintSet(fp_path, key).digests.tolist())

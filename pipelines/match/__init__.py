@@ -9,9 +9,9 @@ Contract (other parts rely on it)::
 Nothing here logs, raises or returns a plaintext identifier: results hold
 masked forms, keyed digests and register references.
 
-The names below are imported on first use (PEP 562): ``from pipelines.match.hkid
-import ...`` (the check digit alone, as the scrubber and the CLI need) must not load
-numpy and hyperscan with the scanner.
+The names below are imported on first use (PEP 562): a command that needs one of them
+(the key functions, say) must not load numpy and hyperscan with the scanner. The check
+digit and the other identifier rules live in :mod:`leaksentry.identifiers`.
 """
 
 from __future__ import annotations

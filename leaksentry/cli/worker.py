@@ -13,14 +13,14 @@ def worker(
     config: ConfigOption = None,
     queues: Annotated[str | None, typer.Option(
         "--queues", "-Q", help="Comma-separated queues to take jobs from (default: the"
-        " [cluster] http_queue and browser_queue; browser jobs need Chromium).")] = None,
+        " \\[cluster] http_queue and browser_queue; browser jobs need Chromium).")] = None,
     concurrency: Annotated[int, typer.Option(
         "--concurrency", min=1, max=256, help="Jobs run at once (one crawl process each).")] = 2,
     name: Annotated[str | None, typer.Option(
         "--name", help="Worker name (default: workerPID@HOST).")] = None,
     health_port: Annotated[int | None, typer.Option(
         "--health-port", min=0, max=65535,
-        help="/healthz and /metrics port (default: [cluster] worker_health_port;"
+        help="/healthz and /metrics port (default: \\[cluster] worker_health_port;"
         " 0 = any free port).")] = None,
 ) -> None:
     """Take crawl jobs from the cluster's queues and run each in a fresh process.

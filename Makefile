@@ -27,7 +27,7 @@ build-deps:
 # Programs from Debian's packages, one a line: Chromium (pages that need a browser; Playwright's
 # own browser download is never used), nginx (a real directory listing in tests), Tesseract
 # (OCR of images and scanned pages), mdbtools (Access), antiword/catdoc (Word 97), unrar-free
-# and bsdtar (RAR), age (the evidence vault's interop check).
+# and bsdtar (RAR), age (the evidence vault's interop check), redis-server (the cluster tests).
 DEBIAN_PACKAGES = \
 	chromium \
 	nginx-light \
@@ -39,7 +39,8 @@ DEBIAN_PACKAGES = \
 	catdoc \
 	unrar-free \
 	libarchive-tools \
-	age
+	age \
+	redis-server
 system-deps:
 	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \

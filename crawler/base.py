@@ -211,7 +211,8 @@ class SourceSpider(scrapy.Spider):
     item_statuses: ClassVar[list[int]] = []
 
     def __init__(self, source: SourceConfig, app: Settings, store: Store | None = None,
-                 shard: Shard | None = None, **kwargs: Any) -> None:
+                 shard: Shard | None = None, items: list[dict[str, Any]] | None = None,
+                 dispatch: Any = None, **kwargs: Any) -> None:
         super().__init__(name=self.name, **kwargs)
         self.app = app
         self.source = app.crawler.effective(source)
@@ -219,6 +220,10 @@ class SourceSpider(scrapy.Spider):
         #: set when this crawl is one of several processes of the source (crawler.shard):
         #: only the items it owns are fetched, and the parent records the run
         self.shard = shard
+        #: a part of a cluster run (scheduler.cluster.fanout): the listing hands its item
+        #: requests to ``dispatch`` (batches for the workers); a batch fetches ``items``
+        self.items = items
+        self.dispatch = dispatch
         self.counters = RunCounters()
         self.started_at = datetime.now(UTC)
         self._deadline = time.monotonic() + float(self.source.timeout or DEFAULT_CRAWL_TIMEOUT)
@@ -276,14 +281,20 @@ class SourceSpider(scrapy.Spider):
         self._flusher.start(1.0, now=False)
         if self.counters.error is not None:  # e.g. the scanner could not start: fetch nothing
             return
+        if self.items is not None:  # a batch of a cluster run: listed by another process
+            for it in self.items:
+                yield self.item_request(it["item_id"], it["url"], version=it.get("version"),
+                                        filename=it.get("filename"), doc_url=it.get("doc_url"))
+            return
         for item in seen.due_retries(self.store.conn, self.source.name,
                                      limit=max(self._budget, 1)):
             if not self.owns(item.item_id):
                 continue
             req = self.retry_request(item)
-            if req is not None:
+            if req is not None or self.dispatch is not None:  # (a dispatched one is None)
                 self._budget -= 1
                 self._queued.add(item.item_id)
+            if req is not None:
                 yield req
         async for req in self.discover():
             yield req
@@ -330,8 +341,14 @@ class SourceSpider(scrapy.Spider):
 
     def item_request(self, item_id: str, url: str, *, version: str | None = None,
                      filename: str | None = None, doc_url: str | None = None,
-                     **kwargs: Any) -> Request:
-        """The request fetching one item's body; lands in :meth:`parse_item`."""
+                     **kwargs: Any) -> Request | None:
+        """The request fetching one item's body; lands in :meth:`parse_item`.
+        In a cluster run's listing, the item may go to a batch instead (None: Scrapy
+        ignores it; ``dispatch.add`` returns False for the items the listing keeps)."""
+        if self.dispatch is not None and not kwargs and self.dispatch.add(
+                {"item_id": item_id, "url": url, "version": version, "filename": filename,
+                 "doc_url": doc_url}):
+            return None
         return self.request(url, self.parse_item, role="item", item_id=item_id,
                             cb_kwargs={"item_id": item_id, "version": version,
                                        "filename": filename, "doc_url": doc_url},
@@ -522,8 +539,9 @@ class SourceSpider(scrapy.Spider):
         outcome = self.outcome_for(reason)
         self.summary = self.counters.summary(self.source.name, self.started_at,
                                              datetime.now(UTC), outcome)
-        if self.shard is not None:  # the parent records the merged run
-            self.logger.info("shard done: %s discovered=%d fetched=%d new=%d hits=%d "
+        if self.shard is not None or self.items is not None or self.dispatch is not None:
+            # the parent (shards) or the cluster run (parts) records the merged run
+            self.logger.info("part done: %s discovered=%d fetched=%d new=%d hits=%d "
                              "errors=%d", outcome, self.summary.discovered,
                              self.summary.fetched, self.summary.new, self.summary.hits,
                              self.summary.errors)

@@ -50,8 +50,10 @@ PLAYWRIGHT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networ
 
 
 def scrapy_settings(source: SourceConfig, app: Settings,
-                    shard: Shard | None = None) -> dict[str, Any]:
-    """Scrapy settings for one crawl of ``source`` (on top of ``crawler.settings``)."""
+                    shard: Shard | None = None, limit: bool = False) -> dict[str, Any]:
+    """Scrapy settings for one crawl of ``source`` (on top of ``crawler.settings``).
+    ``limit``: a cluster worker's crawl, whose politeness is held in Redis for all the
+    processes of the source's run (crawler.middlewares.limiter)."""
     s = app.crawler.effective(source)
     maxsize = int(s.max_download_size or 0)
     out: dict[str, Any] = {
@@ -84,6 +86,12 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         # would only wait for a free worker (measured: 16 -> 2 is ~8% more docs/s)
         "CONCURRENT_ITEMS": max(1, app.crawler.scan_workers),
     }
+    if limit and app.cluster.enabled:
+        out["LEAKSENTRY_LIMITER"] = {
+            "url": app.cluster.broker_url(), "concurrency": s.concurrency, "delay": s.delay,
+            "key": f"{app.cluster.key_prefix}:limit:{source.name}",
+            # a lease outlives the longest download: a process that dies frees it then
+            "lease": float(s.download_timeout or 60) + 30}
     if shard is not None:  # the shards log to one stream: say which line is whose
         out["LOG_FORMAT"] = f"%(asctime)s [%(name)s] shard {shard} %(levelname)s: %(message)s"
     if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
@@ -184,17 +192,42 @@ def _on_shutdown_signal(app: Settings, source: SourceConfig, started: datetime,
         chain(signum)
 
 
-def run_crawl(app: Settings, source_name: str, shard: Shard | None = None) -> RunSummary:
+def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
+              items: list[dict[str, Any]] | None = None, dispatch: Any = None,
+              report: Callable[[RunSummary], None] | None = None,
+              limit: bool = False) -> RunSummary:
     """One crawl of the named source; the returned summary is already in the store.
 
     A state store that cannot be opened (damaged, no space) raises StoreError before
-    anything is fetched; one whose run record cannot be written raises it at the end."""
+    anything is fetched; one whose run record cannot be written raises it at the end.
+
+    A part of a cluster run (scheduler.cluster.fanout) passes ``report``, which gets
+    the summary instead of the store (once, also from the watchdog or a signal), and
+    either ``dispatch`` (the listing: item requests go to it instead of being
+    fetched) or ``items`` (a batch: fetch only these). ``limit``: see scrapy_settings.
+    """
     source = app.crawler.effective(app.source(source_name))
     if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
         Store(app.state.db).close()  # the connection is closed before fork, never inherited
+    if report is not None:
+        global _report
+        _report = _once(report)
+        summary = _run_one(app, source, None, items=items, dispatch=dispatch, limit=limit)
+        _report(summary)
+        return summary
     if shard is None and source.processes > 1:
         return _run_shards(app, source)
-    return _run_one(app, source, shard)
+    return _run_one(app, source, shard, limit=limit)
+
+
+def _once(report: Callable[[RunSummary], None]) -> Callable[[RunSummary], None]:
+    done = threading.Lock()
+
+    def once(summary: RunSummary) -> None:
+        if done.acquire(blocking=False):
+            report(summary)
+
+    return once
 
 
 def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
@@ -226,7 +259,9 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
                        lambda s: _record(app, s, unhealthy_after))
 
 
-def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSummary:
+def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
+             items: list[dict[str, Any]] | None = None, dispatch: Any = None,
+             limit: bool = False) -> RunSummary:
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
@@ -235,7 +270,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSum
     started = datetime.now(UTC)
     settings = ScrapySettings()
     settings.setmodule(defaults, priority="project")
-    settings.update(scrapy_settings(source, app, shard), priority="cmdline")
+    settings.update(scrapy_settings(source, app, shard, limit), priority="cmdline")
 
     done = threading.Event()
     holder: dict[str, Any] = {}
@@ -252,7 +287,8 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None) -> RunSum
 
         # the spider records its run in its spider_closed handler, connected before this one
         crawler.signals.connect(lambda *a, **kw: done.set(), signal=signals.spider_closed)
-        deferred = process.crawl(crawler, source=source, app=app, shard=shard)
+        deferred = process.crawl(crawler, source=source, app=app, shard=shard, items=items,
+                                 dispatch=dispatch)
         from twisted.internet import reactor  # installed by crawl(): import it only now
 
         # after Scrapy has installed its own shutdown handlers ("after startup", set up

@@ -49,6 +49,9 @@ DOWNLOADER_MIDDLEWARES = {
     # (disabled below on purpose: leak sites learn nothing about where links were found)
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "crawler.middlewares.redirect.NoRefererRedirectMiddleware": 600,
+    # cluster runs only (LEAKSENTRY_LIMITER): the source's politeness across workers;
+    # last before the download, so a lease covers the download alone
+    "crawler.middlewares.limiter.ClusterLimiterMiddleware": 990,
     # not needed by any source kind; each costs a little per request
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,

@@ -86,8 +86,9 @@ def summary_from_json(text: str) -> RunSummary:
 
 def merge(source: str, started: datetime, finished: datetime,
           parts: dict[int, RunSummary], count: int,
-          problems: dict[int, str] | None = None) -> RunSummary:
-    """One run from its shards' summaries. A shard with no summary is an error."""
+          problems: dict[int, str] | None = None, label: str = "shard") -> RunSummary:
+    """One run from its shards' summaries. A shard with no summary is an error.
+    (Also the parts of a cluster run, scheduler.cluster.runs: ``label = "part"``.)"""
     problems = dict(problems or {})
     for i in range(count):
         if i not in parts and i not in problems:
@@ -101,9 +102,9 @@ def merge(source: str, started: datetime, finished: datetime,
         if _OUTCOME_RANK.get(s.outcome, 1) > _OUTCOME_RANK[outcome]:
             outcome = s.outcome if s.outcome in _OUTCOME_RANK else "error"
         if s.error:
-            errors.append(f"shard {Shard(i, count)}: {s.error}")
+            errors.append(f"{label} {Shard(i, count)}: {s.error}")
     for i in sorted(problems):
-        errors.append(f"shard {Shard(i, count)}: {problems[i]}")
+        errors.append(f"{label} {Shard(i, count)}: {problems[i]}")
         if outcome == "ok":
             outcome = "error"
     got = parts.values()

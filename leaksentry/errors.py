@@ -21,7 +21,8 @@ live beside it (shown in brackets) and derive from the tree here::
     ├── NotifyError                 [pipelines.notify]
     ├── AlertDeliveryError          [leaksentry.cli.alerts] a test alert not delivered
     ├── KibanaError                 [kibana.install]
-    └── DaemonError                 [scheduler.daemon]
+    ├── DaemonError                 [scheduler.daemon]
+    └── WorkerError                 [scheduler.cluster.worker] a cluster worker cannot start
 
 Worth retrying is said ONE way: the ``retryable`` attribute (a class default,
 set per instance where the answer decides), and, for HTTP answers,

@@ -283,15 +283,16 @@ def _prctl() -> Any:
     return _libc
 
 
-def die_with(parent: int) -> None:
+def die_with(parent: int, sig: int = signal.SIGKILL) -> None:
     """In a newly forked child: be killed (SIGKILL) when the parent dies, then make sure
     it has not died already (the child would have been re-parented before the signal
     was armed). Linux only; elsewhere the children notice their pipes closing. The
     signal follows the *thread* that forked: fork from a thread that lives as long as
-    the process (see :func:`_fork`)."""
+    the process (see :func:`_fork`). A crawl started by a cluster worker asks for
+    SIGTERM instead: it stops its browser and records a "killed" run."""
     prctl = _prctl()
     if prctl:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(0)
 

@@ -55,8 +55,8 @@ class CrawlResult:
 
 
 def crawl_command(source: str, config_path: Path | str | None,
-                  base: list[str] | None = None, config_sha256: str | None = None
-                  ) -> list[str]:
+                  base: list[str] | None = None, config_sha256: str | None = None,
+                  extra: list[str] | None = None) -> list[str]:
     """The command line of one crawl. The only place it is built.
 
     ``base`` is ``[daemon] crawl_command`` (tests point it at a stand-in
@@ -70,7 +70,7 @@ def crawl_command(source: str, config_path: Path | str | None,
         cmd += ["--config", str(config_path)]
         if config_sha256 is not None:
             cmd += ["--config-sha256", config_sha256]
-    return cmd
+    return cmd + list(extra or [])
 
 
 class RunningCrawls:
@@ -180,6 +180,9 @@ def run_crawl(
     unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER,
     config_sha256: str | None = None,
     pass_fds: tuple[int, ...] = (),
+    extra_args: list[str] | None = None,
+    key: str | None = None,
+    records: bool = True,
 ) -> CrawlResult:
     """Run one crawl to completion or to its timeout; always leaves one run recorded.
 
@@ -188,8 +191,12 @@ def run_crawl(
 
     ``on_output(source, line)`` receives the child's output lines (default: logged).
     ``pass_fds`` stay open in the child (the daemon's alert wake-up pipe).
+    ``key`` names the crawl in ``running`` (default: the source; a cluster worker runs
+    several parts of one source). ``records=False``: the crawl reports its run elsewhere
+    (a part of a cluster run, scheduler.cluster.runs): nothing is read or recorded here.
     """
-    cmd = crawl_command(source, config_path, base_command, config_sha256)
+    cmd = crawl_command(source, config_path, base_command, config_sha256, extra_args)
+    key = key or source
     started = datetime.now(UTC)
     before = _max_run_id(store)
     log.info("crawl of %s started", source, extra={"source": source})
@@ -200,11 +207,12 @@ def run_crawl(
         )
     except OSError as exc:
         msg = f"cannot start crawl command {cmd[0]!r}: {exc.strerror or exc}"
-        run_id = _record(store, source, started, ERROR, msg, unhealthy_after)
+        run_id = _record(store, source, started, ERROR, msg, unhealthy_after) if records \
+            else None
         log.error("crawl of %s failed: %s", source, msg, extra={"source": source})
         return CrawlResult(source, ERROR, None, run_id, error=msg)
     if running is not None:
-        running.add(source, proc, started)
+        running.add(key, proc, started)
     tail: list[str] = []
     reader = threading.Thread(target=_pump, args=(proc, source, tail, on_output),
                               name=f"crawl-output-{source}", daemon=True)
@@ -227,11 +235,15 @@ def run_crawl(
                 proc.wait()
         _signal_group(proc.pid, signal.SIGKILL)  # leftovers (e.g. a browser) in its group
         reader.join(timeout=5)
-        stopped = running.was_stopped(source) if running is not None else False
+        stopped = running.was_stopped(key) if running is not None else False
     finally:
         if running is not None:
-            running.remove(source)
+            running.remove(key)
     rc = proc.returncode
+    if not records:
+        outcome = TIMEOUT if timed_out else KILLED if stopped else "ok" if rc == 0 else ERROR
+        return CrawlResult(source, outcome, rc, None,
+                           error=tail[-1][:300] if outcome != "ok" and tail else None)
     row = _run_after(store, source, before)
     if row is None:  # the crawl could not record its run: record it for the crawl
         if timed_out:

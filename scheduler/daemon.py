@@ -124,6 +124,10 @@ class Daemon:
             log.warning("recorded %d crawl(s) interrupted by the previous daemon: %s",
                         len(reaped), ", ".join(reaped))
         metrics = DaemonMetrics(s.state.db, running.names) if s.daemon.metrics else None
+        if metrics is not None and s.cluster.enabled:  # queue depth, lag, workers
+            from scheduler.cluster.metrics import register
+
+            register(metrics.registry, s.cluster)
         self.waker = AlertWaker(lambda: jobs.periodic_job(jobs.OUTBOX))
         self.runtime = jobs.Runtime(settings=s, config_path=self.config_path, store=store,
                                     metrics=metrics, running=running, snapshot=self.snapshot,

@@ -50,6 +50,7 @@ class Status:
     spool_depth: int | None = None
     spool_rejected: int | None = None
     jobs: dict[str, str | None] = field(default_factory=dict)  # periodic job -> next run
+    cluster: dict | None = None  # [cluster]: workers, queues (scheduler.cluster.state)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +122,10 @@ def collect_status(settings: Settings) -> Status:
         except sqlite3.DatabaseError as exc:
             raise store_failure(db, exc) from None
     status.sources = list(by_name.values())
+    if settings.cluster.enabled:  # deferred: redis loads only with a cluster
+        from scheduler.cluster.state import cluster_status
+
+        status.cluster = cluster_status(settings.cluster).to_dict()
     return status
 
 

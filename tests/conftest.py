@@ -29,5 +29,5 @@ def _plugins(*names: str) -> list[str]:
     return list(names)
 
 
-pytest_plugins = _plugins("fixtures_osmem", "fixtures_httpdir", "fixtures_files",
-                           "fixtures_register")
+pytest_plugins = _plugins("fixtures_osmem", "fixtures_redis", "fixtures_httpdir",
+                          "fixtures_files", "fixtures_register")

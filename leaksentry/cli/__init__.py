@@ -31,6 +31,7 @@ from leaksentry.cli import (
     run,
     scan,
     status,
+    worker,
 )
 from leaksentry.cli.common import err_console, shown
 from leaksentry.errors import LeakSentryError
@@ -75,7 +76,7 @@ def _root(
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
-                config_cmd, evidence, notify):
+                config_cmd, evidence, notify, worker):
     _module.register(app)
 
 

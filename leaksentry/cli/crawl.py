@@ -9,9 +9,12 @@ source once, each in its own subprocess (the Twisted reactor cannot restart).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -81,16 +84,35 @@ def register(app: typer.Typer) -> None:
         config_sha256: Annotated[str | None, typer.Option(
             "--config-sha256", help="Refuse the config file unless its SHA-256 is this (the"
             " daemon passes its validated snapshot this way).", show_default=False)] = None,
+        cluster_job: Annotated[str | None, typer.Option(
+            "--cluster-job", hidden=True, help="Set by a cluster worker: the job id.")] = None,
+        fan_out: Annotated[bool, typer.Option(
+            "--fan-out", hidden=True, help="Cluster: list once, enqueue the items.")] = False,
+        part: Annotated[Path | None, typer.Option(
+            "--part", hidden=True, help="Cluster: fetch the batch in this file.")] = None,
     ) -> None:
         """Crawl one source (or --all) once and print what the run did."""
+        if parent := os.environ.get("LEAKSENTRY_DIE_WITH_PARENT"):
+            # started by a cluster worker (its pid): stop gracefully, recording the run,
+            # when it dies; the job runs again on another worker
+            from pipelines.process import die_with
+
+            die_with(int(parent), signal.SIGTERM)  # exits at once if it died already
         app_settings = settings(config, sha256=config_sha256)
         if all_sources == (source is not None):
             raise ConfigError("name one source, or use --all")
         if source is not None:
             app_settings.source(source)  # unknown name: one-line error, exit 2
-            from crawler.runner import run_crawl
+            if cluster_job is not None and (fan_out or part is not None):
+                # a part of a cluster run (deferred import: Celery/redis only here)
+                from scheduler.cluster import fanout
 
-            run = run_crawl(app_settings, source)
+                run = (fanout.run_items(app_settings, source, part) if part is not None
+                       else fanout.run_listing(app_settings, source, cluster_job))
+            else:
+                from crawler.runner import run_crawl
+
+                run = run_crawl(app_settings, source, limit=cluster_job is not None)
             runs = [run]
         else:
             runs = []

@@ -72,10 +72,37 @@ def status(
         if st.spool_rejected:
             spool += f", [red]{st.spool_rejected} rejected[/red] (see `leaksentry es check`)"
     console.print(f"elasticsearch spool: {spool}")
+    if st.cluster is not None:
+        _print_cluster(st.cluster)
     dead = st.outbox.get("dead", 0)
     if dead:
         console.print(f"[red]{dead} alert(s) in the dead-letter state[/red]:"
                       " `leaksentry alerts list`, then `leaksentry alerts retry`")
+
+
+def _print_cluster(c: dict) -> None:
+    if not c["reachable"]:
+        console.print(f"cluster: [red]broker {c['broker']} unreachable[/red] ({c['error']})",
+                      highlight=False)
+        return
+    queues = ", ".join(
+        f"{q['name']} {q['depth']} waiting"
+        + (f" (oldest {_span(q['lag_seconds'])})" if q["lag_seconds"] else "")
+        for q in c["queues"])
+    console.print(f"cluster: broker {c['broker']}; queues: {queues}", highlight=False)
+    table = Table(title=f"{len(c['workers'])} worker(s)", title_justify="left")
+    for col in ("worker", "queues", "jobs running", "up", "state"):
+        table.add_column(col)
+    for w in c["workers"]:
+        jobs = ", ".join(j["source"] + (f" part {j['part']}" if j.get("part") else "")
+                         for j in w["running"]) or "-"
+        state = f"[red]refusing[/red]: {w['refusing']}" if w["refusing"] else "[green]alive[/green]"
+        table.add_row(w["name"], ",".join(w["queues"]),
+                      f"{len(w['running'])}/{w['concurrency']}: {jobs}",
+                      _span(max(0.0, w["seen_at"] - w["started_at"])), state)
+    console.print(table)
+    if not c["workers"]:
+        console.print("[yellow]no worker alive[/yellow]: start `leaksentry worker`")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,9 +12,11 @@ import tomllib
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leaksentry.config.alerts import AlertsConfig
 from leaksentry.config.base import StrictModel
+from leaksentry.config.cluster import ClusterConfig
 from leaksentry.config.daemon import DaemonConfig
 from leaksentry.config.evidence import SECRET_MARK, EvidenceConfig
 from leaksentry.config.extract import ExtractConfig
@@ -55,6 +57,7 @@ class Settings(StrictModel):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     # where it was read from, for messages; not a config key
     _path: Path | None = None
@@ -68,6 +71,26 @@ class Settings(StrictModel):
                 raise ValueError(f"duplicate source name {s.name!r}")
             seen.add(s.name)
         return v
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_crawls(self) -> Settings:
+        """A job a worker still runs must not be handed to a second worker: Redis's
+        visibility timeout exceeds the longest crawl the daemon allows."""
+        if not self.cluster.enabled:
+            return self
+        d = self.daemon
+        longest = max([float(self.crawler.effective(s).timeout or 0) for s in self.sources]
+                      or [float(self.crawler.timeout)])
+        need = longest + d.timeout_margin + d.kill_after
+        if self.cluster.visibility_timeout <= need:
+            msg = (f"{self.cluster.visibility_timeout:g}s must exceed the longest crawl"
+                   f" ({longest:g}s timeout + daemon.timeout_margin {d.timeout_margin:g}s +"
+                   f" daemon.kill_after {d.kill_after:g}s = {need:g}s): a crawl still running"
+                   " would be started again on another worker")
+            raise ValidationError.from_exception_data("Settings", [InitErrorDetails(
+                type=PydanticCustomError("cluster_visibility", msg),
+                loc=("cluster", "visibility_timeout"), input=self.cluster.visibility_timeout)])
+        return self
 
     @model_validator(mode="after")
     def _context_snippets(self) -> Settings:

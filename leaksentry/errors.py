@@ -31,7 +31,8 @@ set per instance where the answer decides), and, for HTTP answers,
 Internal signals stay outside the tree on purpose, so that an ``except
 LeakSentryError`` never swallows them; none leaves its module:
 ``pipelines.extract.state.Stop``/``Failed`` (extraction control flow),
-``pipelines.process._Timeout``/``_Died`` (a scan worker's fate) and
+``pipelines.process._Timeout``/``_Died`` (a scan worker's fate),
+``pipelines.localfile.NotRead`` (a local input given a status instead of being read) and
 ``crawler.spiders.bucket.NotAListing`` (a body that is not a bucket listing).
 """
 

@@ -16,7 +16,7 @@ PACKAGES = ("crawler", "pipelines", "scheduler", "kibana", "leaksentry")
 #: control-flow signals that never leave their module (errors.py says why)
 INTERNAL = {"pipelines.extract.state.Stop", "pipelines.extract.state.Failed",
             "pipelines.process._Timeout", "pipelines.process._Died",
-            "crawler.spiders.bucket.NotAListing"}
+            "crawler.spiders.bucket.NotAListing", "pipelines.localfile.NotRead"}
 
 
 def _exception_classes() -> dict[str, str]:

@@ -261,20 +261,20 @@ def _ref_key(ref: str) -> tuple[int, int | str]:
     return (0, int(ref)) if ref.isdigit() else (1, ref)
 
 
-PERSON_COLUMNS = ["Register ref", "Register row"]
-LEAK_COLUMNS = ["Leaks", "Sources", "Leak details (source, URL, first seen, hit)",
-                "First seen", "Worst severity", "Exposed data", "Exposed fields"]
+#: one row per person; each leak's source, URL and first sighting are in its details
+#: line (a column each would cost a 56,000-row report a second more to write)
+PERSON_COLUMNS = ["Register ref"]
+LEAK_COLUMNS = ["Leaks", "Leak details (source, URL, first seen, hit)", "Worst severity",
+                "Exposed data", "Exposed fields"]
 
 
 def person_rows(people: dict[str, Person]) -> Iterator[list[Any]]:
     for ref in sorted(people, key=_ref_key):
         p = people[ref]
         leaks = sorted(p.leaks, key=lambda leak: leak.first_seen)
-        yield [p.ref, p.row, *p.values, len(leaks),
-               ", ".join(sorted({leak.source for leak in leaks})),
+        yield [p.ref, *p.values, len(leaks),
                "\n".join(f"{leak.source} · {leak.url} · {leak.first_seen} · hit {leak.hit_id}"
                          for leak in leaks),
-               leaks[0].first_seen if leaks else "",
                max((leak.severity for leak in leaks), key=_rank, default="none"),
                ", ".join(p.exposed()),
                ", ".join(sorted({f for leak in leaks for f in leak.exposed_fields}))]

@@ -137,3 +137,22 @@ def test_a_transaction_waits_for_another_writer_and_keeps_the_busy_timeout(tmp_p
         other.close()
     assert [r[0] for r in store.conn.execute("SELECT x FROM t ORDER BY x")] == [1, 2]
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+
+
+def test_seen_key_made_once_when_processes_race(tmp_path) -> None:
+    """The shards of one crawl open a new state dir at the same moment: every process
+    must end up with the same complete key (a half-written seen.key once failed a shard)."""
+    import multiprocessing
+
+    from leaksentry.store.seen import KEY_FILE, _secret
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        for n in range(12):  # a fresh state dir each round: the race is at creation
+            d = tmp_path / f"state{n}"
+            d.mkdir()
+            keys = pool.map(_secret, [str(d / "state.db")] * 16, chunksize=1)
+            assert len(set(keys)) == 1 and len(keys[0]) == 32
+            assert (d / KEY_FILE).read_bytes() == keys[0]
+            assert (d / KEY_FILE).stat().st_mode & 0o777 == 0o600
+            assert sorted(p.name for p in d.iterdir()) == [KEY_FILE]

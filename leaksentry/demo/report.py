@@ -218,7 +218,7 @@ def next_steps(run: DemoRun, kept: bool) -> Panel:
                  border_style="blue")
 
 
-def after_the_alert(run: DemoRun) -> list[Text]:
+def after_the_alert(run: DemoRun, kept: bool = True) -> list[Text]:
     """The evidence vault and the notification report, counts and paths only."""
     out = []
     ev, nt = run.evidence, run.notify
@@ -236,9 +236,11 @@ def after_the_alert(run: DemoRun) -> list[Text]:
         out.append(Text.assemble(
             ("  Notify: ", "bold"),
             f"{nt['people']:,} affected people (of {nt['expected_people']:,} planted) in"
-            f" {nt['leaks']} leak(s), each once, with what was exposed ->"
-            f" {nt['path']} (register checked against the fingerprints; the only file with"
-            " their names)", style=None if ok else "red"))
+            f" {nt['leaks']} leak(s), each once, with what was exposed, in "
+            + (nt["path"] if kept else "trusted/notify.xlsx (removed with the demo directory;"
+               " --keep keeps it)")
+            + " — register checked against the fingerprints; the only output with their names",
+            style=None if ok else "red"))
     return out
 
 
@@ -264,7 +266,7 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
                                     f" {run.es['index_prefix']}-documents)"
                                     + (f"; error: {run.es['error']}" if run.es.get("error")
                                        else "")))
-    for line in after_the_alert(run):
+    for line in after_the_alert(run, kept):
         console.print(line)
     all_ok = run_ok(run, checks)
     if run.missing:
@@ -280,6 +282,10 @@ def render(run: DemoRun, console: Console, *, kept: bool) -> bool:
         "no false alarm on harmless items and decoys" if decoys_clean
         else "a harmless item or decoy was reported",
         f"; {len(run.alerts)} alert(s) delivered"
+        + (f"; evidence of {run.evidence['kept']} hit(s) kept encrypted"
+           if run.evidence and run.evidence.get("verified") else "")
+        + (f"; {run.notify['people']:,} people to notify"
+           if run.notify and run.notify.get("complete") else "")
         + (f", {run.alert_duplicates} duplicate(s)" if run.alert_duplicates else "")
         + (f", {run.alerts_rejected} rejected" if run.alerts_rejected else "")
         + ("; indexing into Elasticsearch failed" if run.es and (run.es.get("error")

@@ -195,3 +195,27 @@ def test_allow_private_source_cannot_reach_metadata_or_unnamed_hosts_in_a_crawl(
     assert [d["url"] for d in crawl_ws.docs()] == [f"{faults.base}/ok.txt"]
     assert r.run["statuses"].get("blocked") == 2, r.run
     assert other.httpd.hits == 0
+
+
+def test_dns_rebinding_is_refused_at_connect_time(crawl_ws: CrawlWorkspace, loopback) -> None:
+    """DNS rebinding in a real crawl: the middleware's lookup of ``localhost`` answers a
+    public address (the pin is IPv6, which the connect-time resolver does not use), the
+    connect-time lookup answers 127.0.0.1 (the system's answer). The resolver refuses
+    it; the "internal" loopback server receives nothing."""
+    from servers.loopback import QuietHandler
+
+    class Internal(QuietHandler):
+        def do_GET(self) -> None:
+            self.server.hits += 1  # type: ignore[attr-defined]
+            self.send_body(200, b"internal")
+
+    internal = loopback(Internal, hits=0)
+    port = internal.url.rsplit(":", 1)[1]
+    crawl_ws.write([{"name": "rebind", "kind": "watch", "retry_max": 0,
+                     "urls": [f"http://localhost:{port}/secret.txt"]}],
+                   crawler={"resolve": {"localhost": ["2606:4700:4700::1111"]}})
+    r = crawl_ws.crawl("rebind")
+    assert r.run is not None, r.output
+    assert crawl_ws.docs() == []
+    assert "refused at connect" in r.output and "127.0.0.1" in r.output, r.output[-2000:]
+    assert internal.httpd.hits == 0

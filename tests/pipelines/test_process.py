@@ -53,13 +53,19 @@ def _check_ok(finding) -> None:
 
 
 class SleepingMatcher:
-    """Stand-in: hangs on a part containing HANG (a pathological document)."""
+    """Stand-in: hangs on a part containing HANG (a pathological document), after
+    writing the worker's pid to ``pid_file`` (so the test can see that worker end)."""
+
+    def __init__(self, pid_file=None):
+        self.pid_file = pid_file
 
     def scan(self, parts):
         n = 0
         for part in parts:
             n += 1
             if "HANG" in part.string:
+                if self.pid_file is not None:
+                    self.pid_file.write_text(str(os.getpid()))
                 time.sleep(3600)
         return ScanResult(parts=n)
 
@@ -111,15 +117,20 @@ def test_scan_document_default_scanner_is_reused(matcher):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_hang_is_killed_at_the_time_limit_and_the_run_continues(mode):
+def test_hang_is_killed_at_the_time_limit_and_the_run_continues(mode, tmp_path):
     cfg = ExtractConfig(time_limit=0.5, kill_grace=0.2)
-    with DocumentScanner(SleepingMatcher(), cfg, mode=mode) as scanner:
-        t = time.monotonic()
+    pid_file = tmp_path / "worker.pid"
+    with DocumentScanner(SleepingMatcher(pid_file), cfg, mode=mode) as scanner:
         r = scanner.scan(_doc("please HANG here")).result
-        took = time.monotonic() - t
         assert r.status == "timeout" and "time limit of 0.5 s" in r.error
         assert r.details["type"] == "text" and r.details["killed"] is True
-        assert took < 30  # killed, not waited out (the sleep is an hour)
+        # the hung worker is gone (killed and reaped), not left sleeping its hour
+        hung = int(pid_file.read_text())
+        assert hung != os.getpid() and hung != scanner._pid
+        with pytest.raises(ChildProcessError):
+            os.waitpid(hung, os.WNOHANG)
+        with pytest.raises(ProcessLookupError):
+            os.kill(hung, 0)
         assert scanner.scan(_doc("fine")).result.status == "ok"
 
 

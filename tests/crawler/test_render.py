@@ -153,38 +153,120 @@ def test_wait_selector_that_never_appears_is_a_recorded_source_error(js_site: Re
     assert res.run["error"] and "/list" in res.run["error"]
 
 
-# -- the browser-side request filter ----------------------------------------------------
+# -- the browser-side request filter, on real Chromium pages -------------------------------
+
+async def _in_chromium(scenario):
+    """Run ``scenario(browser)`` with Debian's Chromium driven by Playwright in this
+    process (loopback pages only: no guard proxy is needed to reach them)."""
+    from playwright.async_api import async_playwright
+
+    from crawler.runner import PLAYWRIGHT_ARGS
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=list(PLAYWRIGHT_ARGS))
+        try:
+            return await scenario(browser)
+        finally:
+            await browser.close()
+
+
+def _route_listing(url: str, abort) -> list[tuple[str, str, bool]]:
+    """Load ``url`` in Chromium with ``abort`` deciding every request, as scrapy-playwright
+    does with ``PLAYWRIGHT_ABORT_REQUEST``; (path, resource type, aborted) per request."""
+    from urllib.parse import urlsplit
+
+    seen: list[tuple[str, str, bool]] = []
+
+    async def scenario(browser) -> None:
+        page = await browser.new_page()
+
+        async def route(r) -> None:
+            aborted = await abort(r.request)
+            seen.append((urlsplit(r.request.url).path, r.request.resource_type, aborted))
+            await (r.abort() if aborted else r.continue_())
+
+        await page.route("**/*", route)
+        await page.goto(url, wait_until="load")
+        await page.wait_for_selector("a.paste", timeout=20_000)  # the API call came back
+        await page.wait_for_load_state("networkidle")
+
+    asyncio.run(_in_chromium(scenario))
+    return seen
+
+
+def test_abort_request_blocks_heavy_resources_in_chromium(js_site: Rendered) -> None:
+    """The listing pulls a stylesheet, an image and a video: Chromium asks for each, the
+    filter aborts them (the server never sees them); the page, its script's API call and
+    the rendered rows go through."""
+    site = js_site.site
+    seen = _route_listing(f"{site.url}/list", make_abort_request(block_resources=True))
+    types = {t for _, t, _ in seen}
+    assert {"stylesheet", "image", "media"} <= types, seen
+    for path, rtype, aborted in seen:
+        assert aborted == (rtype in BLOCKED_RESOURCE_TYPES), (path, rtype)
+    assert ("/list", "document", False) in seen and ("/api/recent", "fetch", False) in seen
+    for path in ("/static/site.css", "/static/logo.png", "/static/intro.mp4",
+                 "/static/x.woff2"):
+        assert site.hits[path] == 0, path
+    assert site.hits["/api/recent"] == 1
+
+
+def test_abort_request_without_blocking_lets_every_http_request_through(
+        js_site: Rendered) -> None:
+    site = js_site.site
+    seen = _route_listing(f"{site.url}/list", make_abort_request(block_resources=False))
+    assert {"document", "fetch", "stylesheet", "image"} <= {t for _, t, _ in seen}, seen
+    assert not any(aborted for _, _, aborted in seen)
+    assert site.hits["/static/site.css"] == 1 and site.hits["/static/logo.png"] == 1
+
+
+def test_abort_request_refuses_a_non_http_scheme_a_real_page_asks_for(loopback) -> None:
+    """An ``ftp:`` image on a real page reaches Playwright's routing: the filter aborts
+    it, while the page itself goes through."""
+    from servers.loopback import QuietHandler
+
+    class Page(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_body(200, b'<img src="ftp://127.0.0.1:9/x.png">', "text/html")
+
+    page = loopback(Page)
+    seen = []
+    abort = make_abort_request(block_resources=False)
+
+    async def scenario(browser) -> None:
+        tab = await browser.new_page()
+
+        async def route(r) -> None:
+            aborted = await abort(r.request)
+            seen.append((r.request.url.split(":", 1)[0], aborted))
+            await (r.abort() if aborted else r.continue_())
+
+        await tab.route("**/*", route)
+        await tab.goto(f"{page.url}/", wait_until="load")
+
+    asyncio.run(_in_chromium(scenario))
+    assert ("http", False) in seen and ("ftp", True) in seen, seen
+
 
 @dataclass
 class _FakePlaywrightRequest:
-    """Only ``url`` and ``resource_type`` are read by the filter (a plain value object,
-    since a Playwright Request cannot be built without a browser)."""
+    """Kept a fake for the schemes no real page can show: Chromium never hands file:,
+    chrome:, filesystem: or unknown-scheme requests of a web page to Playwright's routing
+    (an iframe or fetch() to them is refused inside the browser), so the filter's check
+    is a second line nothing real reaches. Only ``url`` and ``resource_type`` are read."""
 
     url: str
     resource_type: str = "document"
 
 
-@pytest.mark.parametrize("rtype", sorted(BLOCKED_RESOURCE_TYPES))
-def test_abort_request_blocks_heavy_resources(rtype: str) -> None:
-    abort = make_abort_request(block_resources=True)
-    assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is True
-    keep = make_abort_request(block_resources=False)
-    assert asyncio.run(keep(_FakePlaywrightRequest("http://127.0.0.1/x", rtype))) is False
-
-
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "chrome://settings/", "ftp://x.test/",
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "chrome://settings/",
                                  "ws-unknown://x/", "filesystem:http://x/temporary/a"])
 def test_abort_request_refuses_non_http_schemes(url: str) -> None:
     """Addresses are checked by the guard proxy (test_render_guard.py); schemes here."""
     abort = make_abort_request(block_resources=True)
     for rtype in ("document", "xhr", "fetch", "script"):
         assert asyncio.run(abort(_FakePlaywrightRequest(url, rtype))) is True
-
-
-def test_abort_request_lets_scripts_and_api_calls_through() -> None:
-    abort = make_abort_request(block_resources=True)
-    for rtype in ("document", "script", "xhr", "fetch"):
-        assert asyncio.run(abort(_FakePlaywrightRequest("http://127.0.0.1/a", rtype))) is False
 
 
 def test_render_meta_never_hands_pages_to_callbacks() -> None:
@@ -262,38 +344,26 @@ def test_rendered_response_refused_by_the_guard_proxy_is_discarded() -> None:
     assert blocked_response(plain) is None  # not rendered: the middleware checked it
 
 
-class _FakePage:
-    """Stands in for a Playwright Page: the pool only calls is_closed() and close()."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def is_closed(self) -> bool:
-        return self.closed
-
-    async def close(self) -> None:
-        self.closed = True
-
-
 def test_page_pool_reuses_closes_surplus_and_closes_everything_at_the_end() -> None:
+    """With real Chromium pages."""
     from crawler.playwright import PagePool
 
-    async def scenario() -> tuple[PagePool, list[_FakePage]]:
+    async def scenario(browser) -> tuple[PagePool, list[bool]]:
         pool = PagePool(limit=2)
-        pages = [_FakePage() for _ in range(4)]
+        pages = [await browser.new_page() for _ in range(4)]
         assert pool.take() is None
         for p in pages[:3]:
             pool.release(p)  # the third does not fit: closed
         assert pool.take() is pages[1] and pool.take() is pages[0] and pool.take() is None
         pool.release(pages[0])
         pool.discard(pages[3])  # after a failure
-        pages[1].closed = True
+        await pages[1].close()  # e.g. closed by its callback
         pool.release(pages[1])  # already closed: ignored
         await pool.close()
-        return pool, pages
+        return pool, [p.is_closed() for p in pages]
 
-    pool, pages = asyncio.run(scenario())
-    assert all(p.closed for p in pages)
+    pool, closed = asyncio.run(_in_chromium(scenario))
+    assert all(closed)
     assert pool.closed == 3 and pool.free == []
 
 
@@ -318,25 +388,47 @@ def test_rendered_response_middleware_applies_size_and_guard() -> None:
         mw.process_response(req, refused)
 
 
-def test_browser_requests_carry_no_credential_headers() -> None:
+def test_browser_requests_carry_no_credential_headers(loopback) -> None:
     """Chromium sends the Scrapy headers on every navigation of a page (iframes of any
-    origin) and Playwright keeps them across redirects: credentials never go in."""
+    origin) and Playwright keeps them across redirects: credentials never go in. A real
+    page on 127.0.0.1 embeds a frame from another origin (localhost); the filter decides
+    every request's headers, as scrapy-playwright does, and the server records what
+    arrived."""
     from scrapy.http import Headers
+    from servers.loopback import QuietHandler
 
     from crawler.playwright import make_header_filter
 
-    class FakeRequest:
-        url = "https://other.example/frame"
+    class Site(QuietHandler):
+        def do_GET(self) -> None:
+            self.server.got.append((self.path, {k.lower() for k in self.headers}))  # type: ignore[attr-defined]
+            if self.path == "/page":
+                port = self.server.server_address[1]
+                body = f'<iframe src="http://localhost:{port}/frame"></iframe>'.encode()
+                self.send_body(200, body, "text/html")
+            else:
+                self.send_body(200, b"frame", "text/html")
 
-        async def all_headers(self) -> dict[str, str]:
-            return {"user-agent": "chromium"}
-
-        def is_navigation_request(self) -> bool:
-            return True
-
+    site = loopback(Site, got=[])
     headers = Headers({"X-Api-Key": "k", "Authorization": "Bearer t", "X-Feed": "f",
                        "Accept": "text/html", "User-Agent": "leaksentry"})
-    got = asyncio.run(make_header_filter("X-Feed")(
-        browser_type_name="chromium", playwright_request=FakeRequest(),
-        scrapy_request_data={"headers": headers}))
-    assert {k.lower() for k in got} == {"accept", "user-agent"}
+    decide = make_header_filter("X-Feed")
+
+    async def scenario(browser) -> None:
+        page = await browser.new_page()
+
+        async def route(r) -> None:
+            got = await decide(browser_type_name="chromium", playwright_request=r.request,
+                               scrapy_request_data={"headers": headers})
+            await r.continue_(headers=got)
+
+        await page.route("**/*", route)
+        await page.goto(f"{site.url}/page", wait_until="load")
+        await page.wait_for_load_state("networkidle")
+
+    asyncio.run(_in_chromium(scenario))
+    got = dict(site.httpd.got)
+    assert set(got) >= {"/page", "/frame"}, got  # the other origin's frame was loaded
+    for path, names in got.items():
+        assert not names & {"x-api-key", "authorization", "x-feed"}, (path, names)
+        assert "user-agent" in names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 #: files leaksentry creates are its owner's alone (state, jobs, logs, reports)
@@ -39,3 +40,29 @@ def private_file(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             if p.stat().st_mode & 0o077:
                 p.chmod(0o600)
+
+
+def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
+    """Write ``data`` to ``path`` as a 0600 file, atomically: whole to a temp file beside it,
+    fsynced, then renamed over ``path`` (``replace``), or hard-linked to it (not
+    ``replace``: the first writer wins, and False says another process's file was there).
+    Nobody ever reads a half-written file, whichever processes race."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)  # whatever the umask
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from leaksentry.paths import write_private
 
 SNAPSHOT_DIR = "config"
 
@@ -35,18 +36,7 @@ def write_snapshot(state_dir: Path, raw: bytes, keep: ConfigSnapshot | None = No
     folder = state_dir / SNAPSHOT_DIR
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{digest}.toml"
-    tmp = folder / f".{digest}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.chmod(tmp, 0o600)  # whatever the umask: the config may hold secrets
-    os.replace(tmp, path)
+    write_private(path, raw)  # the config may hold secrets
     wanted = {path.name} | ({keep.path.name} if keep is not None else set())
     for old in folder.iterdir():
         if old.name not in wanted:

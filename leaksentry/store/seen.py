@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leaksentry.paths import write_private
 from leaksentry.redaction import Sealer, redact
 
 COMPONENT = "seen"
@@ -69,28 +70,17 @@ def _secret(db_file: str) -> bytes:
     """The secret next to the database file, made (0600) on first use; a database in
     memory gets one for this process.
 
-    Made atomically: written whole to a private temp file, then hard-linked into place,
-    so a process racing to make it (the shards of one crawl start together) either wins
-    or reads the winner's complete key, never a half-written file."""
+    Made atomically (:func:`leaksentry.paths.write_private`): a process racing to make it
+    (the shards of one crawl start together) either wins or reads the winner's complete
+    key, never a half-written file."""
     if not db_file:
         return os.urandom(32)
     path = Path(db_file).with_name(KEY_FILE)
     if not path.exists():
         secret = os.urandom(32)
-        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{threading.get_ident()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secret)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-                return secret
-            except FileExistsError:
-                pass  # another process made it first: use theirs
-        finally:
-            tmp.unlink(missing_ok=True)
+        if write_private(path, secret, replace=False):
+            return secret
+        # another process made it first: use theirs
     data = path.read_bytes()
     if len(data) == 32:
         return data

@@ -18,11 +18,12 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import os
 import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from leaksentry.paths import write_private
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +92,7 @@ class DatabaseCache:
         return blob
 
     def _write(self, path: Path, digest: str, blob: bytes) -> None:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            write_private(path, MAGIC + self._mac(digest, blob) + blob)
         except OSError as exc:  # a read-only directory: compile in every process
             log.debug("hyperscan cache not written to %s (%s)", self.directory, exc.strerror)
-            return
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + self._mac(digest, blob) + blob)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()

@@ -52,6 +52,7 @@ demo: $(VENV)/.installed system-deps
 # LEAKSENTRY_REQUIRE_SPEEDUPS: a test fails if the C path did not build
 test: $(VENV)/.installed system-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	LEAKSENTRY_REQUIRE_SPEEDUPS=1 $(BIN)/pytest
 
 bench: $(VENV)/.installed

@@ -4,7 +4,7 @@ One flat :class:`SourceConfig` serves every source kind: fields that a kind
 does not use are ignored, fields a kind needs are checked by a validator that
 names the field (``sources[2] (pastebin).items_path: required for kind
 "feed"``). ``preset = "pastebin"`` fills in the fields of a known site (see
-``crawler.presets``); anything set explicitly in the file wins over the preset.
+``leaksentry.config.presets``); anything set explicitly in the file wins over the preset.
 
 Politeness and safety fields left unset (``None``) inherit the ``[crawler]``
 defaults: :meth:`CrawlerConfig.effective` returns the source with them filled.
@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leaksentry.config.base import Duration, StrictModel
+from leaksentry.config.presets import PRESETS
 
 SourceKind = Literal["feed", "listing", "directory", "bucket", "watch", "telegram"]
 SOURCE_KINDS: tuple[str, ...] = ("feed", "listing", "directory", "bucket", "watch", "telegram")
@@ -217,8 +218,6 @@ class SourceConfig(PolitenessOverrides):  # type: ignore[misc,valid-type]
     def _apply_preset(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not data.get("preset"):
             return data
-        from crawler.presets import PRESETS  # pure data, no Scrapy import
-
         preset = PRESETS.get(data["preset"])
         if preset is None:
             known = ", ".join(sorted(PRESETS))

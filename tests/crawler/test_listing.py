@@ -11,9 +11,9 @@ import pytest
 from parsel import Selector
 from servers.archive_site import ArchiveSite
 
-from crawler.presets import PRESETS
-from crawler.presets_web import WEB_PRESETS
 from crawler.spiders.listing import item_id_for, item_links
+from leaksentry.config.presets import PRESETS
+from leaksentry.config.presets_web import WEB_PRESETS
 from leaksentry.config.sources import SourceConfig
 from leaksentry.synth import patients
 

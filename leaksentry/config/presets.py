@@ -1,7 +1,7 @@
 """Presets: the fields of known sites, merged under a source's own fields.
 
 Pure data (no Scrapy import) so the config validator can read it. The
-web presets (archive pages, listing sites) live in ``crawler.presets_web``
+web presets (archive pages, listing sites) live in ``leaksentry.config.presets_web``
 as ``WEB_PRESETS`` and are merged here.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.presets_web import WEB_PRESETS
+from leaksentry.config.presets_web import WEB_PRESETS
 
 #: Pastebin scraping API (PRO account + whitelisted IP):
 #: https://pastebin.com/doc_scraping_api — api_scraping.php lists, api_scrape_item.php?i=KEY

@@ -1,6 +1,6 @@
 """Listing presets: archive-style paste sites that show recent pastes as HTML.
 
-Pure data (no Scrapy import): ``crawler.presets`` merges :data:`WEB_PRESETS`
+Pure data (no Scrapy import): ``leaksentry.config.presets`` merges :data:`WEB_PRESETS`
 into the presets the config validator applies, so ``preset =
 "pastebin-archive"`` in a ``[[sources]]`` table fills in these fields and the
 file's own fields win. Selectors follow each site's public "recent" page and

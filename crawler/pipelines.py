@@ -86,7 +86,7 @@ class ScanProcessor:
             self.pool.put(scanner)
         with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
             stored = record_finding(self.store, finding, self.app, vault=self.vault,
-                                    content=doc.content)
+                                    content=lambda: doc.content)
             mark_done(tx)
         if stored is not None and stored.new and finding.result.hit:
             from pipelines.alerts.wake import wake

@@ -7,6 +7,7 @@ all come through here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pipelines.model import Finding, StoredHit
@@ -18,12 +19,14 @@ if TYPE_CHECKING:
 
 
 def record_finding(store: Store, finding: Finding, settings: Settings, *,
-                   vault: Vault | None = None, content: bytes | None = None
-                   ) -> StoredHit | None:
+                   vault: Vault | None = None,
+                   content: Callable[[], bytes | None] | None = None) -> StoredHit | None:
     """Store the document (always), keep an encrypted copy of a hit's document in the
-    evidence vault (when configured and the content is given), spool it for
-    Elasticsearch (when configured) and plan its alerts (when it is a hit). Returns the
-    stored hit, if any."""
+    evidence vault (when configured), spool it for Elasticsearch (when configured) and
+    plan its alerts (when it is a hit). Returns the stored hit, if any.
+
+    ``content`` gives the document's bytes; it is called only for a hit the vault keeps
+    (``scan`` then reads the file again, once, and None means it changed meanwhile)."""
     from pipelines.alerts.planner import plan_alerts
     from pipelines.sinks.local import save_finding
     from pipelines.sinks.spool import enqueue_finding
@@ -31,9 +34,9 @@ def record_finding(store: Store, finding: Finding, settings: Settings, *,
     with store.transaction() as tx:
         stored = save_finding(tx, finding)
         if stored is not None and vault is not None and content is not None \
-                and vault.wants(finding):
+                and vault.wants(finding) and (data := content()) is not None:
             stored = dataclasses.replace(
-                stored, evidence=vault.keep(tx, stored.hit_id, content, finding))
+                stored, evidence=vault.keep(tx, stored.hit_id, data, finding))
         if settings.elasticsearch.enabled:
             enqueue_finding(tx, finding, stored)
         if stored is not None:

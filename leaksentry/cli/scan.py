@@ -168,10 +168,7 @@ class _Recorder:
         if finding.sha256 is None:  # not read (too large, not a file): as a crawl does
             self.unread += 1
             return
-        data = None
-        if self.vault is not None and finding.result.hit and self.vault.wants(finding):
-            data = content()
-        record_finding(self.store, finding, self.settings, vault=self.vault, content=data)
+        record_finding(self.store, finding, self.settings, vault=self.vault, content=content)
         self.recorded += 1
 
     def finish(self) -> None:

@@ -208,7 +208,8 @@ def test_retention_deletes_exactly_the_expired(ws: Path) -> None:
         from pipelines.model import Finding
 
         finding = Finding.of(doc, scan_inline(content, doc.filename, matcher, cfg.extract))
-        assert record_finding(store, finding, cfg, vault=vault, content=content) is not None
+        assert record_finding(store, finding, cfg, vault=vault,
+                              content=lambda data=content: data) is not None
     old = (datetime.now(UTC) - timedelta(days=31)).isoformat()
     with store.transaction() as tx:
         tx.execute("UPDATE evidence SET stored_at = ? WHERE hit_id IN (1, 3)", (old,))
@@ -238,7 +239,7 @@ for i in range(10_000):
     content = bytes([i % 251]) * (4 << 20) + str(i).encode()
     doc = Document(url=f"https://files.example/dump-{i}.bin", source="t", content=content)
     res = ScanResult(severity="critical", matched_records=1, record_refs=[str(i)])
-    record_finding(store, Finding.of(doc, res), cfg, vault=vault, content=content)
+    record_finding(store, Finding.of(doc, res), cfg, vault=vault, content=lambda: content)
     print(i, flush=True)
 """
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
+from leaksentry.processes import alive
 from leaksentry.store import Store
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
@@ -150,12 +151,12 @@ class RunningCrawls:
             # with the same start time is our crawl
             ours = info.get("proc_start") is not None and \
                 _proc_start(pid) == info.get("proc_start")
-            if ours and _alive_group(pid):
+            if ours and alive(pid, group=True):
                 log.warning("stopping crawl of %s (pid %d) left by a previous daemon",
                             source, pid)
                 _signal_group(pid, signal.SIGTERM)
                 deadline = time.monotonic() + kill_after
-                while _alive_group(pid) and time.monotonic() < deadline:
+                while alive(pid, group=True) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 _signal_group(pid, signal.SIGKILL)
             if _last_run_id_since(store, source, started) is None:
@@ -312,16 +313,6 @@ def _proc_start(pid: int) -> int | None:
         return int(stat.rsplit(")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive_group(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _max_run_id(store: Store) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leaksentry.config import Settings
+from leaksentry.processes import alive
 from leaksentry.redaction import redact
 from leaksentry.store.db import missing_table, store_failure
 from scheduler.jobs import CRAWL_PREFIX
@@ -63,12 +63,8 @@ def daemon_info(settings: Settings) -> dict | None:
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not alive(pid):
         return None
-    except PermissionError:
-        return info
     with contextlib.suppress(OSError):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         if b"leaksentry" not in cmdline and b"scheduler" not in cmdline:

@@ -41,6 +41,7 @@ import pyrage
 
 from leaksentry.config.evidence import read_recipients
 from leaksentry.errors import LeakSentryError
+from leaksentry.processes import alive
 from leaksentry.redaction import redact
 from leaksentry.store import evidence as rows
 from pipelines.match.keys import read_key
@@ -120,16 +121,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +233,7 @@ class Vault:
                     pid = int(name.split(".tmp-", 1)[1].split("-", 1)[0])
                 except ValueError:
                     pid = -1
-                if pid <= 0 or not _pid_alive(pid):
+                if pid <= 0 or not alive(pid):
                     with contextlib.suppress(FileNotFoundError):
                         p.unlink()
                         temp += 1

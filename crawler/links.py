@@ -26,8 +26,11 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from parsel import Selector
 
+from crawler.middlewares.seen import LISTED
+
 # the built-in host lists live with the [crawler] settings they are the defaults of
 from leaksentry.config.sources import DEFAULT_FILE_HOSTS, DEFAULT_NEVER_FETCH_HOSTS
+from leaksentry.store import seen as seen_store
 
 #: Hosts whose links carry the decryption key in the fragment; a plain fetch
 #: returns ciphertext or an app shell, so they are recorded for an analyst.
@@ -200,30 +203,29 @@ class LinkFollowingMixin:
             return
         if isinstance(text, bytes):
             text = text[:_MAX_SCAN_CHARS].decode("utf-8", errors="replace")
-        cfg = spider.app.crawler
+        s = spider.settings
         for d in expand(text[:_MAX_SCAN_CHARS], html=html, base_url=base_url,
-                        file_hosts=cfg.all_file_hosts, never_fetch_hosts=cfg.never_fetch_hosts):
+                        file_hosts=s.getlist("LEAKSENTRY_FILE_HOSTS"),
+                        never_fetch_hosts=s.getlist("LEAKSENTRY_NEVER_FETCH_HOSTS")):
             target = d.fetch_url or d.url
             item_id = LINK_PREFIX + target
             if d.action == "record":
                 self.record_unfetched_link(item_id, d)
                 continue
-            if spider.want(item_id, target):
-                yield spider.request(
-                    target, self.parse_link, role="item", item_id=item_id, dont_filter=True,
-                    cb_kwargs={"item_id": item_id, "doc_url": d.url})
+            # fetched when the seen filter wants it (crawler.middlewares.seen)
+            yield spider.request(target, self.parse_link, role="item", item_id=item_id,
+                                 dont_filter=True, meta={LISTED: (item_id, target, None)},
+                                 cb_kwargs={"item_id": item_id, "doc_url": d.url})
 
     def record_unfetched_link(self, item_id: str, decision: LinkDecision) -> None:
         """A link that must not be fetched (file.io, key in fragment): kept in the seen
         store as ``gone`` with the reason, so it is visible and never fetched later."""
-        from leaksentry.store import seen
-
         spider: Any = self
-        state = seen.get_item(spider.store.conn, spider.source.name, item_id)
+        state = seen_store.get_item(spider.store.conn, spider.source.name, item_id)
         if state is None:
-            seen.gone(spider.store.conn, spider.source.name, item_id,
+            seen_store.gone(spider.store.conn, spider.source.name, item_id,
                       f"not fetched: {decision.reason} ({decision.host})")
-            spider.counters.statuses["link_not_fetched"] += 1
+            spider.count_status("link_not_fetched")
             spider.logger.warning("link not fetched (%s): %s", decision.reason, decision.url)
 
     def retry_request(self, item: Any) -> Any:

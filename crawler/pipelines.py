@@ -6,37 +6,35 @@ means the document is fetched and processed again, never lost.
 Scanning runs in a worker thread (``asyncio.to_thread``) so a large document
 does not stall the downloads of the rest of the crawl.
 
-The processor is pluggable (Scrapy setting ``LEAKSENTRY_PROCESSOR``, a dotted
-path; the runner also reads ``$LEAKSENTRY_CRAWL_PROCESSOR``):
-:class:`ScanProcessor` (default) scans and records; :class:`DocLogProcessor`
-only appends document metadata (URL, item id, sha256, size — never content)
-to the JSON Lines file named by ``$LEAKSENTRY_DOCLOG``; tests and the crawl
-benchmark's fetch-only baseline use it.
+The processor is pluggable (Scrapy setting ``LEAKSENTRY_PROCESSOR``, a dotted path to
+a class built with ``from_crawler``; ``leaksentry crawl -s LEAKSENTRY_PROCESSOR=...``):
+:class:`ScanProcessor` (default) scans and records; :class:`DocLogProcessor` only
+appends document metadata (URL, item id, sha256, size — never content) to the JSON
+Lines file named by the ``LEAKSENTRY_DOCLOG`` setting; tests and the crawl benchmark's
+fetch-only baseline use it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from scrapy.exceptions import DropItem
 from scrapy.utils.misc import load_object
 
+from crawler import runstats
 from crawler.items import DocumentItem
+from crawler.logformat import one_line
+from crawler.state import StateStore
+from leaksentry.config import Settings
 from leaksentry.store import seen
+from leaksentry.store.db import Store, storage_error
 from pipelines.model import Document
-
-if TYPE_CHECKING:
-    from leaksentry.config import Settings
-    from leaksentry.store.db import Store
-
-DEFAULT_PROCESSOR = "crawler.pipelines.ScanProcessor"
 
 
 class Processor(Protocol):
@@ -55,6 +53,14 @@ class ScanProcessor:
 
     A DocumentScanner serves one document at a time, so a small pool of them
     (``[crawler] scan_workers``) lets that many documents be scanned at once."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ScanProcessor:
+        app = crawler.settings.get("LEAKSENTRY_APP_CONFIG")
+        if not isinstance(app, Settings):
+            raise ValueError("ScanProcessor needs LEAKSENTRY_APP_CONFIG (the leaksentry"
+                                " config)")
+        return cls(app, StateStore.of(crawler).store)
 
     def __init__(self, app: Settings, store: Store) -> None:
         from pipelines.match import Matcher  # heavy: loaded only when a crawl runs
@@ -102,13 +108,17 @@ class ScanProcessor:
 class DocLogProcessor:
     """Appends ``{"url", "source", "item_id", "sha256", "size", "filename"}`` per document."""
 
-    def __init__(self, app: Settings, store: Store) -> None:
-        path = os.environ.get("LEAKSENTRY_DOCLOG")
-        if not path:
-            raise ValueError("DocLogProcessor needs $LEAKSENTRY_DOCLOG (a file path)")
+    def __init__(self, path: str, store: Store) -> None:
         self.store = store
         self.path = path
         self.lock = threading.Lock()
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DocLogProcessor:
+        path = crawler.settings.get("LEAKSENTRY_DOCLOG")
+        if not path:
+            raise ValueError("DocLogProcessor needs the LEAKSENTRY_DOCLOG setting (a file path)")
+        return cls(path, StateStore.of(crawler).store)
 
     def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
                  ) -> bool:
@@ -130,17 +140,14 @@ class DocumentPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DocumentPipeline:
-        return cls(crawler, crawler.settings.get("LEAKSENTRY_PROCESSOR") or DEFAULT_PROCESSOR)
+        return cls(crawler, crawler.settings.get("LEAKSENTRY_PROCESSOR"))
 
     def open_spider(self) -> None:
-        spider = self.crawler.spider
         try:
-            self.processor = load_object(self.processor_path)(spider.app, spider.store)
+            self.processor = load_object(self.processor_path).from_crawler(self.crawler)
         except Exception as exc:  # a missing key or fingerprint file: the run errors
-            from crawler.base import one_line
-
             self.broken = f"cannot start the scanner: {one_line(exc)}"
-            spider.source_failed(self.broken)
+            runstats.source_failed(self.crawler, self.broken)
 
     def close_spider(self) -> None:
         close = getattr(self.processor, "close", None)
@@ -148,27 +155,25 @@ class DocumentPipeline:
             close()
 
     async def process_item(self, item: Any) -> Any:
-        spider = self.crawler.spider
         if not isinstance(item, DocumentItem):
             return item
         if self.processor is None:
             # left pending in the seen store: the next run fetches it again
             raise DropItem(self.broken or "no scanner")
         try:
-            hit = await asyncio.to_thread(self._process, item, spider)
+            hit = await asyncio.to_thread(self._process, item)
         except Exception as exc:
-            from leaksentry.store.db import storage_error
-
             if not storage_error(exc):
                 raise
             # a full disk: stop the crawl, the run is an error (the item stays pending)
-            spider.storage_failed(exc)
-            raise DropItem(f"not recorded: {spider.store_failed}") from None
+            state = StateStore.of(self.crawler)
+            state.failed(exc)
+            raise DropItem(f"not recorded: {state.failure}") from None
         if hit:
-            spider.counters.hits += 1
+            self.crawler.stats.inc_value(runstats.HITS)
         return item
 
-    def _process(self, item: DocumentItem, spider: Any) -> bool:
+    def _process(self, item: DocumentItem) -> bool:
         assert self.processor is not None
         doc = item.document
 

@@ -4,24 +4,32 @@ The Twisted reactor cannot be restarted, so a process runs exactly one crawl;
 ``leaksentry crawl --all`` and the daemon start a subprocess per crawl. A
 source with ``processes = N`` is crawled by N forked shards
 (:mod:`crawler.shard`), recorded as one run. The
-run is always recorded in the state store before this returns — by the
-spider when it closes, or here when the crawl could not even start — and a
+run is always recorded in the state store before this returns — by
+:class:`crawler.runs.RunRecorder` when the spider closes, or here when the crawl could
+not even start — and a
 watchdog ends a crawl that outlives its timeout by more than a grace period
 (recording a "timeout" run first), so a caller never waits forever.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from scrapy import signals
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings as ScrapySettings
 from scrapy.utils.misc import load_object
 
+import crawler.settings as defaults
+from crawler import runstats
+from crawler.runs import RunRecorder
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, SourceConfig
@@ -29,7 +37,10 @@ from leaksentry.errors import StoreError
 from leaksentry.redaction import install_log_redaction
 from leaksentry.store.db import Store
 from leaksentry.store.runs import record_run
+from leaksentry.terminal import EscapeControlsFilter
 from pipelines.model import RunSummary
+
+_E = TypeVar("_E")
 
 #: spider class per source kind
 SPIDERS: dict[str, str] = {
@@ -50,13 +61,34 @@ PLAYWRIGHT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networ
 
 
 def scrapy_settings(source: SourceConfig, app: Settings,
-                    shard: Shard | None = None, limit: bool = False) -> dict[str, Any]:
+                    shard: Shard | None = None, limit: bool = False, *,
+                    part: bool = False) -> dict[str, Any]:
     """Scrapy settings for one crawl of ``source`` (on top of ``crawler.settings``).
     ``limit``: a cluster worker's crawl, whose politeness is held in Redis for all the
-    processes of the source's run (crawler.middlewares.limiter)."""
+    processes of the source's run (crawler.middlewares.limiter). ``part``: a part of a
+    cluster run (its run is recorded by the cluster run, as a shard's by its parent)."""
     s = app.crawler.effective(source)
     maxsize = int(s.max_download_size or 0)
+    budget = int(s.max_items or 0)
     out: dict[str, Any] = {
+        "LEAKSENTRY_SOURCE": source.name,
+        "LEAKSENTRY_STATE_DB": str(app.state.db),
+        "LEAKSENTRY_APP_CONFIG": app,
+        "LEAKSENTRY_MAX_ITEMS": shard.share(budget) if shard is not None else budget,
+        "LEAKSENTRY_SHARD": shard.setting() if shard is not None else [],
+        "LEAKSENTRY_RECORD_RUN": shard is None and not part,
+        "LEAKSENTRY_UNHEALTHY_AFTER": int(s.unhealthy_after or DEFAULT_UNHEALTHY_AFTER),
+        "LEAKSENTRY_NOT_READY_DELAY": 60.0 if s.not_ready_delay is None
+        else float(s.not_ready_delay),
+        "LEAKSENTRY_HEADERS": dict(s.headers),
+        "LEAKSENTRY_SOURCE_HOST": (urlsplit(s.all_urls[0]).hostname or "") if s.all_urls
+        else "",
+        "LEAKSENTRY_TOKEN_ENV": s.token_env or "",
+        "LEAKSENTRY_TOKEN_HEADER": s.token_header,
+        "LEAKSENTRY_TOKEN_FORMAT": s.token_format,
+        "LEAKSENTRY_PROXY": s.proxy or "",
+        "LEAKSENTRY_FILE_HOSTS": list(app.crawler.all_file_hosts),
+        "LEAKSENTRY_NEVER_FETCH_HOSTS": list(app.crawler.never_fetch_hosts),
         "USER_AGENT": s.user_agent,
         "LOG_LEVEL": app.daemon.log_level,  # every record goes through the redaction filter
         "CONCURRENT_REQUESTS": s.concurrency,
@@ -94,8 +126,6 @@ def scrapy_settings(source: SourceConfig, app: Settings,
             "lease": float(s.download_timeout or 60) + 30}
     if shard is not None:  # the shards log to one stream: say which line is whose
         out["LOG_FORMAT"] = f"%(asctime)s [%(name)s] shard {shard} %(levelname)s: %(message)s"
-    if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
-        out["LEAKSENTRY_PROCESSOR"] = processor
     if s.render:
         out["DOWNLOAD_HANDLERS"] = {
             "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
@@ -114,10 +144,6 @@ def scrapy_settings(source: SourceConfig, app: Settings,
 def _escape_log_controls() -> None:
     """Scrapy's log handler (installed by CrawlerProcess) prints URLs, titles and server
     messages: no raw control character reaches the terminal through it."""
-    import logging
-
-    from leaksentry.terminal import EscapeControlsFilter
-
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, EscapeControlsFilter) for f in handler.filters):
             handler.addFilter(EscapeControlsFilter())
@@ -145,15 +171,11 @@ def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
 
 def _give_up(app: Settings, source: SourceConfig, started: datetime, crawler: Any,
              outcome: str, error: str) -> None:
-    """Record what the crawl did so far and end the process now (exit 1)."""
-    spider = getattr(crawler, "spider", None)
-    counters = getattr(spider, "counters", None)
-    if counters is not None:
-        counters.error = error
-        summary = counters.summary(source.name, started, datetime.now(UTC), outcome)
-    else:
-        summary = RunSummary(source=source.name, started_at=started,
-                             finished_at=datetime.now(UTC), outcome=outcome, error=error)
+    """Record what the crawl did so far (its stats) and end the process now (exit 1)."""
+    stats = getattr(crawler, "_stats", None)
+    counted = dict(stats.get_stats()) if stats is not None else {}
+    counted[runstats.ERROR] = error
+    summary = runstats.summary(counted, source.name, started, datetime.now(UTC), outcome)
     _record(app, summary, int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER))
     os._exit(1)
 
@@ -195,7 +217,7 @@ def _on_shutdown_signal(app: Settings, source: SourceConfig, started: datetime,
 def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
               items: list[dict[str, Any]] | None = None, dispatch: Any = None,
               report: Callable[[RunSummary], None] | None = None,
-              limit: bool = False) -> RunSummary:
+              limit: bool = False, overrides: dict[str, str] | None = None) -> RunSummary:
     """One crawl of the named source; the returned summary is already in the store.
 
     A state store that cannot be opened (damaged, no space) raises StoreError before
@@ -205,6 +227,7 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
     the summary instead of the store (once, also from the watchdog or a signal), and
     either ``dispatch`` (the listing: item requests go to it instead of being
     fetched) or ``items`` (a batch: fetch only these). ``limit``: see scrapy_settings.
+    ``overrides``: Scrapy settings for this crawl, applied last (``crawl -s NAME=VALUE``).
     """
     source = app.crawler.effective(app.source(source_name))
     if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
@@ -212,12 +235,13 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
     if report is not None:
         global _report
         _report = _once(report)
-        summary = _run_one(app, source, None, items=items, dispatch=dispatch, limit=limit)
+        summary = _run_one(app, source, None, items=items, dispatch=dispatch, limit=limit,
+                           overrides=overrides)
         _report(summary)
         return summary
     if shard is None and source.processes > 1:
-        return _run_shards(app, source)
-    return _run_one(app, source, shard, limit=limit)
+        return _run_shards(app, source, overrides)
+    return _run_one(app, source, shard, limit=limit, overrides=overrides)
 
 
 def _once(report: Callable[[RunSummary], None]) -> Callable[[RunSummary], None]:
@@ -230,7 +254,8 @@ def _once(report: Callable[[RunSummary], None]) -> Callable[[RunSummary], None]:
     return once
 
 
-def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
+def _run_shards(app: Settings, source: SourceConfig,
+                overrides: dict[str, str] | None) -> RunSummary:
     # [crawler] scan_workers is the crawl's total: the shards share it (at least one each).
     # More scan threads per shard than that only contend for its GIL and the store's
     # write lock (bench_crawl: 2 shards x 1 worker ~385 docs/s, x 2 workers ~300)
@@ -249,7 +274,7 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
         _report = report
         # a crawl that could not start has reported already (through _record); the
         # parent reads the last report, so a second, identical one is harmless
-        report(_run_one(shard_app, source, shard))
+        report(_run_one(shard_app, source, shard, overrides=overrides))
 
     # each shard has its own watchdog (timeout + grace, then it reports and exits);
     # the parent waits a little longer than that before killing what is left
@@ -261,16 +286,13 @@ def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
 
 def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
              items: list[dict[str, Any]] | None = None, dispatch: Any = None,
-             limit: bool = False) -> RunSummary:
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.settings import Settings as ScrapySettings
-
-    import crawler.settings as defaults
-
+             limit: bool = False, overrides: dict[str, str] | None = None) -> RunSummary:
     started = datetime.now(UTC)
     settings = ScrapySettings()
     settings.setmodule(defaults, priority="project")
-    settings.update(scrapy_settings(source, app, shard, limit), priority="cmdline")
+    part = items is not None or dispatch is not None
+    settings.update(scrapy_settings(source, app, shard, limit, part=part), priority="cmdline")
+    settings.update(overrides or {}, priority="cmdline")
 
     done = threading.Event()
     holder: dict[str, Any] = {}
@@ -283,12 +305,10 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
         install_log_redaction()  # Scrapy's root handler: every record through the policy
         _escape_log_controls()
         crawler = holder["crawler"] = process.create_crawler(spider_class(source.kind))
-        from scrapy import signals
-
-        # the spider records its run in its spider_closed handler, connected before this one
-        crawler.signals.connect(lambda *a, **kw: done.set(), signal=signals.spider_closed)
-        deferred = process.crawl(crawler, source=source, app=app, shard=shard, items=items,
-                                 dispatch=dispatch)
+        # (the run is recorded by crawler.runs.RunRecorder when the spider closes; the
+        # watchdog's wait ends with the engine)
+        crawler.signals.connect(lambda *a, **kw: done.set(), signal=signals.engine_stopped)
+        deferred = process.crawl(crawler, source=source, items=items, dispatch=dispatch)
         from twisted.internet import reactor  # installed by crawl(): import it only now
 
         # after Scrapy has installed its own shutdown handlers ("after startup", set up
@@ -305,14 +325,21 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
         error = f"crawl failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     finally:
         done.set()
-    spider = getattr(crawler, "spider", None) if crawler else None
-    unrecorded = getattr(spider, "run_unrecorded", None)
-    if unrecorded:  # even the run record could not be written: say so, exit 2
-        raise StoreError(unrecorded)
-    summary = getattr(spider, "summary", None)
+    recorder = _extension(crawler, RunRecorder)
+    if recorder is not None and recorder.unrecorded:
+        raise StoreError(recorder.unrecorded)  # even the run record could not be written
+    summary = recorder.summary if recorder is not None else None
     if summary is None:
         summary = RunSummary(source=source.name, started_at=started,
                              finished_at=datetime.now(UTC), outcome="error",
                              error=error or "crawl ended without a summary")
         _record(app, summary, int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER))
     return summary
+
+
+def _extension(crawler: Any, cls: type[_E]) -> _E | None:
+    """The crawler's extension of ``cls``, if the crawl got as far as building them."""
+    if crawler is None or getattr(crawler, "_extensions", None) is None:
+        return None
+    ext: _E | None = crawler.get_extension(cls)
+    return ext

@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pipelines.model import RunSummary
 from pipelines.process import die_with
@@ -56,6 +57,15 @@ class Shard:
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
             raise ValueError(f"shard {self.index} of {self.count} does not exist")
+
+    @classmethod
+    def from_setting(cls, value: list[Any]) -> Shard | None:
+        """The shard a crawl is, from its ``LEAKSENTRY_SHARD`` setting (``[index, count]``;
+        empty: the crawl is not sharded)."""
+        return cls(int(value[0]), int(value[1])) if value else None
+
+    def setting(self) -> list[int]:
+        return [self.index, self.count]
 
     def owns(self, item_id: str) -> bool:
         """Whether this shard fetches the item (every item belongs to exactly one)."""

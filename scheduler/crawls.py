@@ -74,6 +74,26 @@ def crawl_command(source: str, config_path: Path | str | None,
     return cmd + list(extra or [])
 
 
+def command_settings(base: list[str] | None) -> dict[str, str]:
+    """The Scrapy settings a ``[daemon] crawl_command`` sets (``-s NAME=VALUE``,
+    ``--set NAME=VALUE``, ``--set=NAME=VALUE``): e.g. tests replacing the scanner."""
+    out: dict[str, str] = {}
+    args = list(base or [])
+    for i, arg in enumerate(args):
+        if arg in ("-s", "--set") and i + 1 < len(args):
+            pair = args[i + 1]
+        elif arg.startswith("--set="):
+            pair = arg[len("--set="):]
+        elif arg.startswith("-s") and len(arg) > 2 and not arg.startswith("--"):
+            pair = arg[2:]
+        else:
+            continue
+        name, eq, value = pair.partition("=")
+        if eq:
+            out[name.strip()] = value
+    return out
+
+
 class RunningCrawls:
     """The crawls running now, with pid files so a restarted daemon finds orphans."""
 

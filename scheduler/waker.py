@@ -44,7 +44,9 @@ class AlertWaker:
         return (self._write,)
 
     def child_env(self) -> dict[str, str]:
-        """The crawl's environment: the daemon's plus the pipe's descriptor number."""
+        """The crawl's environment: the daemon's plus the pipe's descriptor number (an
+        environment variable, not a crawl setting: it is a handshake between two processes,
+        read by whatever records a hit in the child, crawl or not)."""
         return {**os.environ, ENV: str(self._write)}
 
     def start(self) -> AlertWaker:

@@ -28,7 +28,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 from lxml import etree
 from scrapy.http import Response
 
-from crawler.base import SourceSpider, one_line
+from crawler.base import SourceSpider
+from crawler.logformat import one_line
 
 #: pages of one listing at most (a hostile server could paginate forever)
 MAX_LIST_PAGES = 10_000
@@ -204,9 +205,8 @@ class BucketSpider(SourceSpider):
             if e.key.endswith("/") and not e.size:
                 continue  # a "folder" placeholder object
             url = object_url(base, e.key)
-            if self.want(e.key, url, e.version):
-                yield self.item_request(e.key, url, version=e.version,
-                                        filename=e.key.rsplit("/", 1)[-1] or None)
+            yield self.item_request(e.key, url, version=e.version,
+                                    filename=e.key.rsplit("/", 1)[-1] or None)
         nxt = page.continuation_token or page.next_marker
         if not nxt:
             return

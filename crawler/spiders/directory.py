@@ -84,7 +84,7 @@ class DirectorySpider(SourceSpider):
                 continue
             if self.files >= self.source.max_files:
                 if self.shard is None or self.shard.index == 0:  # once per run, not per shard
-                    self.counters.statuses["max_files"] += 1
+                    self.count_status("max_files")
                 return
             self.files += 1
             item_id = unquote(urlsplit(url).path)
@@ -94,13 +94,12 @@ class DirectorySpider(SourceSpider):
             size = listed_size(row) if row else None
             if size is not None and self.source.max_download_size and \
                     size > int(self.source.max_download_size):
-                self.counters.discovered += 1
-                self.counters.statuses["too_large"] += 1
+                self.count_discovered()
+                self.count_status("too_large")
                 self.logger.warning("%s: listed as %d bytes, over max_download_size; skipped",
                                     url, size)
                 continue
-            if self.want(item_id, url, row or None):
-                yield self.item_request(item_id, url, version=row or None, filename=name)
+            yield self.item_request(item_id, url, version=row or None, filename=name)
 
     @staticmethod
     def _row_text(a: Any) -> str:

@@ -32,7 +32,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from scrapy.http import Request, Response
 
-from crawler.base import SourceSpider, one_line
+from crawler.base import SourceSpider
+from crawler.logformat import one_line
 from crawler.middlewares.backoff import epoch_wait
 from leaksentry.store import seen
 
@@ -104,7 +105,7 @@ class FeedSpider(SourceSpider):
         if response.status == 304:
             # the listing is unchanged: its items still count as discovered (source alive)
             count = seen.get_state(self.store.conn, self.source.name, f"count:{response.url}")
-            self.counters.discovered += int(count or 0)
+            self.count_discovered(int(count or 0))
             self.logger.info("%s: not modified since the last crawl", response.url)
             return
         body = response.body
@@ -164,8 +165,8 @@ class FeedSpider(SourceSpider):
         digits = str(size) if isinstance(size, int | str) else ""
         if digits.isascii() and digits.isdigit() and s.max_download_size \
                 and (len(digits) > 20 or int(digits) > int(s.max_download_size)):
-            self.counters.discovered += 1
-            self.counters.statuses["too_large"] += 1
+            self.count_discovered()
+            self.count_status("too_large")
             self.logger.warning("%s: item %s is %s bytes, over max_download_size; skipped",
                                 where, item_id, size)
             return
@@ -174,8 +175,7 @@ class FeedSpider(SourceSpider):
             sub_id = f"{item_id}/{unquote(posixpath.basename(urlsplit(url).path))}" if many \
                 else item_id
             doc_url = page_url if isinstance(page_url, str) and len(raw) == 1 else url
-            if self.want(sub_id, url, version):
-                yield self.item_request(sub_id, url, version=version, doc_url=doc_url)
+            yield self.item_request(sub_id, url, version=version, doc_url=doc_url)
 
     def next_page(self, response: Response, data: Any, page: int,
                   had_items: bool) -> Iterator[Request]:
@@ -186,7 +186,7 @@ class FeedSpider(SourceSpider):
             wait = epoch_wait(response.headers.get("X-RateLimit-Reset"))
             wait = float("inf") if wait is None else wait
             if wait > float(s.backoff_cap or 0):
-                self.counters.statuses["rate_limited"] += 1
+                self.count_status("rate_limited")
                 self.logger.warning("%s: rate limit exhausted for %.0fs; not following further"
                                     " pages", response.url, wait)
                 return

@@ -21,8 +21,9 @@ from parsel import Selector, SelectorList
 from scrapy import signals
 from scrapy.http import Response, TextResponse
 
-from crawler.base import SourceSpider, one_line
+from crawler.base import SourceSpider
 from crawler.links import LinkFollowingMixin, is_link_item
+from crawler.logformat import one_line
 from crawler.playwright import PagePool, configure_crawler, render_meta
 
 #: titles of bot-check interstitials (Cloudflare and similar): the listing is not there
@@ -133,8 +134,7 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
             if item_id is None:
                 continue  # navigation links the selector also caught
             fetch_url = template.format(id=item_id, url=page_url) if template else page_url
-            if self.want(item_id, fetch_url):
-                yield self.item_request(item_id, fetch_url, doc_url=page_url, meta=item_meta)
+            yield self.item_request(item_id, fetch_url, doc_url=page_url, meta=item_meta)
 
     # -- items -------------------------------------------------------------------
     def _item_meta(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from scrapy.http import Request, Response
 
+from crawler import runstats
 from crawler.base import SourceSpider
 from leaksentry.store import seen
 
@@ -25,7 +26,7 @@ class WatchSpider(SourceSpider):
     async def discover(self) -> AsyncIterator[Any]:
         self.answered = 0
         for url in self.source.all_urls:
-            self.counters.discovered += 1
+            self.count_discovered()
             state = seen.get_item(self.store.conn, self.source.name, url)
             if state is None:
                 seen.discovered(self.store.conn, self.source.name, url, url)
@@ -35,7 +36,7 @@ class WatchSpider(SourceSpider):
                     headers["If-None-Match"] = state.etag
                 if state.last_modified:
                     headers["If-Modified-Since"] = state.last_modified
-            yield self.item_request(url, url, headers=headers)
+            yield self.item_request(url, url, headers=headers, listed=False)
 
     def retry_request(self, item: seen.SeenItem) -> Request | None:
         return None  # every watched URL is requested on every run anyway
@@ -49,9 +50,9 @@ class WatchSpider(SourceSpider):
         yield from super().parse_item(response, item_id, version=version, filename=filename,
                                       doc_url=doc_url or item_id)
 
-    def outcome_for(self, reason: str) -> str:
+    def closed(self, reason: str) -> None:
+        """The run errors when every watched URL failed (before the run is recorded)."""
         urls = len(self.source.all_urls)
-        if reason == "finished" and self.counters.error is None and urls and \
-                getattr(self, "answered", 0) == 0:
-            self.counters.error = f"none of the {urls} watched URLs could be fetched"
-        return super().outcome_for(reason)
+        if reason == "finished" and urls and getattr(self, "answered", 0) == 0:
+            runstats.set_error(self.crawler.stats,
+                               f"none of the {urls} watched URLs could be fetched")

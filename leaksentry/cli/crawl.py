@@ -72,6 +72,18 @@ def _last_run(app_settings: Settings, name: str) -> RunSummary | None:
                       error=row["error"])
 
 
+def setting_overrides(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs (``crawl -s``) as Scrapy settings; a pair without ``=`` is
+    refused with one line."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"-s {pair!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("crawl")
     def crawl(
@@ -90,6 +102,10 @@ def register(app: typer.Typer) -> None:
             "--fan-out", hidden=True, help="Cluster: list once, enqueue the items.")] = False,
         part: Annotated[Path | None, typer.Option(
             "--part", hidden=True, help="Cluster: fetch the batch in this file.")] = None,
+        set_: Annotated[list[str] | None, typer.Option(
+            "-s", "--set", metavar="NAME=VALUE", help="A Scrapy setting for this crawl, as"
+            " `scrapy crawl -s` (crawler/settings.py lists leaksentry's; repeatable).",
+            show_default=False)] = None,
     ) -> None:
         """Crawl one source (or --all) once and print what the run did."""
         if parent := os.environ.get("LEAKSENTRY_DIE_WITH_PARENT"):
@@ -99,6 +115,7 @@ def register(app: typer.Typer) -> None:
 
             die_with(int(parent), signal.SIGTERM)  # exits at once if it died already
         app_settings = settings(config, sha256=config_sha256)
+        overrides = setting_overrides(set_ or [])
         if all_sources == (source is not None):
             raise ConfigError("name one source, or use --all")
         if source is not None:
@@ -107,12 +124,14 @@ def register(app: typer.Typer) -> None:
                 # a part of a cluster run (deferred import: Celery/redis only here)
                 from scheduler.cluster import fanout
 
-                run = (fanout.run_items(app_settings, source, part) if part is not None
-                       else fanout.run_listing(app_settings, source, cluster_job))
+                run = (fanout.run_items(app_settings, source, part, overrides)
+                       if part is not None
+                       else fanout.run_listing(app_settings, source, cluster_job, overrides))
             else:
                 from crawler.runner import run_crawl
 
-                run = run_crawl(app_settings, source, limit=cluster_job is not None)
+                run = run_crawl(app_settings, source, limit=cluster_job is not None,
+                                overrides=overrides)
             runs = [run]
         else:
             runs = []
@@ -120,7 +139,8 @@ def register(app: typer.Typer) -> None:
             for s in app_settings.sources:
                 if not s.enabled:
                     continue
-                cmd = [sys.executable, "-m", "leaksentry", "crawl", s.name]
+                cmd = [sys.executable, "-m", "leaksentry", "crawl", s.name,
+                       *(f"--set={x}" for x in set_ or [])]
                 if cfg is not None:
                     cmd += ["--config", str(cfg)]
                     if config_sha256:

@@ -74,12 +74,14 @@ class Dispatcher:
 
 def _parent_alive() -> bool:
     """False when the worker that started this crawl has died: the job runs again
-    elsewhere, and this part must not report (its rerun will)."""
+    elsewhere, and this part must not report (its rerun will). (An environment variable:
+    the handshake between the worker and the crawl process it starts.)"""
     parent = os.environ.get("LEAKSENTRY_DIE_WITH_PARENT")
     return parent is None or str(os.getppid()) == parent
 
 
-def run_listing(settings: Settings, source: str, run: str) -> RunSummary:
+def run_listing(settings: Settings, source: str, run: str,
+                overrides: dict[str, str] | None = None) -> RunSummary:
     from crawler.runner import run_crawl
 
     dispatcher = Dispatcher(settings, source, run)
@@ -89,10 +91,12 @@ def run_listing(settings: Settings, source: str, run: str) -> RunSummary:
             parts = dispatcher.close()
             report_part(settings, source, run, LISTING, summary, total=parts + 1)
 
-    return run_crawl(settings, source, dispatch=dispatcher, report=report, limit=True)
+    return run_crawl(settings, source, dispatch=dispatcher, report=report, limit=True,
+                     overrides=overrides)
 
 
-def run_items(settings: Settings, source: str, part_file: Path) -> RunSummary:
+def run_items(settings: Settings, source: str, part_file: Path,
+              overrides: dict[str, str] | None = None) -> RunSummary:
     from crawler.runner import run_crawl
 
     data = json.loads(part_file.read_text())
@@ -101,4 +105,5 @@ def run_items(settings: Settings, source: str, part_file: Path) -> RunSummary:
         if _parent_alive():
             report_part(settings, source, data["run"], int(data["part"]), summary)
 
-    return run_crawl(settings, source, items=data["items"], report=report, limit=True)
+    return run_crawl(settings, source, items=data["items"], report=report, limit=True,
+                     overrides=overrides)

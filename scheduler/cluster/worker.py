@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import crawler.settings as defaults
 from leaksentry.config import Settings, load_config
 from leaksentry.errors import ConfigError, LeakSentryError
 from scheduler.cluster.app import TASK, Job, make_app
 from scheduler.cluster.state import HEARTBEAT_EVERY, ClusterState, WorkerStatus, connect
-from scheduler.crawls import RunningCrawls, run_crawl
+from scheduler.crawls import RunningCrawls, command_settings, run_crawl
 from scheduler.schedule import schedules
 
 log = logging.getLogger("leaksentry.worker")
@@ -50,8 +51,10 @@ class WorkerError(LeakSentryError):
 
 def missing_scan_files(settings: Settings) -> str | None:
     """Why this host cannot scan what it crawls (None: it can). A crawl whose
-    processor was replaced (LEAKSENTRY_CRAWL_PROCESSOR, tests) does not scan."""
-    if os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
+    processor was replaced (``-s LEAKSENTRY_PROCESSOR=...`` in ``[daemon] crawl_command``,
+    tests) does not scan."""
+    processor = command_settings(settings.daemon.crawl_command).get("LEAKSENTRY_PROCESSOR")
+    if processor and processor != defaults.LEAKSENTRY_PROCESSOR:
         return None
     m = settings.matching
     for what, path in (("key", m.key), ("fingerprints", m.fingerprints)):
@@ -215,6 +218,8 @@ class Worker:
             self.jobs[job.job_id] = {"source": job.source, "job_id": job.job_id,
                                      "kind": job.kind, "part": job.part,
                                      "started_at": time.time()}
+        # an environment variable, not a setting: it is the handshake between this
+        # process and the crawl process (the crawl stops when this worker dies)
         env = dict(os.environ, LEAKSENTRY_DIE_WITH_PARENT=str(os.getpid()))
         from leaksentry.store import Store
 

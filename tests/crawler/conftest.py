@@ -7,6 +7,9 @@
   documents the pipeline received.
   By default the pipeline is the metadata-only ``DocLogProcessor`` (so the
   crawler is tested on its own); ``crawl(..., scan=True)`` uses the real scanner.
+  Test hooks are Scrapy settings, passed as ``leaksentry crawl -s NAME=VALUE``
+  (``settings=``); :meth:`CrawlWorkspace.doclog_daemon` puts them in ``[daemon]
+  crawl_command`` for crawls the daemon or a cluster worker starts.
 * ``loopback`` starts a ``BaseHTTPRequestHandler`` class on a free port and
   stops it at teardown.
 """
@@ -52,6 +55,7 @@ class CrawlResult:
 class CrawlWorkspace:
     root: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # what write() wrote last
 
     @property
     def config(self) -> Path:
@@ -70,21 +74,38 @@ class CrawlWorkspace:
         data.update(self.extra)
         data.update(sections)
         data["sources"] = sources
+        self.data = data
         self.config.write_text(to_toml(data), encoding="utf-8")
         return self.config
 
-    def crawl(self, name: str, *, scan: bool = False, timeout: float = 120,
-              env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> CrawlResult:
-        e = dict(os.environ)
-        e.update({"LEAKSENTRY_HOME": str(self.root / "state"),
-                  "LEAKSENTRY_DOCLOG": str(self.doclog), "PYTHONUNBUFFERED": "1"})
-        e.pop("LEAKSENTRY_CONFIG", None)
+    def hooks(self, scan: bool = False, **settings: str) -> list[str]:
+        """``-s NAME=VALUE`` arguments of a crawl: documents to the metadata log (unless
+        ``scan``), then ``settings``."""
+        s = {"LEAKSENTRY_DOCLOG": str(self.doclog)}
         if not scan:
-            e["LEAKSENTRY_CRAWL_PROCESSOR"] = "crawler.pipelines.DocLogProcessor"
+            s["LEAKSENTRY_PROCESSOR"] = "crawler.pipelines.DocLogProcessor"
+        s.update(settings)
+        return [a for k, v in s.items() for a in ("-s", f"{k}={v}")]
+
+    def doclog_daemon(self) -> None:
+        """Rewrite the config so that crawls started by the daemon or a cluster worker
+        use the metadata-only processor (``[daemon] crawl_command`` with ``-s``)."""
+        daemon = dict(self.data.get("daemon", {}))
+        daemon["crawl_command"] = [sys.executable, "-m", "leaksentry", "crawl", *self.hooks()]
+        self.write(self.data["sources"], **{**{k: v for k, v in self.data.items()
+                                               if k not in ("sources", "state")},
+                                            "daemon": daemon})
+
+    def crawl(self, name: str, *, scan: bool = False, timeout: float = 120,
+              env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+              settings: dict[str, str] | None = None) -> CrawlResult:
+        e = dict(os.environ)
+        e.update({"LEAKSENTRY_HOME": str(self.root / "state"), "PYTHONUNBUFFERED": "1"})
+        e.pop("LEAKSENTRY_CONFIG", None)
         e.update(env or {})
         proc = subprocess.run(
             [sys.executable, "-m", "leaksentry", "crawl", name, "--config", str(self.config),
-             "--json", *args],
+             "--json", *self.hooks(scan, **(settings or {})), *args],
             capture_output=True, text=True, timeout=timeout, env=e, cwd=self.root,
         )
         run = None

@@ -37,10 +37,11 @@ def test_all_runs_every_source_in_its_own_process(crawl_ws: CrawlWorkspace, past
                                      url=f"{pastebin.base}/missing.php"),
                     pb(pastebin, name="off", enabled=False)])
     env = dict(__import__("os").environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"),
-               LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
-               LEAKSENTRY_DOCLOG=str(crawl_ws.doclog), COLUMNS="200")
+               COLUMNS="200")
+    # the -s settings go to every source's crawl process
     proc = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", "--all", "--config",
-                           str(crawl_ws.config)], capture_output=True, text=True, env=env,
+                           str(crawl_ws.config), *crawl_ws.hooks()], capture_output=True,
+                          text=True, env=env,
                           timeout=180)
     assert proc.returncode == 1  # one source errored
     assert "pb" in proc.stdout and "broken" in proc.stdout and " ok " in proc.stdout

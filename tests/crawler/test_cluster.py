@@ -60,14 +60,13 @@ class Cluster:
 
     def env(self, scan: bool) -> dict[str, str]:
         e = dict(os.environ)
-        e.update({"LEAKSENTRY_HOME": str(self.ws.root / "state"),
-                  "LEAKSENTRY_DOCLOG": str(self.ws.doclog), "PYTHONUNBUFFERED": "1"})
+        e.update({"LEAKSENTRY_HOME": str(self.ws.root / "state"), "PYTHONUNBUFFERED": "1"})
         e.pop("LEAKSENTRY_CONFIG", None)
-        if not scan:
-            e["LEAKSENTRY_CRAWL_PROCESSOR"] = "crawler.pipelines.DocLogProcessor"
         return e
 
     def _start(self, name: str, args: list[str], scan: bool) -> subprocess.Popen:
+        if not scan and "crawl_command" not in self.ws.data.get("daemon", {}):
+            self.ws.doclog_daemon()  # the crawls it starts: documents to the metadata log
         log = self.ws.root / f"{name}.log"
         self.logs[name] = log
         proc = subprocess.Popen([sys.executable, "-m", "leaksentry", *args, "--config",

@@ -95,12 +95,10 @@ def test_sigterm_records_a_killed_run_even_with_a_download_stuck(crawl_ws: Crawl
     crawl_ws.write([{"name": "stuck", "kind": "watch", "allow_private": True, "retry_max": 0,
                      "urls": [f"{faults.base}/stall.txt", f"{faults.base}/ok.txt"],
                      "download_timeout": 120, "timeout": 300}])
-    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"),
-               LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
-               LEAKSENTRY_DOCLOG=str(crawl_ws.doclog))
+    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"))
     proc = subprocess.Popen([sys.executable, "-m", "leaksentry", "crawl", "stuck", "--config",
-                             str(crawl_ws.config)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             str(crawl_ws.config), *crawl_ws.hooks()], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not (faults.hits["/stall.txt"] and crawl_ws.docs()):

@@ -66,13 +66,11 @@ def test_crawl_summary_is_full_width_when_piped(tg: TelegramPreview, crawl_ws) -
     name = "a-telegram-channel-with-a-name-long-enough-to-push-the-table-past-80-columns"
     crawl_ws.write([{"name": name, "kind": "telegram", "url": tg.url, "channel": "leakchan",
                      "allow_private": True}])
-    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"),
-               LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
-               LEAKSENTRY_DOCLOG=str(crawl_ws.doclog))
+    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"))
     env.pop("COLUMNS", None)
     proc = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", name, "--config",
-                           str(crawl_ws.config)], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=crawl_ws.root)
+                           str(crawl_ws.config), *crawl_ws.hooks()], capture_output=True,
+                          text=True, env=env, timeout=120, cwd=crawl_ws.root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = [ln for ln in proc.stdout.splitlines() if name in ln]
     assert len(row) > 80

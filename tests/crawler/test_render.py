@@ -14,6 +14,7 @@ import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from parsel import Selector
@@ -60,12 +61,13 @@ def _source(site: JsListingSite, **over: object) -> dict:
     return {k: v for k, v in src.items() if v is not None}
 
 
-def _env(ws, people) -> dict[str, str]:
+def _env(ws, people) -> dict[str, Any]:
+    """``crawl()`` arguments: the planted-identifier processor (settings) on the path."""
     planted = ws.root / "planted.json"
     write_planted(planted, people)
-    return {"LEAKSENTRY_CRAWL_PROCESSOR": "servers.planted.PlantedRefsProcessor",
-            "LEAKSENTRY_PLANTED": str(planted),
-            "PYTHONPATH": str(Path(__file__).parent)}
+    return {"settings": {"LEAKSENTRY_PROCESSOR": "servers.planted.PlantedRefsProcessor",
+                         "LEAKSENTRY_PLANTED": str(planted)},
+            "env": {"PYTHONPATH": str(Path(__file__).parent)}}
 
 
 def _stats(output: str) -> dict[str, int]:
@@ -91,7 +93,7 @@ def test_rendered_listing_finds_js_written_identifiers_once(js_site: Rendered,
     ws.write([_source(site)])
     env = _env(ws, people)
 
-    first = ws.crawl("jsite", env=env, timeout=180)
+    first = ws.crawl("jsite", **env, timeout=180)
     assert first.run is not None, first.output[-2000:]
     assert first.run["outcome"] == "ok", first.output[-2000:]
     assert first.run["discovered"] == 3 and first.run["new"] == 3
@@ -116,7 +118,7 @@ def test_rendered_listing_finds_js_written_identifiers_once(js_site: Rendered,
         assert form not in first.output and form not in stored
 
     # second crawl: the listing is rendered again, no item is fetched again
-    second = ws.crawl("jsite", env=env, timeout=180)
+    second = ws.crawl("jsite", **env, timeout=180)
     assert second.run["outcome"] == "ok", second.output[-2000:]
     assert second.run["discovered"] == 3
     assert second.run["fetched"] == 0 and second.run["new"] == 0
@@ -125,7 +127,7 @@ def test_rendered_listing_finds_js_written_identifiers_once(js_site: Rendered,
     # a new item appears: only it is fetched
     more = list(patients(8, seed=41))[6:]
     site.items["pz0099x"] = ("late export", f"{more[0].name} {more[0].hkid}\n")
-    third = ws.crawl("jsite", env=env, timeout=180)
+    third = ws.crawl("jsite", **env, timeout=180)
     assert third.run["fetched"] == 1 and third.run["new"] == 1
     assert ws.docs()[-1]["item_id"] == "pz0099x"
 
@@ -134,7 +136,7 @@ def test_same_source_without_render_finds_nothing(js_site: Rendered, crawl_ws) -
     ws = crawl_ws
     ws.write([_source(js_site.site, render=False, wait_selector=None,
                       item_wait_selector=None)])
-    res = ws.crawl("jsite", env=_env(ws, js_site.people))
+    res = ws.crawl("jsite", **_env(ws, js_site.people))
     assert res.run is not None, res.output[-2000:]
     assert res.run["discovered"] == 0 and res.run["fetched"] == 0
     assert ws.docs() == []
@@ -146,7 +148,7 @@ def test_wait_selector_that_never_appears_is_a_recorded_source_error(js_site: Re
     ws = crawl_ws
     ws.write([_source(js_site.site, wait_selector="div.never-there", wait_timeout="2s",
                       retry_max=0)])
-    res = ws.crawl("jsite", env=_env(ws, js_site.people), timeout=180)
+    res = ws.crawl("jsite", **_env(ws, js_site.people), timeout=180)
     assert res.run is not None, res.output[-2000:]
     assert res.run["outcome"] == "error"
     assert "jsite" in ws.query("SELECT source FROM source_runs")[0]["source"]

@@ -265,14 +265,13 @@ def test_sigterm_records_one_killed_run(crawl_ws: CrawlWorkspace, loopback, to: 
     srv = loopback(_StallingDirectory, started=0)
     crawl_ws.write([_source(srv.url + "/", processes=2, retry_max=0, download_timeout=120,
                             timeout=300, concurrency=32)])
-    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"),
-               LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
-               LEAKSENTRY_DOCLOG=str(crawl_ws.doclog))
+    env = dict(os.environ, LEAKSENTRY_HOME=str(crawl_ws.root / "state"))
     # its own process group, as the daemon starts crawls: the signal reaches every shard
     log = crawl_ws.root / "crawl.log"  # a file: an unread pipe would fill and block the crawl
     with log.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "leaksentry", "crawl", "big",
-                                 "--config", str(crawl_ws.config)], env=env,
+                                 "--config", str(crawl_ws.config), *crawl_ws.hooks()],
+                                env=env,
                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
         deadline = time.monotonic() + 60

@@ -46,8 +46,9 @@ def _setup(tg: TelegramPreview, ws) -> tuple[list, dict[str, str]]:
     tg.once_files["dump.csv"] = b"would be destroyed by the first download"
     planted = ws.root / "planted.json"
     write_planted(planted, people)
-    env = {"LEAKSENTRY_CRAWL_PROCESSOR": "servers.planted.PlantedRefsProcessor",
-           "LEAKSENTRY_PLANTED": str(planted), "PYTHONPATH": str(HERE)}
+    env = {"settings": {"LEAKSENTRY_PROCESSOR": "servers.planted.PlantedRefsProcessor",
+                        "LEAKSENTRY_PLANTED": str(planted)},
+           "env": {"PYTHONPATH": str(HERE)}}
     ws.write([{"name": "tg", "kind": "telegram", "url": tg.url, "channel": "leakchan",
                "pages": 5, "follow_links": True, "allow_private": True}],
              crawler={"file_hosts": ["localhost", "127.0.0.1"],
@@ -61,7 +62,7 @@ def test_channel_messages_and_file_host_links(tg: TelegramPreview, crawl_ws) -> 
     export_id = f"link:http://localhost:{tg.port}/file/export.csv"
     once_id = f"link:http://127.0.0.1:{tg.port}/once/dump.csv"
 
-    first = ws.crawl("tg", env=env)
+    first = ws.crawl("tg", **env)
     assert first.run is not None, first.output[-2000:]
     assert first.run["outcome"] == "ok", first.output[-2000:]
     docs = {d["item_id"]: d for d in ws.docs()}
@@ -86,7 +87,7 @@ def test_channel_messages_and_file_host_links(tg: TelegramPreview, crawl_ws) -> 
         assert form not in first.output and form not in stored
 
     # second crawl: the newest page holds nothing new, so older pages are not read
-    second = ws.crawl("tg", env=env)
+    second = ws.crawl("tg", **env)
     assert second.run["outcome"] == "ok"
     assert second.run["fetched"] == 0 and second.run["new"] == 0
     assert tg.hits["/s/leakchan"] == 4 and tg.hits["/file/export.csv"] == 1
@@ -94,7 +95,7 @@ def test_channel_messages_and_file_host_links(tg: TelegramPreview, crawl_ws) -> 
     # an edited message is processed again; a new one too
     tg.edit("leakchan", 6, f"more soon: {people[5].hkid}")
     tg.post("leakchan", "that's all")
-    third = ws.crawl("tg", env=env)
+    third = ws.crawl("tg", **env)
     assert third.run["new"] == 2, third.output[-2000:]
     later = {d["item_id"]: d for d in ws.docs()[7:]}
     assert sorted(later) == ["leakchan/6", "leakchan/8"]
@@ -104,14 +105,14 @@ def test_channel_messages_and_file_host_links(tg: TelegramPreview, crawl_ws) -> 
 def test_requeued_message_is_read_from_its_embed_page(tg: TelegramPreview, crawl_ws) -> None:
     ws = crawl_ws
     _, env = _setup(tg, ws)
-    assert ws.crawl("tg", env=env).run["outcome"] == "ok"
+    assert ws.crawl("tg", **env).run["outcome"] == "ok"
     # as if the pipeline had failed on message 2 in an earlier run: re-queued, due now
     conn = sqlite3.connect(ws.db)
     conn.execute("UPDATE seen_items SET status='retry', sha256=NULL, retry_at=NULL"
                  " WHERE source='tg' AND item_id='leakchan/2'")
     conn.commit()
     conn.close()
-    res = ws.crawl("tg", env=env)
+    res = ws.crawl("tg", **env)
     assert res.run["outcome"] == "ok", res.output[-2000:]
     assert tg.hits["/leakchan/2"] == 1
     assert ws.docs()[-1]["item_id"] == "leakchan/2" and ws.docs()[-1]["refs"] == ["1"]

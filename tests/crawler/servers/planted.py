@@ -2,12 +2,12 @@
 
 The real scanner needs a key and a fingerprint file; crawler tests that only
 ask "did the spider deliver the content that holds these identifiers?" use
-this instead (``LEAKSENTRY_CRAWL_PROCESSOR=servers.planted.PlantedRefsProcessor``
+this instead (``crawl -s LEAKSENTRY_PROCESSOR=servers.planted.PlantedRefsProcessor``
 with ``tests/crawler`` on ``PYTHONPATH``). The planted identifiers are given
-as SHA-256 digests of their canonical form (``$LEAKSENTRY_PLANTED``, a JSON
-object digest -> register ref), so no plaintext identifier is written; each
-document appends ``{url, item_id, sha256, size, filename, refs}`` to
-``$LEAKSENTRY_DOCLOG``.
+as SHA-256 digests of their canonical form (the test-only setting
+``LEAKSENTRY_PLANTED``: a JSON file, digest -> register ref), so no plaintext
+identifier is written; each document appends ``{url, item_id, sha256, size,
+filename, refs}`` to the ``LEAKSENTRY_DOCLOG`` file.
 """
 
 from __future__ import annotations
@@ -35,12 +35,20 @@ def refs_in(text: str, planted: dict[str, str]) -> list[str]:
 
 
 class PlantedRefsProcessor:
-    def __init__(self, app: Any, store: Any) -> None:
-        with open(os.environ["LEAKSENTRY_PLANTED"], encoding="utf-8") as fh:
+    def __init__(self, planted: str, doclog: str, store: Any) -> None:
+        with open(planted, encoding="utf-8") as fh:
             self.planted: dict[str, str] = json.load(fh)
-        self.path = os.environ["LEAKSENTRY_DOCLOG"]
+        self.path = doclog
         self.store = store
         self.lock = threading.Lock()
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> PlantedRefsProcessor:
+        from crawler.state import StateStore
+
+        s = crawler.settings
+        return cls(s["LEAKSENTRY_PLANTED"], s["LEAKSENTRY_DOCLOG"],
+                   StateStore.of(crawler).store)
 
     def __call__(self, doc: Any, mark_done: Any = None) -> bool:
         refs = refs_in(doc.content.decode("utf-8", errors="replace"), self.planted)

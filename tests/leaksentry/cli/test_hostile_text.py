@@ -115,9 +115,9 @@ def test_crawl_with_a_hostile_page_title(tmp_path: Path) -> None:
                        f'name = "lst"\nkind = "listing"\nurl = "{url}"\nlink_css = "a"\n'
                        'allow_private = true\nobey_robots = false\nretry_max = 0\n')
         # the crawler on its own (no key needed): documents go to a metadata log
-        r = cli("crawl", "lst", "--config", str(cfg), cwd=tmp_path,
-                env={"LEAKSENTRY_CRAWL_PROCESSOR": "crawler.pipelines.DocLogProcessor",
-                     "LEAKSENTRY_DOCLOG": str(tmp_path / "docs.jsonl")})
+        r = cli("crawl", "lst", "--config", str(cfg), "-s",
+                "LEAKSENTRY_PROCESSOR=crawler.pipelines.DocLogProcessor", "-s",
+                f"LEAKSENTRY_DOCLOG={tmp_path / 'docs.jsonl'}", cwd=tmp_path)
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -81,7 +81,6 @@ def _cluster_run(tmp: Path, tag: str, url: str, matching: dict[str, str], redis:
     cfg = tmp / f"{tag}.toml"
     _cluster_config(cfg, state, url, matching, redis.url, batch, concurrency)
     env = dict(os.environ, LEAKSENTRY_HOME=str(state), PYTHONUNBUFFERED="1")
-    env.pop("LEAKSENTRY_CRAWL_PROCESSOR", None)
     logs = [tmp / f"{tag}-w{i}.log" for i in range(workers)]
     procs = [subprocess.Popen([sys.executable, "-m", "leaksentry", "worker", "--config", str(cfg),
                                "--concurrency", "1", "--health-port", "0", "--queues", "http",

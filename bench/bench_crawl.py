@@ -136,14 +136,13 @@ def _config(path: Path, state: Path, sources: list[str], matching: dict[str, str
 
 
 def _crawl(cfg: Path, state: Path, name: str, *, scan: bool, doclog: Path) -> tuple[dict, float]:
-    env = dict(os.environ, LEAKSENTRY_HOME=str(state), LEAKSENTRY_DOCLOG=str(doclog))
-    env.pop("LEAKSENTRY_CRAWL_PROCESSOR", None)
-    if not scan:
-        env["LEAKSENTRY_CRAWL_PROCESSOR"] = "crawler.pipelines.DocLogProcessor"
+    env = dict(os.environ, LEAKSENTRY_HOME=str(state))
+    hooks = [] if scan else ["-s", "LEAKSENTRY_PROCESSOR=crawler.pipelines.DocLogProcessor",
+                             "-s", f"LEAKSENTRY_DOCLOG={doclog}"]
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", name, "--config",
-                           str(cfg), "--json"], capture_output=True, text=True, env=env,
-                          timeout=1800)
+                           str(cfg), "--json", *hooks], capture_output=True, text=True,
+                          env=env, timeout=1800)
     wall = time.perf_counter() - t
     runs = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     if not runs or runs[-1]["outcome"] != "ok":

@@ -52,11 +52,12 @@ def _crawl(root: Path, site_url: str, *, render: bool, concurrency: int) -> dict
                   'item_wait_selector = "pre.ready"']
     cfg = root / "bench.toml"
     cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = dict(os.environ, LEAKSENTRY_CRAWL_PROCESSOR="crawler.pipelines.DocLogProcessor",
-               LEAKSENTRY_DOCLOG=str(root / "docs.jsonl"), LEAKSENTRY_HOME=str(state))
+    env = dict(os.environ, LEAKSENTRY_HOME=str(state))
     proc = subprocess.run([sys.executable, "-m", "leaksentry", "crawl", "bench", "--config",
-                           str(cfg), "--json"], capture_output=True, text=True, env=env,
-                          cwd=root, timeout=900)
+                           str(cfg), "--json", "-s",
+                           "LEAKSENTRY_PROCESSOR=crawler.pipelines.DocLogProcessor", "-s",
+                           f"LEAKSENTRY_DOCLOG={root / 'docs.jsonl'}"], capture_output=True,
+                          text=True, env=env, cwd=root, timeout=900)
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             return json.loads(line)

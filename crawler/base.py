@@ -70,7 +70,7 @@ from pipelines.model import Document
 class SourceSpider(scrapy.Spider):
     """One crawl of one configured source. Subclasses set ``name`` to the kind."""
 
-    name: ClassVar[str] = "source"  # type: ignore[misc]
+    name = "source"
     #: HTTP statuses the item callback wants to see instead of an errback
     item_statuses: ClassVar[list[int]] = []
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from scrapy import exceptions as sx
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import error as terr
 from twisted.python.failure import Failure
@@ -87,29 +88,35 @@ class CallbackErrors:
     not survive) or in the item pipeline is counted as a failed item (a failed source
     for a discovery page); a storage failure stops the crawl."""
 
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> CallbackErrors:
+    def from_crawler(cls, crawler: Crawler) -> CallbackErrors:
         ext = cls(crawler)
         crawler.signals.connect(ext.spider_error, signal=signals.spider_error)
         crawler.signals.connect(ext.item_error, signal=signals.item_error)
         return ext
 
     def spider_error(self, failure: Failure, response: Any, spider: Any = None) -> None:
-        if storage_error(failure.value):
-            StateStore.of(self.crawler).failed(failure.value)
+        exc = _exception(failure)
+        if storage_error(exc):
+            StateStore.of(self.crawler).failed(exc)
             return
         record_error(self.crawler, getattr(response, "url", "?"),
-                     f"{type(failure.value).__name__}: {one_line(failure.value)}",
+                     f"{type(exc).__name__}: {one_line(exc)}",
                      role=response.meta.get("ls_role", "item") if response else "item")
 
     def item_error(self, item: Any, response: Any, spider: Any = None,
                    failure: Failure | None = None) -> None:
-        assert failure is not None
-        if storage_error(failure.value):
-            StateStore.of(self.crawler).failed(failure.value)
+        exc = _exception(failure)
+        if storage_error(exc):
+            StateStore.of(self.crawler).failed(exc)
             return
         record_error(self.crawler, getattr(getattr(item, "document", None), "url", "?"),
-                     f"pipeline: {type(failure.value).__name__}: {one_line(failure.value)}")
+                     f"pipeline: {type(exc).__name__}: {one_line(exc)}")
+
+
+def _exception(failure: Failure | None) -> BaseException:
+    exc = failure.value if failure is not None else None
+    return exc if exc is not None else RuntimeError("unknown failure")

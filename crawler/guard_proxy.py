@@ -35,10 +35,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from crawler.addresses import DEFAULT_POLICY, GuardPolicy
 from crawler.middlewares.guard import (
-    DEFAULT_POLICY,
     BlockedAddress,
-    GuardPolicy,
     Resolve,
     checked_addresses,
     system_resolve,

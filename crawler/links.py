@@ -130,8 +130,8 @@ def direct_url(url: str) -> str:
         m = re.fullmatch(r"/file/d/([A-Za-z0-9_-]+)(?:/.*)?", parts.path)
         file_id = m.group(1) if m else dict(parse_qsl(parts.query)).get("id")
         if file_id:
-            query = urlencode({"export": "download", "id": file_id})
-            return urlunsplit((parts.scheme, parts.netloc, "/uc", query, ""))
+            download = urlencode({"export": "download", "id": file_id})
+            return urlunsplit((parts.scheme, parts.netloc, "/uc", download, ""))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
 
 

@@ -98,7 +98,7 @@ class ScanProcessor:
             from pipelines.alerts.wake import wake
 
             wake()  # committed: the daemon may deliver its alert now
-        return finding.result.hit
+        return bool(finding.result.hit)
 
     def close(self) -> None:
         for scanner in self.scanners:

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from scrapy.exceptions import IgnoreRequest
 from scrapy_playwright.page import PageMethod
 
+from crawler.addresses import GuardPolicy
 from crawler.guard_proxy import REFUSED_HEADER, GuardProxy, chromium_args
-from crawler.middlewares.guard import BlockedAddress, GuardPolicy, pinned_resolver
+from crawler.middlewares.guard import BlockedAddress, pinned_resolver
 
 if TYPE_CHECKING:
     from playwright.async_api import Request as PlaywrightRequest

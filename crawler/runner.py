@@ -29,6 +29,7 @@ from scrapy.utils.misc import load_object
 
 import crawler.settings as defaults
 from crawler import runstats
+from crawler.base import SourceSpider
 from crawler.runs import RunRecorder
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
@@ -149,8 +150,9 @@ def _escape_log_controls() -> None:
             handler.addFilter(EscapeControlsFilter())
 
 
-def spider_class(kind: str) -> type:
-    return load_object(SPIDERS[kind])
+def spider_class(kind: str) -> type[SourceSpider]:
+    cls: type[SourceSpider] = load_object(SPIDERS[kind])
+    return cls
 
 
 #: set in a shard's process: its run goes to the parent, which records the merged run

@@ -9,9 +9,8 @@ once, its run an error (:meth:`StateStore.failed`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.runstats import source_failed
@@ -19,7 +18,7 @@ from leaksentry.store.db import Store, store_failure
 
 
 class StateStore:
-    def __init__(self, crawler: Any, path: str) -> None:
+    def __init__(self, crawler: Crawler, path: str) -> None:
         self.crawler = crawler
         self.path = path
         self._store: Store | None = None
@@ -27,13 +26,13 @@ class StateStore:
         self.failure: str | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> StateStore:
+    def from_crawler(cls, crawler: Crawler) -> StateStore:
         ext = cls(crawler, crawler.settings.get("LEAKSENTRY_STATE_DB"))
         crawler.signals.connect(ext.close, signal=signals.engine_stopped)
         return ext
 
     @staticmethod
-    def of(crawler: Any) -> StateStore:
+    def of(crawler: Crawler) -> StateStore:
         ext = crawler.get_extension(StateStore)
         assert ext is not None, "crawler.state.StateStore is not in EXTENSIONS"
         return ext
@@ -56,6 +55,6 @@ class StateStore:
             return
         self.failure = str(store_failure(self.path, exc))
         source_failed(self.crawler, self.failure)
-        engine = getattr(self.crawler, "_engine", None)
+        engine = self.crawler._engine
         if engine is not None and engine.spider is not None:
             deferred_from_coro(engine.close_spider_async(reason="store_failed"))

@@ -63,7 +63,7 @@ Resolve = Callable[[str, int], Awaitable[Iterable[str]]]
 async def system_resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})
 
 
 async def checked_addresses(host: str, port: int, *, policy: GuardPolicy = DEFAULT_POLICY,

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.http import Request
 from twisted.internet import task
 
@@ -38,7 +39,7 @@ from crawler import runstats
 from crawler.shard import Shard
 from crawler.state import StateStore
 from leaksentry.store import seen
-from leaksentry.store.db import storage_error
+from leaksentry.store.db import Store, storage_error
 
 #: request meta: (item id, URL, version) of a listed item; the request is fetched only
 #: when this middleware wants the item
@@ -51,7 +52,7 @@ SIGHTINGS_BATCH = 500
 
 
 class SeenFilterMiddleware:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         s = crawler.settings
         self.crawler = crawler
         self.source: str = s.get("LEAKSENTRY_SOURCE")
@@ -64,14 +65,14 @@ class SeenFilterMiddleware:
         self._flusher: task.LoopingCall | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> SeenFilterMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> SeenFilterMiddleware:
         mw = cls(crawler)
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         return mw
 
     @staticmethod
-    def of(crawler: Any) -> SeenFilterMiddleware:
+    def of(crawler: Crawler) -> SeenFilterMiddleware:
         mw = crawler.get_spider_middleware(SeenFilterMiddleware)
         assert mw is not None, "crawler.middlewares.seen.SeenFilterMiddleware is not enabled"
         return mw
@@ -159,7 +160,7 @@ class SeenFilterMiddleware:
 
     # -- the seen store --------------------------------------------------------------
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.state.store
 
     def seen_item(self, item_id: str) -> seen.SeenItem | None:

@@ -38,7 +38,7 @@ def item_links(selector: Selector, link_css: str | None = None,
     A selector may pick elements (their ``href``, else ``src``, else text is used)
     or attributes/text nodes (``a::attr(href)``, ``//a/@href``).
     """
-    picked = SelectorList()
+    picked: SelectorList[Selector] = SelectorList()
     if link_css:
         picked.extend(selector.css(link_css))
     if link_xpath:
@@ -110,7 +110,7 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
     def parse_listing(self, response: Response) -> Iterator[Any]:
         if not isinstance(response, TextResponse):
             self.source_failed(f"{response.url}: listing is not HTML "
-                               f"({response.headers.get('Content-Type', b'?').decode()})")
+                               f"({(response.headers.get('Content-Type') or b'?').decode()})")
             return
         title = " ".join(response.css("title::text").getall()).strip().lower()
         if any(t in title for t in CHALLENGE_TITLES):

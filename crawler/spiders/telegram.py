@@ -54,7 +54,7 @@ def message_text(html: str) -> str:
     if not html.strip():
         return ""
     frag = lxml.html.fragment_fromstring(_BR.sub("\n", html), create_parent="div")
-    return frag.text_content().strip()
+    return str(frag.text_content()).strip()
 
 
 def parse_messages(sel: Selector) -> list[ChannelMessage]:

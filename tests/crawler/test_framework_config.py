@@ -85,3 +85,50 @@ def test_file_errors_name_the_source(tmp_path) -> None:
                  'concurency = 3\n')
     with pytest.raises(ConfigError, match=r"sources\[0\] \(w\)\.concurency: unknown field"):
         load_config(p)
+
+
+def test_every_leaksentry_setting_is_declared_with_its_default() -> None:
+    """Components read their settings from ``crawler.settings``: nothing reads a
+    ``LEAKSENTRY_*`` Scrapy setting that is not declared there (with its default)."""
+    import re
+    from pathlib import Path
+
+    import crawler.settings as declared
+
+    root = Path(declared.__file__).parent
+    read = {m for path in root.rglob("*.py") if path.name != "settings.py"
+            for m in re.findall(r'"(LEAKSENTRY_[A-Z_]+)"', path.read_text())}
+    assert read, "no setting found: the pattern is wrong"
+    assert sorted(read - set(vars(declared))) == []
+    app = Settings(sources=[SourceConfig(name="d", kind="directory", url="https://x.example/")])
+    assert sorted(k for k in scrapy_settings(app.sources[0], app)
+                  if k.startswith("LEAKSENTRY_") and k not in vars(declared)) == []
+
+
+def test_test_hooks_are_settings_not_environment_variables() -> None:
+    """crawler/ and scheduler/ read the environment only for real interfaces: the
+    handshake between a worker and its crawl process (and secrets, through the config)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    read = {(name, str(path.relative_to(repo)))
+            for pkg in ("crawler", "scheduler") for path in (repo / pkg).rglob("*.py")
+            for name in re.findall(r'(?:environ\.get\(|environ\[|getenv\()"([A-Z_]+)"',
+                                   path.read_text())}
+    assert read, "no read found: the pattern is wrong"
+    assert {name for name, _ in read} == {"LEAKSENTRY_DIE_WITH_PARENT"}, sorted(read)
+
+
+def test_crawl_setting_overrides() -> None:
+    from leaksentry.cli.crawl import setting_overrides
+    from scheduler.crawls import command_settings
+
+    assert setting_overrides(["LEAKSENTRY_DOCLOG=/tmp/a=b", "LOG_LEVEL=DEBUG"]) == {
+        "LEAKSENTRY_DOCLOG": "/tmp/a=b", "LOG_LEVEL": "DEBUG"}
+    with pytest.raises(ConfigError, match="NAME=VALUE"):
+        setting_overrides(["LEAKSENTRY_DOCLOG"])
+    cmd = ["python", "-m", "leaksentry", "crawl", "-s", "A=1", "--set", "B=2", "--set=C=3",
+           "-sD=4", "--config", "x"]
+    assert command_settings(cmd) == {"A": "1", "B": "2", "C": "3", "D": "4"}
+    assert command_settings(None) == {}

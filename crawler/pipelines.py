@@ -34,7 +34,12 @@ from crawler.state import StateStore
 from leaksentry.config import Settings
 from leaksentry.store import seen
 from leaksentry.store.db import Store, storage_error
+from pipelines.alerts.wake import wake
+from pipelines.flow import record_finding
+from pipelines.match import Matcher
 from pipelines.model import Document
+from pipelines.process import DocumentScanner
+from pipelines.sinks.vault import Vault
 
 
 class Processor(Protocol):
@@ -63,10 +68,6 @@ class ScanProcessor:
         return cls(app, StateStore.of(crawler).store)
 
     def __init__(self, app: Settings, store: Store) -> None:
-        from pipelines.match import Matcher  # heavy: loaded only when a crawl runs
-        from pipelines.process import DocumentScanner
-        from pipelines.sinks.vault import Vault
-
         self.app = app
         self.store = store
         self.vault = Vault.from_settings(app)
@@ -83,8 +84,6 @@ class ScanProcessor:
 
     def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
                  ) -> bool:
-        from pipelines.flow import record_finding
-
         scanner = self.pool.get()
         try:
             finding = scanner.scan(doc)
@@ -95,8 +94,6 @@ class ScanProcessor:
                                     content=lambda: doc.content)
             mark_done(tx)
         if stored is not None and stored.new and finding.result.hit:
-            from pipelines.alerts.wake import wake
-
             wake()  # committed: the daemon may deliver its alert now
         return bool(finding.result.hit)
 

@@ -34,6 +34,7 @@ from scrapy_playwright.page import PageMethod
 from crawler.addresses import GuardPolicy
 from crawler.guard_proxy import REFUSED_HEADER, GuardProxy, chromium_args
 from crawler.middlewares.guard import BlockedAddress, pinned_resolver
+from leaksentry.config.secrets import credential_header
 
 if TYPE_CHECKING:
     from playwright.async_api import Request as PlaywrightRequest
@@ -69,9 +70,8 @@ def make_header_filter(token_header: str) -> Callable[..., Awaitable[dict[str, s
     page (iframes of any origin) and Playwright keeps overridden headers across redirects,
     so a credential given to the browser could not be kept to its origin: rendered
     requests carry none."""
+    # rendering sources only: ~50 ms of start-up every other crawl would pay
     from scrapy_playwright.headers import use_scrapy_headers
-
-    from leaksentry.config.secrets import credential_header
 
     token = token_header.lower()
 
@@ -304,6 +304,7 @@ class SharedBrowserProvider:
         return cls._lock
 
     async def start(self) -> None:
+        # rendering sources only: ~85 ms of start-up every other crawl would pay
         from scrapy_playwright.provider import PlaywrightBrowserProvider
 
         if self.guard is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from parsel import Selector, SelectorList
 from scrapy import signals
@@ -64,8 +65,6 @@ def item_id_for(url: str, id_regex: str | None) -> str | None:
     m = re.search(id_regex, url)
     if m is None:
         # the regex may be written for the path (``^/(\\w{8})$``) rather than the URL
-        from urllib.parse import urlsplit
-
         parts = urlsplit(url)
         m = re.search(id_regex, parts.path + (f"?{parts.query}" if parts.query else ""))
     if m is None:

@@ -33,7 +33,14 @@ from crawler.base import SourceSpider
 from crawler.runs import RunRecorder
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
-from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, SourceConfig
+from leaksentry.config.sources import (
+    DEFAULT_CRAWL_TIMEOUT,
+    DEFAULT_UNHEALTHY_AFTER,
+    BucketSource,
+    DirectorySource,
+    Sharded,
+    SourceConfig,
+)
 from leaksentry.errors import StoreError
 from leaksentry.redaction import install_log_redaction
 from leaksentry.store.db import Store
@@ -127,7 +134,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
             "lease": float(s.download_timeout or 60) + 30}
     if shard is not None:  # the shards log to one stream: say which line is whose
         out["LOG_FORMAT"] = f"%(asctime)s [%(name)s] shard {shard} %(levelname)s: %(message)s"
-    if s.render:
+    if s.rendered:
         out["DOWNLOAD_HANDLERS"] = {
             "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
             "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
@@ -241,7 +248,7 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
                            overrides=overrides)
         _report(summary)
         return summary
-    if shard is None and source.processes > 1:
+    if shard is None and isinstance(source, Sharded) and source.processes > 1:
         return _run_shards(app, source, overrides)
     return _run_one(app, source, shard, limit=limit, overrides=overrides)
 
@@ -256,7 +263,7 @@ def _once(report: Callable[[RunSummary], None]) -> Callable[[RunSummary], None]:
     return once
 
 
-def _run_shards(app: Settings, source: SourceConfig,
+def _run_shards(app: Settings, source: DirectorySource | BucketSource,
                 overrides: dict[str, str] | None) -> RunSummary:
     # [crawler] scan_workers is the crawl's total: the shards share it (at least one each).
     # More scan threads per shard than that only contend for its GIL and the store's

@@ -35,6 +35,7 @@ from scrapy.http import Request, Response
 from crawler.base import SourceSpider
 from crawler.logformat import one_line
 from crawler.middlewares.backoff import epoch_wait
+from leaksentry.config.sources import FeedSource
 from leaksentry.store import seen
 
 
@@ -83,6 +84,7 @@ PASTEBIN_GONE = re.compile(rb"cannot find this paste", re.I)
 
 class FeedSpider(SourceSpider):
     name = "feed"
+    source: FeedSource  # runner.SPIDERS picks this spider for its kind
 
     async def discover(self) -> AsyncIterator[Any]:
         for url in self.source.all_urls:

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 from scrapy.utils.misc import load_object
 
@@ -60,7 +61,7 @@ class ScanProcessor:
     (``[crawler] scan_workers``) lets that many documents be scanned at once."""
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ScanProcessor:
+    def from_crawler(cls, crawler: Crawler) -> ScanProcessor:
         app = crawler.settings.get("LEAKSENTRY_APP_CONFIG")
         if not isinstance(app, Settings):
             raise ValueError("ScanProcessor needs LEAKSENTRY_APP_CONFIG (the leaksentry"
@@ -111,7 +112,7 @@ class DocLogProcessor:
         self.lock = threading.Lock()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DocLogProcessor:
+    def from_crawler(cls, crawler: Crawler) -> DocLogProcessor:
         path = crawler.settings.get("LEAKSENTRY_DOCLOG")
         if not path:
             raise ValueError("DocLogProcessor needs the LEAKSENTRY_DOCLOG setting (a file path)")
@@ -129,14 +130,14 @@ class DocLogProcessor:
 
 
 class DocumentPipeline:
-    def __init__(self, crawler: Any, processor_path: str) -> None:
+    def __init__(self, crawler: Crawler, processor_path: str) -> None:
         self.crawler = crawler
         self.processor_path = processor_path
         self.processor: Processor | None = None
         self.broken: str | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DocumentPipeline:
+    def from_crawler(cls, crawler: Crawler) -> DocumentPipeline:
         return cls(crawler, crawler.settings.get("LEAKSENTRY_PROCESSOR"))
 
     def open_spider(self) -> None:

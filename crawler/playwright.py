@@ -39,6 +39,7 @@ from leaksentry.config.sources import ListingSource, SourceConfig
 
 if TYPE_CHECKING:
     from playwright.async_api import Request as PlaywrightRequest
+    from scrapy.crawler import Crawler
     from scrapy.http import Response
 
 
@@ -135,7 +136,7 @@ class RenderedResponseMiddleware:
         self.maxsize = maxsize
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> RenderedResponseMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> RenderedResponseMiddleware:
         return cls(crawler.settings.getint("DOWNLOAD_MAXSIZE"))
 
     def process_response(self, request: Any, response: Response) -> Response:
@@ -210,11 +211,11 @@ class PagePoolMiddleware:
     """Downloader middleware: a request marked ``ls_reuse_page`` gets a free page from the
     spider's ``page_pool`` when it is about to be downloaded (not when it was created)."""
 
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> PagePoolMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> PagePoolMiddleware:
         return cls(crawler)
 
     def process_request(self, request: Any) -> None:

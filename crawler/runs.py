@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from scrapy import signals
+from scrapy.crawler import Crawler
 
 from crawler import runstats
 from crawler.state import StateStore
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class RunRecorder:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         s = crawler.settings
         self.crawler = crawler
         self.source: str = s.get("LEAKSENTRY_SOURCE")
@@ -39,7 +39,7 @@ class RunRecorder:
         self.unrecorded: str | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> RunRecorder:
+    def from_crawler(cls, crawler: Crawler) -> RunRecorder:
         ext = cls(crawler)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         return ext

@@ -15,6 +15,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from scrapy.crawler import Crawler
+
 from crawler.logformat import one_line
 from pipelines.model import RunSummary
 
@@ -60,12 +62,12 @@ def summary(stats: dict[str, Any], source: str, started: datetime, finished: dat
                       statuses=statuses(stats), error=stats.get(ERROR))
 
 
-def _logger(crawler: Any) -> Any:
+def _logger(crawler: Crawler) -> Any:
     spider = getattr(crawler, "spider", None)
     return spider.logger if spider is not None else log
 
 
-def source_failed(crawler: Any, message: str) -> None:
+def source_failed(crawler: Crawler, message: str) -> None:
     """The source itself cannot be read: the run's outcome becomes "error"."""
     text = one_line(message)
     crawler.stats.inc_value(ERRORS)
@@ -73,7 +75,7 @@ def source_failed(crawler: Any, message: str) -> None:
     _logger(crawler).error("source failed: %s", text)
 
 
-def record_error(crawler: Any, url: str, message: str, *, role: str = "item") -> None:
+def record_error(crawler: Crawler, url: str, message: str, *, role: str = "item") -> None:
     """A failed request or callback: an item's failure is counted, a discovery request's
     (a listing page) fails the source."""
     if role == "discover":

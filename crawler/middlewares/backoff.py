@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
 from scrapy.utils.misc import load_object
@@ -113,7 +114,7 @@ class BackoffRetryMiddleware:
         self.exceptions = exceptions
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> BackoffRetryMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> BackoffRetryMiddleware:
         s = crawler.settings
         if not s.getbool("RETRY_ENABLED"):
             raise NotConfigured

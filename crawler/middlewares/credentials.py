@@ -11,9 +11,9 @@ with the origin recorded when the credentials were attached (``ls_credential_ori
 from __future__ import annotations
 
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy.crawler import Crawler
 from scrapy.http import Request
 
 from leaksentry.config.base import resolve_secret
@@ -42,7 +42,7 @@ class CredentialOriginMiddleware:
     origin differs from the one they were attached for."""
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> CredentialOriginMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> CredentialOriginMiddleware:
         return cls()
 
     def process_request(self, request: Request) -> None:
@@ -82,7 +82,7 @@ class SourceHeadersMiddleware:
         self.proxy = proxy
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> SourceHeadersMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> SourceHeadersMiddleware:
         s = crawler.settings
         env = s.get("LEAKSENTRY_TOKEN_ENV")
         return cls(dict(s.getdict("LEAKSENTRY_HEADERS")), s.get("LEAKSENTRY_SOURCE_HOST") or None,

@@ -9,9 +9,9 @@ the spider's opening, plus a little: CLOSESPIDER_TIMEOUT fires first.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.http import Request
 
 from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT
@@ -27,7 +27,7 @@ class DeadlineMiddleware:
         self.deadline = time.monotonic() + timeout
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DeadlineMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> DeadlineMiddleware:
         s = crawler.settings
         mw = cls(s.getfloat("CLOSESPIDER_TIMEOUT") or DEFAULT_CRAWL_TIMEOUT,
                  s.getfloat("DOWNLOAD_TIMEOUT") or 60.0)

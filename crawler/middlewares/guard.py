@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request
 from scrapy.resolver import CachingThreadedResolver
@@ -145,7 +146,7 @@ class NetworkGuardMiddleware:
         self.policy = policy
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> NetworkGuardMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> NetworkGuardMiddleware:
         return cls(pinned_resolver(crawler.settings.getdict("LEAKSENTRY_RESOLVE")),
                    GuardPolicy.from_settings(crawler.settings))
 
@@ -169,7 +170,7 @@ class GuardedResolver(CachingThreadedResolver):
         self.pins = {k.lower(): v for k, v in (pins or {}).items()}
 
     @classmethod
-    def from_crawler(cls, crawler: Any, reactor: Any) -> GuardedResolver:
+    def from_crawler(cls, crawler: Crawler, reactor: Any) -> GuardedResolver:
         s = crawler.settings
         cache = s.getint("DNSCACHE_SIZE") if s.getbool("DNSCACHE_ENABLED") else 0
         return cls(reactor, cache, s.getfloat("DNS_TIMEOUT"),

@@ -22,6 +22,7 @@ import time
 import uuid
 from typing import Any
 
+from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ClusterLimiterMiddleware:
         self._acquire = self.r.register_script(_ACQUIRE)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ClusterLimiterMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> ClusterLimiterMiddleware:
         conf = crawler.settings.get("LEAKSENTRY_LIMITER")
         if not conf:
             raise NotConfigured

@@ -9,15 +9,14 @@ redirect, and it does not look for a RefererMiddleware at engine start.
 
 from __future__ import annotations
 
-from typing import Any
-
+from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.http import Request, Response
 
 
 class NoRefererRedirectMiddleware(RedirectMiddleware):
     @classmethod
-    def from_crawler(cls, crawler: Any) -> NoRefererRedirectMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> NoRefererRedirectMiddleware:
         mw = cls(crawler.settings)
         mw.crawler = crawler
         return mw

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from parsel import Selector, SelectorList
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.http import Response, TextResponse
 
 from crawler.base import SourceSpider
@@ -81,7 +82,7 @@ class ListingSpider(LinkFollowingMixin, SourceSpider):
     page_pool: PagePool | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ListingSpider:
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ListingSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         assert isinstance(spider, ListingSpider)
         if spider.source.render:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 #: Cells of one table row are joined with this separator in ``TextPart.text``;
 #: extractors replace it inside cell values, so the matcher can tell columns apart.
@@ -36,6 +36,11 @@ def _same(text: str) -> str:
 
 def severity_rank(severity: Severity) -> int:
     return SEVERITIES.index(severity)
+
+
+def is_severity(value: object) -> TypeGuard[Severity]:
+    """``value`` is one of :data:`SEVERITIES` (for text read back from a store or payload)."""
+    return value in SEVERITIES
 
 
 def utcnow() -> datetime:

@@ -101,7 +101,7 @@ class StoreCollector(Collector):
         self.db_path = db_path
         self.running = running
 
-    def describe(self) -> list:
+    def describe(self) -> list[GaugeMetricFamily]:
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

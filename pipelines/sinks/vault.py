@@ -45,7 +45,7 @@ from leaksentry.processes import alive
 from leaksentry.redaction import redact
 from leaksentry.store import evidence as rows
 from pipelines.match.keys import read_key
-from pipelines.model import SEVERITIES, EvidenceInfo, Finding, Severity, severity_rank
+from pipelines.model import EvidenceInfo, Finding, Severity, severity_rank
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -165,7 +165,7 @@ class Vault:
     # -- writing ----------------------------------------------------------------
     def wants(self, finding: Finding) -> bool:
         sev = finding.result.severity
-        return sev in SEVERITIES and severity_rank(sev) >= self.min_rank
+        return severity_rank(sev) >= self.min_rank
 
     def keep(self, tx: sqlite3.Connection, hit_id: int, content: bytes,
              finding: Finding) -> EvidenceInfo:

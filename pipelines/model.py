@@ -202,6 +202,13 @@ class Finding(DocumentMeta):
     def of(cls, doc: Document, result: ScanResult) -> Finding:
         return cls(**doc.meta(), sha256=doc.sha256, size=doc.size, result=result)
 
+    @property
+    def hit_sha256(self) -> str:
+        """The sha256 of a hit's document: a hit's content was read, so it has one."""
+        if self.sha256 is None:
+            raise ValueError("a finding whose content was not read is never a hit")
+        return self.sha256
+
     def scan_json(self) -> dict[str, Any]:
         """The `scan --json` line (DESIGN.md), field order as documented; every
         stranger-controlled string through the redaction policy."""

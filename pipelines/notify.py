@@ -328,8 +328,8 @@ def write_report(out: Path, included: list[str], people: dict[str, Person],
                         number(i, j, value)
             ss = wb.add_worksheet("Summary")
             ss.write_row(0, 0, ["group", "value", "affected people"], bold)
-            for i, row in enumerate(summary.rows(), start=1):
-                ss.write_row(i, 0, row)
+            for i, line in enumerate(summary.rows(), start=1):
+                ss.write_row(i, 0, line)
             wb.close()
         return exposed
     if suffix != ".csv":

@@ -277,7 +277,7 @@ class PdfPages:
                 left, bottom, right, top = obj.get_bounds()
                 covered += max(0.0, min(right, w) - max(left, 0.0)) * \
                     max(0.0, min(top, h) - max(bottom, 0.0))
-            return covered >= 0.5 * w * h
+            return bool(covered >= 0.5 * w * h)
         except Exception:  # the text layer was read; a page pdfium cannot parse stays so
             return False
 

@@ -126,12 +126,12 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     if sniff_encoding(data) == "utf-8":
         # already what the matcher scans: no decoding into str and encoding back
         state.details.setdefault("encoding", "utf-8")
-        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state):
+        for first, raw in byte_chunks(data, state.config.text_chunk_chars, state):
             loc = node.location if first == 1 else node.at(f"from line {first}")
-            if b"\x00" in chunk:
-                chunk = _NULS_B.sub(b" ", chunk)
-            yield TextPart(chunk, loc)
-            yield from embedded(chunk, node, state)
+            if b"\x00" in raw:
+                raw = _NULS_B.sub(b" ", raw)
+            yield TextPart(raw, loc)
+            yield from embedded(raw, node, state)
         return
     stream = open_text(data, state)
     for first, chunk in text_chunks(stream, state.config.text_chunk_chars, state):

@@ -102,7 +102,7 @@ def verify_sidecar(data: bytes, key: bytes, where: str) -> dict[str, Any]:
     """The sidecar's fields, or EvidenceError when it is not valid JSON or its MAC does
     not verify under ``key`` (tampered, or written by another installation)."""
     try:
-        meta = json.loads(data)
+        meta: dict[str, Any] = json.loads(data)  # not a dict: TypeError below
         mac = meta["mac"]
     except (ValueError, KeyError, TypeError):
         raise EvidenceError(f"{where}: not a leaksentry evidence sidecar") from None

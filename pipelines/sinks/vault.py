@@ -48,6 +48,10 @@ from pipelines.match.keys import read_key
 from pipelines.model import EvidenceInfo, Finding, Severity, severity_rank
 
 if TYPE_CHECKING:
+    from _hashlib import HASH
+
+    from _typeshed import ReadableBuffer
+
     from leaksentry.config import Settings
 
 FORMAT = "leaksentry-evidence/1"
@@ -271,14 +275,14 @@ class Vault:
 class _HashingWriter(io.RawIOBase):
     """A file opened 0600 that hashes what is written and is fsynced on close."""
 
-    def __init__(self, path: Path, digest: Any) -> None:
+    def __init__(self, path: Path, digest: HASH) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._digest = digest
 
     def writable(self) -> bool:
         return True
 
-    def write(self, b: Any) -> int:
+    def write(self, b: ReadableBuffer) -> int:
         view = memoryview(b)
         self._digest.update(view)
         n = 0
@@ -369,9 +373,9 @@ def decrypt_to(sealed: Sealed, identities: list[Any], out: IO[bytes]) -> int:
         def writable(self) -> bool:
             return True
 
-        def write(self, b: Any) -> int:
+        def write(self, b: ReadableBuffer) -> int:
             h.update(b)
-            return out.write(b) or len(b)
+            return out.write(b) or memoryview(b).nbytes
 
     with open(sealed.ciphertext, "rb") as fh:
         try:

@@ -36,7 +36,7 @@ from leaksentry.config import Settings, load_config
 from leaksentry.errors import ConfigError, LeakSentryError
 from scheduler.cluster.app import TASK, Job, make_app
 from scheduler.cluster.state import HEARTBEAT_EVERY, ClusterState, WorkerStatus, connect
-from scheduler.crawls import RunningCrawls, run_crawl
+from scheduler.crawls import CrawlResult, RunningCrawls, run_crawl
 from scheduler.schedule import schedules
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ class Worker:
         self.done[result.outcome] = self.done.get(result.outcome, 0) + 1
         return {"outcome": result.outcome, "fetched": result.fetched, "hits": result.hits}
 
-    def _part_done(self, settings: Settings, job: Job, result: Any) -> None:
+    def _part_done(self, settings: Settings, job: Job, result: CrawlResult) -> None:
         """A part whose process ended without reporting (crashed, timed out) is reported
         here as failed, so the run is still recorded once."""
         import redis

@@ -22,9 +22,10 @@ How a spider for a source kind is written::
 
 A spider discovers and parses; the rest is wired by ``crawler.settings``:
 
-* which listed items are fetched, re-queued items first, the ``max_items`` budget,
-  shards and cluster batches: :class:`crawler.middlewares.seen.SeenFilterMiddleware`
-  (``self.seen_filter``: the spider's writes about items go through it);
+* which listed items are fetched, re-queued items first: the seen store and shards
+  (:class:`crawler.middlewares.seen.SeenFilterMiddleware`, ``self.seen_filter``: the
+  spider's writes about items go through it), the ``max_items`` budget
+  (``crawler.middlewares.budget``), cluster batches (``crawler.middlewares.dispatch``);
 * the source's headers, token and proxy: ``crawler.middlewares.credentials``; the
   crawl's deadline on every download: ``crawler.middlewares.deadline``;
 * the counters: ``crawler.stats`` (:mod:`crawler.runstats`); the run record when the
@@ -46,9 +47,9 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import posixpath
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import scrapy
@@ -58,6 +59,7 @@ from twisted.python.failure import Failure
 from crawler import runstats
 from crawler.failures import classify_failure
 from crawler.items import DocumentItem
+from crawler.middlewares.budget import ItemBudgetMiddleware
 from crawler.middlewares.seen import DISPATCH, LISTED, SeenFilterMiddleware
 from crawler.shard import Shard
 from crawler.state import StateStore
@@ -88,7 +90,8 @@ class SourceSpider(scrapy.Spider):
     @property
     def seen_filter(self) -> SeenFilterMiddleware:
         if self._seen_filter is None:
-            self._seen_filter = SeenFilterMiddleware.of(self.crawler)
+            self._seen_filter = _component(self.crawler.get_spider_middleware,
+                                           SeenFilterMiddleware)
         return self._seen_filter
 
     @property
@@ -105,9 +108,10 @@ class SourceSpider(scrapy.Spider):
         return self.seen_filter.owns(item_id)
 
     def want(self, item_id: str, url: str | None = None, version: str | None = None) -> bool:
-        """The seen filter's decision for an item that arrives without a request of its
-        own (a channel message in its listing page)."""
-        return self.seen_filter.want(item_id, url, version)
+        """The seen filter's and the budget's decision for an item that arrives without a
+        request of its own (a channel message in its listing page)."""
+        return self.seen_filter.want(item_id, url, version) and _component(
+            self.crawler.get_spider_middleware, ItemBudgetMiddleware).take()
 
     def count_status(self, key: str, count: int = 1) -> None:
         runstats.count_status(self.crawler.stats, key, count)
@@ -250,6 +254,16 @@ class SourceSpider(scrapy.Spider):
                                         base=s.getfloat("LEAKSENTRY_BACKOFF_BASE"),
                                         cap=s.getfloat("LEAKSENTRY_BACKOFF_CAP"),
                                         permanent=permanent)
+
+
+_C = TypeVar("_C")
+
+
+def _component(get: Callable[[type[_C]], _C | None], cls: type[_C]) -> _C:
+    """One of the crawl's components (``crawler.settings`` enables them all)."""
+    component = get(cls)
+    assert component is not None, f"{cls.__name__} is not enabled"
+    return component
 
 
 def _header(response: Response, name: str) -> str | None:

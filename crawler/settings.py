@@ -77,8 +77,11 @@ SPIDER_MIDDLEWARES = {
     "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
     "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
-    # which listed items this run fetches (seen store, max_items, shards, cluster batches)
+    # which listed items this run fetches, in this order: the seen store (and shards),
+    # the run's max_items, a cluster run's batches
     "crawler.middlewares.seen.SeenFilterMiddleware": 700,
+    "crawler.middlewares.budget.ItemBudgetMiddleware": 690,
+    "crawler.middlewares.dispatch.ClusterDispatchMiddleware": 680,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.DocumentPipeline": 300,

@@ -7,16 +7,15 @@ it); this middleware lets it through only when:
 * the item belongs to this process (``LEAKSENTRY_SHARD``: a shard fetches the items whose
   id hashes to it);
 * it was not requested before in this run, and the seen store says it needs a fetch
-  (new, a new version, re-queued and due);
-* the run's budget (``LEAKSENTRY_MAX_ITEMS``) is not spent: past it the item stays
-  pending in the store and the next run fetches it.
+  (new, a new version, re-queued and due).
 
-Every owned listed item counts as discovered (``leaksentry/discovered``). A part of a
-cluster run's listing hands the items it may fetch to the run's dispatcher
-(``spider.dispatch``: batches for the workers) instead of fetching them.
+Every owned listed item counts as discovered (``leaksentry/discovered``). What it lets
+through then meets the run's budget (:mod:`crawler.middlewares.budget`) and, in a
+cluster run's listing, the dispatcher (:mod:`crawler.middlewares.dispatch`).
 
 At start, items the store has re-queued for now ("not ready", transient failures, items
-left over by a previous run's budget) are requested first (``spider.retry_request``).
+left over by a previous run's budget) are requested first (``spider.retry_request``),
+marked :data:`RETRY`.
 
 The seen store is read once per crawl; first sightings are written behind in batches
 (every second, per 500, before any other write of this crawl, and when the spider
@@ -26,13 +25,14 @@ writes about items (unchanged, re-queued, gone) go through here for that reason.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.http import Request
+from scrapy.http import Request, Response
+from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 from twisted.internet import task
 
 from crawler import runstats
@@ -44,6 +44,8 @@ from leaksentry.store.db import Store, storage_error
 #: request meta: (item id, URL, version) of a listed item; the request is fetched only
 #: when this middleware wants the item
 LISTED = "ls_listed"
+#: request meta: a re-queued item requested at start (already wanted; within the budget)
+RETRY = "ls_retry"
 #: request meta: the item's entry for a cluster run's dispatcher (a batch may fetch it)
 DISPATCH = "ls_dispatch"
 
@@ -51,13 +53,13 @@ DISPATCH = "ls_dispatch"
 SIGHTINGS_BATCH = 500
 
 
-class SeenFilterMiddleware:
+class SeenFilterMiddleware(BaseSpiderMiddleware):
     def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
         s = crawler.settings
-        self.crawler = crawler
         self.source: str = s.get("LEAKSENTRY_SOURCE")
         self.shard = Shard.from_setting(s.getlist("LEAKSENTRY_SHARD"))
-        self.budget = s.getint("LEAKSENTRY_MAX_ITEMS")
+        self.retries = max(s.getint("LEAKSENTRY_MAX_ITEMS"), 1)  # at most, at start
         self.state = StateStore.of(crawler)
         self.queued: set[str] = set()  # item ids requested in this run
         self._seen: dict[str, seen.SeenItem] | None = None
@@ -69,12 +71,6 @@ class SeenFilterMiddleware:
         mw = cls(crawler)
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
-        return mw
-
-    @staticmethod
-    def of(crawler: Crawler) -> SeenFilterMiddleware:
-        mw = crawler.get_spider_middleware(SeenFilterMiddleware)
-        assert mw is not None, "crawler.middlewares.seen.SeenFilterMiddleware is not enabled"
         return mw
 
     def spider_opened(self) -> None:
@@ -94,52 +90,34 @@ class SeenFilterMiddleware:
         if getattr(spider, "items", None) is None:  # (a cluster batch lists nothing)
             for request in self._retries(spider):
                 yield request
-        async for o in start:
-            if (o := self._processed(o)) is not None:
-                yield o
+        async for o in super().process_start(start):
+            yield o
 
     def _retries(self, spider: Any) -> Iterator[Request]:
-        dispatching = getattr(spider, "dispatch", None) is not None
-        for item in seen.due_retries(self.store.conn, self.source, limit=max(self.budget, 1)):
+        for item in seen.due_retries(self.store.conn, self.source, limit=self.retries):
             if not self.owns(item.item_id):
                 continue
             request = spider.retry_request(item)
-            if request is not None or dispatching:
-                self.budget -= 1
+            if request is not None:
                 self.queued.add(item.item_id)
-            if request is not None and not self._dispatched(request):
+                request.meta[RETRY] = True
                 yield request
 
-    def process_spider_output(self, response: Any, result: Iterable[Any]) -> Iterator[Any]:
-        for o in result:
-            if (o := self._processed(o)) is not None:
-                yield o
-
-    async def process_spider_output_async(self, response: Any, result: AsyncIterator[Any]
-                                          ) -> AsyncIterator[Any]:
-        async for o in result:
-            if (o := self._processed(o)) is not None:
-                yield o
-
-    def _processed(self, o: Any) -> Any:
-        if isinstance(o, Request) and LISTED in o.meta:
-            item_id, url, version = o.meta[LISTED]
-            if not self.want(item_id, url, version) or self._dispatched(o):
+    def get_processed_request(self, request: Request, response: Response | None
+                              ) -> Request | None:
+        if LISTED in request.meta and RETRY not in request.meta:
+            item_id, url, version = request.meta[LISTED]
+            if not self.want(item_id, url, version):
                 return None
-        return o
-
-    def _dispatched(self, request: Request) -> bool:
-        """Whether a cluster run's dispatcher took the item (False: this process fetches it)."""
-        dispatch = getattr(self.crawler.spider, "dispatch", None)
-        entry = request.meta.get(DISPATCH)
-        return dispatch is not None and entry is not None and bool(dispatch.add(entry))
+        return request
 
     def owns(self, item_id: str) -> bool:
         """Whether this process fetches the item (always, unless the crawl is sharded)."""
         return self.shard is None or self.shard.owns(item_id)
 
     def want(self, item_id: str, url: str | None = None, version: str | None = None) -> bool:
-        """An item was listed: count it, record first-seen, and say whether to fetch it."""
+        """An item was listed: count it, record first-seen, and say whether it needs a
+        fetch (once per run: a second listing of it in this run is not wanted again)."""
         if not self.owns(item_id):
             return False
         self.crawler.stats.inc_value(runstats.DISCOVERED)
@@ -152,9 +130,6 @@ class SeenFilterMiddleware:
             self._sightings.append((item_id, url))
             if len(self._sightings) >= SIGHTINGS_BATCH:
                 self.flush()
-        if self.budget <= 0:
-            return False
-        self.budget -= 1
         self.queued.add(item_id)
         return True
 

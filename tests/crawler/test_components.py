@@ -13,6 +13,7 @@ from scrapy.crawler import Crawler
 from scrapy.utils.test import get_crawler
 
 from crawler import runstats
+from crawler.middlewares.budget import ItemBudgetMiddleware
 from crawler.middlewares.credentials import CredentialOriginMiddleware, SourceHeadersMiddleware
 from crawler.middlewares.deadline import DeadlineMiddleware
 from crawler.middlewares.seen import LISTED, SeenFilterMiddleware
@@ -31,24 +32,28 @@ def _listed(item_id: str, version: str | None = None) -> Request:
     return Request(url, meta={LISTED: (item_id, url, version)})
 
 
-def test_seen_filter_lets_through_new_items_within_the_budget(tmp_path: Path) -> None:
+def test_the_seen_filter_then_the_budget_let_through_new_items(tmp_path: Path) -> None:
     store = Store(tmp_path / "state.db")
     seen.discovered(store.conn, "s", "done1", "https://src.example/done1")
     seen.processed(store.conn, "s", "done1", "0" * 64, version="v1")
     store.close()
     crawler = _crawler(tmp_path, LEAKSENTRY_MAX_ITEMS=2)
-    mw = SeenFilterMiddleware(crawler)
+    mw, budget = SeenFilterMiddleware(crawler), ItemBudgetMiddleware(crawler)
+
+    def through(requests: list[Request]) -> list[Request]:
+        return list(budget.process_spider_output(None, mw.process_spider_output(None, requests)))
+
     page = Request("https://src.example/page/2")  # not a listed item: always through
-    out = list(mw.process_spider_output(None, [
-        _listed("new1"), _listed("done1", "v1"), _listed("new1"), _listed("new2"),
-        _listed("new3"), page]))
+    out = through([_listed("new1"), _listed("done1", "v1"), _listed("new1"), _listed("new2"),
+                   _listed("new3"), page])
     assert [r.url.rsplit("/", 1)[-1] for r in out] == ["new1", "new2", "2"]
     assert crawler.stats.get_value(runstats.DISCOVERED) == 5
     mw.flush()  # first sightings, the one past the budget too (fetched by the next run)
     rows = seen.load_source(mw.store.conn, "s")
     assert {k: v.status for k, v in rows.items()} == {
         "done1": "done", "new1": "pending", "new2": "pending", "new3": "pending"}
-    assert list(mw.process_spider_output(None, [_listed("done1", "v2")])) == []  # budget
+    assert through([_listed("done1", "v2")]) == []  # edited upstream, but over the budget
+    assert budget.left == 0 and not budget.take()
 
 
 def test_a_shard_counts_and_fetches_only_its_own_items(tmp_path: Path) -> None:

@@ -220,8 +220,10 @@ def scan(
     recorder = _Recorder(s) if index else None
     findings: list[Finding] = []
     failed = matched = False
-    # a one-off scan imports the format libraries it meets, not all of them up front
-    scanner = DocumentScanner(matcher, s.extract, passwords, preload_formats=False)
+    # a one-off scan imports the format libraries it meets, not all of them up front; a
+    # small plain file is scanned here, without starting a worker
+    scanner = DocumentScanner(matcher, s.extract, passwords, preload_formats=False,
+                              inline_small=True)
     with scanner:
         for display, path, named in _inputs(paths):
             try:

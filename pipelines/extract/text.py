@@ -15,10 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import charset_normalizer
-from lxml import etree
-from lxml import html as lxml_html
-
 from pipelines.extract.node import Node, mask_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import CELL_SEP, TextPart
@@ -51,6 +47,8 @@ def sniff_encoding(data: bytes) -> str:
             return "utf-16-le"
         if even > len(sample) // 4 and odd < len(sample) // 50:
             return "utf-16-be"
+    import charset_normalizer  # deferred for start-up: UTF-8 text (most) never needs it
+
     results = charset_normalizer.from_bytes(sample)
     best = results.best()
     if best is None or not best.encoding:
@@ -311,6 +309,9 @@ def mark_boundaries(root: Any) -> None:
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Visible text (no scripts, styles, templates) as one part, with block elements
     on lines of their own; each row of a data table as a record part."""
+    from lxml import etree  # deferred for start-up (`scan` of a text file): 9 ms
+    from lxml import html as lxml_html
+
     from pipelines.extract.encoded import embedded
 
     text = decode(data, state)
@@ -345,6 +346,8 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 def xml_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Element text and attribute values, one element per line, parsed incrementally
     with entity expansion, DTDs and network access off (billion-laughs safe)."""
+    from lxml import etree  # deferred for start-up (`scan` of a text file): 9 ms
+
     lines: list[str] = []
     size = 0
     first = 1

@@ -58,17 +58,18 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from leaksentry.config.extract import ExtractConfig
 from pipelines import localfile
-from pipelines.extract import detect, extract, preload
+from pipelines.extract import Extraction, detect, extract, preload
 from pipelines.extract.encoded import blob_candidates
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import reason
-from pipelines.model import Document, Finding, Match, ScanResult, Skipped, utcnow
+from pipelines.extract.text import chunk_end, sniff_encoding
+from pipelines.model import Document, Finding, Match, ScanResult, Skipped, TextPart, utcnow
 
 if TYPE_CHECKING:
     from pipelines.match import Matcher
@@ -84,15 +85,20 @@ def _doc_name(doc: Document) -> str:
 
 
 def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
-                passwords: tuple[str, ...] = ()) -> ScanResult:
-    """Extraction + matching in this process. Never raises for bad input."""
+                passwords: tuple[str, ...] = (), split: bool = False) -> ScanResult:
+    """Extraction + matching in this process. Never raises for bad input. ``split``: a
+    large plain text may be scanned in two halves at once (see :func:`_scan_split`)."""
     started = time.monotonic()
     # stop extracting at 80% of the limit: the matcher then finishes the parts it holds
     # and the partial result comes back before the worker would be killed
-    ex = extract(content, name, config, passwords,
-                 until=started + config.time_limit * _EXTRACT_SHARE)
+    until = started + config.time_limit * _EXTRACT_SHARE
+    ex = extract(content, name, config, passwords, until=until)
+    cut = _split_point(content, name, config) if split else None
     try:
-        result = matcher.scan(ex.parts())
+        if cut is None:
+            result = matcher.scan(ex.parts())
+        else:
+            result = _scan_split(ex, cut, matcher, until + config.kill_grace)
     except MemoryError:
         result = ScanResult(status="too_large", error=f"{_label(name)}: out of memory while "
                                                       f"scanning (worker memory limit)")
@@ -106,6 +112,110 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
     result.ocr_pages = result.details.pop("ocr_pages", None)
     result.details["seconds"] = round(time.monotonic() - started, 3)
     return result
+
+
+# -- a large plain text in two halves at once ------------------------------------------------
+
+#: a plain UTF-8 text at least this large is cut in two when the caller allows it
+#: (`leaksentry scan`) and this process may run on two CPUs or more: the halves are
+#: scanned at once, the second in a forked child, and their states merged. A crawl does
+#: not split (its processes already share the CPUs)
+SPLIT_MIN_BYTES = 16 << 20
+#: the second half starts a little past the middle: its process first copies it and
+#: counts the lines before it
+_SPLIT_AT = 0.55
+#: what a half's extraction must have found for the halves to stand for the whole:
+#: plain UTF-8 text, nothing embedded, nothing skipped, no problem
+_CLEAN_DETAILS = {"type": "text", "encoding": "utf-8"}
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _split_point(data: bytes, name: str, config: ExtractConfig) -> int | None:
+    """Where a large plain UTF-8 text is cut in two: the end of a plain-text chunk (the
+    chunks after it are then the whole text's), the one nearest :data:`_SPLIT_AT` of
+    the text; or None."""
+    n = len(data)
+    size = config.text_chunk_chars
+    if (n < max(SPLIT_MIN_BYTES, 2 * size) or n > config.max_input_bytes or _cpus() < 2
+            or detect(data, name) != "text" or sniff_encoding(data) != "utf-8"):
+        return None
+    aim = int(n * _SPLIT_AT)
+    pos = 0
+    while True:
+        end = chunk_end(data, pos, size)
+        if end >= n:
+            return pos or None
+        if end >= aim:  # the first end past the aim, or the one before it
+            return pos if pos and aim - pos < end - aim else end
+        pos = end
+
+
+def _upto(parts: Iterator[TextPart], end: int, exact: list[bool]) -> Iterator[TextPart]:
+    """The parts of a plain text up to byte ``end`` of it; ``exact[0]`` stays True when
+    they were its chunks, ending there (not an embedded payload, no NULs replaced)."""
+    total = 0
+    for part in parts:
+        yield part
+        if type(part.text) is not bytes:
+            exact[0] = False
+        total += len(part.text)
+        if total >= end:
+            break
+    exact[0] = exact[0] and total == end
+
+
+def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> ScanResult:
+    """The plain text of ``ex`` up to ``cut`` scanned here while a forked child scans the
+    rest (located from the line it starts on); the child's matcher state merged into
+    this one's (:meth:`~pipelines.match.scanner.Matcher.merge`) gives the result of one
+    scan. When the child cannot say, or either half was not clean plain text (an
+    embedded payload, a limit, the time), or the child's labels must be looked at in
+    order, this process goes on with the rest itself: the one scan."""
+    data, name, config, pw, until = ex.data, ex.name, ex.config, ex.passwords, ex.until
+    r, w = os.pipe()
+
+    def body() -> None:  # the second half, in the child
+        os.close(r)
+        line = data.count(b"\n", 0, cut) + 1
+        rest = extract(data[cut:], name, config, pw, until=until, first_line=line)
+        state = matcher.start()
+        matcher.feed(state, rest.parts())
+        clean = (rest.status, rest.details, rest.skipped) == ("ok", _CLEAN_DETAILS, [])
+        _write_frame(w, (clean, matcher.detach(state)))
+
+    try:
+        pid = _fork(body, {w})
+    except OSError:  # no fork (process limit): one scan
+        os.close(r)
+        return matcher.scan(ex.parts())  # type: ignore[no-any-return]
+    finally:
+        os.close(w)
+    parts = ex.parts()
+    state = matcher.start()
+    try:
+        exact = [True]
+        matcher.feed(state, _upto(parts, cut, exact))
+        try:
+            clean, (later, labels) = _read_frame(r, deadline)
+        except (_Timeout, _Died, pickle.UnpicklingError, EOFError, TypeError, ValueError):
+            clean = False
+        # this half's problems and skips show in the live details and list
+        mine = exact[0] and ex.details == _CLEAN_DETAILS and not ex.skipped
+        if (mine and clean and state.parts + later.parts <= config.max_parts
+                and matcher.merge(state, later, labels)):
+            parts.close()  # the extraction's status: this half's (ok)
+        else:
+            matcher.feed(state, parts)
+    finally:
+        os.close(r)
+        _kill(pid, wait=False)
+    return matcher.finish(state)  # type: ignore[no-any-return]
 
 
 def _label(name: str) -> str:
@@ -221,7 +331,7 @@ def _not_read(name: str, exc: localfile.NotRead) -> ScanResult:
 
 
 def _scan_local(f: localfile.Regular, name: str, matcher: Any, config: ExtractConfig,
-                pw: tuple[str, ...]) -> tuple[ScanResult, FileFacts]:
+                pw: tuple[str, ...], split: bool = False) -> tuple[ScanResult, FileFacts]:
     """Read a local file here (the worker), hash it alongside the scan, scan it."""
     try:
         data = localfile.read_regular(f, config.max_input_bytes)
@@ -232,7 +342,7 @@ def _scan_local(f: localfile.Regular, name: str, matcher: Any, config: ExtractCo
         return ScanResult(status="error", error=err), (None, f.size)
     digest = _hash_in_thread(data)
     try:
-        result = scan_inline(data, name, matcher, config, pw)
+        result = scan_inline(data, name, matcher, config, pw, split)
     except MemoryError:
         result = ScanResult(status="too_large",
                             error=f"{_label(name)}: out of memory while scanning")
@@ -395,9 +505,14 @@ def _fork(body: Callable[[], None], keep: set[int]) -> int:
     return _forker.fork(body, keep)
 
 
-def _kill(pid: int) -> None:
+def _kill(pid: int, wait: bool = True) -> None:
+    """Kill a child and reap it; ``wait=False``: reaped on a thread (a child that used a
+    lot of memory takes a while to go)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    if not wait:
+        threading.Thread(target=_kill, args=(pid,), name="reap", daemon=True).start()
+        return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -454,14 +569,17 @@ class DocumentScanner:
     ``preload_formats``: import every format library before the first fork (a crawl,
     whose workers are replaced now and then); a one-off `scan` imports what it meets.
     ``inline_small``: ``scan_file`` of a small plain file runs in this process (see
-    :data:`INLINE_MAX_BYTES`); same result, without a worker.
+    :data:`INLINE_MAX_BYTES`); same result, without a worker. ``split_large``: a large
+    plain text is scanned in two halves at once (see :data:`SPLIT_MIN_BYTES`).
     """
 
     def __init__(self, matcher: Any, config: ExtractConfig | None = None,
                  passwords: tuple[str, ...] = (), mode: str | None = None,
-                 preload_formats: bool = True, inline_small: bool = False) -> None:
+                 preload_formats: bool = True, inline_small: bool = False,
+                 split_large: bool = False) -> None:
         self.matcher = matcher
         self.inline_small = inline_small
+        self.split_large = split_large
         self.config = config or ExtractConfig()
         self.passwords = tuple(passwords)
         self.mode = mode or self.config.worker_mode
@@ -567,9 +685,10 @@ class DocumentScanner:
         """One job, in this process (the worker, or inline)."""
         content, f, name, pw = job
         if f is not None:
-            return _scan_local(f, name, self.matcher, self.config, pw)
+            return _scan_local(f, name, self.matcher, self.config, pw, self.split_large)
         assert content is not None
-        return scan_inline(content, name, self.matcher, self.config, pw), None
+        return scan_inline(content, name, self.matcher, self.config, pw,
+                           self.split_large), None
 
     def _close(self) -> None:
         if self._pid is not None:

@@ -16,12 +16,12 @@ from importlib import import_module
 
 import typer
 import typer.main
-from rich.text import Text
 from typer import _click
 from typer.core import TyperGroup
 
 from leaksentry import __version__
-from leaksentry.cli.common import err_console, shown
+from leaksentry.cli import common
+from leaksentry.cli.common import problem
 from leaksentry.errors import LeakSentryError
 from leaksentry.paths import PRIVATE_UMASK
 
@@ -116,23 +116,20 @@ def main() -> None:
     try:
         app()
     except LeakSentryError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), shown(exc)), highlight=False,
-                          soft_wrap=True)
+        problem("error: ", "red", exc, highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        common.err_console.print("interrupted")
         sys.exit(130)
     except sqlite3.DatabaseError as exc:  # damaged state file, full disk: one line
         from leaksentry.store.db import last_opened, store_failure
 
         err = store_failure(last_opened(), exc)
-        err_console.print(Text.assemble(("error: ", "red"), shown(err)), highlight=False,
-                          soft_wrap=True)
+        problem("error: ", "red", err, highlight=False)
         sys.exit(err.exit_code)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
-        err_console.print(Text.assemble(("error: ", "red"), shown(
-            f"{exc.filename or 'output'}: disk full ({exc.strerror})")), highlight=False,
-            soft_wrap=True)
+        problem("error: ", "red", f"{exc.filename or 'output'}: disk full ({exc.strerror})",
+                highlight=False)
         sys.exit(2)

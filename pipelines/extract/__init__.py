@@ -222,10 +222,11 @@ class Extraction:
     until: float | None = None
     #: members, tables, pages whose content could not be read (final after parts())
     skipped: list[Skipped] = field(default_factory=list)
+    first_line: int = 1
 
     def parts(self) -> Iterator[TextPart]:
         state = State(self.config, len(self.data), self.passwords, details=self.details,
-                      until=self.until, skipped=self.skipped)
+                      until=self.until, skipped=self.skipped, first_line=self.first_line)
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:
@@ -271,8 +272,11 @@ class Extraction:
 
 
 def extract(data: bytes, name: str = "", config: ExtractConfig | None = None,
-            passwords: Iterable[str] = (), *, until: float | None = None) -> Extraction:
+            passwords: Iterable[str] = (), *, until: float | None = None,
+            first_line: int = 1) -> Extraction:
     """``until`` (a time.monotonic() value) stops extraction earlier than the configured
-    time limit, e.g. so that the matcher can finish what it was given."""
+    time limit, e.g. so that the matcher can finish what it was given. ``first_line``:
+    ``data`` is the rest of a plain UTF-8 text from that line on (a split scan); its parts are
+    located as the whole text's would be."""
     return Extraction(bytes(data), name or "", config or ExtractConfig(), tuple(passwords),
-                      until=until)
+                      until=until, first_line=first_line)

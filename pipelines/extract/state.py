@@ -72,6 +72,9 @@ class State:
 
     #: a caller's own deadline (time.monotonic), e.g. to leave time for matching
     until: float | None = None
+    #: the document's first line number: 1, or where it starts in a larger text whose
+    #: halves are scanned apart (see pipelines.process, split scans)
+    first_line: int = 1
 
     @property
     def deadline(self) -> float:

@@ -94,23 +94,33 @@ def text_chunks(stream: io.TextIOBase, size: int, state: State) -> Iterator[tupl
         yield line, carry
 
 
-def byte_chunks(data: bytes, size: int, state: State) -> Iterator[tuple[int, bytes]]:
-    """:func:`text_chunks` over UTF-8 bytes (``size`` in bytes): cut after a line end,
-    else after a space, else at a character boundary."""
-    line, pos, n = 1, 0, len(data)
+def chunk_end(data: bytes, pos: int, size: int) -> int:
+    """Where :func:`byte_chunks` ends the chunk starting at ``pos``: after a line end,
+    else after a space, else at a character boundary. A chunk's end depends on its start
+    only, so the chunks of ``data[end:]`` are those of ``data`` from ``end`` on."""
+    n = len(data)
+    end = min(n, pos + size)
+    if end < n:
+        cut = data.rfind(b"\n", pos, end) + 1
+        if cut <= pos:
+            cut = data.rfind(b" ", max(pos, end - 256), end) + 1
+        if cut <= pos:
+            cut = end
+            while cut > pos and 0x80 <= data[cut] < 0xC0:
+                cut -= 1  # not inside a multi-byte character
+            cut = cut if cut > pos else end
+        end = cut
+    return end
+
+
+def byte_chunks(data: bytes, size: int, state: State, line: int = 1
+                ) -> Iterator[tuple[int, bytes]]:
+    """:func:`text_chunks` over UTF-8 bytes (``size`` in bytes), cut by
+    :func:`chunk_end`; ``line``: the number of the first line."""
+    pos, n = 0, len(data)
     while pos < n:
         state.tick()
-        end = min(n, pos + size)
-        if end < n:
-            cut = data.rfind(b"\n", pos, end) + 1
-            if cut <= pos:
-                cut = data.rfind(b" ", max(pos, end - 256), end) + 1
-            if cut <= pos:
-                cut = end
-                while cut > pos and 0x80 <= data[cut] < 0xC0:
-                    cut -= 1  # not inside a multi-byte character
-                cut = cut if cut > pos else end
-            end = cut
+        end = chunk_end(data, pos, size)
         chunk = data[pos:end]
         yield line, chunk
         if end < n:  # the next chunk's first line number (not needed after the last)
@@ -124,7 +134,8 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     if sniff_encoding(data) == "utf-8":
         # already what the matcher scans: no decoding into str and encoding back
         state.details.setdefault("encoding", "utf-8")
-        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state):
+        line = state.first_line if node.depth == 0 else 1  # the rest of a split text
+        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state, line):
             loc = node.location if first == 1 else node.at(f"from line {first}")
             if b"\x00" in chunk:
                 chunk = _NULS_B.sub(b" ", chunk)

@@ -209,8 +209,62 @@ class Matcher:
     # -- scanning -------------------------------------------------------------------------------
 
     def scan(self, parts: Iterable[TextPart]) -> ScanResult:
-        state = _State(unmatched={name: set() for name in self._checked},
-                       exposure=Exposure(self._categories, self.redact_labels))
+        state = self.start()
+        self.feed(state, parts)
+        return self.finish(state)
+
+    # A document can also be scanned in pieces, each piece's parts fed to a state of its
+    # own (in another process, say), the states merged in document order, then finished:
+    # the same result as one scan, because nothing a batch computes reaches past a part.
+
+    def start(self) -> _State:
+        """A new document's state."""
+        return _State(unmatched={name: set() for name in self._checked},
+                      exposure=Exposure(self._categories, self.redact_labels))
+
+    def finish(self, state: _State) -> ScanResult:
+        """The document's result from everything fed to ``state``."""
+        with _gc_paused():
+            return self._result(state)
+
+    @staticmethod
+    def detach(state: _State) -> tuple[_State, tuple[bool, bool]]:
+        """A piece's state made ready to send (its label collector stays behind), with
+        what :meth:`merge` needs to know of it: (looked at nothing, met a table)."""
+        exposure = state.exposure
+        assert exposure is not None
+        state.exposure = None
+        return state, (exposure.untouched, exposure.has_tables)
+
+    def merge(self, state: _State, later: _State, later_labels: tuple[bool, bool]) -> bool:
+        """Add the piece that follows ``state``'s in the document (detached); False, with
+        ``state`` unchanged, when the result would not be the one of a single scan: the
+        later piece looked at labels around identifiers that a single scan would still
+        have looked at (it stops after :data:`~.exposed.TEXT_SAMPLES` places), then the
+        caller feeds that piece's parts to ``state`` itself."""
+        untouched, tables = later_labels
+        exposure = state.exposure
+        if not untouched and (tables or exposure is None or exposure.sampling):
+            return False
+        state.parts += later.parts
+        seen = state.seen
+        for digest, entry in later.seen.items():  # first place, first kept; counts add up
+            mine = seen.get(digest)
+            if mine is None:
+                seen[digest] = entry
+            else:
+                mine[3] += entry[3]
+        state.records |= later.records
+        state.record_level |= later.record_level
+        for kind, digests in later.unmatched.items():
+            state.unmatched[kind] |= digests
+        room = self.config.snippets - len(state.snippets)  # a piece's snippets come in order
+        if room > 0:
+            state.snippets.extend(later.snippets[:room])
+        return True
+
+    def feed(self, state: _State, parts: Iterable[TextPart]) -> None:
+        """Scan ``parts`` (the next ones of the document) into ``state``."""
         limit = self.config.batch_bytes
         # one growing buffer per batch: no per-part bytes objects or TextParts are kept
         # (a part's text is freed as soon as it is encoded), only (location, row). A
@@ -254,8 +308,6 @@ class Matcher:
             del buf, first
             with _gc_paused():
                 self._scan_batch(data, starts, metas, runs, state)
-        with _gc_paused():
-            return self._result(state)
 
     @staticmethod
     def _batch(buf: bytearray, first: bytes | None) -> bytes:

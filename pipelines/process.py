@@ -58,7 +58,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -94,6 +94,7 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
     until = started + config.time_limit * _EXTRACT_SHARE
     ex = extract(content, name, config, passwords, until=until)
     cut = _split_point(content, name, config) if split else None
+    result: ScanResult
     try:
         if cut is None:
             result = matcher.scan(ex.parts())
@@ -199,7 +200,7 @@ def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> Scan
     parts = ex.parts()
     state = matcher.start()
     try:
-        exact = [True]
+        exact = [True]  # a list: the generator below sets it
         matcher.feed(state, _upto(parts, cut, exact))
         try:
             clean, (later, labels) = _read_frame(r, deadline)
@@ -209,7 +210,8 @@ def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> Scan
         mine = exact[0] and ex.details == _CLEAN_DETAILS and not ex.skipped
         if (mine and clean and state.parts + later.parts <= config.max_parts
                 and matcher.merge(state, later, labels)):
-            parts.close()  # the extraction's status: this half's (ok)
+            if isinstance(parts, Generator):
+                parts.close()  # the extraction ends here (its status: this half's, ok)
         else:
             matcher.feed(state, parts)
     finally:
@@ -637,6 +639,7 @@ class DocumentScanner:
                            fetched_at=utcnow(), result=_not_read(name, exc),
                            filename=Path(name).name)
         small = self._scan_small(f, name, pw) if self.inline_small else None
+        facts: FileFacts | None
         if small is not None:
             result, facts = small
         else:

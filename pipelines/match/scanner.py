@@ -266,55 +266,45 @@ class Matcher:
     def feed(self, state: _State, parts: Iterable[TextPart]) -> None:
         """Scan ``parts`` (the next ones of the document) into ``state``."""
         limit = self.config.batch_bytes
-        # one growing buffer per batch: no per-part bytes objects or TextParts are kept
-        # (a part's text is freed as soon as it is encoded), only (location, row). A
-        # batch's first part waits in `first` until a second one comes: a document of one
-        # part (plain text) is then joined once instead of copied twice.
-        buf = bytearray(_SEP)
-        first: bytes | None = None
+        # a batch's parts as bytes, joined once when the batch is full (one copy of each
+        # byte; a growing buffer copied it twice); no TextPart is kept, only (location, row)
+        pieces: list[bytes] = []
         starts: list[int] = [1]  # offset of each part's first byte, then the end sentinel
         metas: list[_Meta] = []
         # where the table header changes: one entry per table (or text run), not per row
         runs: Runs = []
         header = runs  # never a part's header: the first part starts a run
-        sep = _SEP
         for part in parts:
             state.parts += 1
             text = part.text
             data = text if type(text) is bytes else text.encode("utf-8", "replace")
             if metas and (starts[-1] - 1 + len(data) > limit or len(metas) == _BATCH_PARTS):
                 with _gc_paused():
-                    self._scan_batch(self._batch(buf, first), starts, metas, runs, state)
-                buf = bytearray(_SEP)
-                first = None
+                    self._scan_batch(self._batch(pieces), starts, metas, runs, state)
+                pieces = []
                 starts, metas, runs = [1], [], []
                 header = runs
             if part.header is not header:
                 header = part.header
                 runs.append((len(metas), header))
-            if not metas:
-                first = data
-            else:
-                if first is not None:
-                    buf += first
-                    buf += sep
-                    first = None
-                buf += data
-                buf += sep
+            pieces.append(data)
             starts.append(starts[-1] + len(data) + 1)
             metas.append((part.location, part.row))
         if metas:
-            data = self._batch(buf, first)
-            del buf, first
+            data = self._batch(pieces)
+            del pieces
             with _gc_paused():
                 self._scan_batch(data, starts, metas, runs, state)
 
     @staticmethod
-    def _batch(buf: bytearray, first: bytes | None) -> bytes:
-        """The batch as the finder wants it: parts joined by newlines, one at each end."""
-        if first is not None:
-            return _SEP.join((b"", first, b""))
-        return bytes(buf)
+    def _batch(pieces: list[bytes]) -> bytes:
+        """The batch as the finder wants it: parts joined by newlines, one at each end
+        (the pieces are let go)."""
+        pieces.insert(0, b"")
+        pieces.append(b"")
+        data = _SEP.join(pieces)
+        pieces.clear()
+        return data
 
     def _canonical(self, buf: bytes, cands: list[Candidate]) -> tuple[list[bytes], np.ndarray]:
         """Every candidate's canonical form and whether it passes its kind's checksum, in

@@ -69,7 +69,16 @@ from pipelines.extract.encoded import blob_candidates
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import reason
 from pipelines.extract.text import chunk_end, sniff_encoding
-from pipelines.model import Document, Finding, Match, ScanResult, Skipped, TextPart, utcnow
+from pipelines.model import (
+    Document,
+    Finding,
+    Match,
+    ScanResult,
+    Skipped,
+    Status,
+    TextPart,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from pipelines.match import Matcher
@@ -561,7 +570,7 @@ def _timeout_result(name: str, head: bytes, config: ExtractConfig) -> ScanResult
 
 
 def _died_result(name: str, head: bytes, how: str) -> ScanResult:
-    status = "too_large" if "SIGKILL" in how or "MemoryError" in how else "error"
+    status: Status = "too_large" if "SIGKILL" in how or "MemoryError" in how else "error"
     return ScanResult(status=status, error=f"{_label(name)}: scanning failed: {how}",
                       details={"type": detect(head, name)})
 

@@ -42,7 +42,7 @@ def matcher(tmp_path_factory: pytest.TempPathFactory) -> Matcher:
 @pytest.fixture(autouse=True)
 def small_split(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(process, "SPLIT_MIN_BYTES", 0)
-    monkeypatch.setattr(process, "_cpus", lambda: 2)
+    monkeypatch.setattr(process, "_spare_cpu", lambda: True)
 
 
 @pytest.fixture
@@ -157,8 +157,12 @@ def test_labels_still_looked_at_keep_the_order(matcher: Matcher, merges: list[bo
     assert halves == single and single.exposed_fields
 
 
-def test_small_or_other_texts_are_not_split() -> None:
+def test_small_or_other_texts_are_not_split(monkeypatch: pytest.MonkeyPatch) -> None:
     data = dense_text()
+    assert process._split_point(data, "notes.txt", CONFIG) is not None
+    with monkeypatch.context() as m:  # the other CPUs are busy: one scan
+        m.setattr(process, "_spare_cpu", lambda: False)
+        assert process._split_point(data, "notes.txt", CONFIG) is None
     assert process._split_point(data, "notes.txt", ExtractConfig()) is None  # one chunk
     assert process._split_point(b'{"a": 1}\n' * 2000, "x.json", CONFIG) is None
     assert process._split_point("é".encode("latin-1") * 5000, "x.txt", CONFIG) is None

@@ -218,7 +218,10 @@ def scan(
         raise ConfigError("no key: give --key or set matching.key in the config")
     if fp_path is None:
         raise ConfigError("no fingerprints: give --fingerprints or set matching.fingerprints")
-    matcher = Matcher.load(key_path, fp_path, s.matching)
+    # the fingerprint file's integrity check runs while the first document is scanned;
+    # nothing is said about a document before it passed
+    matcher = Matcher.load(key_path, fp_path, s.matching, verify="background")
+    verified = matcher.fingerprints.verified
     passwords = tuple(getattr(s.extract, "passwords", ()) or ())
 
     recorder = _Recorder(s) if index else None
@@ -234,15 +237,13 @@ def scan(
             try:
                 finding, content = _scan_one(scanner, display, path, named,
                                              s.extract.max_input_bytes)
-            except InputError as exc:
-                problem("error: ", "red", exc)
-                failed = True
-                continue
             except Exception as exc:  # never a traceback at the user; the type says enough
-                problem("error: ", "red",
+                verified()
+                problem("error: ", "red", exc if isinstance(exc, InputError) else
                         f"{display}: could not be scanned ({type(exc).__name__})")
                 failed = True
                 continue
+            verified()
             r = finding.result
             if r.status != "ok":
                 failed = True

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -194,9 +195,12 @@ class Matcher:
     @classmethod
     def load(cls, key_path: Path | str, fingerprints_path: Path | str,
              config: MatchingConfig | None = None, engine: str = "auto",
-             speedups: bool | None = None) -> Matcher:
+             speedups: bool | None = None,
+             verify: bool | Literal["background"] = True) -> Matcher:
+        """``verify``: see :class:`~.fpfile.FingerprintSet`."""
         key = read_key(key_path)
-        return cls(key, FingerprintSet(fingerprints_path, key), config, engine, speedups)
+        return cls(key, FingerprintSet(fingerprints_path, key, verify), config, engine,
+                   speedups)
 
     @classmethod
     def from_config(cls, cfg: MatchingConfig) -> Matcher:

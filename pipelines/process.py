@@ -28,7 +28,11 @@ backstop, and then only the status comes back.
 A local file (:meth:`DocumentScanner.scan_file`, what `leaksentry scan` uses) is
 not sent through the pipe: the worker gets its path, checks it is still the file
 the parent looked at, reads it itself (bounded by the input limit, see
-:mod:`pipelines.localfile`) and hashes it in a thread while it scans.
+:mod:`pipelines.localfile`) and hashes it in a thread while it scans. For `leaksentry
+scan`, a small plain file is scanned in the calling process instead (nothing in it
+could need the worker's limits: :data:`INLINE_MAX_BYTES`), and a large plain text may be
+scanned in two halves at once when a CPU is spare (:data:`SPLIT_MIN_BYTES`): both give
+the result the worker would have.
 
 Workers die with the process that started them: each sets ``PR_SET_PDEATHSIG``
 (SIGKILL) and then checks that its parent is still the one that forked it; forks

@@ -137,9 +137,9 @@ def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
 #: work keeps it busy, hence :func:`_spare_cpu`. A crawl does not split (its processes
 #: already share the CPUs)
 SPLIT_MIN_BYTES = 16 << 20
-#: the second half starts a little past the middle: its process first copies it and
-#: counts the lines before it
-_SPLIT_AT = 0.55
+#: the second half starts a little past the middle: its process first counts the lines
+#: before it
+_SPLIT_AT = 0.53
 #: what a half's extraction must have found for the halves to stand for the whole:
 #: plain UTF-8 text, nothing embedded, nothing skipped, no problem
 _CLEAN_DETAILS = {"type": "text", "encoding": "utf-8"}
@@ -204,7 +204,7 @@ def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> Scan
     def body() -> None:  # the second half, in the child
         os.close(r)
         line = data.count(b"\n", 0, cut) + 1
-        rest = extract(data[cut:], name, config, pw, until=until, first_line=line)
+        rest = extract(data, name, config, pw, until=until, start=cut, first_line=line)
         state = matcher.start()
         matcher.feed(state, rest.parts())
         clean = (rest.status, rest.details, rest.skipped) == ("ok", _CLEAN_DETAILS, [])

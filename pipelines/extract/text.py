@@ -113,11 +113,11 @@ def chunk_end(data: bytes, pos: int, size: int) -> int:
     return end
 
 
-def byte_chunks(data: bytes, size: int, state: State, line: int = 1
+def byte_chunks(data: bytes, size: int, state: State, line: int = 1, pos: int = 0
                 ) -> Iterator[tuple[int, bytes]]:
     """:func:`text_chunks` over UTF-8 bytes (``size`` in bytes), cut by
-    :func:`chunk_end`; ``line``: the number of the first line."""
-    pos, n = 0, len(data)
+    :func:`chunk_end`, from byte ``pos`` on, the start of line ``line``."""
+    n = len(data)
     while pos < n:
         state.tick()
         end = chunk_end(data, pos, size)
@@ -134,8 +134,10 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     if sniff_encoding(data) == "utf-8":
         # already what the matcher scans: no decoding into str and encoding back
         state.details.setdefault("encoding", "utf-8")
-        line = state.first_line if node.depth == 0 else 1  # the rest of a split text
-        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state, line):
+        # the document from its start, or the rest of a split text (pipelines.process)
+        line, pos = (state.first_line, state.start) if node.depth == 0 else (1, 0)
+        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state, line,
+                                        pos):
             loc = node.location if first == 1 else node.at(f"from line {first}")
             if b"\x00" in chunk:
                 chunk = _NULS_B.sub(b" ", chunk)

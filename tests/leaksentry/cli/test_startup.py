@@ -75,6 +75,8 @@ def test_help_and_version_load_no_config_models_and_no_scanner(tmp_path, args):
     assert heavy(modules, CONFIG_MODULES) == []
     if len(args) == 1:
         assert heavy(modules, ("pydantic",)) == []
+    if args == ["--version"]:  # prints one line: no Rich, no command module
+        assert heavy(modules, ("rich", "leaksentry.cli.scan", "leaksentry.cli.crawl")) == []
 
 
 def test_version_names_the_scanner_path_without_importing_it(tmp_path):

@@ -264,6 +264,7 @@ def scan(
                 sys.stdout.flush()
             else:
                 findings.append(finding)
+    verified()  # also when there was nothing to scan (an empty directory)
     if not as_json and findings:
         _print(findings)
     if recorder is not None:

@@ -72,7 +72,7 @@ from pipelines.extract import Extraction, detect, extract, preload
 from pipelines.extract.encoded import blob_candidates
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import reason
-from pipelines.extract.text import chunk_end, sniff_encoding
+from pipelines.extract.text import chunk_end, count_newlines, sniff_encoding
 from pipelines.model import (
     Document,
     Finding,
@@ -203,7 +203,7 @@ def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> Scan
 
     def body() -> None:  # the second half, in the child
         os.close(r)
-        line = data.count(b"\n", 0, cut) + 1
+        line = count_newlines(data, 0, cut) + 1
         rest = extract(data, name, config, pw, until=until, start=cut, first_line=line)
         state = matcher.start()
         matcher.feed(state, rest.parts())

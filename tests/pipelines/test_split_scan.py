@@ -197,3 +197,13 @@ def test_chunks_after_a_chunk_end_are_the_whole_texts() -> None:
     whole = list(chunks_of(data))
     at = sum(len(c) for c in whole[:5])
     assert list(chunks_of(data[at:])) == whole[5:]
+
+
+@pytest.mark.parametrize("size", [0, 10, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3_000_001])
+def test_count_newlines_is_bytes_count(size: int) -> None:
+    from pipelines.extract.text import count_newlines
+
+    data = (b"ab\ncd\n\nefg" * (size // 11 + 1))[:size]
+    for start, end in ((0, None), (5, size - 3), (size // 2, None), (0, size + 10)):
+        want = data.count(b"\n", start, len(data) if end is None else end)
+        assert count_newlines(data, start, end) == want

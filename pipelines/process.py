@@ -97,7 +97,7 @@ def _doc_name(doc: Document) -> str:
     return doc.filename or doc.url or ""
 
 
-def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
+def scan_inline(content: bytes, name: str, matcher: Matcher, config: ExtractConfig,
                 passwords: tuple[str, ...] = (), split: bool = False) -> ScanResult:
     """Extraction + matching in this process. Never raises for bad input. ``split``: a
     large plain text may be scanned in two halves at once (see :func:`_scan_split`)."""
@@ -191,7 +191,7 @@ def _upto(parts: Iterator[TextPart], end: int, exact: list[bool]) -> Iterator[Te
     exact[0] = exact[0] and total == end
 
 
-def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> ScanResult:
+def _scan_split(ex: Extraction, cut: int, matcher: Matcher, deadline: float) -> ScanResult:
     """The plain text of ``ex`` up to ``cut`` scanned here while a forked child scans the
     rest (located from the line it starts on); the child's matcher state merged into
     this one's (:meth:`~pipelines.match.scanner.Matcher.merge`) gives the result of one
@@ -214,7 +214,7 @@ def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> Scan
         pid = _fork(body, {w})
     except OSError:  # no fork (process limit): one scan
         os.close(r)
-        return matcher.scan(ex.parts())  # type: ignore[no-any-return]
+        return matcher.scan(ex.parts())
     finally:
         os.close(w)
     parts = ex.parts()
@@ -237,7 +237,7 @@ def _scan_split(ex: Extraction, cut: int, matcher: Any, deadline: float) -> Scan
     finally:
         os.close(r)
         _kill(pid, wait=False)
-    return matcher.finish(state)  # type: ignore[no-any-return]
+    return matcher.finish(state)
 
 
 def _label(name: str) -> str:
@@ -352,7 +352,7 @@ def _not_read(name: str, exc: localfile.NotRead) -> ScanResult:
                       details={"size": exc.size} if exc.size else {})
 
 
-def _scan_local(f: localfile.Regular, name: str, matcher: Any, config: ExtractConfig,
+def _scan_local(f: localfile.Regular, name: str, matcher: Matcher, config: ExtractConfig,
                 pw: tuple[str, ...], split: bool = False) -> tuple[ScanResult, FileFacts]:
     """Read a local file here (the worker), hash it alongside the scan, scan it."""
     try:
@@ -613,7 +613,7 @@ class DocumentScanner:
     plain text is scanned in two halves at once (see :data:`SPLIT_MIN_BYTES`).
     """
 
-    def __init__(self, matcher: Any, config: ExtractConfig | None = None,
+    def __init__(self, matcher: Matcher, config: ExtractConfig | None = None,
                  passwords: tuple[str, ...] = (), mode: str | None = None,
                  preload_formats: bool = True, inline_small: bool = False,
                  split_large: bool = False) -> None:

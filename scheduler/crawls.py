@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.processes import alive
@@ -316,18 +318,21 @@ def _proc_start(pid: int) -> int | None:
 
 
 def _max_run_id(store: Store) -> int:
-    return store.conn.execute("SELECT coalesce(max(id), 0) FROM source_runs").fetchone()[0]
+    return int(store.conn.execute("SELECT coalesce(max(id), 0) FROM source_runs").fetchone()[0])
 
 
-def _run_after(store: Store, source: str, after_id: int):
-    return store.conn.execute(
+def _run_after(store: Store, source: str, after_id: int) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = store.conn.execute(
         "SELECT * FROM source_runs WHERE source = ? AND id > ? ORDER BY id DESC LIMIT 1",
         (source, after_id),
     ).fetchone()
+    return row
 
 
-def _row(store: Store, run_id: int):
-    return store.conn.execute("SELECT * FROM source_runs WHERE id = ?", (run_id,)).fetchone()
+def _row(store: Store, run_id: int) -> sqlite3.Row:
+    row: sqlite3.Row = store.conn.execute("SELECT * FROM source_runs WHERE id = ?",
+                                          (run_id,)).fetchone()
+    return row
 
 
 def _last_run_id_since(store: Store, source: str, started: datetime) -> int | None:
@@ -344,15 +349,15 @@ def _record(store: Store, source: str, started: datetime, outcome: str, error: s
                      outcome=outcome, error=error)
     with store.transaction() as tx:
         record_run(tx, run, unhealthy_after=unhealthy_after)
-        return tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
-                          (source,)).fetchone()[0]
+        return int(tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
+                              (source,)).fetchone()[0])
 
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)

@@ -16,13 +16,17 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from scheduler.readonly import connect_readonly
+
+if TYPE_CHECKING:
+    from pipelines.alerts.worker import DeliveryReport
+    from pipelines.sinks.spool import DrainReport
 
 log = logging.getLogger("leaksentry.scheduler.metrics")
 
@@ -68,30 +72,19 @@ class DaemonMetrics:
         self.documents.labels(source).inc(fetched)
         self.crawl_hits.labels(source).inc(hits)
 
-    def record_delivery(self, report: Any) -> None:
-        for result in ("delivered", "failed", "dead"):
-            n = _count(getattr(report, result, 0))
+    def record_delivery(self, report: DeliveryReport) -> None:
+        for result, n in (("delivered", report.delivered), ("failed", report.failed),
+                          ("dead", report.dead)):
             if n:
                 self.deliveries.labels(result).inc(n)
 
-    def record_drain(self, report: Any) -> None:
-        for result in ("delivered", "duplicates", "rejected", "retry_later"):
-            n = _count(getattr(report, result, 0))
+    def record_drain(self, report: DrainReport) -> None:
+        for result, n in (("delivered", report.delivered), ("duplicates", report.duplicates),
+                          ("rejected", report.rejected), ("retry_later", report.retry_later)):
             if n:
                 self.spool_sent.labels(result).inc(n)
-        if getattr(report, "unreachable", False):
+        if report.unreachable:
             self.spool_unreachable.inc()
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    try:
-        return len(value)
-    except TypeError:
-        return 0
 
 
 class StoreCollector(Collector):
@@ -101,7 +94,7 @@ class StoreCollector(Collector):
         self.db_path = db_path
         self.running = running
 
-    def describe(self) -> list:
+    def describe(self) -> list[GaugeMetricFamily]:
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -152,3 +152,10 @@ def test_every_command_is_listed_and_registered_by_its_module(tmp_path):
         assert sorted(_commands_of(module)) == sorted(names)
         assert all(group.get_command(ctx, n) is not None for n in names)
     assert isinstance(app, typer.Typer)
+    # every module of leaksentry.cli that registers commands is in the table
+    import leaksentry.cli
+
+    here = Path(leaksentry.cli.__file__).parent
+    registering = {f.stem for f in here.glob("*.py")
+                   if "\ndef register(app" in f.read_text(encoding="utf-8")}
+    assert registering == set(COMMANDS.values())

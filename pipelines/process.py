@@ -147,13 +147,13 @@ _CLEAN_DETAILS = {"type": "text", "encoding": "utf-8"}
 
 def _spare_cpu() -> bool:
     """Another CPU this process may use is (about) idle: the load average over the last
-    minute leaves one and a half of them."""
+    minute, less this scan's own (one task), leaves one and a half of them."""
     try:
         cpus = len(os.sched_getaffinity(0))
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
-    return cpus - load >= 1.5
+    return cpus - max(0.0, load - 1.0) >= 1.5
 
 
 def _split_point(data: bytes, name: str, config: ExtractConfig) -> int | None:

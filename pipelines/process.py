@@ -132,10 +132,10 @@ def scan_inline(content: bytes, name: str, matcher: Matcher, config: ExtractConf
 
 #: a plain UTF-8 text at least this large is cut in two when the caller allows it
 #: (`leaksentry scan`) and a CPU is spare: the halves are scanned at once, the second in
-#: a forked child, and their states merged. Measured on 2 CPUs, 100 MB: 0.18 s instead
-#: of 0.21 s with the second CPU idle, but no faster and 11 % more CPU time when other
-#: work keeps it busy, hence :func:`_spare_cpu`. A crawl does not split (its processes
-#: already share the CPUs)
+#: a forked child, and their states merged. Measured on 2 CPUs, 100 MB, whole `scan`
+#: process: best 0.62 s instead of 0.71 s with the second CPU mostly idle (5 % more CPU
+#: time), no faster and 11 % more CPU time when other work keeps it busy, hence
+#: :func:`_spare_cpu`. A crawl does not split (its processes already share the CPUs)
 SPLIT_MIN_BYTES = 16 << 20
 #: the second half starts a little past the middle: its process first counts the lines
 #: before it

@@ -110,7 +110,7 @@ class Daemon:
         except OSError as exc:
             raise DaemonError(f"{self.state_dir}: cannot write the config snapshot:"
                               f" {exc.strerror or exc}") from None
-        store = Store(s.state.db)
+        store = Store(s.state)
         # deliveries leased by a daemon killed mid-send: this daemon holds the exclusive
         # lock, so no other worker can own them; send them now, not when the lease ends
         with store.transaction() as tx:

@@ -88,7 +88,7 @@ def _store_hits(s: object) -> list[dict]:
     from leaksentry.store import Store
     from pipelines.sinks.local import query_hits
 
-    store = Store(s.state.db)  # type: ignore[attr-defined]
+    store = Store(s.state)  # type: ignore[attr-defined]
     try:
         return [h.to_json() for h in query_hits(store.conn, limit=1 << 31)]
     finally:

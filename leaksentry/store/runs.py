@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.redaction import redact
+from leaksentry.store.engine import Connection, Row
 from pipelines.model import RunSummary
 
 COMPONENT = "runs"
@@ -61,7 +61,7 @@ class SourceHealth:
 
 
 def record_run(
-    conn: sqlite3.Connection, run: RunSummary, *, unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
+    conn: Connection, run: RunSummary, *, unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
 ) -> SourceHealth:
     """Append a run and update the source's health.
 
@@ -111,7 +111,7 @@ def record_run(
     return health
 
 
-def _health(row: sqlite3.Row) -> SourceHealth:
+def _health(row: Row) -> SourceHealth:
     return SourceHealth(
         source=row["source"], healthy=bool(row["healthy"]),
         consecutive_errors=row["consecutive_errors"], consecutive_empty=row["consecutive_empty"],
@@ -121,17 +121,17 @@ def _health(row: sqlite3.Row) -> SourceHealth:
     )
 
 
-def get_health(conn: sqlite3.Connection, source: str) -> SourceHealth | None:
+def get_health(conn: Connection, source: str) -> SourceHealth | None:
     row = conn.execute("SELECT * FROM source_health WHERE source = ?", (source,)).fetchone()
     return _health(row) if row else None
 
 
-def all_health(conn: sqlite3.Connection) -> list[SourceHealth]:
+def all_health(conn: Connection) -> list[SourceHealth]:
     return [_health(r) for r in conn.execute("SELECT * FROM source_health ORDER BY source")]
 
 
-def recent_runs(conn: sqlite3.Connection, source: str | None = None,
-                limit: int = 20) -> list[sqlite3.Row]:
+def recent_runs(conn: Connection, source: str | None = None,
+                limit: int = 20) -> list[Row]:
     if source:
         q = "SELECT * FROM source_runs WHERE source = ? ORDER BY id DESC LIMIT ?"
         return list(conn.execute(q, (source, limit)))

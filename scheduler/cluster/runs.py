@@ -110,7 +110,7 @@ def _record(settings: Settings, run: RunSummary) -> None:
     from leaksentry.store.runs import record_run
 
     src = settings.crawler.effective(settings.source(run.source))
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         with store.transaction() as tx:
             record_run(tx, run, unhealthy_after=int(src.unhealthy_after or 3))

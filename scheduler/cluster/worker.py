@@ -218,7 +218,7 @@ class Worker:
         env = dict(os.environ, LEAKSENTRY_DIE_WITH_PARENT=str(os.getpid()))
         from leaksentry.store import Store
 
-        store = Store(settings.state.db)
+        store = Store(settings.state)
         try:
             # the crawl checks the file's hash too, as it does for the daemon's snapshot
             result = run_crawl(store, job.source, path if job.config else None,

@@ -151,7 +151,7 @@ def test_seen_key_made_once_when_processes_race(tmp_path) -> None:
         for n in range(12):  # a fresh state dir each round: the race is at creation
             d = tmp_path / f"state{n}"
             d.mkdir()
-            keys = pool.map(_secret, [str(d / "state.db")] * 16, chunksize=1)
+            keys = pool.map(_secret, [d] * 16, chunksize=1)
             assert len(set(keys)) == 1 and len(keys[0]) == 32
             assert (d / KEY_FILE).read_bytes() == keys[0]
             assert (d / KEY_FILE).stat().st_mode & 0o777 == 0o600

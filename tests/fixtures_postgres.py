@@ -25,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,3 +168,31 @@ def state_config(target: str | Path, state_dir: Path) -> dict[str, Any]:
     if isinstance(target, Path):
         return {"dir": str(target.parent)}
     return {"dir": str(state_dir), "url": target}
+
+
+def open_store(target: str | Path, state_dir: Path) -> Any:
+    """A :class:`leaksentry.store.Store` on a ``store_url`` target, its keys in
+    ``state_dir`` (as ``Store(settings.state)`` opens it)."""
+    from leaksentry.config import StateConfig
+    from leaksentry.store import Store
+
+    if isinstance(target, Path):
+        target = state_dir / target.name
+    return Store(StateConfig.model_validate(state_config(target, state_dir)))
+
+
+@pytest.fixture
+def store_dump(request: pytest.FixtureRequest) -> Any:
+    """``store_dump(store) -> bytes``: everything a store holds, for the privacy tests
+    (a SQLite file's bytes, its WAL and its SQL dump; a PostgreSQL database's pg_dump)."""
+
+    def dump(store: Any) -> bytes:
+        if store.engine == "sqlite":
+            path = Path(store.path)
+            store.close()
+            raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+            return raw + "\n".join(store.conn.raw.iterdump()).encode()
+        server: PgServer = request.getfixturevalue("postgres_server")
+        return server.dump(str(store.path)).encode()
+
+    return dump

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 import sys
 
 import typer
@@ -20,6 +19,7 @@ from leaksentry.cli import (
     alerts,
     config_cmd,
     crawl,
+    db,
     demo,
     es,
     evidence,
@@ -76,7 +76,7 @@ def _root(
 
 
 for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
-                config_cmd, evidence, notify, worker):
+                config_cmd, evidence, notify, worker, db):
     _module.register(app)
 
 
@@ -93,15 +93,17 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except sqlite3.DatabaseError as exc:  # damaged state file, full disk: one line
-        from leaksentry.store.db import last_opened, store_failure
+    except Exception as exc:
+        from leaksentry.store.engine import db_errors  # deferred: loads the config models
 
-        err = store_failure(last_opened(), exc)
-        err_console.print(Text.assemble(("error: ", "red"), shown(err)), highlight=False,
-                          soft_wrap=True)
-        sys.exit(err.exit_code)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        if isinstance(exc, db_errors()):  # damaged state file, full disk, lost server
+            from leaksentry.store.db import last_opened, store_failure
+
+            err = store_failure(last_opened(), exc)
+            err_console.print(Text.assemble(("error: ", "red"), shown(err)), highlight=False,
+                              soft_wrap=True)
+            sys.exit(err.exit_code)
+        if not isinstance(exc, OSError) or exc.errno != errno.ENOSPC:
             raise
         err_console.print(Text.assemble(("error: ", "red"), shown(
             f"{exc.filename or 'output'}: disk full ({exc.strerror})")), highlight=False,

@@ -50,7 +50,13 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
     def __iter__(self) -> Iterator[Any]: ...
+
+
+def quoted(name: str) -> str:
+    """An identifier, quoted for both engines (a column may be a reserved word)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def is_postgres_url(target: object) -> bool:
@@ -108,6 +114,20 @@ class Connection:
     def tables(self) -> set[str]:
         return {r[0] for r in self.raw.execute(
             "SELECT name FROM sqlite_schema WHERE type = 'table'")}
+
+    def columns(self, table: str) -> list[str]:
+        return [r[1] for r in self.raw.execute(f"PRAGMA table_info({quoted(table)})")]
+
+    def insert_rows(self, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Rows as they are, ids included (a store copied from another)."""
+        cols = ", ".join(quoted(c) for c in columns)
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {quoted(table)} ({cols}) VALUES ({marks})", rows)
+
+    def reset_ids(self, table: str) -> None:
+        """After :meth:`insert_rows`: new rows get ids above the copied ones (SQLite's
+        rowids do by themselves)."""
 
     def close(self) -> None:
         self.raw.close()
@@ -179,6 +199,28 @@ class PgConnection(Connection):
     def tables(self) -> set[str]:
         return {r[0] for r in self.raw.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+    def columns(self, table: str) -> list[str]:
+        return [r[0] for r in self.raw.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+            " current_schema() AND table_name = %s ORDER BY ordinal_position", (table,))]
+
+    def insert_rows(self, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        cols = ", ".join(quoted(c) for c in columns)
+        with self.raw.cursor() as cur, \
+                cur.copy(f"COPY {quoted(table)} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def reset_ids(self, table: str) -> None:
+        serials = self.raw.execute(
+            "SELECT column_name, pg_get_serial_sequence(%s, column_name)"
+            " FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s AND column_default LIKE 'nextval%%'", (table, table))
+        for column, seq in serials.fetchall():
+            self.raw.execute(f"SELECT setval(%s, COALESCE(max({quoted(column)}), 0) + 1,"
+                             f" false) FROM {quoted(table)}", (seq,))
 
 
 def connect_sqlite(path: Path | str, *, readonly: bool = False,

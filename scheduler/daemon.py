@@ -123,7 +123,7 @@ class Daemon:
         if reaped:
             log.warning("recorded %d crawl(s) interrupted by the previous daemon: %s",
                         len(reaped), ", ".join(reaped))
-        metrics = DaemonMetrics(s.state.db, running.names) if s.daemon.metrics else None
+        metrics = DaemonMetrics(s.state, running.names) if s.daemon.metrics else None
         if metrics is not None and s.cluster.enabled:  # queue depth, lag, workers
             from scheduler.cluster.metrics import register
 

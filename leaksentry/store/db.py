@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from leaksentry.config import StateConfig
 from leaksentry.errors import StoreError
 from leaksentry.paths import default_state_dir, private_file
 from leaksentry.store.engine import (
@@ -36,6 +36,9 @@ from leaksentry.store.engine import (
     pg_error,
     split_statements,
 )
+
+if TYPE_CHECKING:  # the config models load only when a command reads a config
+    from leaksentry.config import StateConfig
 
 #: the state files this process opened, newest last (a database error raised deep in a
 #: command is reported against the file it most likely came from)
@@ -115,7 +118,7 @@ class Store:
         self.readonly = readonly
         self._password: str | None = None
         self._key_dir: Path
-        if isinstance(target, StateConfig):
+        if not isinstance(target, (Path, str)):  # a StateConfig
             self._key_dir = target.dir
             if target.url:
                 self._password = target.password()

@@ -27,8 +27,9 @@ def samples(text: str) -> dict:
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "state.db")
+def store(store_url):
+    """On SQLite and on PostgreSQL: the gauges read either through the store."""
+    return Store(store_url)
 
 
 def test_counters_and_store_gauges(store, tmp_path):

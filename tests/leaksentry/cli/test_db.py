@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,6 +94,15 @@ def test_db_upgrade_then_migrate_from_sqlite(tmp_path, postgres_url, postgres_se
     assert new == 4
     assert evidence.audit_log(store.conn, 7)[0]["user"] == "soc"
     store.close()
+
+    # `status` reads the shared store (no SQLite file in the state directory)
+    r = cli(cfg, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    (pastes,) = [x for x in got["sources"] if x["name"] == "pastes"]
+    assert pastes["runs"] == 1 and pastes["healthy"] is True
+    assert got["outbox"]["pending"] == 3 and got["spool_depth"] == 1
+    assert not (tmp_path / "pgstate" / "state.db").exists()
 
     # a second copy would double every row: refused, one line, nothing written
     r = cli(cfg, "db", "migrate-from-sqlite", str(sqlite_file))

@@ -78,6 +78,7 @@ def _secret(key_dir: Path | None) -> bytes:
         return os.urandom(32)
     path = key_dir / KEY_FILE
     if not path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # a PostgreSQL store's
         secret = os.urandom(32)
         if write_private(path, secret, replace=False):
             return secret

@@ -66,6 +66,12 @@ def storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The store cannot be used right now (a PostgreSQL server down or unreachable, a
+    full disk, a damaged file): what was to be written must wait or fail, not vanish."""
+    return isinstance(exc, StoreError) or storage_error(exc)
+
+
 def store_failure(path: Path | str | None, exc: BaseException,
                   what: str = "state store error") -> StoreError:
     """One line for a database error: damaged file, full disk, or anything else SQLite
@@ -116,6 +122,7 @@ class Store:
         self._local = threading.local()
         self._migrations = migrations if migrations is not None else _registered()
         self.readonly = readonly
+        self._schema_ok = True  # a PostgreSQL store: checked on first connection
         self._password: str | None = None
         self._key_dir: Path
         if not isinstance(target, (Path, str)):  # a StateConfig
@@ -135,12 +142,11 @@ class Store:
             if not hasattr(self, "_key_dir"):
                 self._key_dir = default_state_dir()
             _OPENED.append(self.path)
-            if readonly:
-                return
+            # checked on first connection (a store is opened before a server that is
+            # down comes back; using it then fails like any unreachable store)
+            self._schema_ok = readonly or upgrade
             if upgrade:
                 self._migrate()
-            else:
-                self.check_schema()
             return
         self.path = Path(target)
         self._key_dir = self.path.parent
@@ -161,6 +167,11 @@ class Store:
         _OPENED.append(self.path)
         self._migrate()
         self._keep_reserve()
+
+    @property
+    def state_dir(self) -> Path:
+        """This host's state directory (keys, the journal of unrecorded runs)."""
+        return self._key_dir
 
     @property
     def where(self) -> str:
@@ -205,12 +216,20 @@ class Store:
     def _connect(self) -> Connection:
         if self.engine == POSTGRESQL:
             try:
-                return connect_postgres(str(self.path), password=self._password,
-                                        key_dir=self._key_dir, readonly=self.readonly)
+                pg = connect_postgres(str(self.path), password=self._password,
+                                      key_dir=self._key_dir, readonly=self.readonly)
             except Exception as exc:
                 if not pg_error(exc):
                     raise
                 raise store_failure(self.path, exc, "cannot connect to state store") from None
+            if not self._schema_ok:
+                try:
+                    self._refuse_behind(pg)
+                except BaseException:
+                    pg.close()
+                    raise
+                self._schema_ok = True
+            return pg
         try:
             conn = connect_sqlite(self.path, readonly=self.readonly,
                                   timeout=5.0 if self.readonly else 30.0)
@@ -303,11 +322,11 @@ class Store:
         return StoreError(f"{self.path}: schema of {component!r} is version {current}, newer"
                           f" than this leaksentry knows ({known}); upgrade leaksentry")
 
-    def pending_migrations(self) -> dict[str, tuple[int, int]]:
+    def pending_migrations(self, conn: Connection | None = None) -> dict[str, tuple[int, int]]:
         """component -> (its version in the store, the version this leaksentry knows),
         for the components that are behind."""
         try:
-            versions = self.schema_versions()
+            versions = self.schema_versions(conn)
         except db_errors() as exc:
             if not missing_table(exc):
                 raise store_failure(self.path, exc, "cannot read the schema version") from None
@@ -323,8 +342,12 @@ class Store:
 
     def check_schema(self) -> None:
         """Refuse a store whose schema is behind this leaksentry's (PostgreSQL: only
-        ``leaksentry db upgrade`` migrates it)."""
-        behind = self.pending_migrations()
+        ``leaksentry db upgrade`` migrates it). A PostgreSQL store checks itself on its
+        first connection; the daemon and the workers call this at start."""
+        self._refuse_behind(self.conn)
+
+    def _refuse_behind(self, conn: Connection) -> None:
+        behind = self.pending_migrations(conn)
         if behind:
             what = ", ".join(f"{c} {v}<{n}" for c, (v, n) in behind.items())
             raise StoreError(f"{self.path}: the state schema is behind this leaksentry"
@@ -337,8 +360,8 @@ class Store:
             self._migrate()
         return behind
 
-    def schema_versions(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT component, version FROM schema_version")
+    def schema_versions(self, conn: Connection | None = None) -> dict[str, int]:
+        rows = (conn or self.conn).execute("SELECT component, version FROM schema_version")
         return {r[0]: r[1] for r in rows}
 
 

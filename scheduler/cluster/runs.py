@@ -107,12 +107,11 @@ def report_part(settings: Settings, source: str, run: str, part: int, summary: R
 
 def _record(settings: Settings, run: RunSummary) -> None:
     from leaksentry.store import Store
-    from leaksentry.store.runs import record_run
+    from leaksentry.store.runs import record_or_defer
 
     src = settings.crawler.effective(settings.source(run.source))
     store = Store(settings.state)
     try:
-        with store.transaction() as tx:
-            record_run(tx, run, unhealthy_after=int(src.unhealthy_after or 3))
+        record_or_defer(store, run, unhealthy_after=int(src.unhealthy_after or 3))
     finally:
         store.close()

@@ -195,13 +195,13 @@ def test_postgres_schema_behind_is_refused_until_db_upgrade(postgres_url):
     """Hosts of a cluster may run two versions for a while: only `leaksentry db upgrade`
     migrates a shared store, and a process finding it behind says so in one line."""
     with pytest.raises(StoreError, match=r"behind .*run `leaksentry db upgrade`") as e:
-        Store(postgres_url)
+        Store(postgres_url).check_schema()
     assert "\n" not in str(e.value) and "pg-test-password" not in str(e.value)
     Store(postgres_url, [("demo", V1)], upgrade=True)
     with pytest.raises(StoreError, match=r"demo 1<2"):
-        Store(postgres_url, [("demo", V2)])
+        Store(postgres_url, [("demo", V2)]).conn.execute("SELECT 1")  # checked on connecting
     assert Store(postgres_url, [("demo", V2)], upgrade=True).upgrade() == {}
-    Store(postgres_url, [("demo", V2)])  # up to date: opens
+    Store(postgres_url, [("demo", V2)]).check_schema()  # up to date
 
 
 def test_rows_transactions_and_placeholders_on_both_engines(store_url):

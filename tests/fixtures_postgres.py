@@ -77,8 +77,9 @@ class PgServer:
                   "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
         pwfile.unlink()
         with (self.data / "postgresql.conf").open("a") as conf:
-            # a test server: durability off (the bench starts its own with defaults)
-            conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            # a test server: no fsync (the bench starts its own with defaults). Commits
+            # stay synchronous: a stop (-m immediate, a crash) keeps every committed row
+            conf.write("fsync = off\nfull_page_writes = off\n"
                        "max_connections = 200\nshared_buffers = 32MB\n")
         return self
 

@@ -24,6 +24,7 @@ from leaksentry.config import StateConfig
 from leaksentry.errors import StoreError
 from leaksentry.store import Store
 from leaksentry.store.engine import Connection, db_errors
+from leaksentry.store.runs import deferred_count
 
 log = logging.getLogger("leaksentry.scheduler.metrics")
 
@@ -115,11 +116,20 @@ class StoreCollector(Collector):
                 g.add_metric([name], 1)
             yield g
         store = Store(self.state, readonly=True)
+        yield GaugeMetricFamily("leaksentry_runs_unrecorded",
+                                "Runs kept on this host until the state store is reachable",
+                                value=deferred_count(store.state_dir))
         try:
             conn = store.conn
+            conn.execute("SELECT 1").fetchone()
         except (StoreError, *db_errors()) as exc:
             log.warning("metrics: cannot open state store %s: %s", store.where, exc)
+            yield GaugeMetricFamily("leaksentry_state_store_up",
+                                    "1 when the state store answered this scrape", value=0)
+            store.close()
             return
+        yield GaugeMetricFamily("leaksentry_state_store_up",
+                                "1 when the state store answered this scrape", value=1)
         try:
             yield from self._safe(self._hits, conn)
             yield from self._safe(self._outbox, conn)

@@ -38,6 +38,8 @@ def test_counters_and_store_gauges(store, tmp_path):
     assert before[("leaksentry_crawls_running", (("source", "busy"),))] == 1
     assert before[("leaksentry_outbox_depth", (("state", "pending"),))] == 0
     assert before[("leaksentry_spool_depth", ())] == 0
+    assert before[("leaksentry_state_store_up", ())] == 1
+    assert before[("leaksentry_runs_unrecorded", ())] == 0
     assert not [k for k in before if k[0] == "leaksentry_crawls_total"]
 
     now = datetime.now(UTC)

@@ -84,7 +84,9 @@ class ScanProcessor:
             finding = scanner.scan(doc)
         finally:
             self.pool.put(scanner)
-        with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
+        # record_finding joins it; a document without a hit is upserts only (PostgreSQL:
+        # no store-wide lock, workers commit in parallel), a hit takes the lock first
+        with self.write_lock, self.store.transaction(serial=False) as tx:
             stored = record_finding(self.store, finding, self.app, vault=self.vault,
                                     content=lambda: doc.content)
             mark_done(tx)

@@ -64,7 +64,8 @@ class PgServer:
         return subprocess.run([*self.as_user, *args], check=check, capture_output=True,
                               text=True, timeout=120)
 
-    def init(self) -> PgServer:
+    def init(self, *, durable: bool = False) -> PgServer:
+        """``durable``: PostgreSQL's default fsync and WAL settings (a benchmark's)."""
         if os.getuid() == 0:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.dir, "postgres", "postgres")
@@ -77,10 +78,12 @@ class PgServer:
                   "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
         pwfile.unlink()
         with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write("max_connections = 200\n")
+            if durable:
+                return self
             # a test server: no fsync (the bench starts its own with defaults). Commits
             # stay synchronous: a stop (-m immediate, a crash) keeps every committed row
-            conf.write("fsync = off\nfull_page_writes = off\n"
-                       "max_connections = 200\nshared_buffers = 32MB\n")
+            conf.write("fsync = off\nfull_page_writes = off\nshared_buffers = 32MB\n")
         return self
 
     def start(self, timeout: float = 60.0) -> PgServer:

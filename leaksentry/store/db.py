@@ -256,10 +256,11 @@ class Store:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, *, serial: bool = True) -> Iterator[Connection]:
         """A write transaction, one writer at a time (SQLite's ``BEGIN IMMEDIATE``; on
         PostgreSQL ``BEGIN`` and the store's advisory lock); rolled back on any
-        exception."""
+        exception. ``serial=False`` (PostgreSQL): without the lock, for transactions
+        made of upserts only, or that call ``lock_writes()`` first thing."""
         conn = self.conn
         if conn.in_transaction:  # nested: join the outer transaction
             yield conn
@@ -267,7 +268,7 @@ class Store:
         if conn.engine == SQLITE:
             _begin_immediate(conn.raw)
         else:
-            conn.begin_write()
+            conn.begin_write(serial)
         try:
             yield conn
         except BaseException:

@@ -13,7 +13,10 @@ The queries of every store component are written once, in SQL both engines accep
   the components rely on it (a run reads the source's health before updating it, the
   alert planner counts a channel's messages and finds a thread's first alert before
   inserting, an outbox claim is a read-modify-write). On PostgreSQL a write transaction
-  takes one advisory transaction lock first, which gives the same order.
+  takes one advisory transaction lock first, which gives the same order. The one hot
+  path that needs no order, a crawl recording a document that is not a hit (upserts
+  only), opts out (``transaction(serial=False)``): PostgreSQL writers then commit in
+  parallel; a hit takes the lock before its first statement (``lock_writes``).
 
 psycopg is imported only when a PostgreSQL store is opened (start-up time of the
 commands that never use it).
@@ -98,8 +101,14 @@ class Connection:
     def in_transaction(self) -> bool:
         return bool(self.raw.in_transaction)
 
-    def begin_write(self) -> None:
+    def begin_write(self, serial: bool = True) -> None:
         self.raw.execute("BEGIN IMMEDIATE")
+
+    def lock_writes(self) -> None:
+        """In a transaction begun with ``serial=False``: from here on, one writer at a
+        time (SQLite: always so). Call it before the transaction's first statement, or
+        not at all: a transaction holding row locks that then waits for this lock could
+        deadlock with one holding the lock."""
 
     def commit(self) -> None:
         self.raw.execute("COMMIT")
@@ -188,8 +197,12 @@ class PgConnection(Connection):
 
         return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
 
-    def begin_write(self) -> None:
+    def begin_write(self, serial: bool = True) -> None:
         self.raw.execute("BEGIN")
+        if serial:
+            self.lock_writes()
+
+    def lock_writes(self) -> None:
         self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
 
     @property

@@ -58,3 +58,39 @@ def test_outbox_and_spool_keep_everything_until_postgres_returns(
     assert store.conn.execute("SELECT count(*) FROM hits").fetchone()[0] == 2
     assert outbox.outbox_counts(store.conn)["delivered"] == 2
     store.close()
+
+
+def test_workers_recording_the_same_hits_at_once_store_and_alert_each_once(
+        store, kit, people, tmp_path):
+    """Four writers (the workers of a cluster, one connection each) record the same five
+    hit documents at the same moment, as a crawl does (``transaction(serial=False)``, a
+    hit takes the store's write lock first): each hit is stored once and alerted once,
+    the others are re-sightings. On SQLite and on PostgreSQL."""
+    import threading
+
+    s = kit.settings_with(tmp_path, [{"name": "hook", "type": "webhook",
+                                      "url": "http://127.0.0.1:9/", "secret": kit.SECRET}])
+    findings = [kit.make_finding(people[i:i + 2], url=f"https://paste.example/raw/{i}")
+                for i in range(5)]
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        start.wait()
+        try:
+            for f in findings:
+                with store.transaction(serial=False):
+                    record_finding(store, f, s)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.conn.execute("SELECT count(*) FROM hits").fetchone()[0] == 5
+    kinds = [r[0] for r in store.conn.execute("SELECT kind FROM alerts")]
+    assert kinds.count("hit") == 5 and set(kinds) <= {"hit", "re-sighting"}
+

@@ -81,7 +81,7 @@ def test_workers_recording_the_same_hits_at_once_store_and_alert_each_once(
             for f in findings:
                 with store.transaction(serial=False):
                     record_finding(store, f, s)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=work) for _ in range(4)]

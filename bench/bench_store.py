@@ -9,7 +9,7 @@ its default durability (fsync, synchronous commit), started and stopped by the b
 SQLite is the default WAL file (synchronous = NORMAL). Loopback only: a network round
 trip adds its latency per statement on a real cluster.
 
-Usage: .venv/bin/python bench/bench_store.py [--docs 2000]
+Usage: .venv/bin/python bench/bench_store.py [--docs 2000] [--async-commit]
 Everything is fictional; nothing printed is an identifier.
 """
 
@@ -86,9 +86,18 @@ def _run(settings: Settings, writers: int, docs: int) -> float:
     return n / elapsed
 
 
+def _async_commit(url: str, password: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, password=password, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET synchronous_commit = off")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=2000)
+    ap.add_argument("--async-commit", action="store_true",
+                    help="PostgreSQL: synchronous_commit = off on the bench's database")
     args = ap.parse_args()
     fx = _load_pg_fixture()
     bindir = fx._bin_dir()
@@ -105,6 +114,8 @@ def main() -> None:
                 state: dict[str, Any] = {"dir": str(tmp / f"{engine}{writers}")}
                 if engine == "postgresql":
                     state["url"] = server.database()
+                    if args.async_commit:
+                        _async_commit(state["url"], fx.PASSWORD)
                 settings = Settings.model_validate({"state": state})
                 Store(settings.state, upgrade=True).close()
                 rate = _run(settings, writers, args.docs)

@@ -208,7 +208,9 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
     """
     source = app.crawler.effective(app.source(source_name))
     if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
-        Store(app.state).close()  # the connection is closed before fork, never inherited
+        store = Store(app.state)  # PostgreSQL: refuse a schema behind this version now
+        store.check_schema()
+        store.close()  # the connection is closed before fork, never inherited
     if report is not None:
         global _report
         _report = _once(report)

@@ -28,7 +28,9 @@ def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def config(tmp_path: Path, url: str) -> Path:
     cfg = tmp_path / "leaksentry.toml"
     cfg.write_text(f'[state]\ndir = "{tmp_path / "pgstate"}"\nurl = "{url}"\n'
-                   'password_env = "LEAKSENTRY_STATE_PASSWORD"\n')
+                   'password_env = "LEAKSENTRY_STATE_PASSWORD"\n\n'
+                   '[[sources]]\nname = "pastes"\nkind = "watch"\nurl = "http://127.0.0.1:9/"\n'
+                   'allow_private = true\n')
     cfg.chmod(0o600)
     return cfg
 
@@ -65,6 +67,8 @@ def test_db_upgrade_then_migrate_from_sqlite(tmp_path, postgres_url, postgres_se
     r = cli(cfg, "hits")
     assert r.returncode == 2 and "run `leaksentry db upgrade`" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    r = cli(cfg, "crawl", "pastes")  # a crawl too, before fetching anything
+    assert r.returncode == 2 and "run `leaksentry db upgrade`" in r.stderr, r.stderr
     r = cli(cfg, "db", "upgrade")
     assert r.returncode == 0, r.stderr
     assert "hits 0 → 3" in r.stdout and "outbox 0 → 2" in r.stdout

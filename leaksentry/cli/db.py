@@ -72,8 +72,12 @@ def register(app: typer.Typer) -> None:
                 and key_src.read_bytes() != key_dst.read_bytes():
             raise LeakSentryError(f"{key_dst} differs from {key_src}: the copied seen items"
                                   f" are sealed with {key_src}; move {key_dst} away first")
-        src = Store(path)
-        dst = Store(s.state, upgrade=True)
+        dst = Store(s.state, upgrade=True)  # the server first: it is what is likely down
+        try:
+            src = Store(path)
+        except BaseException:
+            dst.close()
+            raise
         try:
             with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                           MofNCompleteColumn(), console=console, transient=True) as bar:

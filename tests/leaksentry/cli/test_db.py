@@ -132,3 +132,19 @@ def test_db_upgrade_on_sqlite_creates_or_migrates_the_file(tmp_path):
     assert r.returncode == 0 and (tmp_path / "s" / "state.db").exists()
     r = cli(cfg, "db", "upgrade")
     assert "schema up to date" in r.stdout
+
+
+def test_an_unreachable_postgres_is_one_line_for_every_command(tmp_path):
+    """The PostgreSQL counterpart of a damaged state file: no server at the URL."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = config(tmp_path, f"postgresql://leaksentry@127.0.0.1:{port}/leaksentry")
+    for args in (["hits"], ["status"], ["db", "upgrade"], ["crawl", "pastes"],
+                 ["db", "migrate-from-sqlite", str(cfg)]):
+        r = cli(cfg, *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, args
+        assert f"127.0.0.1:{port}" in r.stderr or "SQLite" in r.stderr, (args, r.stderr)

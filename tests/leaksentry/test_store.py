@@ -1,4 +1,5 @@
-"""The SQLite state store: WAL, per-component migrations on open, transactions."""
+"""The state store: WAL, per-component migrations, transactions; and the same store on a
+real PostgreSQL (``store_url``)."""
 
 from __future__ import annotations
 

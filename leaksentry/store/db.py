@@ -124,9 +124,9 @@ class Store:
         self.readonly = readonly
         self._schema_ok = True  # a PostgreSQL store: checked on first connection
         self._password: str | None = None
-        self._key_dir: Path
+        key_dir: Path | None = None
         if not isinstance(target, (Path, str)):  # a StateConfig
-            self._key_dir = target.dir
+            key_dir = target.dir
             if target.url:
                 self._password = target.password()
                 target = target.url
@@ -139,8 +139,8 @@ class Store:
             self.path = str(target)
             if self._password is None:
                 self._password = os.environ.get("LEAKSENTRY_STATE_PASSWORD") or None
-            if not hasattr(self, "_key_dir"):
-                self._key_dir = default_state_dir()
+            # seen.key and the journal of unrecorded runs stay on this host
+            self._key_dir = key_dir or default_state_dir()
             _OPENED.append(self.path)
             # checked on first connection (a store is opened before a server that is
             # down comes back; using it then fails like any unreachable store)

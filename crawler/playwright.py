@@ -33,12 +33,12 @@ from scrapy_playwright.page import PageMethod
 
 from crawler.guard_proxy import REFUSED_HEADER, GuardProxy, chromium_args
 from crawler.middlewares.guard import BlockedAddress, GuardPolicy, pinned_resolver
+from leaksentry.config.sources import ListingSource, SourceConfig
 
 if TYPE_CHECKING:
     from playwright.async_api import Request as PlaywrightRequest
     from scrapy.http import Response
 
-    from leaksentry.config.sources import SourceConfig
 
 #: resource types a listing never needs (Playwright's ``Request.resource_type`` names)
 BLOCKED_RESOURCE_TYPES = frozenset({"image", "font", "media", "stylesheet"})
@@ -91,7 +91,7 @@ def configure_crawler(settings: Any, source: SourceConfig) -> None:
     (the source's :class:`GuardPolicy`, pinned names, its own proxy upstream) and the
     size limit.
     """
-    if not source.render:
+    if not isinstance(source, ListingSource) or not source.render:  # only a listing renders
         return
     settings.set("PLAYWRIGHT_ABORT_REQUEST",
                  make_abort_request(block_resources=source.block_resources),
@@ -235,7 +235,7 @@ SIZE_CHECK_JS = """(max) => {
 }"""
 
 
-def render_meta(source: SourceConfig, wait_selector: str | None = None, *,
+def render_meta(source: ListingSource, wait_selector: str | None = None, *,
                 reuse_page: bool = False) -> dict[str, Any]:
     """Request meta that renders a page and waits for its content.
 

@@ -24,7 +24,14 @@ from scrapy.utils.misc import load_object
 
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
-from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, SourceConfig
+from leaksentry.config.sources import (
+    DEFAULT_CRAWL_TIMEOUT,
+    DEFAULT_UNHEALTHY_AFTER,
+    BucketSource,
+    DirectorySource,
+    Sharded,
+    SourceConfig,
+)
 from leaksentry.errors import StoreError
 from leaksentry.redaction import install_log_redaction
 from leaksentry.store.db import Store
@@ -96,7 +103,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         out["LOG_FORMAT"] = f"%(asctime)s [%(name)s] shard {shard} %(levelname)s: %(message)s"
     if processor := os.environ.get("LEAKSENTRY_CRAWL_PROCESSOR"):
         out["LEAKSENTRY_PROCESSOR"] = processor
-    if s.render:
+    if s.rendered:
         out["DOWNLOAD_HANDLERS"] = {
             "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
             "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
@@ -217,7 +224,7 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
         summary = _run_one(app, source, None, items=items, dispatch=dispatch, limit=limit)
         _report(summary)
         return summary
-    if shard is None and source.processes > 1:
+    if shard is None and isinstance(source, Sharded) and source.processes > 1:
         return _run_shards(app, source)
     return _run_one(app, source, shard, limit=limit)
 
@@ -232,7 +239,7 @@ def _once(report: Callable[[RunSummary], None]) -> Callable[[RunSummary], None]:
     return once
 
 
-def _run_shards(app: Settings, source: SourceConfig) -> RunSummary:
+def _run_shards(app: Settings, source: DirectorySource | BucketSource) -> RunSummary:
     # [crawler] scan_workers is the crawl's total: the shards share it (at least one each).
     # More scan threads per shard than that only contend for its GIL and the store's
     # write lock (bench_crawl: 2 shards x 1 worker ~385 docs/s, x 2 workers ~300)

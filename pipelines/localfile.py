@@ -17,6 +17,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.model import Status
+
 __all__ = ["NotRead", "Regular", "inspect", "open_stream", "read_regular", "read_stream"]
 
 _KIND_NAMES = {
@@ -36,7 +38,7 @@ class NotRead(Exception):
     """The input was not (wholly) read: ``status`` (too_large, unsupported, error) and a
     one-line ``reason`` without the path; ``size`` when stat knew it."""
 
-    def __init__(self, status: str, reason: str, size: int = 0) -> None:
+    def __init__(self, status: Status, reason: str, size: int = 0) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason

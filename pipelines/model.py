@@ -3,37 +3,39 @@
 Each stage knows only these: the extractor turns a :class:`Document`'s bytes
 into :class:`TextPart` values, the matcher turns parts into a
 :class:`ScanResult`, and the sinks and alerts consume a :class:`Finding`
-(document metadata + scan result). None of them carries a plaintext
+(the document's :class:`DocumentMeta` + scan result). None of them carries a plaintext
 identifier: matches hold masked forms, keyed digests and register references.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, get_args
 
 #: Cells of one table row are joined with this separator in ``TextPart.text``;
 #: extractors replace it inside cell values, so the matcher can tell columns apart.
 CELL_SEP = "\x1f"
 
+#: what became of reading a document (or a member, a page): only "ok" was read in full
 Status = Literal["ok", "encrypted", "too_large", "unsupported", "corrupt", "timeout", "error"]
-STATUSES: tuple[str, ...] = (
-    "ok", "encrypted", "too_large", "unsupported", "corrupt", "timeout", "error",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 
+#: how bad a finding is, in rising order
 Severity = Literal["none", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 
 
 def _same(text: str) -> str:
     return text
 
 
-def severity_rank(severity: str) -> int:
+def severity_rank(severity: Severity) -> int:
     return SEVERITIES.index(severity)
 
 
@@ -41,21 +43,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
-    """One fetched (or locally read) upload, before extraction."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentMeta:
+    """Where a document came from and what it said about itself: shared by the
+    :class:`Document` (with its bytes) and the :class:`Finding` (with its scan result)."""
 
     url: str  # URL for crawled items, the path for `scan`
     source: str  # source name from config; "scan" for the CLI
-    content: bytes
     fetched_at: datetime = field(default_factory=utcnow)
     content_type: str | None = None
     filename: str | None = None
     item_id: str | None = None
     http_status: int | None = None
 
-    @property
+    def meta(self) -> dict[str, Any]:
+        """This metadata as keyword arguments (for another :class:`DocumentMeta` kind)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(DocumentMeta)}
+
+
+# no slots: the sha256 is cached in the instance's __dict__
+@dataclass(frozen=True, kw_only=True)
+class Document(DocumentMeta):
+    """One fetched (or locally read) upload, before extraction."""
+
+    content: bytes
+
+    @cached_property
     def sha256(self) -> str:
+        """Hex SHA-256 of the content, computed on first use (a document can be large)."""
         return hashlib.sha256(self.content).hexdigest()
 
     @property
@@ -122,7 +137,7 @@ class Skipped:
     """
 
     where: str
-    status: str
+    status: Status
     error: str
 
     def to_json(self, redact: Callable[[str], str | None] | None = None) -> dict[str, Any]:
@@ -134,9 +149,9 @@ class Skipped:
 class ScanResult:
     """What the matcher concluded about one document."""
 
-    status: str = "ok"
+    status: Status = "ok"
     error: str | None = None
-    severity: str = "none"
+    severity: Severity = "none"
     risk_score: int = 0
     matched_records: int = 0
     record_refs: list[str] = field(default_factory=list)
@@ -169,37 +184,19 @@ class ScanResult:
         return bool(self.skipped) and self.hit
 
 
-@dataclass(slots=True)
-class Finding:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding(DocumentMeta):
     """A scanned document: metadata plus its scan result. Sinks and alerts take this."""
 
-    url: str
-    source: str
     #: None when the content was not read: a local input over the size limit (by its
     #: stat size), or one that is not a regular file (``scan`` of a FIFO, a device)
     sha256: str | None
     size: int
-    fetched_at: datetime
     result: ScanResult
-    filename: str | None = None
-    content_type: str | None = None
-    item_id: str | None = None
-    http_status: int | None = None
 
     @classmethod
     def of(cls, doc: Document, result: ScanResult) -> Finding:
-        return cls(
-            url=doc.url,
-            source=doc.source,
-            sha256=doc.sha256,
-            size=doc.size,
-            fetched_at=doc.fetched_at,
-            result=result,
-            filename=doc.filename,
-            content_type=doc.content_type,
-            item_id=doc.item_id,
-            http_status=doc.http_status,
-        )
+        return cls(**doc.meta(), sha256=doc.sha256, size=doc.size, result=result)
 
     def scan_json(self) -> dict[str, Any]:
         """The `scan --json` line (DESIGN.md), field order as documented; every

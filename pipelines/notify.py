@@ -79,7 +79,7 @@ class Summary:
         out += [("source", k, v) for k, v in sorted(self.per_source.items())]
         out += [("category", k, v) for k, v in sorted(self.per_category.items())]
         out += [("severity", k, v) for k, v in sorted(
-            self.per_severity.items(), key=lambda kv: -severity_rank(kv[0]))]
+            self.per_severity.items(), key=lambda kv: -_rank(kv[0]))]
         return out
 
 

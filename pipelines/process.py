@@ -67,7 +67,7 @@ from pipelines import localfile
 from pipelines.extract import detect, extract, preload
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import reason
-from pipelines.model import Document, Finding, Match, ScanResult, Skipped, utcnow
+from pipelines.model import Document, Finding, Match, ScanResult, Skipped, Status, utcnow
 
 if TYPE_CHECKING:
     from pipelines.match import Matcher
@@ -425,7 +425,7 @@ def _timeout_result(name: str, head: bytes, config: ExtractConfig) -> ScanResult
 
 
 def _died_result(name: str, head: bytes, how: str) -> ScanResult:
-    status = "too_large" if "SIGKILL" in how or "MemoryError" in how else "error"
+    status: Status = "too_large" if "SIGKILL" in how or "MemoryError" in how else "error"
     return ScanResult(status=status, error=f"{_label(name)}: scanning failed: {how}",
                       details={"type": detect(head, name)})
 

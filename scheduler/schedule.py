@@ -8,19 +8,18 @@ out, so the scheduler does not depend on how sources describe their kind.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from leaksentry.config.base import parse_duration
 from leaksentry.config.sources import DEFAULT_CRAWL_TIMEOUT
 from leaksentry.errors import ConfigError
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
-    from leaksentry.config.daemon import DaemonConfig
+    from leaksentry.config.sources import SourceConfig
 
 
 
@@ -62,40 +61,26 @@ def human_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _seconds(value: Any) -> float | None:
-    if value is None:
-        return None
-    if hasattr(value, "total_seconds"):
-        return float(value.total_seconds())
-    return parse_duration(value)
-
-
-def source_schedule(source: Any, settings: Settings, index: int = 0) -> SourceSchedule:
+def source_schedule(source: SourceConfig, settings: Settings, index: int = 0) -> SourceSchedule:
     """The schedule of one `[[sources]]` entry; a bad cron raises ConfigError naming it.
 
     The crawl time limit is the source's ``timeout``, else ``[crawler] timeout``.
     """
-    daemon: DaemonConfig = settings.daemon
+    daemon = settings.daemon
     name = source.name
     where = f"sources[{index}] ({name})"
-    cron = getattr(source, "cron", None) or None
-    every = _seconds(getattr(source, "every", None))
+    cron = source.cron or None
+    every = source.every
     if cron and every:
         raise ConfigError(f"{where}: set either 'every' or 'cron', not both")
     if not cron and not every:
         every = daemon.default_every
-    jitter = _seconds(getattr(source, "jitter", None))
-    if "jitter" not in getattr(source, "model_fields_set", {"jitter"}):
-        jitter = None  # left at the model default: the [daemon] default applies
-    timeout = _seconds(getattr(source, "timeout", None))
-    if timeout is None:
-        timeout = _seconds(getattr(settings.crawler, "timeout", None))
-    enabled = getattr(source, "enabled", True)
+    # a jitter left at the model default takes the [daemon] one; an explicit one (even 0) wins
+    jitter = source.jitter if "jitter" in source.model_fields_set else daemon.jitter
+    timeout = settings.crawler.effective(source).timeout
     sched = SourceSchedule(
-        source=name, every=every, cron=cron,
-        jitter=daemon.jitter if jitter is None else jitter,
-        timeout=DEFAULT_CRAWL_TIMEOUT if timeout is None or timeout <= 0 else timeout,
-        enabled=bool(enabled) if enabled is not None else True,
+        source=name, every=every, cron=cron, jitter=jitter,
+        timeout=timeout if timeout > 0 else DEFAULT_CRAWL_TIMEOUT, enabled=source.enabled,
     )
     if cron:
         try:

@@ -29,6 +29,7 @@ from lxml import etree
 from scrapy.http import Response
 
 from crawler.base import SourceSpider, one_line
+from leaksentry.config.sources import BucketSource
 
 #: pages of one listing at most (a hostile server could paginate forever)
 MAX_LIST_PAGES = 10_000
@@ -176,6 +177,7 @@ def object_url(base: str, key: str) -> str:
 
 class BucketSpider(SourceSpider):
     name = "bucket"
+    source: BucketSource  # runner.SPIDERS picks this spider for its kind
     item_statuses: ClassVar[list[int]] = [404, 410]  # deleted between listing and fetch
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

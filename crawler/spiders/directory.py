@@ -22,6 +22,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 from scrapy.http import Response, TextResponse
 
 from crawler.base import SourceSpider
+from leaksentry.config.sources import DirectorySource
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT])?B?\s*$", re.I)
 _MULT = {None: 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -38,6 +39,7 @@ def listed_size(row: str) -> int | None:
 
 class DirectorySpider(SourceSpider):
     name = "directory"
+    source: DirectorySource  # runner.SPIDERS picks this spider for its kind
 
     async def discover(self) -> AsyncIterator[Any]:
         root = self.source.url

@@ -34,6 +34,7 @@ from scrapy.http import Request, Response
 
 from crawler.base import SourceSpider, one_line
 from crawler.middlewares.backoff import epoch_wait
+from leaksentry.config.sources import FeedSource
 from leaksentry.store import seen
 
 
@@ -82,6 +83,7 @@ PASTEBIN_GONE = re.compile(rb"cannot find this paste", re.I)
 
 class FeedSpider(SourceSpider):
     name = "feed"
+    source: FeedSource  # runner.SPIDERS picks this spider for its kind
 
     async def discover(self) -> AsyncIterator[Any]:
         for url in self.source.all_urls:

@@ -24,6 +24,7 @@ from scrapy.http import Response, TextResponse
 from crawler.base import SourceSpider, one_line
 from crawler.links import LinkFollowingMixin, is_link_item
 from crawler.playwright import PagePool, configure_crawler, render_meta
+from leaksentry.config.sources import ListingSource
 
 #: titles of bot-check interstitials (Cloudflare and similar): the listing is not there
 CHALLENGE_TITLES = ("just a moment", "attention required", "checking your browser",
@@ -74,6 +75,7 @@ def item_id_for(url: str, id_regex: str | None) -> str | None:
 
 class ListingSpider(LinkFollowingMixin, SourceSpider):
     name = "listing"
+    source: ListingSource  # runner.SPIDERS picks this spider for its kind
     item_statuses: ClassVar[list[int]] = [404, 410]  # deleted after it was listed
 
     page_pool: PagePool | None = None

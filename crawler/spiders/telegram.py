@@ -30,6 +30,7 @@ from scrapy.http import Response, TextResponse
 
 from crawler.base import SourceSpider
 from crawler.links import LinkFollowingMixin
+from leaksentry.config.sources import TelegramSource
 
 DEFAULT_BASE = "https://t.me"
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -84,6 +85,7 @@ def older_page(sel: Selector) -> str | None:
 
 class TelegramSpider(LinkFollowingMixin, SourceSpider):
     name = "telegram"
+    source: TelegramSource  # runner.SPIDERS picks this spider for its kind
 
     @property
     def base(self) -> str:

@@ -15,11 +15,13 @@ from typing import Any, ClassVar
 from scrapy.http import Request, Response
 
 from crawler.base import SourceSpider
+from leaksentry.config.sources import WatchSource
 from leaksentry.store import seen
 
 
 class WatchSpider(SourceSpider):
     name = "watch"
+    source: WatchSource  # runner.SPIDERS picks this spider for its kind
     item_statuses: ClassVar[list[int]] = [304]
 
     async def discover(self) -> AsyncIterator[Any]:

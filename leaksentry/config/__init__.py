@@ -25,7 +25,7 @@ from leaksentry.config.kibana import KibanaConfig
 from leaksentry.config.matching import MatchingConfig
 from leaksentry.config.privacy import PrivacyConfig
 from leaksentry.config.sinks import ElasticsearchConfig
-from leaksentry.config.sources import CrawlerConfig, SourceConfig
+from leaksentry.config.sources import SOURCE_KINDS, CrawlerConfig, SourceConfig
 from leaksentry.errors import ConfigError
 from leaksentry.paths import default_config_path, default_state_dir
 
@@ -158,11 +158,14 @@ def format_validation_error(exc: ValidationError, where: str, data: dict | None 
     """One line per problem: ``FILE: field.path: message``; the first is the headline."""
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc = _loc(err["loc"])
-        if data is not None and err["loc"] and err["loc"][0] == "sources":
+        where_in = err["loc"]
+        if where_in[:1] == ("sources",) and len(where_in) > 2 and where_in[2] in SOURCE_KINDS:
+            where_in = where_in[:2] + where_in[3:]  # the union's tag: the kind, said already
+        loc = _loc(where_in)
+        if data is not None and where_in and where_in[0] == "sources":
             # name the source too, e.g. sources[2] (pastebin).kind
             try:
-                idx = err["loc"][1]
+                idx = where_in[1]
                 name = data["sources"][idx].get("name")
                 if name:
                     loc = loc.replace(f"sources[{idx}]", f"sources[{idx}] ({name})", 1)

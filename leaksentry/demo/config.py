@@ -47,20 +47,14 @@ def demo_sources(sc: Scenario, urls: SiteUrls) -> list[DemoSource]:
             "url": f"{urls.directory}/", "max_depth": 3, **common}),
         DemoSource("forum", "listing", "rendered", "forum page written by JavaScript (Chromium)",
                    {"url": f"{urls.rendered}/index.html", "render": True,
-                    "link_css": "#app a", "wait_selector": "#app a", **_item_wait("#app p"),
+                    "link_css": "#app a", "wait_selector": "#app a",
+                    # rendered item pages wait for their content (else for network idle)
+                    "item_wait_selector": "#app p",
                     "wait_timeout": "45s",  # Chromium on a busy machine
                     **common, "obey_robots": False}),
         DemoSource("watched-link", "watch", "watch", "watched file-host link", {
             "urls": [f"{urls.watch}{sc.watch_path}"], **common}),
     ]
-
-
-def _item_wait(selector: str) -> dict[str, Any]:
-    """Rendered item pages wait for their content (else for network idle, slower)."""
-    from leaksentry.config.sources import SourceConfig
-
-    return ({"item_wait_selector": selector}
-            if "item_wait_selector" in SourceConfig.model_fields else {})
 
 
 def matching_table(sc: Scenario) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from leaksentry.config.extract import ExtractConfig
 from pipelines.extract.node import Node
 from pipelines.extract.state import Failed, State, reason
 from pipelines.match.ocrfix import correct_hkids
-from pipelines.model import TextPart
+from pipelines.model import Status, TextPart
 
 IMAGE_KINDS = frozenset({"png", "jpeg", "tiff", "bmp", "gif", "webp"})
 
@@ -231,7 +231,7 @@ def _grey(image: Any) -> Any:
     return image.convert("L")
 
 
-def blocked(state: State) -> tuple[str, str] | None:
+def blocked(state: State) -> tuple[Status, str] | None:
     """(status, reason) when no more OCR may run in this document: switched off or
     unavailable, the page limit reached, or OCR's share of the time used up."""
     cfg = state.config
@@ -255,7 +255,7 @@ class PdfPages:
     def __init__(self, data: bytes, password: str | None, node: Node, state: State) -> None:
         self.data, self.password, self.node, self.state = data, password, node, state
         self._doc: Any = None
-        self._unread: dict[tuple[str, str], list[int]] = {}
+        self._unread: dict[tuple[Status, str], list[int]] = {}
 
     def _page(self, i: int) -> Any:
         if self._doc is None:

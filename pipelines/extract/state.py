@@ -19,17 +19,17 @@ from typing import Any
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.redaction import redact_error
 from pipelines.extract.node import safe_name
-from pipelines.model import Skipped
+from pipelines.model import Skipped, Status
 
 #: when several members disagree, the document gets the most serious status
-_RANK = {"ok": 0, "unsupported": 1, "error": 2, "corrupt": 3, "encrypted": 4,
+_RANK: dict[Status, int] = {"ok": 0, "unsupported": 1, "error": 2, "corrupt": 3, "encrypted": 4,
          "too_large": 5, "timeout": 6}
 
 
 class Stop(Exception):
     """A document-wide limit was hit: stop extracting, keep what was produced."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -38,7 +38,7 @@ class Stop(Exception):
 class Failed(Exception):
     """One container could not be read (corrupt, encrypted, unsupported)."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -61,7 +61,7 @@ class State:
     input_bytes: int
     passwords: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
-    status: str = "ok"
+    status: Status = "ok"
     error: str | None = None
     expanded: int = 0
     members: int = 0
@@ -78,7 +78,7 @@ class State:
         own = self.started + self.config.time_limit
         return own if self.until is None else min(own, self.until)
 
-    def note(self, status: str, message: str) -> None:
+    def note(self, status: Status, message: str) -> None:
         """Record a problem; the most serious one becomes the document's status."""
         problems = self.details.setdefault("problems", [])
         if len(problems) < 20:
@@ -86,7 +86,7 @@ class State:
         if _RANK.get(status, 2) > _RANK.get(self.status, 0):
             self.status, self.error = status, message
 
-    def skip(self, where: str, status: str, error: str, *, note: bool = False) -> None:
+    def skip(self, where: str, status: Status, error: str, *, note: bool = False) -> None:
         """Content at ``where`` ("backup.zip/his.db", "patients", "page 3") was not read:
         list it (masked, bounded), so the scan is never plain ok for it. The document's
         status is left as it is, unless ``note`` (a corrupt member, a failed table: the

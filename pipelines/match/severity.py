@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 
 from leaksentry.config.matching import SeverityConfig
-from pipelines.model import SEVERITIES
+from pipelines.model import SEVERITIES, Severity
 
-_BASE = {"none": 0, "low": 25, "medium": 50, "high": 70, "critical": 90}
+_BASE: dict[Severity, int] = {"none": 0, "low": 25, "medium": 50, "high": 70, "critical": 90}
 
 
 def assess(records: int, record_level: int, unmatched: int,
-           cfg: SeverityConfig) -> tuple[str, int]:
+           cfg: SeverityConfig) -> tuple[Severity, int]:
     """(severity, risk score 0-100)."""
     level = 0
     if records >= cfg.critical_records:

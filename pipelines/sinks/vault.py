@@ -45,7 +45,7 @@ from leaksentry.redaction import redact
 from leaksentry.store import evidence as rows
 from leaksentry.store.engine import Connection
 from pipelines.match.keys import read_key
-from pipelines.model import SEVERITIES, EvidenceInfo, Finding, severity_rank
+from pipelines.model import SEVERITIES, EvidenceInfo, Finding, Severity, severity_rank
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -133,7 +133,7 @@ class Vault:
     """Write side of the vault (public keys and the instance key only)."""
 
     def __init__(self, directory: Path, recipients: list[str], key: bytes,
-                 min_severity: str = "high", max_bytes: int = 64 << 20,
+                 min_severity: Severity = "high", max_bytes: int = 64 << 20,
                  retention: float = 90 * 86400.0) -> None:
         if not recipients:
             raise EvidenceError("[evidence] recipients: no public key given")

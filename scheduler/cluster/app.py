@@ -58,7 +58,7 @@ def make_app(cluster: ClusterConfig, name: str = "leaksentry") -> Celery:
 
 def queue_for(source: SourceConfig, cluster: ClusterConfig) -> str:
     """Rendered sources need Chromium: they go to the browser queue."""
-    return cluster.browser_queue if source.render else cluster.http_queue
+    return cluster.browser_queue if source.rendered else cluster.http_queue
 
 
 @dataclass

@@ -14,7 +14,7 @@ from servers.archive_site import ArchiveSite
 from crawler.spiders.listing import item_id_for, item_links
 from leaksentry.config.presets import PRESETS
 from leaksentry.config.presets_web import WEB_PRESETS
-from leaksentry.config.sources import SourceConfig
+from leaksentry.config.sources import source_config
 from leaksentry.synth import patients
 
 PASTES = {f"Ab{i:02d}xYz9"[:8]: (f"paste {i}", f"notes {i}\n") for i in range(6)}
@@ -129,6 +129,6 @@ def test_selectors_may_pick_attributes_text_or_elements():
 def test_web_presets_are_valid_sources():
     for name in WEB_PRESETS:
         assert name in PRESETS
-        src = SourceConfig(name="s", preset=name)  # type: ignore[call-arg]
+        src = source_config(name="s", preset=name)
         assert src.kind == "listing" and src.raw_url_template and "{id}" in src.raw_url_template
         assert src.link_css or src.link_xpath

@@ -21,7 +21,7 @@ from servers.js_listing import JsListingSite
 from servers.planted import forms, write_planted
 
 from crawler.playwright import BLOCKED_RESOURCE_TYPES, make_abort_request, render_meta
-from leaksentry.config.sources import SourceConfig
+from leaksentry.config.sources import source_config
 from leaksentry.synth import patients, written_hkid
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
@@ -270,7 +270,7 @@ def test_abort_request_refuses_non_http_schemes(url: str) -> None:
 
 
 def test_render_meta_never_hands_pages_to_callbacks() -> None:
-    src = SourceConfig(name="x", kind="listing", url="https://example.org/", link_css="a",
+    src = source_config(name="x", kind="listing", url="https://example.org/", link_css="a",
                        render=True, wait_selector="a.paste", wait_timeout=5,
                        max_download_size=2**20)
     meta = render_meta(src, src.wait_selector)

@@ -87,3 +87,28 @@ def test_secret_precedence(monkeypatch):
     assert resolve_secret(None, None, "DEFAULT_SECRET") == "from-default"
     monkeypatch.delenv("DEFAULT_SECRET")
     assert resolve_secret(None, "UNSET_" + os.urandom(4).hex(), "DEFAULT_SECRET") is None
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    ('kind = "feeds"\nurl = "https://x.example/"',
+     "sources[0] (s).kind: Input should be 'feed', 'listing', 'directory', 'bucket',"
+     " 'watch' or 'telegram'"),
+    ('url = "https://x.example/"', "sources[0] (s).kind: Field required"),
+    ('kind = "watch"\nurl = "https://x.example/"\nlink_css = "a"',
+     'sources[0] (s).link_css: a field of kind "listing" only (this source is kind "watch")'),
+    ('kind = "feed"\nurl = "https://x.example/"\nitems_path = ""\nid_path = "id"\n'
+     'raw_url_path = "raw"\nprocesses = 2',
+     'sources[0] (s).processes: a field of kinds "directory" and "bucket" only (this source'
+     ' is kind "feed")'),
+    ('kind = "directory"\nurl = "https://x.example/"\nmax_dept = 2',
+     "sources[0] (s).max_dept: unknown field (check the spelling)"),
+    ('kind = "directory"\nurl = "https://x.example/"\nmax_depth = -1',
+     "sources[0] (s).max_depth: Input should be greater than or equal to 0"),
+])
+def test_source_kind_errors_are_one_line_naming_the_field(tmp_path, table, expected):
+    """A source is the model of its kind: a wrong or missing kind, a field of another kind
+    and a typo are each one line naming the field (not the union's internals)."""
+    p = write(tmp_path, f'[[sources]]\nname = "s"\n{table}\n')
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(ei.value).splitlines() == [f"{p}: {expected}"]

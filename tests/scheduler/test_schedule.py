@@ -9,6 +9,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from leaksentry.config import Settings
+from leaksentry.config.sources import WatchSource
 from leaksentry.errors import ConfigError
 from scheduler.schedule import schedules, source_schedule
 
@@ -62,9 +63,8 @@ def test_describe_changes_with_schedule_only():
 
 
 def test_bad_cron_names_source():
-    class Src:
-        name = "x"
-        cron = "61 * * * *"
-
+    # the config refuses such a cron already; built without validation, the schedule
+    # still names the field
+    src = WatchSource.model_construct(name="x", kind="watch", cron="61 * * * *")
     with pytest.raises(ConfigError, match=r"sources\[4\] \(x\)\.cron"):
-        source_schedule(Src(), settings(), 4)
+        source_schedule(src, settings(), 4)

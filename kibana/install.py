@@ -74,7 +74,7 @@ def load_objects(prefix: str = DEFAULT_PREFIX) -> list[dict[str, Any]]:
 
 
 def load_rule(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
-    rule = json.loads(resources.files("kibana").joinpath(RULE).read_text("utf-8"))
+    rule: dict[str, Any] = json.loads(resources.files("kibana").joinpath(RULE).read_text("utf-8"))
     rule["id"] = rule_id(prefix)
     if prefix != DEFAULT_PREFIX:
         rule["params"]["index"] = [prefix + i[len(DEFAULT_PREFIX):]
@@ -184,7 +184,8 @@ def _get_rule(http: httpx.Client, url: str, rid: str) -> dict[str, Any] | None:
         return None
     if resp.status_code != 200:
         raise _fail(url, f"alert rule {rid}", resp)
-    return resp.json()
+    rule: dict[str, Any] = resp.json()
+    return rule
 
 
 def _kept_actions(existing: dict[str, Any]) -> list[dict[str, Any]]:

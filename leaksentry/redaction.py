@@ -346,11 +346,11 @@ def _tokens(kind: Kind, data: bytes) -> list[tuple[int, int, str]]:
     search = kind.full.search
     pos, n = 0, len(data)
     while pos < n:
-        m = search(data, pos)
-        if m is None:
+        found = search(data, pos)
+        if found is None:
             break
-        s, e = m.span()
-        canon = kind.canonical(m.group()) if e > s else ""
+        s, e = found.span()
+        canon = kind.canonical(found.group()) if e > s else ""
         if canon and kind.valid(canon):
             out.append((s, e, canon))
             pos = e
@@ -467,6 +467,7 @@ def install_log_redaction() -> None:
         def factory(*args: object, **kwargs: object) -> logging.LogRecord:
             return _redact_record(current(*args, **kwargs))
 
+        # a marker on the function object, read back with getattr above
         factory._leaksentry_redacts = True  # type: ignore[attr-defined]
         logging.setLogRecordFactory(factory)
 

@@ -24,7 +24,7 @@ _PROCEDURES = ["Appendicectomy", "Cholecystectomy", "Total knee replacement", "C
                "Coronary angioplasty", "Hernia repair", "Tonsillectomy", "Caesarean section",
                "Hip arthroplasty", "Colonoscopy with polypectomy", "Thyroidectomy"]
 # prefixes in real use are mostly single letters; a few two-letter ones appear
-_PREFIXES = [*"ABCDEGHKMPRVYZ", "WX", "XA", "XB", "XC"]
+_PREFIXES: list[str] = [*"ABCDEGHKMPRVYZ", "WX", "XA", "XB", "XC"]
 
 
 @dataclass(frozen=True, slots=True)

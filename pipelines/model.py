@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 #: Cells of one table row are joined with this separator in ``TextPart.text``;
 #: extractors replace it inside cell values, so the matcher can tell columns apart.
@@ -37,6 +37,11 @@ def _same(text: str) -> str:
 
 def severity_rank(severity: Severity) -> int:
     return SEVERITIES.index(severity)
+
+
+def is_severity(value: object) -> TypeGuard[Severity]:
+    """``value`` is one of :data:`SEVERITIES` (for text read back from a store or payload)."""
+    return value in SEVERITIES
 
 
 def utcnow() -> datetime:
@@ -197,6 +202,13 @@ class Finding(DocumentMeta):
     @classmethod
     def of(cls, doc: Document, result: ScanResult) -> Finding:
         return cls(**doc.meta(), sha256=doc.sha256, size=doc.size, result=result)
+
+    @property
+    def hit_sha256(self) -> str:
+        """The sha256 of a hit's document: a hit's content was read, so it has one."""
+        if self.sha256 is None:
+            raise ValueError("a finding whose content was not read is never a hit")
+        return self.sha256
 
     def scan_json(self) -> dict[str, Any]:
         """The `scan --json` line (DESIGN.md), field order as documented; every

@@ -31,7 +31,7 @@ from leaksentry.identifiers.kinds import build_kinds
 from pipelines.match.digest import Digester
 from pipelines.match.fpfile import FingerprintSet
 from pipelines.match.register import find_column, read_rows
-from pipelines.model import SEVERITIES, severity_rank
+from pipelines.model import is_severity, severity_rank
 
 
 class NotifyError(LeakSentryError):
@@ -257,7 +257,7 @@ def summarise(people: dict[str, Person], leaks: list[Leak]) -> Summary:
 
 
 def _rank(sev: str) -> int:
-    return severity_rank(sev) if sev in SEVERITIES else 0
+    return severity_rank(sev) if is_severity(sev) else 0
 
 
 def _ref_key(ref: str) -> tuple[int, int | str]:
@@ -328,8 +328,8 @@ def write_report(out: Path, included: list[str], people: dict[str, Person],
                         number(i, j, value)
             ss = wb.add_worksheet("Summary")
             ss.write_row(0, 0, ["group", "value", "affected people"], bold)
-            for i, row in enumerate(summary.rows(), start=1):
-                ss.write_row(i, 0, row)
+            for i, line in enumerate(summary.rows(), start=1):
+                ss.write_row(i, 0, line)
             wb.close()
         return exposed
     if suffix != ".csv":

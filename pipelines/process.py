@@ -82,7 +82,7 @@ def _doc_name(doc: Document) -> str:
     return doc.filename or doc.url or ""
 
 
-def scan_inline(content: bytes, name: str, matcher: Any, config: ExtractConfig,
+def scan_inline(content: bytes, name: str, matcher: Matcher, config: ExtractConfig,
                 passwords: tuple[str, ...] = ()) -> ScanResult:
     """Extraction + matching in this process. Never raises for bad input."""
     started = time.monotonic()
@@ -219,7 +219,7 @@ def _not_read(name: str, exc: localfile.NotRead) -> ScanResult:
                       details={"size": exc.size} if exc.size else {})
 
 
-def _scan_local(f: localfile.Regular, name: str, matcher: Any, config: ExtractConfig,
+def _scan_local(f: localfile.Regular, name: str, matcher: Matcher, config: ExtractConfig,
                 pw: tuple[str, ...]) -> tuple[ScanResult, FileFacts]:
     """Read a local file here (the worker), hash it alongside the scan, scan it."""
     try:
@@ -444,7 +444,7 @@ class DocumentScanner:
     whose workers are replaced now and then); a one-off `scan` imports what it meets.
     """
 
-    def __init__(self, matcher: Any, config: ExtractConfig | None = None,
+    def __init__(self, matcher: Matcher, config: ExtractConfig | None = None,
                  passwords: tuple[str, ...] = (), mode: str | None = None,
                  preload_formats: bool = True) -> None:
         self.matcher = matcher

@@ -27,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.processes import alive
 from leaksentry.store import Store
 from leaksentry.store.db import store_failure, unreachable
+from leaksentry.store.engine import Row
 from leaksentry.store.runs import defer_run, record_run, replay_deferred
 from pipelines.model import RunSummary
 
@@ -344,18 +346,21 @@ def _proc_start(pid: int) -> int | None:
 
 
 def _max_run_id(store: Store) -> int:
-    return store.conn.execute("SELECT coalesce(max(id), 0) FROM source_runs").fetchone()[0]
+    return int(store.conn.execute("SELECT coalesce(max(id), 0) FROM source_runs").fetchone()[0])
 
 
-def _run_after(store: Store, source: str, after_id: int):
-    return store.conn.execute(
+def _run_after(store: Store, source: str, after_id: int) -> Row | None:
+    row: Row | None = store.conn.execute(
         "SELECT * FROM source_runs WHERE source = ? AND id > ? ORDER BY id DESC LIMIT 1",
         (source, after_id),
     ).fetchone()
+    return row
 
 
-def _row(store: Store, run_id: int):
-    return store.conn.execute("SELECT * FROM source_runs WHERE id = ?", (run_id,)).fetchone()
+def _row(store: Store, run_id: int) -> Row:
+    row: Row = store.conn.execute("SELECT * FROM source_runs WHERE id = ?",
+                                          (run_id,)).fetchone()
+    return row
 
 
 def _last_run_id_since(store: Store, source: str, started: datetime) -> int | None:
@@ -390,7 +395,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)

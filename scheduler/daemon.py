@@ -227,8 +227,8 @@ class Daemon:
     # -- main loop ---------------------------------------------------------------
     def serve(self) -> int:
         """Wait for signals until asked to stop; returns the exit code."""
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_signal)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
         while True:
             try:
                 sig = self._signals.get(timeout=0.5)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
@@ -25,6 +25,10 @@ from leaksentry.errors import StoreError
 from leaksentry.store import Store
 from leaksentry.store.engine import Connection, db_errors
 from leaksentry.store.runs import deferred_count
+
+if TYPE_CHECKING:
+    from pipelines.alerts.worker import DeliveryReport
+    from pipelines.sinks.spool import DrainReport
 
 log = logging.getLogger("leaksentry.scheduler.metrics")
 
@@ -71,30 +75,19 @@ class DaemonMetrics:
         self.documents.labels(source).inc(fetched)
         self.crawl_hits.labels(source).inc(hits)
 
-    def record_delivery(self, report: Any) -> None:
-        for result in ("delivered", "failed", "dead"):
-            n = _count(getattr(report, result, 0))
+    def record_delivery(self, report: DeliveryReport) -> None:
+        for result, n in (("delivered", report.delivered), ("failed", report.failed),
+                          ("dead", report.dead)):
             if n:
                 self.deliveries.labels(result).inc(n)
 
-    def record_drain(self, report: Any) -> None:
-        for result in ("delivered", "duplicates", "rejected", "retry_later"):
-            n = _count(getattr(report, result, 0))
+    def record_drain(self, report: DrainReport) -> None:
+        for result, n in (("delivered", report.delivered), ("duplicates", report.duplicates),
+                          ("rejected", report.rejected), ("retry_later", report.retry_later)):
             if n:
                 self.spool_sent.labels(result).inc(n)
-        if getattr(report, "unreachable", False):
+        if report.unreachable:
             self.spool_unreachable.inc()
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    try:
-        return len(value)
-    except TypeError:
-        return 0
 
 
 class StoreCollector(Collector):
@@ -105,7 +98,7 @@ class StoreCollector(Collector):
         self.state = state
         self.running = running
 
-    def describe(self) -> list:
+    def describe(self) -> list[GaugeMetricFamily]:
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -116,13 +109,14 @@ class StoreCollector(Collector):
                 g.add_metric([name], 1)
             yield g
         store = Store(self.state, readonly=True)
+        unusable: tuple[type[Exception], ...] = (StoreError, *db_errors())
         yield GaugeMetricFamily("leaksentry_runs_unrecorded",
                                 "Runs kept on this host until the state store is reachable",
                                 value=deferred_count(store.state_dir))
         try:
             conn = store.conn
             conn.execute("SELECT 1").fetchone()
-        except (StoreError, *db_errors()) as exc:
+        except unusable as exc:
             log.warning("metrics: cannot open state store %s: %s", store.where, exc)
             yield GaugeMetricFamily("leaksentry_state_store_up",
                                     "1 when the state store answered this scrape", value=0)

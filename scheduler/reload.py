@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -33,7 +33,7 @@ MAINTENANCE_EXECUTOR = "default"
 class JobSpec:
     id: str
     func: str  # "module:function", what the job store pickles
-    args: tuple
+    args: tuple[Any, ...]
     trigger: BaseTrigger
     name: str
     executor: str
@@ -110,7 +110,7 @@ def sync_jobs(scheduler: BaseScheduler, specs: list[JobSpec]) -> SyncReport:
             )
             report.added.append(spec.id)
             continue
-        changes: dict = {}
+        changes: dict[str, Any] = {}
         if tuple(job.args) != spec.args:
             changes["args"] = spec.args
         if job.misfire_grace_time != spec.misfire_grace_time:

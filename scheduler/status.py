@@ -14,6 +14,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from leaksentry.config import Settings
 from leaksentry.processes import alive
@@ -52,16 +53,16 @@ class Status:
     spool_depth: int | None = None
     spool_rejected: int | None = None
     jobs: dict[str, str | None] = field(default_factory=dict)  # periodic job -> next run
-    cluster: dict | None = None  # [cluster]: workers, queues (scheduler.cluster.state)
+    cluster: dict[str, Any] | None = None  # [cluster]: workers, queues (scheduler.cluster.state)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def daemon_info(settings: Settings) -> dict | None:
+def daemon_info(settings: Settings) -> dict[str, Any] | None:
     """daemon.json when its process is still alive, else None."""
     try:
-        info = json.loads(info_path(settings).read_text())
+        info: dict[str, Any] = json.loads(info_path(settings).read_text())
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

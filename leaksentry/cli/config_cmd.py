@@ -121,7 +121,7 @@ def _resolve_all(names: set[str]) -> dict[str, list[str]]:
 
     def one(name: str) -> list[str]:
         try:
-            return sorted({i[4][0] for i in socket.getaddrinfo(name, None,
+            return sorted({str(i[4][0]) for i in socket.getaddrinfo(name, None,
                                                                 type=socket.SOCK_STREAM)})
         except (OSError, UnicodeError):
             return []

@@ -16,9 +16,10 @@ import socket
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,6 +30,7 @@ from leaksentry.errors import ConfigError, LeakSentryError
 if TYPE_CHECKING:
     from leaksentry.config import Settings
     from leaksentry.store import Store
+    from pipelines.sinks.vault import Sealed
 
 BUNDLE_README = """\
 leaksentry evidence bundle
@@ -244,7 +246,7 @@ def _create_0600(path: Path) -> int:
     return fd
 
 
-def _decrypt_file(sealed: object, identities: list, out: Path) -> int:
+def _decrypt_file(sealed: Sealed, identities: list[Any], out: Path) -> int:
     """Decrypt next to ``out`` and rename into place only once the sha256 checks out."""
     from pipelines.sinks.vault import decrypt_to
 
@@ -254,7 +256,7 @@ def _decrypt_file(sealed: object, identities: list, out: Path) -> int:
     fd = _create_0600(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
-            size = decrypt_to(sealed, identities, fh)  # type: ignore[arg-type]
+            size = decrypt_to(sealed, identities, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
@@ -266,7 +268,7 @@ def _decrypt_file(sealed: object, identities: list, out: Path) -> int:
 
 
 @contextlib.contextmanager
-def _sealed(s: Settings, hit: str, key: bytes):  # type: ignore[no-untyped-def]
+def _sealed(s: Settings, hit: str, key: bytes) -> Iterator[tuple[int, Sealed]]:
     """(hit id, Sealed) for a hit in the vault or an exported bundle.zip."""
     from pipelines.sinks.vault import file_names, iter_bundle, load_sealed
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -100,7 +100,7 @@ def info(
     from pipelines.match.fpfile import read_info
 
     i = read_info(path)
-    data = {
+    data: dict[str, Any] = {
         "path": str(i.path), "version": i.version, "key_id": i.key_id, "entries": i.entries,
         "records": i.records, "ref_column": i.build.get("ref_column"),
         "created": datetime.fromtimestamp(i.created, UTC).isoformat(),

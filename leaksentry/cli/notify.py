@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from leaksentry.cli.common import ConfigOption, settings
 from leaksentry.errors import LeakSentryError
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -84,11 +87,11 @@ def register(app: typer.Typer) -> None:
                   f" chmod 600 {path}", file=sys.stderr)
 
 
-def _store_hits(s: object) -> list[dict]:
+def _store_hits(s: Settings) -> list[dict[str, Any]]:
     from leaksentry.store import Store
     from pipelines.sinks.local import query_hits
 
-    store = Store(s.state)  # type: ignore[attr-defined]
+    store = Store(s.state)
     try:
         return [h.to_json() for h in query_hits(store.conn, limit=1 << 31)]
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -80,7 +81,7 @@ def status(
                       " `leaksentry alerts list`, then `leaksentry alerts retry`")
 
 
-def _print_cluster(c: dict) -> None:
+def _print_cluster(c: dict[str, Any]) -> None:
     if not c["reachable"]:
         console.print(f"cluster: [red]broker {c['broker']} unreachable[/red] ({c['error']})",
                       highlight=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -144,7 +145,7 @@ class Settings(StrictModel):
         return self.evidence.dir or self.state.dir / "evidence"
 
 
-def _loc(loc: tuple) -> str:
+def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -154,7 +155,8 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(exc: ValidationError, where: str, data: dict | None = None) -> str:
+def format_validation_error(exc: ValidationError, where: str,
+                            data: dict[str, Any] | None = None) -> str:
     """One line per problem: ``FILE: field.path: message``; the first is the headline."""
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
@@ -178,7 +180,7 @@ def format_validation_error(exc: ValidationError, where: str, data: dict | None 
     return "\n".join(lines)
 
 
-def _private_key_field(data: object, loc: tuple = ()) -> str | None:
+def _private_key_field(data: object, loc: tuple[int | str, ...] = ()) -> str | None:
     """The field path of the first string value holding an age private key, if any."""
     if isinstance(data, str):
         return _loc(loc) if SECRET_MARK in data.upper() else None

@@ -16,6 +16,8 @@ from leaksentry.config.base import Duration, StrictModel, resolve_secret
 from leaksentry.errors import ConfigError
 
 SeverityName = Literal["low", "medium", "high", "critical"]
+#: severities batched into digests unless configured
+_DIGESTED: tuple[SeverityName, ...] = ("low",)
 
 
 class _ChannelBase(StrictModel):
@@ -156,7 +158,7 @@ class AlertsConfig(StrictModel):
     #: "digest": re-sightings go into the next digest
     resightings: Literal["message", "digest"] = "message"
     #: these severities are batched into one digest per channel
-    digest_severities: list[SeverityName] = Field(default_factory=lambda: ["low"])
+    digest_severities: list[SeverityName] = Field(default_factory=lambda: list(_DIGESTED))
     digest_interval: Duration = 3600.0
     #: health alerts (a source went silent or keeps failing) go here; None = every channel
     health_channels: list[str] | None = None
@@ -172,7 +174,7 @@ class AlertsConfig(StrictModel):
 
     @field_validator("channels", mode="after")
     @classmethod
-    def _unique(cls, v: list) -> list:
+    def _unique(cls, v: list[ChannelConfig]) -> list[ChannelConfig]:
         seen: set[str] = set()
         for c in v:
             if c.name in seen:
@@ -191,7 +193,7 @@ class AlertsConfig(StrictModel):
                 raise ValueError(f"{where}: unknown channel {n!r} (known: {known})")
         return self
 
-    def channel(self, name: str):  # -> ChannelConfig
+    def channel(self, name: str) -> ChannelConfig:
         for c in self.channels:
             if c.name == name:
                 return c

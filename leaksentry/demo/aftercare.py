@@ -12,9 +12,12 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaksentry.demo.scenario import Scenario
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
 
 Progress = Callable[[str, str, str], None]
 
@@ -34,7 +37,7 @@ def make_identity(trusted: Path) -> str:
     return str(ident.to_public())
 
 
-def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Any,
+def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Settings,
                   progress: Progress) -> dict[str, Any]:
     """List what the vault kept and open the top hit's evidence on the "trusted side";
     returns what the report shows (counts, hit ids, a path)."""
@@ -57,7 +60,7 @@ def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Any,
     age_name, meta_name = file_names(top["hit_id"])
     vault = settings.evidence_dir
     sealed = load_sealed(vault / age_name, (vault / meta_name).read_bytes(),
-                         read_key(settings.matching.key))
+                         read_key(sc.key_path))  # the key the demo config names
     out = trusted / f"evidence-hit-{top['hit_id']}.bin"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -71,7 +74,7 @@ def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Any,
             "size": size, "verified": verified, "path": str(out)}
 
 
-def notify_step(sc: Scenario, settings: Any, progress: Progress) -> dict[str, Any]:
+def notify_step(sc: Scenario, settings: Settings, progress: Progress) -> dict[str, Any]:
     """The notification report from the demo register, checked against the fingerprints;
     returns its counts and path."""
     from leaksentry.store import Store

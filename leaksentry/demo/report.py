@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -79,10 +79,11 @@ def sources_table(run: DemoRun) -> Group:
     """The crawls, then one line per crawl that did not go well (long errors would
     wreck the table)."""
     t = Table(title="Crawls (one cycle of each source)", box=box.SIMPLE_HEAVY, title_justify="left")
-    for col, just in (("source", "left"), ("kind", "left"), ("outcome", "left"),
-                      ("discovered", "right"), ("fetched", "right"), ("new", "right"),
-                      ("hits", "right"), ("time", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("source", "left"), ("kind", "left"), ("outcome", "left"), ("discovered", "right"),
+        ("fetched", "right"), ("new", "right"), ("hits", "right"), ("time", "right"))
+    for col, just in columns:
+        t.add_column(col, justify=just)
     notes: list[Text] = []
     for s in run.sources:
         if not s.available:
@@ -160,12 +161,12 @@ def alerts_table(run: DemoRun) -> Table:
 
 def sample_alert(run: DemoRun) -> Panel | None:
     """The most severe alert as the receiver got it, shortened: masked, refs only."""
-    from pipelines.model import severity_rank
+    from pipelines.model import is_severity, severity_rank
 
     hits = [a for a in run.alerts if a.payload and a.event == "hit"]
     if not hits:
         return None
-    a = max(hits, key=lambda a: (severity_rank(a.severity) if a.severity else 0,
+    a = max(hits, key=lambda a: (severity_rank(a.severity) if is_severity(a.severity) else 0,
                                  a.matched_records or 0))
     p = a.payload
     keep = ("severity", "source", "url", "filename", "matched_records", "kinds", "identifiers",
@@ -230,7 +231,7 @@ def after_the_alert(run: DemoRun, kept: bool = True) -> list[Text]:
             " key; " + (f"hit {ev['opened']} opened on the trusted side with its identity:"
                         f" {ev.get('size', 0):,} bytes, sha256 "
                         + ("verified" if ok else "MISMATCH") if ev.get("opened") else
-                        "none opened"), style=None if ok else "red"))
+                        "none opened"), style="" if ok else "red"))
     if nt is not None:
         ok = bool(nt.get("complete"))
         out.append(Text.assemble(
@@ -240,7 +241,7 @@ def after_the_alert(run: DemoRun, kept: bool = True) -> list[Text]:
             + (nt["path"] if kept else "trusted/notify.xlsx (removed with the demo directory;"
                " --keep keeps it)")
             + " — register checked against the fingerprints; the only output with their names",
-            style=None if ok else "red"))
+            style="" if ok else "red"))
     return out
 
 

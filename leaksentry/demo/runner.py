@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaksentry.demo.aftercare import evidence_step, make_identity, notify_step
 from leaksentry.demo.config import (
@@ -38,6 +38,11 @@ from leaksentry.demo.config import (
 )
 from leaksentry.demo.scenario import EXPORT_ROWS, Scenario, build_scenario
 from leaksentry.demo.sites import LocalSite, PasteFeedSite, StaticSite, WebhookReceiver
+
+if TYPE_CHECKING:
+    from leaksentry.config import Settings
+    from leaksentry.config.matching import MatchingConfig
+    from scheduler.crawls import RunningCrawls
 
 #: step callback: (step name, state "start" | "done" | "skip" | "fail", detail)
 Progress = Callable[[str, str, str], None]
@@ -134,7 +139,7 @@ def _slots(items: list[Any]) -> list[dict[str, Any]]:
 
 # -- components --------------------------------------------------------------------
 
-def make_fingerprints(sc: Scenario, matching: Any = None) -> str:
+def make_fingerprints(sc: Scenario, matching: MatchingConfig | None = None) -> str:
     """Key and fingerprints from the register, as the trusted side makes them: the same
     functions ``leaksentry keygen`` and ``leaksentry fingerprints build --hkid-column hkid
     --hn-column hn --ref-column ref`` call (in-process: two CLI start-ups would cost more
@@ -186,7 +191,7 @@ class DemoSites:
             s.stop()
 
 
-def _crawl_timeout(settings: Any, name: str) -> float:
+def _crawl_timeout(settings: Settings, name: str) -> float:
     """The daemon's limit for one crawl: the source's schedule timeout plus its margin."""
     try:
         from scheduler.schedule import schedules
@@ -197,9 +202,9 @@ def _crawl_timeout(settings: Any, name: str) -> float:
     return limit + float(getattr(settings.daemon, "timeout_margin", 30.0))
 
 
-def _crawl_one(settings: Any, config_path: Path, src: DemoSource,
+def _crawl_one(settings: Settings, config_path: Path, src: DemoSource,
                on_output: Callable[[str, str], None] | None,
-               running: Any = None) -> SourceOutcome:
+               running: RunningCrawls | None = None) -> SourceOutcome:
     from leaksentry.store import Store
 
     out = SourceOutcome(src.name, src.kind, src.title, str(src.table.get("url")
@@ -410,7 +415,7 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
     return run
 
 
-def _deliver(run: DemoRun, settings: Any, receiver: WebhookReceiver,
+def _deliver(run: DemoRun, settings: Settings, receiver: WebhookReceiver,
              progress: Progress) -> None:
     from leaksentry.store import Store
     from pipelines.alerts.health import plan_health_alerts
@@ -451,7 +456,7 @@ def _save_received(path: Path, receiver: WebhookReceiver) -> None:
                                  "body": d.raw.decode("utf-8", "replace")}) + "\n")
 
 
-def _drain(run: DemoRun, settings: Any, progress: Progress) -> None:
+def _drain(run: DemoRun, settings: Settings, progress: Progress) -> None:
     from leaksentry.store import Store
     from pipelines.sinks.spool import drain
 
@@ -483,7 +488,7 @@ def _trim(hit: dict[str, Any]) -> dict[str, Any]:
     return hit
 
 
-def _collect_hits(run: DemoRun, settings: Any) -> None:
+def _collect_hits(run: DemoRun, settings: Settings) -> None:
     from leaksentry.store import Store
     from pipelines.sinks.local import count_documents, query_hits
 

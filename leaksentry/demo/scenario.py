@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from leaksentry.demo.xlsx import write_text_sheet
 from leaksentry.synth import Patient, hkid, invalid_hkid, patients, written_hkid, written_hn
@@ -139,7 +140,7 @@ class Scenario:
     def leaks(self) -> list[PlantedItem]:
         return [it for it in self.items if it.leak]
 
-    def expected(self) -> dict:
+    def expected(self) -> dict[str, Any]:
         """What the run should find, by item: refs and severities only, no identifiers."""
         return {
             "register_size": self.register_size,
@@ -223,7 +224,7 @@ def _paste_key(rng: random.Random) -> str:
     return "".join(rng.choice(alphabet) for _ in range(8))
 
 
-def _js_page(title: str, lines: list[str], links: list[tuple[str, str]] = ()) -> str:
+def _js_page(title: str, lines: list[str], links: Sequence[tuple[str, str]] = ()) -> str:
     """A page whose text exists only after JavaScript runs: the raw HTML holds shifted
     character codes, so an HTTP fetch without a browser sees no text at all."""
     def enc(s: str) -> list[int]:
@@ -318,9 +319,10 @@ def build_scenario(root: Path, *, export_rows: int = EXPORT_ROWS,
     few = take(4)
     lines = ["lol look what the contractor left lying around", "",
              "姓名 | 性別 | 身份證 | 病歷號 | 手術"]
-    for p in few:
-        lines.append(f"{p.name} / {p.name_zh} | {p.gender} | {written_hkid(p.hkid, rng)} | "
-                     f"{written_hn(p.hn, rng)} | {p.procedure}")
+    for person in few:
+        lines.append(f"{person.name} / {person.name_zh} | {person.gender} | "
+                     f"{written_hkid(person.hkid, rng)} | {written_hn(person.hn, rng)} | "
+                     f"{person.procedure}")
     lines += ["", "more tomorrow"]
     p = paste("hospital sample", "\n".join(lines) + "\n", 300)
     sc.items.append(PlantedItem("paste-rows", "paste with a few patient rows", "feed", p.key,

@@ -6,6 +6,12 @@ weights 9..2; check = 0 if r == 0, 'A' if r == 1, else 11 - r, r = S mod 11.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
 
 def _value(ch: str) -> int:
     if ch == " ":
@@ -110,11 +116,11 @@ def is_valid_bytes(canonical: bytes) -> bool:
     return canonical[-1] == _CHECK[(head + _TABLE[int(digits)]) % 11]
 
 
-_CHECK_ARR = None
+_CHECK_ARR: NDArray[np.int64] | None = None
 _WEIGHTS = (7, 6, 5, 4, 3, 2)
 
 
-def valid_many_bytes(canonicals: list[bytes]):  # -> np.ndarray[bool]
+def valid_many_bytes(canonicals: list[bytes]) -> NDArray[np.bool_]:
     """:func:`is_valid_bytes` of every canonical form at once, with numpy over a fixed
     9-byte array (one-letter IDs right-aligned, as the check-digit rule pads them)."""
     import numpy as np
@@ -130,7 +136,7 @@ def valid_many_bytes(canonicals: list[bytes]):  # -> np.ndarray[bool]
                       dtype=np.uint8).reshape(n, 9).astype(np.int64)
     two = lens == 9
     c0, c1, digits = a[:, 0], a[:, 1], a[:, 2:8]
-    ok = (two | (lens == 8)) & (c1 >= 65) & (c1 <= 90)
+    ok: NDArray[np.bool_] = (two | (lens == 8)) & (c1 >= 65) & (c1 <= 90)
     ok &= ~two | ((c0 >= 65) & (c0 <= 90))
     ok &= ((digits >= 48) & (digits <= 57)).all(axis=1)
     total = np.where(two, 9 * (c0 - 55), _PAD) + 8 * (c1 - 55) + (digits - 48) @ np.array(

@@ -28,6 +28,7 @@ from leaksentry.identifiers.hkid import valid_many_bytes as hkid_valid_many
 
 if TYPE_CHECKING:
     import numpy as np
+    from numpy.typing import NDArray
 
 # --- byte-level building blocks (ASCII | full-width, as UTF-8) -------------------------------
 _FW_UPPER = rb"\xef\xbc[\xa1-\xba]"  # Ａ-Ｚ  U+FF21-FF3A
@@ -267,7 +268,7 @@ class Kind:
                     out[i] = fix(t)
         return out
 
-    def valid_many(self, canonicals: list[bytes]) -> np.ndarray:
+    def valid_many(self, canonicals: list[bytes]) -> NDArray[np.bool_]:
         """:attr:`valid_b` of every canonical form, as a bool array (vectorised for hkid)."""
         import numpy as np  # deferred for start-up: redacting a line needs no numpy
 

@@ -81,7 +81,7 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
         "hit_id": stored.hit_id,
         "first_seen": _iso(stored.first_seen),
         "seen_at": _iso(finding.fetched_at),
-        "kibana_url": kibana_link(settings, finding.sha256),
+        "kibana_url": kibana_link(settings, finding.hit_sha256),
     }
     if stored.evidence is not None:
         payload["evidence"] = stored.evidence.to_json()

@@ -77,7 +77,7 @@ def plan_alerts(tx: Connection, finding: Finding, stored: StoredHit,
     cfg = settings.alerts
     now = _aware(now or finding.fetched_at or utcnow())
     root = outbox.find_thread_root(
-        tx, sha256=finding.sha256, records_key=stored.records_key or None,
+        tx, sha256=finding.hit_sha256, records_key=stored.records_key or None,
         since=now - timedelta(seconds=cfg.dedupe_window))
     if root is not None:
         payload = hit_payload(finding, stored, settings, kind=outbox.RESIGHTING,

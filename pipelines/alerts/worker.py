@@ -46,8 +46,8 @@ class DeliveryReport:
 def backoff(attempts: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds before the next attempt after ``attempts`` failures: exponential, capped,
     with jitter in [50%, 100%] so a recovered receiver is not hit by a thundering herd."""
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay * (0.5 + 0.5 * (rng or random).random())
+    delay = min(cap, base * 2.0 ** max(0, attempts - 1))
+    return delay * (0.5 + 0.5 * (rng.random() if rng is not None else random.random()))
 
 
 def flush_digests(store: Store, settings: Settings, now: datetime) -> int:

@@ -42,7 +42,7 @@ from leaksentry.config.extract import ExtractConfig
 from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
-from pipelines.model import Skipped, TextPart
+from pipelines.model import Skipped, Status, TextPart
 
 __all__ = ["Extraction", "detect", "extract", "preload"]
 
@@ -62,7 +62,9 @@ class _Lazy:
     def __init__(self, name: str) -> None:
         self._name = f"{__name__}.{name}"
 
-    def __getattr__(self, attr: str) -> Handler:
+    def __getattr__(self, attr: str) -> Callable[..., Any]:
+        """A stand-in for the module's function (handlers, and helpers taking more
+        arguments)."""
         name = self._name
 
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -215,7 +217,7 @@ class Extraction:
     name: str
     config: ExtractConfig
     passwords: tuple[str, ...] = ()
-    status: str = "ok"
+    status: Status = "ok"
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     parts_count: int = 0

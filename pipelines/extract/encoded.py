@@ -17,7 +17,7 @@ import re
 import string
 import threading
 from collections.abc import Iterator
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, reason
@@ -219,9 +219,10 @@ def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             continue
         filename = part.get_filename()
         try:
-            payload = part.get_payload(decode=True) or b""
+            decoded = part.get_payload(decode=True)  # bytes for a non-multipart part
         except Exception:
-            payload = b""
+            decoded = None
+        payload = decoded if isinstance(decoded, bytes) else b""
         state.charge(len(payload), node.label)
         ctype = part.get_content_type()
         if not filename and ctype in ("text/plain", "text/html"):
@@ -231,7 +232,8 @@ def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             yield from walk_member(payload, node.child(name), state)
         elif ctype == "message/rfc822":
             inner = part.get_payload()
-            raw = inner[0].as_bytes() if isinstance(inner, list) and inner else payload
+            raw = inner[0].as_bytes() if isinstance(inner, list) and inner \
+                and isinstance(inner[0], Message) else payload
             yield from walk_member(raw, node.child(filename or f"message{n}.eml"), state)
         elif payload:
             yield from walk_member(payload, node.child(filename or f"attachment{n}"), state)

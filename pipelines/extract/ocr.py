@@ -26,13 +26,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaksentry.config.extract import ExtractConfig
 from pipelines.extract.node import Node
 from pipelines.extract.state import Failed, State, reason
 from pipelines.match.ocrfix import correct_hkids
 from pipelines.model import Status, TextPart
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 IMAGE_KINDS = frozenset({"png", "jpeg", "tiff", "bmp", "gif", "webp"})
 
@@ -94,7 +97,7 @@ def _deadline(state: State) -> float:
     return min(state.deadline, state.started + cfg.time_limit * cfg.ocr_time_share)
 
 
-def page_text(image: Any, where: str, state: State, dpi: int | None = None) -> str | None:
+def page_text(image: PILImage, where: str, state: State, dpi: int | None = None) -> str | None:
     """OCR one decoded page (a PIL image); None when a limit or an error stopped it (and
     it was recorded as skipped). Counts the page in ``details["ocr_pages"]``."""
     cfg = state.config
@@ -207,7 +210,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _frame_text(img: Any, where: str, state: State, multi: bool) -> str | None:
+def _frame_text(img: PILImage, where: str, state: State, multi: bool) -> str | None:
     try:
         with _quiet():
             img.load()
@@ -219,7 +222,7 @@ def _frame_text(img: Any, where: str, state: State, multi: bool) -> str | None:
     return page_text(img, where, state)
 
 
-def _grey(image: Any) -> Any:
+def _grey(image: PILImage) -> PILImage:
     """Greyscale, with transparent parts on white (a transparent PNG's text is often drawn
     on nothing)."""
     if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
@@ -277,7 +280,7 @@ class PdfPages:
                 left, bottom, right, top = obj.get_bounds()
                 covered += max(0.0, min(right, w) - max(left, 0.0)) * \
                     max(0.0, min(top, h) - max(bottom, 0.0))
-            return covered >= 0.5 * w * h
+            return bool(covered >= 0.5 * w * h)
         except Exception:  # the text layer was read; a page pdfium cannot parse stays so
             return False
 

@@ -179,7 +179,8 @@ def ppt(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         with olefile.OleFileIO(data) as ole:
             stream = ole.openstream("PowerPoint Document").read()
         state.charge(len(stream), safe_name(node.label))
-        group, lines = None, []
+        group: str | None = None
+        lines: list[str] = []
         for where, text in _ppt_text(stream, state):
             if where != group and lines:
                 found = True

@@ -126,12 +126,12 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     if sniff_encoding(data) == "utf-8":
         # already what the matcher scans: no decoding into str and encoding back
         state.details.setdefault("encoding", "utf-8")
-        for first, chunk in byte_chunks(data, state.config.text_chunk_chars, state):
+        for first, raw in byte_chunks(data, state.config.text_chunk_chars, state):
             loc = node.location if first == 1 else node.at(f"from line {first}")
-            if b"\x00" in chunk:
-                chunk = _NULS_B.sub(b" ", chunk)
-            yield TextPart(chunk, loc)
-            yield from embedded(chunk, node, state)
+            if b"\x00" in raw:
+                raw = _NULS_B.sub(b" ", raw)
+            yield TextPart(raw, loc)
+            yield from embedded(raw, node, state)
         return
     stream = open_text(data, state)
     for first, chunk in text_chunks(stream, state.config.text_chunk_chars, state):
@@ -272,7 +272,7 @@ _IN_WORD = {"b", "i", "u", "em", "strong", "font", "small", "big", "sup", "sub",
 _SPACES_RUN = re.compile(r"[ \u00a0]+")
 
 
-def walk_events(el: Any) -> Iterator[tuple[str, Any]]:
+def walk_events(el: etree._Element) -> Iterator[tuple[str, etree._Element]]:
     """("start"/"end", node) over an element and everything under it, comments and
     processing instructions included (lxml's iterwalk skips them, and with them the text
     that follows them); iterative, so a deep tree cannot exhaust the stack."""
@@ -289,7 +289,7 @@ def walk_events(el: Any) -> Iterator[tuple[str, Any]]:
             stack.append((child, iter(child)))
 
 
-def mark_boundaries(root: Any) -> None:
+def mark_boundaries(root: etree._Element) -> None:
     """Write the separators into the tree (text at an element's start is text before
     it, textually): block elements on lines of their own, table cells ended by a tab,
     other element boundaries a space, so that lxml's C ``text_content()`` never glues

@@ -80,7 +80,7 @@ def fits_calamine(zf: zipfile.ZipFile, path: str) -> bool:
     if not m:
         return False
     c1, r1, c2, r2 = (g.decode("ascii") if g else None for g in m.groups())
-    if not c2:
+    if not c2 or not r2:
         return True  # a single cell ("A1")
     rows = int(r2) - int(r1 or 1) + 1
     cols = column_index(c2) - column_index(c1 or "A") + 1
@@ -141,8 +141,9 @@ def stream_sheet(zf: zipfile.ZipFile, path: str, strings: list[str], loc: str,
                     cells[idx] = value
             number = int(row.get("r") or n)
             row.clear()
-            while row.getprevious() is not None:
-                del row.getparent()[0]
+            parent = row.getparent()
+            while parent is not None and row.getprevious() is not None:
+                del parent[0]
             if n % 4096 == 0:
                 state.tick()
             if not cells:

@@ -11,6 +11,10 @@ import hashlib
 import hmac
 from collections import deque
 from itertools import repeat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 _BLOCK = 64
 
@@ -25,7 +29,7 @@ class Digester:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def states(self) -> tuple:
+    def states(self) -> tuple[HASH, HASH]:
         """The keyed inner and outer SHA-256 states, for an inlined hot loop."""
         return self._inner, self._outer
 

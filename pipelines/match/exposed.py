@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 
@@ -128,7 +129,7 @@ class Categories:
     """Label -> category: exact synonyms (built in, then the configured additions, which
     win), then the keyword rules, else ``other``."""
 
-    def __init__(self, additions: dict[str, Sequence[str]] | None = None) -> None:
+    def __init__(self, additions: Mapping[str, Sequence[str]] | None = None) -> None:
         exact: dict[str, str] = {}
         for source in (BUILTIN, additions or {}):
             for cat, labels in source.items():
@@ -356,7 +357,9 @@ class Exposure:
         self.redact = redact
         self._tables: dict[int, _Table] = {}
         # in discovery order: ("table", _Table), ("sql", column names), ("text", (label, cat))
-        self._groups: list[tuple[str, object]] = []
+        self._groups: list[tuple[Literal["table"], _Table]
+                           | tuple[Literal["sql"], tuple[str, ...]]
+                           | tuple[Literal["text"], tuple[str, str | None]]] = []
         self._text: set[str] = set()
         self._sql: set[tuple[str, ...]] = set()
         self._samples = TEXT_SAMPLES
@@ -465,15 +468,15 @@ class Exposure:
         """(exposed fields, exposed categories); ``identifiers``: some were found."""
         found: list[tuple[str, str | None]] = []  # (label, its category if already known)
         other = False
-        for tag, g in self._groups:
-            if tag == "table":
-                assert isinstance(g, _Table)
+        for group in self._groups:
+            if group[0] == "table":
+                g = group[1]
                 other = other or g.unlabelled
                 found.extend((g.header[j], None) for j in g.seen() if g.header[j])
-            elif tag == "sql":
-                found.extend((c, None) for c in g if c)  # type: ignore[attr-defined]
+            elif group[0] == "sql":
+                found.extend((c, None) for c in group[1] if c)
             else:
-                found.append(g)  # type: ignore[arg-type]
+                found.append(group[1])
         # distinct labels only, a bounded number (many tables repeat the same few labels)
         raw: list[tuple[str, str | None]] = []
         distinct: set[str] = set()

@@ -18,10 +18,11 @@ import logging
 import os
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 
 import numpy as np
+from numpy.typing import NDArray
 
 from leaksentry.identifiers.kinds import Kind, fullwidth_alnum_after, fullwidth_alnum_before
 from pipelines.match.hscache import DatabaseCache, patterns_hash
@@ -34,19 +35,25 @@ try:  # pragma: no cover - depends on the platform
 
     HAVE_HYPERSCAN = True
 except ImportError:  # pragma: no cover
-    hyperscan = None
+    # absent: HAVE_HYPERSCAN is False and nothing below touches the module
+    hyperscan = None  # type: ignore[assignment]
     HAVE_HYPERSCAN = False
 
 Candidate = tuple[int, int, int]  # (kind index, start, end) in the buffer
 #: every candidate of a buffer as three int64 arrays (kind index, start, end), by start
-Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
+Candidates = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]
+#: hyperscan's match callback: (expression id, start, end, flags, context)
+Handler = Callable[[int, int, int, int, object], bool | None]
+#: (full-width starts, windows) around full-width letters and digits, or None (see below)
+Windows = tuple[list[int], list[tuple[int, int]]] | None
 
-_DB_CACHE: dict[tuple[bytes, ...], object] = {}
+_DB_CACHE: dict[tuple[bytes, ...], hyperscan.Database] = {}
 _DB_LOCK = threading.Lock()
 _FLAGS = "HS_FLAG_SOM_LEFTMOST"
 
 
-def _database(expressions: tuple[bytes, ...], cache: DatabaseCache | None = None):
+def _database(expressions: tuple[bytes, ...],
+              cache: DatabaseCache | None = None) -> hyperscan.Database:
     """The compiled block-mode database of ``expressions``: once per process, and from
     the on-disk cache (see :mod:`.hscache`) when one is given."""
     with _DB_LOCK:
@@ -54,7 +61,7 @@ def _database(expressions: tuple[bytes, ...], cache: DatabaseCache | None = None
         if db is None:
             flags = [getattr(hyperscan, _FLAGS)] * len(expressions)
 
-            def compile_():
+            def compile_() -> hyperscan.Database:
                 db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
                 db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
                            elements=len(expressions), flags=flags)
@@ -105,7 +112,8 @@ class Finder:
         self.engine = engine
         self._hs_kinds: list[int] = []
         self._re_kinds: list[int] = list(range(len(self.kinds)))
-        self._db = self._narrow_db = None
+        self._db: hyperscan.Database | None = None
+        self._narrow_db: hyperscan.Database | None = None
         self._width = 0
         if engine == "hyperscan":
             self._compile([i for i, k in enumerate(self.kinds) if k.hs_ok])
@@ -134,14 +142,15 @@ class Finder:
         widths = [max_width(e) for _, e, _ in exprs]
         if all(n is not None for n in narrow) and widths and None not in widths:
             width = max(w for w in widths if w is not None)
-            self._narrow_db = _database(tuple(e for n in narrow for e, _ in n), self._cache)
+            self._narrow_db = _database(tuple(e for n in narrow if n is not None for e, _ in n),
+                                        self._cache)
             self._width = width
 
     @property
     def accelerated(self) -> bool:
         return self._fast is not None
 
-    def _scratch(self, db):
+    def _scratch(self, db: hyperscan.Database) -> hyperscan.Scratch:
         """Scratch space per database, thread and process (a forked child allocates its
         own)."""
         loc = self._local
@@ -150,7 +159,7 @@ class Finder:
             loc.scratch = {}
             loc.collector = self._fast.Collector() if self._fast is not None else None
             loc.pid = pid
-        scratch = loc.scratch.get(id(db))
+        scratch: hyperscan.Scratch | None = loc.scratch.get(id(db))
         if scratch is None:
             scratch = loc.scratch[id(db)] = hyperscan.Scratch(db)
         return scratch
@@ -182,6 +191,7 @@ class Finder:
         return max(16, size // 16)
 
     def _find_hs_c(self, buf: bytes) -> Candidates:
+        assert self._db is not None  # only with the kinds hyperscan compiled
         self._scratch(self._db)  # makes this thread's collector too
         col = self._local.collector
         col.clear()
@@ -193,11 +203,13 @@ class Finder:
         return (np.frombuffer(k, dtype=np.int64), np.frombuffer(s, dtype=np.int64),
                 np.frombuffer(e, dtype=np.int64))
 
-    def _scan_c(self, buf: bytes, col) -> None:
+    def _scan_c(self, buf: bytes, col: Handler) -> None:
+        """Reports into the C collector ``col`` (a hyperscan callback itself)."""
         self._scan(buf, col, self._fullwidth_windows_c)
 
     def _fullwidth_windows_c(self, buf: bytes, width: int, limit: int,
-                             coverage: int) -> tuple[list[int], list[tuple[int, int]]] | None:
+                             coverage: int) -> Windows:
+        assert self._fast is not None  # only called with the speedups
         found = self._fast.fullwidth_windows(buf, width, limit, coverage)
         if found is None:
             return None
@@ -214,14 +226,16 @@ class Finder:
         self._scan(buf, on_match, fullwidth_windows)
         return hits
 
-    def _scan(self, buf: bytes, handler, windows_of) -> None:
+    def _scan(self, buf: bytes, handler: Handler,
+              windows_of: Callable[[bytes, int, int, int], Windows]) -> None:
         """Every report of the full patterns to ``handler``: the narrow pass plus the
         windows around full-width letters and digits (found by ``windows_of``, the C or
         the Python :func:`fullwidth_windows`), or one full pass."""
+        assert self._db is not None  # only with the kinds hyperscan compiled
         found = None
         if self._narrow_db is not None:
             found = windows_of(buf, self._width, self._fw_limit(len(buf)), len(buf) // 4)
-        if found is None:  # kinds without narrow patterns, or dense full-width text
+        if found is None or self._narrow_db is None:  # no narrow patterns, dense full-width
             self._db.scan(buf, match_event_handler=handler, scratch=self._scratch(self._db))
             return
         fw, windows = found
@@ -246,6 +260,7 @@ class Finder:
         def on_match(i: int, start: int, end: int, flags: int, ctx: object) -> None:
             add((i, start, end))
 
+        assert self._db is not None  # only with the kinds hyperscan compiled
         self._db.scan(joined, match_event_handler=on_match, scratch=self._scratch(self._db))
         out: list[tuple[int, int, int]] = []
         for i, f, t in raw:
@@ -286,7 +301,7 @@ class Finder:
         return out
 
 
-def fullwidth_alnum(buf: bytes) -> np.ndarray:
+def fullwidth_alnum(buf: bytes) -> NDArray[np.int64]:
     """Starts of the full-width letters and digits in a UTF-8 buffer (numpy; the C
     twin is inside the speedups' ``fullwidth_windows``). A continuation byte is never
     0xEF, so every match is a real character start."""
@@ -295,11 +310,12 @@ def fullwidth_alnum(buf: bytes) -> np.ndarray:
     b1, b2 = a[lead + 1], a[lead + 2]
     ok = ((b1 == 0xBC) & (((b2 >= 0x90) & (b2 <= 0x99)) | ((b2 >= 0xA1) & (b2 <= 0xBA)))) | (
         (b1 == 0xBD) & (b2 >= 0x81) & (b2 <= 0x9A))
-    return lead[ok].astype(np.int64)
+    starts: NDArray[np.int64] = lead[ok].astype(np.int64)
+    return starts
 
 
 def fullwidth_windows(buf: bytes, width: int, limit: int,
-                      coverage: int) -> tuple[list[int], list[tuple[int, int]]] | None:
+                      coverage: int) -> Windows:
     """(starts of the full-width letters and digits, merged byte ranges ``width`` around
     each) -- the ranges hold every full-pattern match spanning such a character; None
     when there are more than ``limit`` characters or the ranges cover more than
@@ -324,7 +340,8 @@ def max_width(expression: bytes) -> int | None:
     """The longest match of a (hyperscan-compatible) expression in bytes, or None when it
     is unbounded or cannot be worked out."""
     try:
-        from re import _parser  # the stdlib's own width analysis
+        # the stdlib's own width analysis (a private module typeshed does not list)
+        from re import _parser  # type: ignore[attr-defined]
 
         width = _parser.parse(expression).getwidth()[1]
     except Exception:  # a construct `re` does not know, or another Python

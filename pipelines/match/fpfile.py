@@ -128,9 +128,9 @@ def write_fingerprints(path: Path | str, key: bytes, digests: np.ndarray, meta: 
                 pos += len(data)
 
             put(header + info, 0)
-            put(memoryview(digests).cast("B"), digests_off)
-            put(memoryview(meta).cast("B"), meta_off)
-            put(memoryview(refoff).cast("B"), refoff_off)
+            put(digests.data.cast("B"), digests_off)
+            put(meta.data.cast("B"), meta_off)
+            put(refoff.data.cast("B"), refoff_off)
             put(refblob, refblob_off)
             f.write(mac.digest())
         os.replace(tmp, path)
@@ -141,7 +141,7 @@ def write_fingerprints(path: Path | str, key: bytes, digests: np.ndarray, meta: 
     return read_info(path)
 
 
-def _parse_header(path: Path, mm: bytes | mmap.mmap, size: int) -> tuple:
+def _parse_header(path: Path, mm: bytes | mmap.mmap, size: int) -> tuple[Any, ...]:
     if size < _HEAD.size + MAC_BYTES:
         raise FingerprintFileError(f"{path}: not a fingerprint file (too short)")
     fields = _HEAD.unpack_from(mm, 0)
@@ -154,7 +154,7 @@ def _parse_header(path: Path, mm: bytes | mmap.mmap, size: int) -> tuple:
     return fields
 
 
-def _check_layout(path: Path, fields: tuple, size: int) -> None:
+def _check_layout(path: Path, fields: tuple[Any, ...], size: int) -> None:
     (_, _, flags, head_len, _, n, n_rec, _, d_off, m_off, r_off, b_off, b_len, i_len, _) = fields
     expected_end = b_off + b_len + MAC_BYTES
     ok = (head_len == _HEAD.size + i_len and d_off >= head_len and m_off >= d_off + 8 * n
@@ -188,7 +188,7 @@ def read_info(path: Path | str) -> FingerprintInfo:
                            kinds=info.get("kinds", []), build=info.get("build", {}), size=size)
 
 
-def _info_json(path: Path, buf: bytes | mmap.mmap, fields: tuple) -> dict[str, Any]:
+def _info_json(path: Path, buf: bytes | mmap.mmap, fields: tuple[Any, ...]) -> dict[str, Any]:
     i_len = fields[13]
     try:
         info = json.loads(bytes(buf[_HEAD.size:_HEAD.size + i_len]))
@@ -296,4 +296,5 @@ class FingerprintSet:
 
     def close(self) -> None:
         # numpy views keep the buffer exported; let garbage collection unmap it
+        # the views go (a closed set is not used again): the typed fields hold None from here
         self.digests = self.meta = None  # type: ignore[assignment]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -140,8 +140,17 @@ def _xlsx_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
         progress(total or 0, total)
 
 
+@overload
 def find_column(path: Path, header: list[str], name: str | None, kind: str,
-                 required: bool) -> int | None:
+                required: Literal[True]) -> int: ...
+@overload
+def find_column(path: Path, header: list[str], name: str | None, kind: str,
+                required: bool) -> int | None: ...
+def find_column(path: Path, header: list[str], name: str | None, kind: str,
+                required: bool) -> int | None:
+    """The index of column ``name`` (exact, then any case), else of the column that looks
+    like ``kind``; RegisterError when a named column is missing, or nothing was found and
+    the column is ``required``."""
     names = [h.strip() for h in header]
     if name is not None:
         for i, h in enumerate(names):
@@ -215,7 +224,7 @@ class _Pool:
             initializer=_worker_init,
             initargs=(key, config.model_dump_json() if config is not None else None))
 
-    def submit(self, jobs: list[tuple[int, list[str]]]) -> Future:
+    def submit(self, jobs: list[tuple[int, list[str]]]) -> Future[list[tuple[bytes, bytes]]]:
         return self._ex.submit(_worker_run, jobs)
 
     def close(self) -> None:
@@ -270,7 +279,8 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
                     for col, kind, ki in columns]
     local = _ColumnDigester(key, kinds)
     pool: _Pool | None = None
-    pending: deque[tuple[Future, list, int]] = deque()
+    pending: deque[tuple[Future[list[tuple[bytes, bytes]]], list[tuple[int, list[str]]], int]] \
+        = deque()
 
     def collect(results: list[tuple[bytes, bytes]], first_row: int) -> None:
         for (_, _, kind_bits, rep), (status, digests) in zip(kind_reports, results, strict=True):
@@ -286,7 +296,8 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
             raw_digests.extend(digests)
             meta.extend((kind_bits | (ok + first_row)).astype(np.uint32).tolist())
 
-    def finish(fut: Future, jobs: list, start: int) -> None:
+    def finish(fut: Future[list[tuple[bytes, bytes]]], jobs: list[tuple[int, list[str]]],
+               start: int) -> None:
         try:
             results = fut.result()
         except Exception:  # a worker died (out of memory, killed): do it here instead
@@ -313,8 +324,8 @@ def build_fingerprints(register: Path | str, key: bytes, out: Path | str, *,
         for row_no, row in enumerate(rows, start=1):
             if row_no > RECORD_MASK:
                 raise RegisterError(f"{register}: more than {RECORD_MASK} rows")
-            if refs is not None:
-                ref = row[ref_col].strip() if ref_col < len(row) else ""  # type: ignore[operator]
+            if refs is not None and ref_col is not None:
+                ref = row[ref_col].strip() if ref_col < len(row) else ""
                 refs.append(ref or str(row_no))
             chunk.append(row)
             if len(chunk) == CHUNK_ROWS:

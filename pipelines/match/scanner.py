@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ _Evaluated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[bytes]]
 _COLUMNS = [column_letter(i) for i in range(702)]  # A .. ZZ
 
 
-def natural_key(ref: str) -> tuple:
+def natural_key(ref: str) -> tuple[int, int | tuple[int | str, ...], str]:
     if ref.isdigit():
         return (0, int(ref), ref)
     return (1, tuple(int(p) if p.isdigit() else p for p in _NATURAL.split(ref)), ref)
@@ -76,7 +77,7 @@ _MATCH_FAST = (tuple(f.name for f in fields(Match)) == _MATCH_FIELDS
                and not hasattr(Match, "__post_init__") and hasattr(Match, "__slots__"))
 
 
-def _build_matches(*columns: Iterable) -> list[Match]:
+def _build_matches(*columns: Iterable[Any]) -> list[Match]:
     """``list(map(Match, *columns))``. A frozen dataclass's ``__init__`` sets each field
     through ``object.__setattr__``; for a sheet's 112,000 matches, filling the slots a
     column at a time with their descriptors costs half as much and gives equal objects.
@@ -149,7 +150,7 @@ def _natural_sort(refs: list[str]) -> None:
 class _State:
     parts: int = 0
     # digest -> [kind index, masked, record, count, first where, digest]
-    seen: dict[int, list] = field(default_factory=dict)
+    seen: dict[int, list[Any]] = field(default_factory=dict)
     records: set[int] = field(default_factory=set)
     record_level: set[int] = field(default_factory=set)
     unmatched: dict[str, set[int]] = field(default_factory=dict)
@@ -222,12 +223,12 @@ class Matcher:
         metas: list[_Meta] = []
         # where the table header changes: one entry per table (or text run), not per row
         runs: Runs = []
-        header = runs  # never a part's header: the first part starts a run
+        header: object = runs  # never a part's header: the first part starts a run
         sep = _SEP
         for part in parts:
             state.parts += 1
             text = part.text
-            data = text if type(text) is bytes else text.encode("utf-8", "replace")
+            data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
             if metas and (starts[-1] - 1 + len(data) > limit or len(metas) == _BATCH_PARTS):
                 with _gc_paused():
                     self._scan_batch(self._batch(buf, first), starts, metas, runs, state)
@@ -237,7 +238,7 @@ class Matcher:
                 header = runs
             if part.header is not header:
                 header = part.header
-                runs.append((len(metas), header))
+                runs.append((len(metas), part.header))
             if not metas:
                 first = data
             else:
@@ -536,7 +537,8 @@ class Matcher:
         unmatched = {k: len(v) for k, v in state.unmatched.items()}
         severity, risk = assess(len(refs), len(state.record_level),
                                 max(unmatched.values(), default=0), self.config.severity)
-        fields_, categories = [], []
+        fields_: list[str] = []
+        categories: list[str] = []
         if state.exposure is not None and (refs or severity != "none"):  # a hit
             fields_, categories = state.exposure.result(identifiers=True)
         distinct = list(dict.fromkeys(refs.values()))

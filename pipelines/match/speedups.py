@@ -19,7 +19,8 @@ def speedups() -> ModuleType | None:
         from pipelines.match import _speedups
     except ImportError:  # built without a compiler or OpenSSL's headers
         return None
-    return _speedups
+    module: ModuleType = _speedups  # a C extension: no type information
+    return module
 
 
 def resolve(wanted: bool | None) -> ModuleType | None:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaksentry.config.sinks import ElasticsearchConfig
 from pipelines.sinks.errors import SinkError, UnsupportedFeature
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+    from opensearchpy import OpenSearch
 
 
 @dataclass
@@ -67,7 +71,7 @@ class Cluster:
     # -- bulk --------------------------------------------------------------
     def streaming_bulk(self, actions: Iterable[dict[str, Any]], *, chunk_size: int,
                        max_retries: int, initial_backoff: float,
-                       max_backoff: float) -> Iterator[tuple[bool, dict[str, Any]]]:
+                       max_backoff: float) -> Iterable[tuple[bool, dict[str, Any]]]:
         """The library's ``helpers.streaming_bulk``: per-item results, 429s retried with
         exponential backoff; item errors are yielded, never raised."""
         kw: dict[str, Any] = dict(chunk_size=chunk_size, max_retries=max_retries,
@@ -79,7 +83,9 @@ class Cluster:
             return helpers.streaming_bulk(self.client, actions, retry_on_status=(429,), **kw)
         from opensearchpy import helpers as os_helpers
 
-        return os_helpers.streaming_bulk(self.client, actions, **kw)
+        results: Iterable[tuple[bool, dict[str, Any]]] = os_helpers.streaming_bulk(
+            self.client, actions, **kw)
+        return results
 
     def close(self) -> None:
         # closing a dead connection pool must not mask the real outcome
@@ -115,7 +121,7 @@ def connect(config: ElasticsearchConfig) -> Cluster:
             kw["api_key"] = api_key
         elif config.username:
             kw["basic_auth"] = (config.username, password)
-        client = Elasticsearch(config.hosts, **kw)
+        client: Elasticsearch | OpenSearch = Elasticsearch(config.hosts, **kw)
     else:
         from opensearchpy import OpenSearch
 
@@ -154,8 +160,8 @@ def _reason(exc: BaseException) -> str:
             text = f"{err.get('type', '')}: {err.get('reason', '')}".strip(": ")
         else:
             text = str(err)
-    elif getattr(exc, "error", None) and isinstance(exc.error, str):  # type: ignore[attr-defined]
-        text = exc.error  # type: ignore[attr-defined]
+    elif isinstance(error := getattr(exc, "error", None), str) and error:
+        text = error
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())[:300]

@@ -182,7 +182,7 @@ def hit_document(finding: Finding, stored: StoredHit | None, *, max_matches: int
             "matched_records": r.matched_records,
             "record_refs": refs,
             "records_key": stored.records_key if stored and stored.records_key
-            else records_key(refs, finding.sha256),
+            else records_key(refs, finding.hit_sha256),
             "kinds": kinds,
             "unmatched_valid_total": sum(int(v) for v in r.unmatched_valid.values()),
             # kept current by sighting_update() on re-sightings

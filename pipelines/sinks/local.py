@@ -16,7 +16,7 @@ from typing import Any
 
 from leaksentry.redaction import redact
 from leaksentry.store.engine import Connection, Row
-from pipelines.model import SEVERITIES, Finding, StoredHit, severity_rank
+from pipelines.model import SEVERITIES, Finding, StoredHit, is_severity, severity_rank
 from pipelines.sinks.ecs import domain_of, records_key, ref_order, skipped_list
 
 
@@ -125,7 +125,7 @@ def save_finding(tx: Connection, finding: Finding) -> StoredHit | None:
                    (seen, seen, prev["id"]))
         return StoredHit(hit_id=prev["id"], new=False, first_seen=_dt(prev["first_seen"]),
                          records_key=prev["records_key"])
-    key = records_key(r.record_refs, finding.sha256)
+    key = records_key(r.record_refs, finding.hit_sha256)
     matches = [{"kind": m.kind, "masked": redact(m.masked), "record_ref": m.record_ref,
                 "count": m.count, "where": redact(m.where)} for m in r.matches]
     row = tx.execute(
@@ -172,12 +172,13 @@ def query_hits(conn: Connection, since: datetime | None = None,
                min_severity: str | None = None, source: str | None = None,
                limit: int = 100) -> list[HitRecord]:
     """Hits seen (first or again) since ``since``, at least ``min_severity``, newest first."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[str | int] = []
     if since is not None:
         where.append("last_seen >= ?")
         args.append(_iso(since))
     if min_severity is not None:
-        if min_severity not in SEVERITIES:
+        if not is_severity(min_severity):
             raise ValueError(f"unknown severity {min_severity!r} (one of {', '.join(SEVERITIES)})")
         where.append("severity_rank >= ?")
         args.append(severity_rank(min_severity))
@@ -193,4 +194,4 @@ def query_hits(conn: Connection, since: datetime | None = None,
 
 
 def count_documents(conn: Connection) -> int:
-    return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])

@@ -183,9 +183,8 @@ def _get_policy(cluster: Cluster, api: str, name: str) -> dict[str, Any] | None:
             raise UnsupportedFeature(f"{exc} (not permitted for this user)",
                                      status=exc.status) from None
         raise
-    if api == "ilm":
-        return (got.get(name) or {}).get("policy")
-    return got.get("policy")
+    policy: dict[str, Any] | None = ((got.get(name) or {}) if api == "ilm" else got).get("policy")
+    return policy
 
 
 @dataclass

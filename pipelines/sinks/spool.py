@@ -116,11 +116,13 @@ def enqueue_finding(tx: Connection, finding: Finding, stored: StoredHit | None) 
 
 def spool_depth(conn: Connection) -> int:
     """Documents waiting for delivery (rejected ones excluded)."""
-    return conn.execute("SELECT count(*) FROM es_spool WHERE state = 'pending'").fetchone()[0]
+    return int(conn.execute("SELECT count(*) FROM es_spool WHERE state = 'pending'")
+               .fetchone()[0])
 
 
 def spool_rejected(conn: Connection) -> int:
-    return conn.execute("SELECT count(*) FROM es_spool WHERE state = 'rejected'").fetchone()[0]
+    return int(conn.execute("SELECT count(*) FROM es_spool WHERE state = 'rejected'")
+               .fetchone()[0])
 
 
 def rejected_items(conn: Connection, limit: int = 20) -> list[Row]:

@@ -45,9 +45,13 @@ from leaksentry.redaction import redact
 from leaksentry.store import evidence as rows
 from leaksentry.store.engine import Connection
 from pipelines.match.keys import read_key
-from pipelines.model import SEVERITIES, EvidenceInfo, Finding, Severity, severity_rank
+from pipelines.model import EvidenceInfo, Finding, Severity, severity_rank
 
 if TYPE_CHECKING:
+    from _hashlib import HASH
+
+    from _typeshed import ReadableBuffer
+
     from leaksentry.config import Settings
 
 FORMAT = "leaksentry-evidence/1"
@@ -102,7 +106,7 @@ def verify_sidecar(data: bytes, key: bytes, where: str) -> dict[str, Any]:
     """The sidecar's fields, or EvidenceError when it is not valid JSON or its MAC does
     not verify under ``key`` (tampered, or written by another installation)."""
     try:
-        meta = json.loads(data)
+        meta: dict[str, Any] = json.loads(data)  # not a dict: TypeError below
         mac = meta["mac"]
     except (ValueError, KeyError, TypeError):
         raise EvidenceError(f"{where}: not a leaksentry evidence sidecar") from None
@@ -165,7 +169,7 @@ class Vault:
     # -- writing ----------------------------------------------------------------
     def wants(self, finding: Finding) -> bool:
         sev = finding.result.severity
-        return sev in SEVERITIES and severity_rank(sev) >= self.min_rank
+        return severity_rank(sev) >= self.min_rank
 
     def keep(self, tx: Connection, hit_id: int, content: bytes,
              finding: Finding) -> EvidenceInfo:
@@ -271,14 +275,14 @@ class Vault:
 class _HashingWriter(io.RawIOBase):
     """A file opened 0600 that hashes what is written and is fsynced on close."""
 
-    def __init__(self, path: Path, digest: Any) -> None:
+    def __init__(self, path: Path, digest: HASH) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._digest = digest
 
     def writable(self) -> bool:
         return True
 
-    def write(self, b: Any) -> int:
+    def write(self, b: ReadableBuffer) -> int:
         view = memoryview(b)
         self._digest.update(view)
         n = 0
@@ -369,9 +373,9 @@ def decrypt_to(sealed: Sealed, identities: list[Any], out: IO[bytes]) -> int:
         def writable(self) -> bool:
             return True
 
-        def write(self, b: Any) -> int:
+        def write(self, b: ReadableBuffer) -> int:
             h.update(b)
-            return out.write(b) or len(b)
+            return out.write(b) or memoryview(b).nbytes
 
     with open(sealed.ciphertext, "rb") as fh:
         try:

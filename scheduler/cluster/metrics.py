@@ -24,7 +24,7 @@ class ClusterCollector(Collector):
     def __init__(self, cluster: ClusterConfig) -> None:
         self.cluster = cluster
 
-    def describe(self) -> list:
+    def describe(self) -> list[GaugeMetricFamily]:
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

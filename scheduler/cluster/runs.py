@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from crawler.shard import merge, summary_from_json, summary_to_json
+from crawler.shard import merge
+from pipelines.model import summary_from_json, summary_to_json
 from scheduler.cluster.state import ClusterState, connect
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,8 +27,7 @@ def config(tmp_path, sinkdata):
     ps = sinkdata.people(120)
     now = datetime.now(UTC)
     for i, f in enumerate(sinkdata.a_month_of_findings(ps, ["pastebin", "gists"], 12)):
-        f.fetched_at = now - timedelta(hours=10 * i)
-        record_finding(store, f, settings)
+        record_finding(store, replace(f, fetched_at=now - timedelta(hours=10 * i)), settings)
     leak = sinkdata.hit_finding(ps[:3], url=f"https://x.example/{ps[0].hkid}", source="tg",
                                 when=now, leak_in_text=True)
     record_finding(store, leak, settings)

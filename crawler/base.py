@@ -216,7 +216,7 @@ class SourceSpider(scrapy.Spider):
         super().__init__(name=self.name, **kwargs)
         self.app = app
         self.source = app.crawler.effective(source)
-        self.store = store or Store(app.state.db)
+        self.store = store or Store(app.state)
         #: set when this crawl is one of several processes of the source (crawler.shard):
         #: only the items it owns are fetched, and the parent records the run
         self.shard = shard

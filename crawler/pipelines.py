@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +29,7 @@ from scrapy.utils.misc import load_object
 
 from crawler.items import DocumentItem
 from leaksentry.store import seen
+from leaksentry.store.engine import Connection
 from pipelines.model import Document
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Processor(Protocol):
     ``mark_done(conn)`` records the item as processed in the seen store; call it
     in the same transaction that records the result, so both or neither happen."""
 
-    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+    def __call__(self, doc: Document, mark_done: Callable[[Connection], None]
                  ) -> bool: ...
 
 
@@ -75,7 +75,7 @@ class ScanProcessor:
         # pipeline threads sleep-poll for the write lock (ms-long sleeps per item)
         self.write_lock = threading.Lock()
 
-    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+    def __call__(self, doc: Document, mark_done: Callable[[Connection], None]
                  ) -> bool:
         from pipelines.flow import record_finding
 
@@ -84,7 +84,9 @@ class ScanProcessor:
             finding = scanner.scan(doc)
         finally:
             self.pool.put(scanner)
-        with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
+        # record_finding joins it; a document without a hit is upserts only (PostgreSQL:
+        # no store-wide lock, workers commit in parallel), a hit takes the lock first
+        with self.write_lock, self.store.transaction(serial=False) as tx:
             stored = record_finding(self.store, finding, self.app, vault=self.vault,
                                     content=lambda: doc.content)
             mark_done(tx)
@@ -110,7 +112,7 @@ class DocLogProcessor:
         self.path = path
         self.lock = threading.Lock()
 
-    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+    def __call__(self, doc: Document, mark_done: Callable[[Connection], None]
                  ) -> bool:
         line = json.dumps({"url": doc.url, "source": doc.source, "item_id": doc.item_id,
                            "sha256": doc.sha256, "size": doc.size, "filename": doc.filename})
@@ -172,7 +174,7 @@ class DocumentPipeline:
         assert self.processor is not None
         doc = item.document
 
-        def mark_done(conn: sqlite3.Connection) -> None:
+        def mark_done(conn: Connection) -> None:
             seen.processed(conn, doc.source, item.item_id, doc.sha256, version=item.version,
                            etag=item.etag, last_modified=item.last_modified)
 

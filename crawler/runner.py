@@ -142,7 +142,7 @@ def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
     if _report is not None:
         _report(summary)
         return
-    store = Store(app.state.db)
+    store = Store(app.state)
     try:
         with store.transaction() as tx:
             record_run(tx, summary, unhealthy_after=unhealthy_after)
@@ -215,7 +215,9 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
     """
     source = app.crawler.effective(app.source(source_name))
     if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
-        Store(app.state.db).close()  # the connection is closed before fork, never inherited
+        store = Store(app.state)  # PostgreSQL: refuse a schema behind this version now
+        store.check_schema()
+        store.close()  # the connection is closed before fork, never inherited
     if report is not None:
         global _report
         _report = _once(report)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 import sys
 from importlib import import_module
 
@@ -32,7 +31,7 @@ COMMANDS = {
     "keygen": "keys", "scan": "scan", "crawl": "crawl", "run": "run", "demo": "demo",
     "hits": "hits", "status": "status", "notify": "notify", "worker": "worker",
     "fingerprints": "fingerprints", "es": "es", "kibana": "kibana", "alerts": "alerts",
-    "config": "config_cmd", "evidence": "evidence",
+    "config": "config_cmd", "evidence": "evidence", "db": "db",
 }
 
 
@@ -124,14 +123,16 @@ def main() -> None:
     except KeyboardInterrupt:
         common.err_console.print("interrupted")
         sys.exit(130)
-    except sqlite3.DatabaseError as exc:  # damaged state file, full disk: one line
-        from leaksentry.store.db import last_opened, store_failure
+    except Exception as exc:
+        from leaksentry.store.engine import db_errors  # deferred: loads the config models
 
-        err = store_failure(last_opened(), exc)
-        problem("error: ", "red", err, highlight=False)
-        sys.exit(err.exit_code)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        if isinstance(exc, db_errors()):  # damaged state file, full disk, lost server
+            from leaksentry.store.db import last_opened, store_failure
+
+            err = store_failure(last_opened(), exc)
+            problem("error: ", "red", err, highlight=False)
+            sys.exit(err.exit_code)
+        if not isinstance(exc, OSError) or exc.errno != errno.ENOSPC:
             raise
         problem("error: ", "red", f"{exc.filename or 'output'}: disk full ({exc.strerror})",
                 highlight=False)

@@ -159,7 +159,7 @@ class _Recorder:
         from pipelines.sinks.vault import Vault
 
         self.settings = s
-        self.store = Store(s.state.db)
+        self.store = Store(s.state)
         self.vault = Vault.from_settings(s)
         self.recorded = 0
         self.unread = 0

@@ -27,7 +27,7 @@ main()
 
 #: never needed to print help, a version, a config check, the status or the hits
 HEAVY = ("numpy", "hyperscan", "scrapy", "twisted", "playwright", "scrapy_playwright",
-         "elasticsearch", "opensearchpy", "sqlalchemy", "lxml", "pypdf", "docx", "pptx",
+         "elasticsearch", "opensearchpy", "sqlalchemy", "psycopg", "lxml", "pypdf", "docx", "pptx",
          "py7zr", "openpyxl", "crawler", "pipelines.extract", "pipelines.alerts.channels",
          "pipelines.match.scanner", "pipelines.match.finder", "pipelines.match.kinds",
          "pipelines.process", "pipelines.match._speedups")

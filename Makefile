@@ -27,7 +27,8 @@ build-deps:
 # Programs from Debian's packages, one a line: Chromium (pages that need a browser; Playwright's
 # own browser download is never used), nginx (a real directory listing in tests), Tesseract
 # (OCR of images and scanned pages), mdbtools (Access), antiword/catdoc (Word 97), unrar-free
-# and bsdtar (RAR), age (the evidence vault's interop check), redis-server (the cluster tests).
+# and bsdtar (RAR), age (the evidence vault's interop check), redis-server (the cluster tests),
+# postgresql (the shared state store's tests start their own server: initdb/pg_ctl in a temp dir).
 DEBIAN_PACKAGES = \
 	chromium \
 	nginx-light \
@@ -40,7 +41,8 @@ DEBIAN_PACKAGES = \
 	unrar-free \
 	libarchive-tools \
 	age \
-	redis-server
+	redis-server \
+	postgresql
 system-deps:
 	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \

@@ -5,8 +5,8 @@ and the cluster's scheduling overhead (enqueued -> taken by an idle worker).
 Each cluster crawl is enqueued as the daemon does it (scheduler.cluster.enqueue);
 real ``leaksentry worker`` processes (concurrency 1 each) run the listing job and
 the item batches, each batch in a fresh ``leaksentry crawl`` process; the run is
-recorded once when its last part reports. State: the local SQLite store (the
-PostgreSQL store comes next). Figures printed:
+recorded once when its last part reports. State: the local SQLite store (PostgreSQL's
+commit cost is bench/bench_store.py's). Figures printed:
 
 - docs/s = new documents / the run's duration (first part started -> last part
   finished), and including the wait from enqueue to the run being recorded;

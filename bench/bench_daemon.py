@@ -98,7 +98,7 @@ def main() -> None:
                                               "ok" if j % 7 else "error", discovered=3,
                                               fetched=3, error=None if j % 7 else "HTTP 500"))
         total = a.sources * a.runs
-        metrics = DaemonMetrics(settings.state.db, running.names)
+        metrics = DaemonMetrics(settings.state, running.names)
         n = 20
         t0 = time.perf_counter()
         for _ in range(n):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -35,6 +34,7 @@ from crawler.state import StateStore
 from leaksentry.config import Settings
 from leaksentry.store import seen
 from leaksentry.store.db import Store, storage_error
+from leaksentry.store.engine import Connection
 from pipelines.alerts.wake import wake
 from pipelines.flow import record_finding
 from pipelines.match import Matcher
@@ -49,7 +49,7 @@ class Processor(Protocol):
     ``mark_done(conn)`` records the item as processed in the seen store; call it
     in the same transaction that records the result, so both or neither happen."""
 
-    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+    def __call__(self, doc: Document, mark_done: Callable[[Connection], None]
                  ) -> bool: ...
 
 
@@ -83,14 +83,16 @@ class ScanProcessor:
         # pipeline threads sleep-poll for the write lock (ms-long sleeps per item)
         self.write_lock = threading.Lock()
 
-    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+    def __call__(self, doc: Document, mark_done: Callable[[Connection], None]
                  ) -> bool:
         scanner = self.pool.get()
         try:
             finding = scanner.scan(doc)
         finally:
             self.pool.put(scanner)
-        with self.write_lock, self.store.transaction() as tx:  # record_finding joins it
+        # record_finding joins it; a document without a hit is upserts only (PostgreSQL:
+        # no store-wide lock, workers commit in parallel), a hit takes the lock first
+        with self.write_lock, self.store.transaction(serial=False) as tx:
             stored = record_finding(self.store, finding, self.app, vault=self.vault,
                                     content=lambda: doc.content)
             mark_done(tx)
@@ -118,7 +120,7 @@ class DocLogProcessor:
             raise ValueError("DocLogProcessor needs the LEAKSENTRY_DOCLOG setting (a file path)")
         return cls(path, StateStore.of(crawler).store)
 
-    def __call__(self, doc: Document, mark_done: Callable[[sqlite3.Connection], None]
+    def __call__(self, doc: Document, mark_done: Callable[[Connection], None]
                  ) -> bool:
         line = json.dumps({"url": doc.url, "source": doc.source, "item_id": doc.item_id,
                            "sha256": doc.sha256, "size": doc.size, "filename": doc.filename})
@@ -175,7 +177,7 @@ class DocumentPipeline:
         assert self.processor is not None
         doc = item.document
 
-        def mark_done(conn: sqlite3.Connection) -> None:
+        def mark_done(conn: Connection) -> None:
             seen.processed(conn, doc.source, item.item_id, doc.sha256, version=item.version,
                            etag=item.etag, last_modified=item.last_modified)
 

@@ -80,7 +80,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
     budget = int(s.max_items or 0)
     out: dict[str, Any] = {
         "LEAKSENTRY_SOURCE": source.name,
-        "LEAKSENTRY_STATE_DB": str(app.state.db),
+        "LEAKSENTRY_STATE": app.state,
         "LEAKSENTRY_APP_CONFIG": app,
         "LEAKSENTRY_MAX_ITEMS": shard.share(budget) if shard is not None else budget,
         "LEAKSENTRY_SHARD": shard.setting() if shard is not None else [],
@@ -170,7 +170,7 @@ def _record(app: Settings, summary: RunSummary, unhealthy_after: int) -> None:
     if _report is not None:
         _report(summary)
         return
-    store = Store(app.state.db)
+    store = Store(app.state)
     try:
         with store.transaction() as tx:
             record_run(tx, summary, unhealthy_after=unhealthy_after)
@@ -240,7 +240,9 @@ def run_crawl(app: Settings, source_name: str, shard: Shard | None = None, *,
     """
     source = app.crawler.effective(app.source(source_name))
     if shard is None:  # create and migrate it (WAL mode) before shards open it all at once;
-        Store(app.state.db).close()  # the connection is closed before fork, never inherited
+        store = Store(app.state)  # PostgreSQL: refuse a schema behind this version now
+        store.check_schema()
+        store.close()  # the connection is closed before fork, never inherited
     if report is not None:
         global _report
         _report = _once(report)

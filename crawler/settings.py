@@ -103,8 +103,9 @@ CONCURRENT_ITEMS = 16
 # -- leaksentry's own settings (crawler.runner fills them from the config) ------------
 #: the source being crawled: names its run and its rows in the seen store
 LEAKSENTRY_SOURCE = ""
-#: the state store (SQLite file) of the seen items and the runs
-LEAKSENTRY_STATE_DB = ""
+#: the state store of the seen items and the runs: the config's ``[state]``
+#: (leaksentry.config.StateConfig: a SQLite file in its dir, or PostgreSQL), or a path
+LEAKSENTRY_STATE = None
 #: the validated leaksentry config (leaksentry.config.Settings): read by the scan stage
 #: alone (ScanProcessor: matching, extract, sinks, alerts and evidence sections)
 LEAKSENTRY_APP_CONFIG = None

@@ -28,7 +28,6 @@ naming the shard; the documents it processed are in the store all the same.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.model import RunSummary
+from pipelines.model import RunSummary, summary_from_json, summary_to_json
 from pipelines.process import die_with
 
 #: worst last: the merged run keeps the worst outcome of its shards
@@ -77,21 +76,6 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index + 1}/{self.count}"
-
-
-def summary_to_json(s: RunSummary) -> str:
-    return json.dumps({"source": s.source, "started_at": s.started_at.isoformat(),
-                       "finished_at": s.finished_at.isoformat(), "outcome": s.outcome,
-                       "discovered": s.discovered, "fetched": s.fetched, "new": s.new,
-                       "hits": s.hits, "errors": s.errors, "statuses": s.statuses,
-                       "error": s.error})
-
-
-def summary_from_json(text: str) -> RunSummary:
-    d = json.loads(text)
-    d["started_at"] = datetime.fromisoformat(d["started_at"])
-    d["finished_at"] = datetime.fromisoformat(d["finished_at"])
-    return RunSummary(**d)
 
 
 def merge(source: str, started: datetime, finished: datetime,

@@ -2,32 +2,38 @@
 
 Every component that reads or writes the store (the seen filter, the item pipeline,
 the run recorder, the spiders' re-queues) takes it from here: one SQLite connection per
-crawl process, opened on first use from ``LEAKSENTRY_STATE_DB`` and closed when the
+crawl process, opened on first use from ``LEAKSENTRY_STATE`` and closed when the
 engine stops. A store that cannot be written (full disk, damaged file) stops the crawl
 once, its run an error (:meth:`StateStore.failed`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.runstats import source_failed
+from leaksentry.config import StateConfig
 from leaksentry.store.db import Store, store_failure
 
 
 class StateStore:
-    def __init__(self, crawler: Crawler, path: str) -> None:
+    def __init__(self, crawler: Crawler, target: StateConfig | str) -> None:
         self.crawler = crawler
-        self.path = path
+        self.target = target
+        #: what messages name: the SQLite file, or the PostgreSQL URL (never a password)
+        self.path: Path | str = (target.url or target.db) if isinstance(target, StateConfig) \
+            else target
         self._store: Store | None = None
         #: set when the state store could not be written (the crawl stops, run "error")
         self.failure: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StateStore:
-        ext = cls(crawler, crawler.settings.get("LEAKSENTRY_STATE_DB"))
+        ext = cls(crawler, crawler.settings.get("LEAKSENTRY_STATE"))
         crawler.signals.connect(ext.close, signal=signals.engine_stopped)
         return ext
 
@@ -40,7 +46,7 @@ class StateStore:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.path)
+            self._store = Store(self.target)
         return self._store
 
     def close(self) -> None:

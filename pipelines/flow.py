@@ -32,6 +32,8 @@ def record_finding(store: Store, finding: Finding, settings: Settings, *,
     from pipelines.sinks.spool import enqueue_finding
 
     with store.transaction() as tx:
+        if finding.result.hit:  # its alert planning reads before it writes: one at a time
+            tx.lock_writes()
         stored = save_finding(tx, finding)
         if stored is not None and vault is not None and content is not None \
                 and vault.wants(finding) and (data := content()) is not None:

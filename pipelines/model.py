@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -283,3 +284,20 @@ class RunSummary:
     @property
     def duration(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+
+def summary_to_json(s: RunSummary) -> str:
+    """A run as one JSON line (shards and cluster parts report it; a run the store could
+    not take waits in a journal as it)."""
+    return json.dumps({"source": s.source, "started_at": s.started_at.isoformat(),
+                       "finished_at": s.finished_at.isoformat(), "outcome": s.outcome,
+                       "discovered": s.discovered, "fetched": s.fetched, "new": s.new,
+                       "hits": s.hits, "errors": s.errors, "statuses": s.statuses,
+                       "error": s.error})
+
+
+def summary_from_json(text: str) -> RunSummary:
+    d = json.loads(text)
+    d["started_at"] = datetime.fromisoformat(d["started_at"])
+    d["finished_at"] = datetime.fromisoformat(d["finished_at"])
+    return RunSummary(**d)

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,7 +32,9 @@ from typing import Any
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.processes import alive
 from leaksentry.store import Store
-from leaksentry.store.runs import record_run
+from leaksentry.store.db import store_failure, unreachable
+from leaksentry.store.engine import Row
+from leaksentry.store.runs import defer_run, record_run, replay_deferred
 from pipelines.model import RunSummary
 
 log = logging.getLogger("leaksentry.scheduler.crawls")
@@ -221,7 +222,20 @@ def run_crawl(
     cmd = crawl_command(source, config_path, base_command, config_sha256, extra_args)
     key = key or source
     started = datetime.now(UTC)
-    before = _max_run_id(store)
+    try:
+        replay_deferred(store)  # runs kept while the store was unreachable
+        before = _max_run_id(store)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        # the crawl could not record anything either: not started, its items stay
+        # unseen (fetched by the next run), the run kept until the store is back
+        msg = f"crawl not started: {store_failure(store.where, exc)}"
+        if records:
+            defer_run(store.state_dir, RunSummary(source, started, datetime.now(UTC), ERROR,
+                                                  error=msg), unhealthy_after=unhealthy_after)
+        log.error("crawl of %s failed: %s", source, msg, extra={"source": source})
+        return CrawlResult(source, ERROR, None, None, error=msg)
     log.info("crawl of %s started", source, extra={"source": source})
     try:
         proc = subprocess.Popen(
@@ -267,7 +281,18 @@ def run_crawl(
         outcome = TIMEOUT if timed_out else KILLED if stopped else "ok" if rc == 0 else ERROR
         return CrawlResult(source, outcome, rc, None,
                            error=tail[-1][:300] if outcome != "ok" and tail else None)
-    row = _run_after(store, source, before)
+    try:
+        row = _run_after(store, source, before)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        msg = (f"the run could not be read back: {store_failure(store.where, exc)}"
+               f" (crawl exit {rc})")
+        defer_run(store.state_dir, RunSummary(source, started, datetime.now(UTC), ERROR,
+                                              error=msg),
+                  unhealthy_after=unhealthy_after, unless_recorded=True)
+        log.error("crawl of %s: %s", source, msg, extra={"source": source})
+        return CrawlResult(source, ERROR, rc, None, error=msg)
     if row is None:  # the crawl could not record its run: record it for the crawl
         if timed_out:
             outcome, error = TIMEOUT, (f"crawl exceeded the daemon's {timeout:g}s limit"
@@ -279,7 +304,10 @@ def run_crawl(
             error = f"crawl exited with status {rc} without recording a run"
             if tail:
                 error += f": {tail[-1][:300]}"
-        row = _row(store, _record(store, source, started, outcome, error, unhealthy_after))
+        run_id = _record(store, source, started, outcome, error, unhealthy_after)
+        row = _row(store, run_id) if run_id is not None else None
+        if row is None:  # kept until the store is back
+            return CrawlResult(source, outcome, rc, None, error=error)
     outcome, error = row["outcome"], row["error"]
     result = CrawlResult(
         source=source, outcome=outcome, returncode=rc, run_id=row["id"] if row else None,
@@ -341,16 +369,16 @@ def _max_run_id(store: Store) -> int:
     return int(store.conn.execute("SELECT coalesce(max(id), 0) FROM source_runs").fetchone()[0])
 
 
-def _run_after(store: Store, source: str, after_id: int) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = store.conn.execute(
+def _run_after(store: Store, source: str, after_id: int) -> Row | None:
+    row: Row | None = store.conn.execute(
         "SELECT * FROM source_runs WHERE source = ? AND id > ? ORDER BY id DESC LIMIT 1",
         (source, after_id),
     ).fetchone()
     return row
 
 
-def _row(store: Store, run_id: int) -> sqlite3.Row:
-    row: sqlite3.Row = store.conn.execute("SELECT * FROM source_runs WHERE id = ?",
+def _row(store: Store, run_id: int) -> Row:
+    row: Row = store.conn.execute("SELECT * FROM source_runs WHERE id = ?",
                                           (run_id,)).fetchone()
     return row
 
@@ -364,13 +392,23 @@ def _last_run_id_since(store: Store, source: str, started: datetime) -> int | No
 
 
 def _record(store: Store, source: str, started: datetime, outcome: str, error: str,
-            unhealthy_after: int) -> int:
+            unhealthy_after: int) -> int | None:
+    """Record a run for the crawl; None when the store cannot be reached (the run is
+    kept in the journal of :func:`leaksentry.store.runs.record_or_defer`)."""
     run = RunSummary(source=source, started_at=started, finished_at=datetime.now(UTC),
                      outcome=outcome, error=error)
-    with store.transaction() as tx:
-        record_run(tx, run, unhealthy_after=unhealthy_after)
-        return int(tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
-                              (source,)).fetchone()[0])
+    try:
+        with store.transaction() as tx:
+            record_run(tx, run, unhealthy_after=unhealthy_after)
+            return int(tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
+                                  (source,)).fetchone()[0])
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        defer_run(store.state_dir, run, unhealthy_after=unhealthy_after)
+        log.error("run of %s kept until the state store is back: %s", source,
+                  store_failure(store.where, exc), extra={"source": source})
+        return None
 
 
 def _safe(name: str) -> str:

@@ -110,7 +110,7 @@ class Daemon:
         except OSError as exc:
             raise DaemonError(f"{self.state_dir}: cannot write the config snapshot:"
                               f" {exc.strerror or exc}") from None
-        store = Store(s.state.db)
+        store = Store(s.state)
         # deliveries leased by a daemon killed mid-send: this daemon holds the exclusive
         # lock, so no other worker can own them; send them now, not when the lease ends
         with store.transaction() as tx:
@@ -123,7 +123,7 @@ class Daemon:
         if reaped:
             log.warning("recorded %d crawl(s) interrupted by the previous daemon: %s",
                         len(reaped), ", ".join(reaped))
-        metrics = DaemonMetrics(s.state.db, running.names) if s.daemon.metrics else None
+        metrics = DaemonMetrics(s.state, running.names) if s.daemon.metrics else None
         if metrics is not None and s.cluster.enabled:  # queue depth, lag, workers
             from scheduler.cluster.metrics import register
 

@@ -11,9 +11,7 @@ severities and outbox states.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scheduler.readonly import connect_readonly
+from leaksentry.config import StateConfig
+from leaksentry.errors import StoreError
+from leaksentry.store import Store
+from leaksentry.store.engine import Connection, db_errors
+from leaksentry.store.runs import deferred_count
 
 if TYPE_CHECKING:
     from pipelines.alerts.worker import DeliveryReport
@@ -32,7 +34,8 @@ log = logging.getLogger("leaksentry.scheduler.metrics")
 
 
 class DaemonMetrics:
-    def __init__(self, db_path: Path, running: Callable[[], list[str]] | None = None) -> None:
+    def __init__(self, state: StateConfig | Path | str,
+                 running: Callable[[], list[str]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.crawls = Counter("leaksentry_crawls", "Crawls finished, by source and outcome",
@@ -65,7 +68,7 @@ class DaemonMetrics:
         self.started = Gauge("leaksentry_daemon_start_time_seconds",
                              "When the daemon started (Unix time)", registry=r)
         self.started.set_to_current_time()
-        r.register(StoreCollector(db_path, running))
+        r.register(StoreCollector(state, running))
 
     def record_crawl(self, source: str, outcome: str, fetched: int, hits: int) -> None:
         self.crawls.labels(source, outcome).inc()
@@ -90,8 +93,9 @@ class DaemonMetrics:
 class StoreCollector(Collector):
     """Gauges read from the state store on each scrape (a short read-only connection)."""
 
-    def __init__(self, db_path: Path, running: Callable[[], list[str]] | None = None) -> None:
-        self.db_path = db_path
+    def __init__(self, state: StateConfig | Path | str,
+                 running: Callable[[], list[str]] | None = None) -> None:
+        self.state = state
         self.running = running
 
     def describe(self) -> list[GaugeMetricFamily]:
@@ -104,28 +108,41 @@ class StoreCollector(Collector):
             for name in self.running():
                 g.add_metric([name], 1)
             yield g
+        store = Store(self.state, readonly=True)
+        unusable: tuple[type[Exception], ...] = (StoreError, *db_errors())
+        yield GaugeMetricFamily("leaksentry_runs_unrecorded",
+                                "Runs kept on this host until the state store is reachable",
+                                value=deferred_count(store.state_dir))
         try:
-            conn = connect_readonly(self.db_path)
-        except sqlite3.Error as exc:
-            log.warning("metrics: cannot open state store %s: %s", self.db_path, exc)
+            conn = store.conn
+            conn.execute("SELECT 1").fetchone()
+        except unusable as exc:
+            log.warning("metrics: cannot open state store %s: %s", store.where, exc)
+            yield GaugeMetricFamily("leaksentry_state_store_up",
+                                    "1 when the state store answered this scrape", value=0)
+            store.close()
             return
-        with closing(conn):
+        yield GaugeMetricFamily("leaksentry_state_store_up",
+                                "1 when the state store answered this scrape", value=1)
+        try:
             yield from self._safe(self._hits, conn)
             yield from self._safe(self._outbox, conn)
             yield from self._safe(self._spool, conn)
             yield from self._safe(self._health, conn)
+        finally:
+            store.close()
 
     @staticmethod
-    def _safe(fn: Callable[[sqlite3.Connection], list[GaugeMetricFamily]],
-              conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+    def _safe(fn: Callable[[Connection], list[GaugeMetricFamily]],
+              conn: Connection) -> list[GaugeMetricFamily]:
         try:
             return fn(conn)
-        except sqlite3.Error as exc:  # e.g. a table not migrated yet
+        except db_errors() as exc:  # e.g. a table not migrated yet
             log.debug("metrics: %s unavailable: %s", fn.__name__, exc)
             return []
 
     @staticmethod
-    def _hits(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+    def _hits(conn: Connection) -> list[GaugeMetricFamily]:
         g = GaugeMetricFamily("leaksentry_hits", "Hits in the local store, by severity",
                               labels=["severity"])
         for row in conn.execute("SELECT severity, count(*) FROM hits GROUP BY severity"):
@@ -133,7 +150,7 @@ class StoreCollector(Collector):
         return [g]
 
     @staticmethod
-    def _outbox(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+    def _outbox(conn: Connection) -> list[GaugeMetricFamily]:
         from leaksentry.store.outbox import outbox_counts
 
         g = GaugeMetricFamily("leaksentry_outbox_depth", "Alerts in the outbox, by state",
@@ -143,7 +160,7 @@ class StoreCollector(Collector):
         return [g]
 
     @staticmethod
-    def _spool(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+    def _spool(conn: Connection) -> list[GaugeMetricFamily]:
         from pipelines.sinks.spool import spool_depth
 
         return [GaugeMetricFamily("leaksentry_spool_depth",
@@ -151,7 +168,7 @@ class StoreCollector(Collector):
                                   value=spool_depth(conn))]
 
     @staticmethod
-    def _health(conn: sqlite3.Connection) -> list[GaugeMetricFamily]:
+    def _health(conn: Connection) -> list[GaugeMetricFamily]:
         last = GaugeMetricFamily("leaksentry_source_last_success_timestamp_seconds",
                                  "Last successful crawl per source (Unix time)",
                                  labels=["source"])

@@ -19,7 +19,9 @@ from typing import Any
 from leaksentry.config import Settings
 from leaksentry.processes import alive
 from leaksentry.redaction import redact
+from leaksentry.store import Store
 from leaksentry.store.db import missing_table, store_failure
+from leaksentry.store.engine import Connection, db_errors
 from scheduler.jobs import CRAWL_PREFIX
 from scheduler.readonly import connect_readonly
 from scheduler.schedule import source_schedule
@@ -107,17 +109,18 @@ def collect_status(settings: Settings) -> Status:
             sched = f"invalid: {exc}"
         by_name[src.name] = SourceStatus(name=src.name, kind=src.kind, schedule=sched,
                                          next_run=nexts.get(CRAWL_PREFIX + src.name))
-    db = settings.state.db
-    if db.exists():
+    if settings.state.url or settings.state.db.exists():
+        store = Store(settings.state, readonly=True)
         try:  # a damaged state file is an error, not an empty status
-            conn = connect_readonly(db)
-            with closing(conn):
-                conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-                _fill_runs(conn, by_name)
-                status.outbox = _outbox(conn)
-                status.spool_depth, status.spool_rejected = _spool(conn)
-        except sqlite3.DatabaseError as exc:
-            raise store_failure(db, exc) from None
+            conn = store.conn
+            conn.tables()
+            _fill_runs(conn, by_name)
+            status.outbox = _outbox(conn)
+            status.spool_depth, status.spool_rejected = _spool(conn)
+        except db_errors() as exc:
+            raise store_failure(store.where, exc) from None
+        finally:
+            store.close()
     status.sources = list(by_name.values())
     if settings.cluster.enabled:  # deferred: redis loads only with a cluster
         from scheduler.cluster.state import cluster_status
@@ -126,12 +129,12 @@ def collect_status(settings: Settings) -> Status:
     return status
 
 
-def _fill_runs(conn: sqlite3.Connection, by_name: dict[str, SourceStatus]) -> None:
+def _fill_runs(conn: Connection, by_name: dict[str, SourceStatus]) -> None:
     try:
         health = conn.execute("SELECT * FROM source_health ORDER BY source").fetchall()
-        counts = dict(conn.execute("SELECT source, count(*) FROM source_runs GROUP BY source")
-                      .fetchall())
-    except sqlite3.OperationalError as exc:
+        counts = {r[0]: r[1] for r in conn.execute(
+            "SELECT source, count(*) FROM source_runs GROUP BY source").fetchall()}
+    except db_errors() as exc:
         if not missing_table(exc):
             raise
         return
@@ -148,23 +151,23 @@ def _fill_runs(conn: sqlite3.Connection, by_name: dict[str, SourceStatus]) -> No
         st.runs = counts.get(row["source"], 0)
 
 
-def _outbox(conn: sqlite3.Connection) -> dict[str, int]:
+def _outbox(conn: Connection) -> dict[str, int]:
     from leaksentry.store.outbox import outbox_counts
 
     try:
         return dict(outbox_counts(conn))
-    except sqlite3.OperationalError as exc:  # a state file from before the outbox existed
+    except db_errors() as exc:  # a state file from before the outbox existed
         if not missing_table(exc):
             raise
         return {}
 
 
-def _spool(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
+def _spool(conn: Connection) -> tuple[int | None, int | None]:
     from pipelines.sinks.spool import spool_depth, spool_rejected
 
     try:
         return int(spool_depth(conn)), int(spool_rejected(conn))
-    except sqlite3.OperationalError as exc:  # a state file from before the spool existed
+    except db_errors() as exc:  # a state file from before the spool existed
         if not missing_table(exc):
             raise
         return None, None

@@ -30,4 +30,4 @@ def _plugins(*names: str) -> list[str]:
 
 
 pytest_plugins = _plugins("fixtures_osmem", "fixtures_redis", "fixtures_httpdir",
-                          "fixtures_files", "fixtures_register")
+                          "fixtures_files", "fixtures_register", "fixtures_postgres")

@@ -1,6 +1,7 @@
 """The `leaksentry` command line (Typer + Rich).
 
-Each command group lives in its own module exposing ``register(app)``. Errors
+Each command group lives in its own module exposing ``register(app)``, imported only
+when its command runs (or help lists every command): see :data:`COMMANDS`. Errors
 derived from :class:`~leaksentry.errors.LeakSentryError` are printed as one
 line on stderr with exit code 2; nothing prints a traceback at a user.
 """
@@ -9,35 +10,63 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 import sys
+from importlib import import_module
 
 import typer
-from rich.text import Text
+import typer.main
+from typer import _click
+from typer.core import TyperGroup
 
 from leaksentry import __version__
-from leaksentry.cli import (
-    alerts,
-    config_cmd,
-    crawl,
-    demo,
-    es,
-    evidence,
-    fingerprints,
-    hits,
-    keys,
-    kibana,
-    notify,
-    run,
-    scan,
-    status,
-    worker,
-)
-from leaksentry.cli.common import err_console, shown
+from leaksentry.cli import common
+from leaksentry.cli.common import problem
 from leaksentry.errors import LeakSentryError
 from leaksentry.paths import PRIVATE_UMASK
 
+#: command -> the module of leaksentry.cli that registers it, in the order help lists
+#: them. A command imports its own module only: `scan` does not pay for the alert,
+#: crawl, evidence ... modules (start-up time, issue 18)
+COMMANDS = {
+    "keygen": "keys", "scan": "scan", "crawl": "crawl", "run": "run", "demo": "demo",
+    "hits": "hits", "status": "status", "notify": "notify", "worker": "worker",
+    "fingerprints": "fingerprints", "es": "es", "kibana": "kibana", "alerts": "alerts",
+    "config": "config_cmd", "evidence": "evidence", "db": "db",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root command group: a command's module is imported when the command is looked
+    up (to run it, or to list it in help), and registered as it always was."""
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands.update(_commands_of(COMMANDS[cmd_name]))
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: _click.Context, args: list[str]
+                        ) -> tuple[str | None, _click.Command | None, list[str]]:
+        if args and args[0] not in COMMANDS:  # a typo: suggest among every command
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
+def _commands_of(module: str) -> dict[str, _click.Command]:
+    """The click commands ``leaksentry.cli.<module>.register`` adds to an app."""
+    sub = typer.Typer()
+    sub.callback()(lambda: None)  # always a group, even for a module of one command
+    import_module(f"{__name__}.{module}").register(sub)
+    group = typer.main.get_command(sub)
+    assert isinstance(group, TyperGroup)
+    return dict(group.commands)
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     name="leaksentry",
     help=(
         "Watch paste sites and file platforms for uploads containing your organisation's"
@@ -75,35 +104,36 @@ def _root(
     install_log_redaction()  # every log record of every command through the policy
 
 
-for _module in (keys, fingerprints, scan, crawl, run, demo, hits, status, es, kibana, alerts,
-                config_cmd, evidence, notify, worker):
-    _module.register(app)
-
 
 def main() -> None:
+    # numpy's OpenBLAS starts a spinning thread per core at import, 60 ms of CPU the
+    # scanner (sorts and searches, no linear algebra) never uses; crawls inherit it
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # no pydantic plugins are used: looking for them reads every installed package's
+    # entry points when the config models are built (6 ms)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     # every file a command creates (state store, job store, logs, reports) and every
     # crawl subprocess it starts: owner only
     os.umask(PRIVATE_UMASK)
     try:
         app()
     except LeakSentryError as exc:
-        err_console.print(Text.assemble(("error: ", "red"), shown(exc)), highlight=False,
-                          soft_wrap=True)
+        problem("error: ", "red", exc, highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        common.err_console.print("interrupted")
         sys.exit(130)
-    except sqlite3.DatabaseError as exc:  # damaged state file, full disk: one line
-        from leaksentry.store.db import last_opened, store_failure
+    except Exception as exc:
+        from leaksentry.store.engine import db_errors  # deferred: loads the config models
 
-        err = store_failure(last_opened(), exc)
-        err_console.print(Text.assemble(("error: ", "red"), shown(err)), highlight=False,
-                          soft_wrap=True)
-        sys.exit(err.exit_code)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        if isinstance(exc, db_errors()):  # damaged state file, full disk, lost server
+            from leaksentry.store.db import last_opened, store_failure
+
+            err = store_failure(last_opened(), exc)
+            problem("error: ", "red", err, highlight=False)
+            sys.exit(err.exit_code)
+        if not isinstance(exc, OSError) or exc.errno != errno.ENOSPC:
             raise
-        err_console.print(Text.assemble(("error: ", "red"), shown(
-            f"{exc.filename or 'output'}: disk full ({exc.strerror})")), highlight=False,
-            soft_wrap=True)
+        problem("error: ", "red", f"{exc.filename or 'output'}: disk full ({exc.strerror})",
+                highlight=False)
         sys.exit(2)

@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             raise LeakSentryError(f"--state: unknown state {state!r}"
                                   f" (one of {', '.join(outbox.STATES)})")
         s = settings(config)
-        store = Store(s.state.db)
+        store = Store(s.state)
         rows = outbox.deliveries(store.conn, state=state, limit=limit)
         counts = outbox.outbox_counts(store.conn)
         if as_json:
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.model import utcnow
 
         s = settings(config)
-        store = Store(s.state.db)
+        store = Store(s.state)
         with store.transaction() as tx:
             n = outbox.requeue_dead(tx, utcnow(), ids or None)
         console.print(f"{n} dead letter(s) re-queued")

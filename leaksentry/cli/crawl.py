@@ -56,7 +56,7 @@ def _last_run(app_settings: Settings, name: str) -> RunSummary | None:
     from leaksentry.store.db import Store
     from leaksentry.store.runs import recent_runs
 
-    store = Store(app_settings.state.db)
+    store = Store(app_settings.state)
     try:
         rows = recent_runs(store.conn, name, limit=1)
     finally:

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             report = check(cluster)
         finally:
             cluster.close()
-        store = Store(s.state.db)
+        store = Store(s.state)
         try:
             report.add_spool(spool_depth(store.conn), spool_rejected(store.conn))
         finally:
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         s = settings(config)
         if not s.elasticsearch.enabled:
             raise LeakSentryError("elasticsearch is not configured ([elasticsearch] url)")
-        store = Store(s.state.db)
+        store = Store(s.state)
         try:
             r = drain(store, s)
         finally:
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.sinks.spool import rejected_items, requeue_rejected, spool_depth
 
         s = settings(config)
-        store = Store(s.state.db)
+        store = Store(s.state)
         try:
             if requeue:
                 with store.transaction() as tx:

@@ -51,7 +51,7 @@ then compare `sha256sum document.bin` with "sha256" in {meta}.
 def _open_store(s: Settings) -> Store:
     from leaksentry.store import Store
 
-    return Store(s.state.db)
+    return Store(s.state)
 
 
 def _age(stored_at: datetime) -> str:

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                                   f" (one of {', '.join(SEVERITIES[1:])})")
         when = parse_since(since) if since else None
         s = settings(config)
-        store = Store(s.state.db)
+        store = Store(s.state)
         try:
             rows = query_hits(store.conn, since=when, min_severity=min_severity, source=source,
                               limit=limit)

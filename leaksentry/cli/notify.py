@@ -91,7 +91,7 @@ def _store_hits(s: Settings) -> list[dict[str, Any]]:
     from leaksentry.store import Store
     from pipelines.sinks.local import query_hits
 
-    store = Store(s.state.db)
+    store = Store(s.state)
     try:
         return [h.to_json() for h in query_hits(store.conn, limit=1 << 31)]
     finally:

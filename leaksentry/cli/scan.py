@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from leaksentry.cli.common import ConfigOption, console, err_console, settings, shown
+from leaksentry.cli import common
+from leaksentry.cli.common import ConfigOption, problem, settings, shown
 from leaksentry.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -117,6 +116,11 @@ def _refs(refs: list[str]) -> str:
 
 def _print(findings: list[Finding]) -> None:
     """A summary table, then each matching document's masked matches."""
+    from rich.table import Table  # deferred for start-up: `scan --json` prints no table
+    from rich.text import Text
+
+    console = common.console
+
     table = Table(title="leaksentry scan", title_justify="left")
     for col in ("path", "status", "severity", "records", "not in register"):
         table.add_column(col, overflow="fold")
@@ -155,7 +159,7 @@ class _Recorder:
         from pipelines.sinks.vault import Vault
 
         self.settings = s
-        self.store = Store(s.state.db)
+        self.store = Store(s.state)
         self.vault = Vault.from_settings(s)
         self.recorded = 0
         self.unread = 0
@@ -182,7 +186,7 @@ class _Recorder:
             msg += f"; Elasticsearch: {rep.delivered} indexed, {rep.pending} still spooled"
             if rep.unreachable or rep.error:
                 msg += f" ({rep.error or 'unreachable'}; `leaksentry es flush` retries)"
-        err_console.print(shown(msg), highlight=False, soft_wrap=True)
+        common.err_console.print(shown(msg), highlight=False, soft_wrap=True)
 
 
 def scan(
@@ -214,46 +218,44 @@ def scan(
         raise ConfigError("no key: give --key or set matching.key in the config")
     if fp_path is None:
         raise ConfigError("no fingerprints: give --fingerprints or set matching.fingerprints")
-    matcher = Matcher.load(key_path, fp_path, s.matching)
+    # the fingerprint file's integrity check runs while the first document is scanned;
+    # nothing is said about a document before it passed
+    matcher = Matcher.load(key_path, fp_path, s.matching, verify="background")
+    verified = matcher.fingerprints.verified
     passwords = tuple(getattr(s.extract, "passwords", ()) or ())
 
     recorder = _Recorder(s) if index else None
     findings: list[Finding] = []
     failed = matched = False
-    # a one-off scan imports the format libraries it meets, not all of them up front
-    scanner = DocumentScanner(matcher, s.extract, passwords, preload_formats=False)
+    # a one-off scan imports the format libraries it meets, not all of them up front; a
+    # small plain file is scanned here, without starting a worker; a large plain text in
+    # two halves at once
+    scanner = DocumentScanner(matcher, s.extract, passwords, preload_formats=False,
+                              inline_small=True, split_large=True)
     with scanner:
         for display, path, named in _inputs(paths):
             try:
                 finding, content = _scan_one(scanner, display, path, named,
                                              s.extract.max_input_bytes)
-            except InputError as exc:
-                err_console.print(Text.assemble(("error: ", "red"), shown(exc)),
-                                  soft_wrap=True)
-                failed = True
-                continue
             except Exception as exc:  # never a traceback at the user; the type says enough
-                err_console.print(Text.assemble(
-                    ("error: ", "red"),
-                    shown(f"{display}: could not be scanned ({type(exc).__name__})")),
-                    soft_wrap=True)
+                verified()
+                problem("error: ", "red", exc if isinstance(exc, InputError) else
+                        f"{display}: could not be scanned ({type(exc).__name__})")
                 failed = True
                 continue
+            verified()
             r = finding.result
             if r.status != "ok":
                 failed = True
-                err_console.print(Text.assemble(
-                    ("warning: ", "yellow"),
-                    shown(f"{display}: {r.status}: {r.error or ''}".strip())), soft_wrap=True)
+                problem("warning: ", "yellow", f"{display}: {r.status}: {r.error or ''}".strip())
             elif r.skipped:  # read, but not all of it: never a clean "nothing found"
                 if not r.hit:
                     failed = True
                 more = r.details.get("skipped_more", 0)
                 first = r.skipped[0]
-                err_console.print(Text.assemble(
-                    ("warning: ", "yellow"),
-                    shown(f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
-                          f"{first.where}: {first.status}")), soft_wrap=True)
+                problem("warning: ", "yellow",
+                        f"{display}: {len(r.skipped) + more} part(s) skipped unread, e.g. "
+                        f"{first.where}: {first.status}")
             matched = matched or r.hit
             if recorder is not None:
                 recorder.record(finding, content)
@@ -262,6 +264,7 @@ def scan(
                 sys.stdout.flush()
             else:
                 findings.append(finding)
+    verified()  # also when there was nothing to scan (an empty directory)
     if not as_json and findings:
         _print(findings)
     if recorder is not None:

@@ -11,12 +11,13 @@ import hashlib
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leaksentry.config.alerts import AlertsConfig
-from leaksentry.config.base import StrictModel
+from leaksentry.config.base import StrictModel, resolve_secret
 from leaksentry.config.cluster import ClusterConfig
 from leaksentry.config.daemon import DaemonConfig
 from leaksentry.config.evidence import SECRET_MARK, EvidenceConfig
@@ -34,7 +35,31 @@ __all__ = ["ConfigError", "Settings", "StateConfig", "format_validation_error", 
 
 
 class StateConfig(StrictModel):
+    #: local state: the SQLite store (unless ``url``), keys, locks, the job store
     dir: Path = Field(default_factory=default_state_dir)
+    #: postgresql://user@host:port/db: the store on PostgreSQL, shared by the leader
+    #: and workers of a cluster (unset = SQLite in ``dir``); never a password here
+    url: str | None = None
+    #: the PostgreSQL password: the variable named here, else LEAKSENTRY_STATE_PASSWORD
+    #: (else libpq's own: PGPASSWORD, ~/.pgpass)
+    password_env: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise ValueError("must be a postgresql:// URL with a host"
+                             " (e.g. postgresql://leaksentry@10.0.0.6:5432/leaksentry)")
+        if parts.password is not None:
+            raise ValueError("holds a password: put it in the environment variable named by"
+                             " [state] password_env (default LEAKSENTRY_STATE_PASSWORD)")
+        return v
+
+    def password(self) -> str | None:
+        return resolve_secret(None, self.password_env, "LEAKSENTRY_STATE_PASSWORD")
 
     @field_validator("dir", mode="after")
     @classmethod

@@ -47,7 +47,7 @@ def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Settings,
     from pipelines.sinks.vault import decrypt_to, file_names, load_identities, load_sealed
 
     progress("evidence", "start", "the vault: encrypted hit documents")
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         kept = rows.all_rows(store.conn)
     finally:
@@ -83,7 +83,7 @@ def notify_step(sc: Scenario, settings: Settings, progress: Progress) -> dict[st
     from pipelines.sinks.local import query_hits
 
     progress("notify", "start", "joining record refs to the register (trusted side)")
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         hits = [h.to_json() for h in query_hits(store.conn, limit=1 << 31)]
     finally:

@@ -210,7 +210,7 @@ def _crawl_one(settings: Settings, config_path: Path, src: DemoSource,
     out = SourceOutcome(src.name, src.kind, src.title, str(src.table.get("url")
                                                             or src.table.get("urls", [""])[0]))
     t0 = time.monotonic()
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     log_dir = config_path.parent / "logs"
     log_dir.mkdir(exist_ok=True)
     log_file = (log_dir / f"crawl-{src.name}.log").open("a", encoding="utf-8")
@@ -422,7 +422,7 @@ def _deliver(run: DemoRun, settings: Settings, receiver: WebhookReceiver,
     from pipelines.alerts.worker import deliver_pending
 
     progress("alerts", "start", f"delivering the outbox to channel {WEBHOOK_CHANNEL!r}")
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         plan_health_alerts(store, settings)  # the daemon's health job, as after any cycle
         report = deliver_pending(store, settings)
@@ -461,7 +461,7 @@ def _drain(run: DemoRun, settings: Settings, progress: Progress) -> None:
     from pipelines.sinks.spool import drain
 
     progress("elasticsearch", "start", f"draining the spool into {settings.elasticsearch.url}")
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         rep = drain(store, settings)
     finally:
@@ -492,7 +492,7 @@ def _collect_hits(run: DemoRun, settings: Settings) -> None:
     from leaksentry.store import Store
     from pipelines.sinks.local import count_documents, query_hits
 
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         run.hits = [_trim(h.to_json()) for h in query_hits(store.conn, limit=10_000)]
         run.documents = count_documents(store.conn)

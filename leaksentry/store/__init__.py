@@ -1,4 +1,4 @@
-"""The SQLite state store and its per-component tables."""
+"""The state store (SQLite, or PostgreSQL with [state] url) and its per-component tables."""
 
 from leaksentry.store.db import Store
 

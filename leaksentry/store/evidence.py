@@ -12,9 +12,10 @@ deleted.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from leaksentry.store.engine import Connection, Row
 
 COMPONENT = "evidence"
 MIGRATIONS: list[str] = [
@@ -55,13 +56,13 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _row(r: sqlite3.Row) -> EvidenceRow:
+def _row(r: Row) -> EvidenceRow:
     return EvidenceRow(hit_id=r["hit_id"], file=r["file"], sha256=r["sha256"], size=r["size"],
                        recipients=json.loads(r["recipients"]),
                        stored_at=datetime.fromisoformat(r["stored_at"]))
 
 
-def insert(conn: sqlite3.Connection, row: EvidenceRow) -> None:
+def insert(conn: Connection, row: EvidenceRow) -> None:
     conn.execute(
         "INSERT INTO evidence(hit_id, file, sha256, size, recipients, stored_at)"
         " VALUES (?,?,?,?,?,?) ON CONFLICT(hit_id) DO UPDATE SET file=excluded.file,"
@@ -71,36 +72,36 @@ def insert(conn: sqlite3.Connection, row: EvidenceRow) -> None:
          _iso(row.stored_at)))
 
 
-def get(conn: sqlite3.Connection, hit_id: int) -> EvidenceRow | None:
+def get(conn: Connection, hit_id: int) -> EvidenceRow | None:
     r = conn.execute("SELECT * FROM evidence WHERE hit_id = ?", (hit_id,)).fetchone()
     return _row(r) if r else None
 
 
-def all_rows(conn: sqlite3.Connection) -> list[EvidenceRow]:
+def all_rows(conn: Connection) -> list[EvidenceRow]:
     return [_row(r) for r in conn.execute("SELECT * FROM evidence ORDER BY hit_id")]
 
 
-def files(conn: sqlite3.Connection) -> set[str]:
+def files(conn: Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT file FROM evidence")}
 
 
-def older_than(conn: sqlite3.Connection, cutoff: datetime) -> list[EvidenceRow]:
+def older_than(conn: Connection, cutoff: datetime) -> list[EvidenceRow]:
     return [_row(r) for r in conn.execute(
         "SELECT * FROM evidence WHERE stored_at < ? ORDER BY hit_id", (_iso(cutoff),))]
 
 
-def delete(conn: sqlite3.Connection, hit_id: int) -> None:
+def delete(conn: Connection, hit_id: int) -> None:
     conn.execute("DELETE FROM evidence WHERE hit_id = ?", (hit_id,))
 
 
-def audit(conn: sqlite3.Connection, hit_id: int, action: str, user: str, host: str,
+def audit(conn: Connection, hit_id: int, action: str, user: str, host: str,
           detail: str | None, at: datetime) -> None:
-    conn.execute("INSERT INTO evidence_audit(hit_id, action, user, host, detail, at)"
+    conn.execute("INSERT INTO evidence_audit(hit_id, action, \"user\", host, detail, at)"
                  " VALUES (?,?,?,?,?,?)", (hit_id, action, user, host, detail, _iso(at)))
 
 
-def audit_log(conn: sqlite3.Connection, hit_id: int | None = None) -> list[dict[str, object]]:
-    sql, args = "SELECT * FROM evidence_audit", ()
+def audit_log(conn: Connection, hit_id: int | None = None) -> list[dict[str, object]]:
+    sql, args = "SELECT * FROM evidence_audit", tuple[int, ...]()
     if hit_id is not None:
         sql, args = sql + " WHERE hit_id = ?", (hit_id,)
     return [dict(r) for r in conn.execute(sql + " ORDER BY id", args)]

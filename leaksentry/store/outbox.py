@@ -24,11 +24,12 @@ one that was killed mid-send can release exactly those rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from leaksentry.store.engine import Connection, Row
 
 COMPONENT = "outbox"
 MIGRATIONS: list[str] = [
@@ -76,6 +77,7 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alerts ADD COLUMN uid TEXT;
     ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
+    -- sqlite only: rows of old files (a PostgreSQL store starts at this version)
     UPDATE alerts SET kind = 're-sighting', severity = 'low',
         payload = json_set(payload, '$.kind', 're-sighting', '$.severity', 'low',
                            '$.hit_severity', json_extract(payload, '$.severity'))
@@ -140,7 +142,7 @@ def delivery_key(alert: Alert, channel: str) -> str:
     return f"leaksentry-alert-{alert.id}-{channel}"  # written before uids existed
 
 
-def _alert(row: sqlite3.Row) -> Alert:
+def _alert(row: Row) -> Alert:
     return Alert(
         id=row["id"], kind=row["kind"], severity=row["severity"], source=row["source"],
         sha256=row["sha256"], records_key=row["records_key"], hit_id=row["hit_id"],
@@ -149,7 +151,7 @@ def _alert(row: sqlite3.Row) -> Alert:
     )
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     return Delivery(
         id=row["id"], alert_id=row["alert_id"], channel=row["channel"], state=row["state"],
         attempts=row["attempts"], next_attempt_at=parse_ts(row["next_attempt_at"]),
@@ -160,17 +162,17 @@ def _delivery(row: sqlite3.Row) -> Delivery:
 
 # -- writing -----------------------------------------------------------------
 
-def insert_alert(conn: sqlite3.Connection, *, kind: str, severity: str, created_at: datetime,
+def insert_alert(conn: Connection, *, kind: str, severity: str, created_at: datetime,
                  payload: dict[str, Any], source: str | None = None, sha256: str | None = None,
                  records_key: str | None = None, hit_id: int | None = None,
                  thread_id: int | None = None) -> int:
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO alerts(kind, severity, source, sha256, records_key, hit_id, thread_id,"
-        " created_at, payload, uid) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " created_at, payload, uid) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (kind, severity, source, sha256, records_key or None, hit_id, thread_id,
          ts(created_at), json.dumps(payload, sort_keys=True), str(uuid.uuid4())),
-    )
-    alert_id = int(cur.lastrowid or 0)
+    ).fetchone()
+    alert_id = int(row[0])
     payload = {**payload, "alert_id": alert_id}
     if thread_id is not None:
         payload["thread_id"] = thread_id
@@ -179,16 +181,16 @@ def insert_alert(conn: sqlite3.Connection, *, kind: str, severity: str, created_
     return alert_id
 
 
-def insert_delivery(conn: sqlite3.Connection, alert_id: int, channel: str, *, state: str,
+def insert_delivery(conn: Connection, alert_id: int, channel: str, *, state: str,
                     now: datetime) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO deliveries(alert_id, channel, state, next_attempt_at, created_at)"
-        " VALUES (?,?,?,?,?)",
+        "INSERT INTO deliveries(alert_id, channel, state, next_attempt_at, created_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
         (alert_id, channel, state, ts(now), ts(now)),
     )
 
 
-def claim(conn: sqlite3.Connection, delivery_id: int, now: datetime, lease_until: datetime) -> bool:
+def claim(conn: Connection, delivery_id: int, now: datetime, lease_until: datetime) -> bool:
     """Take a due row for one attempt: count the attempt and push its due time past the
     lease, so a worker killed mid-send leaves it to be retried, not lost."""
     cur = conn.execute(
@@ -199,7 +201,7 @@ def claim(conn: sqlite3.Connection, delivery_id: int, now: datetime, lease_until
     return cur.rowcount == 1
 
 
-def release_leases(conn: sqlite3.Connection, now: datetime) -> int:
+def release_leases(conn: Connection, now: datetime) -> int:
     """Make rows claimed by a worker that died mid-send due now. Only for the one
     process that can deliver (the daemon, under its exclusive lock): a live worker's
     lease would be released too."""
@@ -209,14 +211,14 @@ def release_leases(conn: sqlite3.Connection, now: datetime) -> int:
         (ts(now),)).rowcount
 
 
-def mark_delivered(conn: sqlite3.Connection, delivery_id: int, now: datetime) -> None:
+def mark_delivered(conn: Connection, delivery_id: int, now: datetime) -> None:
     conn.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, last_error = NULL,"
                  " claimed_until = NULL WHERE id = ?", (ts(now), delivery_id))
     conn.execute("UPDATE deliveries SET state = 'digested' WHERE digest_id ="
                  " (SELECT alert_id FROM deliveries WHERE id = ?)", (delivery_id,))
 
 
-def mark_failed(conn: sqlite3.Connection, delivery_id: int, error: str, *,
+def mark_failed(conn: Connection, delivery_id: int, error: str, *,
                 retry_at: datetime | None) -> None:
     """``retry_at`` None makes the row a dead letter."""
     if retry_at is None:
@@ -228,7 +230,7 @@ def mark_failed(conn: sqlite3.Connection, delivery_id: int, error: str, *,
                      (error, ts(retry_at), delivery_id))
 
 
-def requeue_dead(conn: sqlite3.Connection, now: datetime, ids: list[int] | None = None) -> int:
+def requeue_dead(conn: Connection, now: datetime, ids: list[int] | None = None) -> int:
     """Dead letters back to pending with a fresh attempt budget."""
     q = ("UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?"
          " WHERE state = 'dead'")
@@ -241,24 +243,24 @@ def requeue_dead(conn: sqlite3.Connection, now: datetime, ids: list[int] | None 
 
 # -- reading -----------------------------------------------------------------
 
-def get_alert(conn: sqlite3.Connection, alert_id: int) -> Alert | None:
+def get_alert(conn: Connection, alert_id: int) -> Alert | None:
     row = conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     return _alert(row) if row else None
 
 
-def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> Delivery | None:
+def get_delivery(conn: Connection, delivery_id: int) -> Delivery | None:
     row = conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
     return _delivery(row) if row else None
 
 
-def due_deliveries(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Delivery]:
+def due_deliveries(conn: Connection, now: datetime, limit: int = 100) -> list[Delivery]:
     rows = conn.execute(
         "SELECT * FROM deliveries WHERE state IN ('pending', 'retrying') AND next_attempt_at <= ?"
         " ORDER BY next_attempt_at, id LIMIT ?", (ts(now), limit))
     return [_delivery(r) for r in rows]
 
 
-def deliveries(conn: sqlite3.Connection, *, state: str | None = None,
+def deliveries(conn: Connection, *, state: str | None = None,
                limit: int = 100) -> list[tuple[Delivery, Alert]]:
     q = "SELECT d.*, a.kind AS a_kind FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
     args: list[Any] = []
@@ -275,7 +277,7 @@ def deliveries(conn: sqlite3.Connection, *, state: str | None = None,
     return out
 
 
-def find_thread_root(conn: sqlite3.Connection, *, sha256: str, records_key: str | None,
+def find_thread_root(conn: Connection, *, sha256: str, records_key: str | None,
                      since: datetime) -> Alert | None:
     """The first hit alert for this document or this set of records inside the window."""
     q = ("SELECT * FROM alerts WHERE kind = 'hit' AND created_at >= ? AND (sha256 = ?"
@@ -287,7 +289,7 @@ def find_thread_root(conn: sqlite3.Connection, *, sha256: str, records_key: str 
     return _alert(row) if row else None
 
 
-def channel_sent_since(conn: sqlite3.Connection, channel: str, since: datetime) -> int:
+def channel_sent_since(conn: Connection, channel: str, since: datetime) -> int:
     """Messages planned for immediate sending on a channel since a time (rate limit)."""
     row = conn.execute(
         "SELECT count(*) FROM deliveries WHERE channel = ? AND created_at >= ?"
@@ -295,14 +297,14 @@ def channel_sent_since(conn: sqlite3.Connection, channel: str, since: datetime) 
     return int(row[0])
 
 
-def batched_channels(conn: sqlite3.Connection) -> list[tuple[str, datetime]]:
+def batched_channels(conn: Connection) -> list[tuple[str, datetime]]:
     """Channels with rows waiting for a digest, with the oldest row's time."""
     rows = conn.execute("SELECT channel, min(created_at) FROM deliveries WHERE state = 'batched'"
                         " GROUP BY channel ORDER BY channel")
     return [(r[0], parse_ts(r[1])) for r in rows]
 
 
-def batched_for(conn: sqlite3.Connection, channel: str) -> list[tuple[Delivery, Alert]]:
+def batched_for(conn: Connection, channel: str) -> list[tuple[Delivery, Alert]]:
     rows = conn.execute("SELECT * FROM deliveries WHERE state = 'batched' AND channel = ?"
                         " ORDER BY id", (channel,)).fetchall()
     out = []
@@ -313,20 +315,20 @@ def batched_for(conn: sqlite3.Connection, channel: str) -> list[tuple[Delivery, 
     return out
 
 
-def abandon_batched(conn: sqlite3.Connection, channel: str, error: str) -> int:
+def abandon_batched(conn: Connection, channel: str, error: str) -> int:
     """A channel's rows waiting for a digest become dead letters (the channel is gone
     from the config): visible in ``alerts list``, sent again by ``alerts retry``."""
     return conn.execute("UPDATE deliveries SET state = 'dead', last_error = ?"
                         " WHERE state = 'batched' AND channel = ?", (error, channel)).rowcount
 
 
-def attach_to_digest(conn: sqlite3.Connection, delivery_ids: list[int], digest_id: int) -> None:
+def attach_to_digest(conn: Connection, delivery_ids: list[int], digest_id: int) -> None:
     """Batched rows now travel in a digest; they become `digested` when it is delivered."""
     conn.executemany("UPDATE deliveries SET digest_id = ?, state = 'digesting' WHERE id = ?",
                      [(digest_id, i) for i in delivery_ids])
 
 
-def outbox_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def outbox_counts(conn: Connection) -> dict[str, int]:
     """For `leaksentry status`: pending (incl. waiting for a digest), retrying, delivered
     (incl. carried by a delivered digest) and dead."""
     out = {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
@@ -337,12 +339,12 @@ def outbox_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return out
 
 
-def health_announced(conn: sqlite3.Connection) -> dict[str, bool]:
+def health_announced(conn: Connection) -> dict[str, bool]:
     return {r[0]: bool(r[1]) for r in
             conn.execute("SELECT source, announced_healthy FROM alert_health")}
 
 
-def set_health_announced(conn: sqlite3.Connection, source: str, healthy: bool, now: datetime,
+def set_health_announced(conn: Connection, source: str, healthy: bool, now: datetime,
                          alert_id: int | None) -> None:
     conn.execute(
         "INSERT INTO alert_health(source, announced_healthy, announced_at, alert_id)"

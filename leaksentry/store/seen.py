@@ -19,7 +19,6 @@ in ``seen.key`` next to the database (mode 0600), never in it.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from leaksentry.paths import write_private
 from leaksentry.redaction import Sealer, redact
+from leaksentry.store.engine import Connection, Row
 
 COMPONENT = "seen"
 MIGRATIONS: list[str] = [
@@ -66,17 +66,19 @@ _SEALERS_LOCK = threading.Lock()
 KEY_FILE = "seen.key"
 
 
-def _secret(db_file: str) -> bytes:
-    """The secret next to the database file, made (0600) on first use; a database in
-    memory gets one for this process.
+def _secret(key_dir: Path | None) -> bytes:
+    """The secret in the state directory (next to a SQLite file), made (0600) on first
+    use; a database in memory gets one for this process. Every host of a cluster sharing
+    one PostgreSQL store needs the same file.
 
     Made atomically (:func:`leaksentry.paths.write_private`): a process racing to make it
     (the shards of one crawl start together) either wins or reads the winner's complete
     key, never a half-written file."""
-    if not db_file:
+    if key_dir is None:
         return os.urandom(32)
-    path = Path(db_file).with_name(KEY_FILE)
+    path = key_dir / KEY_FILE
     if not path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # a PostgreSQL store's
         secret = os.urandom(32)
         if write_private(path, secret, replace=False):
             return secret
@@ -87,19 +89,19 @@ def _secret(db_file: str) -> bytes:
     raise OSError(f"{path}: not a 32-byte key (delete it to start afresh)")
 
 
-def sealer(conn: sqlite3.Connection) -> Sealer:
-    """The sealer of the database behind ``conn``."""
-    db_file = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
-    got = _SEALERS.get(db_file)
+def sealer(conn: Connection) -> Sealer:
+    """The sealer of the store behind ``conn``."""
+    where = str(conn.key_dir) if conn.key_dir is not None else ""
+    got = _SEALERS.get(where)
     if got is None:
         with _SEALERS_LOCK:
-            got = _SEALERS.get(db_file)
+            got = _SEALERS.get(where)
             if got is None:
-                got = _SEALERS[db_file] = Sealer(_secret(db_file))
+                got = _SEALERS[where] = Sealer(_secret(conn.key_dir))
     return got
 
 
-def _ids(conn: sqlite3.Connection, item_id: str) -> tuple[Sealer, str, str | None]:
+def _ids(conn: Connection, item_id: str) -> tuple[Sealer, str, str | None]:
     """(sealer, the stored key of ``item_id``, its sealed raw form or None)."""
     sl = sealer(conn)
     key = sl.key(item_id)
@@ -131,7 +133,7 @@ def _now(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).isoformat()
 
 
-def _item(row: sqlite3.Row, sl: Sealer) -> SeenItem:
+def _item(row: Row, sl: Sealer) -> SeenItem:
     sealed = row["sealed_id"]
     item_id = (sl.open(sealed) if sealed else None) or row["item_id"]
     return SeenItem(
@@ -143,7 +145,7 @@ def _item(row: sqlite3.Row, sl: Sealer) -> SeenItem:
     )
 
 
-def get_item(conn: sqlite3.Connection, source: str, item_id: str) -> SeenItem | None:
+def get_item(conn: Connection, source: str, item_id: str) -> SeenItem | None:
     sl, key, _ = _ids(conn, item_id)
     row = conn.execute("SELECT * FROM seen_items WHERE source = ? AND item_id = ?",
                        (source, key)).fetchone()
@@ -165,7 +167,7 @@ def needs_fetch(item: SeenItem | None, version: str | None = None,
     return version is not None and version != item.version
 
 
-def discovered(conn: sqlite3.Connection, source: str, item_id: str, url: str | None = None,
+def discovered(conn: Connection, source: str, item_id: str, url: str | None = None,
                *, now: datetime | None = None) -> SeenItem:
     """Record that an item was listed (first-seen at once); returns its state."""
     ts = _now(now)
@@ -181,14 +183,14 @@ def discovered(conn: sqlite3.Connection, source: str, item_id: str, url: str | N
     return got
 
 
-def content_changed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str) -> bool:
+def content_changed(conn: Connection, source: str, item_id: str, sha256: str) -> bool:
     """True when this content was not processed for the item before."""
     row = conn.execute("SELECT sha256, status FROM seen_items WHERE source = ? AND item_id = ?",
                        (source, sealer(conn).key(item_id))).fetchone()
     return row is None or row["sha256"] != sha256 or row["status"] != "done"
 
 
-def processed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str, *,
+def processed(conn: Connection, source: str, item_id: str, sha256: str, *,
               url: str | None = None, version: str | None = None, etag: str | None = None,
               last_modified: str | None = None, now: datetime | None = None) -> None:
     """The document went through the pipeline: remember its hash and version."""
@@ -206,7 +208,7 @@ def processed(conn: sqlite3.Connection, source: str, item_id: str, sha256: str, 
     )
 
 
-def unchanged(conn: sqlite3.Connection, source: str, item_id: str, *,
+def unchanged(conn: Connection, source: str, item_id: str, *,
               version: str | None = None, etag: str | None = None,
               last_modified: str | None = None, now: datetime | None = None) -> None:
     """Fetched again (or 304) with the same content: refresh validators, keep the hash."""
@@ -219,7 +221,7 @@ def unchanged(conn: sqlite3.Connection, source: str, item_id: str, *,
     )
 
 
-def requeue(conn: sqlite3.Connection, source: str, item_id: str, url: str | None,
+def requeue(conn: Connection, source: str, item_id: str, url: str | None,
             retry_at: datetime, note: str, *, max_attempts: int = 30,
             now: datetime | None = None) -> bool:
     """Try the item again at ``retry_at`` ("not ready yet", a transient error).
@@ -247,7 +249,7 @@ def requeue(conn: sqlite3.Connection, source: str, item_id: str, url: str | None
     return status == "retry"
 
 
-def gone(conn: sqlite3.Connection, source: str, item_id: str, note: str,
+def gone(conn: Connection, source: str, item_id: str, note: str,
          *, now: datetime | None = None) -> None:
     """Deleted upstream before it could be fetched: recorded, never retried."""
     ts = _now(now)
@@ -260,7 +262,7 @@ def gone(conn: sqlite3.Connection, source: str, item_id: str, note: str,
     )
 
 
-def due_retries(conn: sqlite3.Connection, source: str, *, now: datetime | None = None,
+def due_retries(conn: Connection, source: str, *, now: datetime | None = None,
                 limit: int = 1000) -> list[SeenItem]:
     """Re-queued items whose retry time has come, oldest first."""
     rows = conn.execute(
@@ -273,19 +275,19 @@ def due_retries(conn: sqlite3.Connection, source: str, *, now: datetime | None =
     return [_item(r, sl) for r in rows]
 
 
-def counts(conn: sqlite3.Connection, source: str) -> dict[str, int]:
+def counts(conn: Connection, source: str) -> dict[str, int]:
     rows = conn.execute("SELECT status, count(*) FROM seen_items WHERE source = ?"
                         " GROUP BY status", (source,))
     return {r[0]: r[1] for r in rows}
 
 
-def get_state(conn: sqlite3.Connection, source: str, key: str) -> str | None:
+def get_state(conn: Connection, source: str, key: str) -> str | None:
     row = conn.execute("SELECT value FROM source_state WHERE source = ? AND key = ?",
                        (source, sealer(conn).key(key))).fetchone()
     return row[0] if row else None
 
 
-def set_state(conn: sqlite3.Connection, source: str, key: str, value: str | None) -> None:
+def set_state(conn: Connection, source: str, key: str, value: str | None) -> None:
     conn.execute(
         "INSERT INTO source_state(source, key, value, updated_at) VALUES (?,?,?,?)"
         " ON CONFLICT(source, key) DO UPDATE SET value=excluded.value,"
@@ -294,7 +296,7 @@ def set_state(conn: sqlite3.Connection, source: str, key: str, value: str | None
     )
 
 
-def load_source(conn: sqlite3.Connection, source: str) -> dict[str, SeenItem]:
+def load_source(conn: Connection, source: str) -> dict[str, SeenItem]:
     """Every item of a source, for a crawl's in-memory lookups (one query, not one per item)."""
     rows = conn.execute("SELECT * FROM seen_items WHERE source = ?", (source,))
     sl = sealer(conn)
@@ -302,7 +304,7 @@ def load_source(conn: sqlite3.Connection, source: str) -> dict[str, SeenItem]:
     return {i.item_id: i for i in items}
 
 
-def discovered_many(conn: sqlite3.Connection, source: str,
+def discovered_many(conn: Connection, source: str,
                     items: list[tuple[str, str | None]], *, now: datetime | None = None) -> None:
     """:func:`discovered` for a batch of (item_id, url), in one transaction."""
     if not items:

@@ -20,11 +20,11 @@ unable to keep the hit and lose the alert.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from leaksentry.store import outbox
+from leaksentry.store.engine import Connection
 from pipelines.alerts.content import hit_payload
 from pipelines.model import Finding, StoredHit, severity_rank, utcnow
 
@@ -62,7 +62,7 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def plan_alerts(tx: sqlite3.Connection, finding: Finding, stored: StoredHit,
+def plan_alerts(tx: Connection, finding: Finding, stored: StoredHit,
                 settings: Settings, *, now: datetime | None = None) -> None:
     """Write the alert and its deliveries for one stored hit (see the module doc).
 
@@ -103,7 +103,7 @@ def plan_alerts(tx: sqlite3.Connection, finding: Finding, stored: StoredHit,
         outbox.insert_delivery(tx, alert_id, name, state=state, now=now)
 
 
-def _over_rate_limit(tx: sqlite3.Connection, settings: Settings, channel: str,
+def _over_rate_limit(tx: Connection, settings: Settings, channel: str,
                      now: datetime) -> bool:
     ch = settings.alerts.channel(channel)
     if not ch.rate_limit:

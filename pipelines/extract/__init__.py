@@ -224,10 +224,13 @@ class Extraction:
     until: float | None = None
     #: members, tables, pages whose content could not be read (final after parts())
     skipped: list[Skipped] = field(default_factory=list)
+    start: int = 0
+    first_line: int = 1
 
     def parts(self) -> Iterator[TextPart]:
         state = State(self.config, len(self.data), self.passwords, details=self.details,
-                      until=self.until, skipped=self.skipped)
+                      until=self.until, skipped=self.skipped, start=self.start,
+                      first_line=self.first_line)
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:
@@ -273,8 +276,11 @@ class Extraction:
 
 
 def extract(data: bytes, name: str = "", config: ExtractConfig | None = None,
-            passwords: Iterable[str] = (), *, until: float | None = None) -> Extraction:
+            passwords: Iterable[str] = (), *, until: float | None = None,
+            start: int = 0, first_line: int = 1) -> Extraction:
     """``until`` (a time.monotonic() value) stops extraction earlier than the configured
-    time limit, e.g. so that the matcher can finish what it was given."""
+    time limit, e.g. so that the matcher can finish what it was given. ``start``,
+    ``first_line``: a plain UTF-8 text is read from byte ``start`` on, the start of its
+    line ``first_line`` (a split scan: its parts are the whole text's from there on)."""
     return Extraction(bytes(data), name or "", config or ExtractConfig(), tuple(passwords),
-                      until=until)
+                      until=until, start=start, first_line=first_line)

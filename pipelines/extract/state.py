@@ -72,6 +72,10 @@ class State:
 
     #: a caller's own deadline (time.monotonic), e.g. to leave time for matching
     until: float | None = None
+    #: where a plain text is read from: byte ``start``, which is line ``first_line`` (the
+    #: rest of a text whose first part is scanned apart, see pipelines.process)
+    start: int = 0
+    first_line: int = 1
 
     @property
     def deadline(self) -> float:

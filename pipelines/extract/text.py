@@ -13,15 +13,16 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import charset_normalizer
-from lxml import etree
-from lxml import html as lxml_html
+import numpy as np
 
 from pipelines.extract.node import Node, mask_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import CELL_SEP, TextPart
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 csv.field_size_limit(64 * 1024 * 1024)
 
@@ -51,6 +52,8 @@ def sniff_encoding(data: bytes) -> str:
             return "utf-16-le"
         if even > len(sample) // 4 and odd < len(sample) // 50:
             return "utf-16-be"
+    import charset_normalizer  # deferred for start-up: UTF-8 text (most) never needs it
+
     results = charset_normalizer.from_bytes(sample)
     best = results.best()
     if best is None or not best.encoding:
@@ -96,27 +99,58 @@ def text_chunks(stream: io.TextIOBase, size: int, state: State) -> Iterator[tupl
         yield line, carry
 
 
-def byte_chunks(data: bytes, size: int, state: State) -> Iterator[tuple[int, bytes]]:
-    """:func:`text_chunks` over UTF-8 bytes (``size`` in bytes): cut after a line end,
-    else after a space, else at a character boundary."""
-    line, pos, n = 1, 0, len(data)
+_NL_BLOCK = 1 << 20
+
+
+def count_newlines(data: bytes, start: int = 0, end: int | None = None) -> int:
+    """``data.count(b"\\n", start, end)`` in a third of the time on a large text (100 MB:
+    17 ms instead of 50): numpy compares a block at a time into a buffer it reuses, where
+    ``bytes.count`` looks at one byte at a time."""
+    end = len(data) if end is None else min(end, len(data))
+    if start < 0 or end - start < _NL_BLOCK:
+        return data.count(b"\n", start, end)
+    view = np.frombuffer(data, dtype=np.uint8)
+    hits = np.empty(_NL_BLOCK, dtype=bool)
+    total = 0
+    for a in range(start, end, _NL_BLOCK):
+        b = min(a + _NL_BLOCK, end)
+        out = hits[:b - a]
+        np.equal(view[a:b], 10, out=out)
+        total += int(np.count_nonzero(out))
+    return total
+
+
+def chunk_end(data: bytes, pos: int, size: int) -> int:
+    """Where :func:`byte_chunks` ends the chunk starting at ``pos``: after a line end,
+    else after a space, else at a character boundary. A chunk's end depends on its start
+    only, so the chunks of ``data[end:]`` are those of ``data`` from ``end`` on."""
+    n = len(data)
+    end = min(n, pos + size)
+    if end < n:
+        cut = data.rfind(b"\n", pos, end) + 1
+        if cut <= pos:
+            cut = data.rfind(b" ", max(pos, end - 256), end) + 1
+        if cut <= pos:
+            cut = end
+            while cut > pos and 0x80 <= data[cut] < 0xC0:
+                cut -= 1  # not inside a multi-byte character
+            cut = cut if cut > pos else end
+        end = cut
+    return end
+
+
+def byte_chunks(data: bytes, size: int, state: State, line: int = 1, pos: int = 0
+                ) -> Iterator[tuple[int, bytes]]:
+    """:func:`text_chunks` over UTF-8 bytes (``size`` in bytes), cut by
+    :func:`chunk_end`, from byte ``pos`` on, the start of line ``line``."""
+    n = len(data)
     while pos < n:
         state.tick()
-        end = min(n, pos + size)
-        if end < n:
-            cut = data.rfind(b"\n", pos, end) + 1
-            if cut <= pos:
-                cut = data.rfind(b" ", max(pos, end - 256), end) + 1
-            if cut <= pos:
-                cut = end
-                while cut > pos and 0x80 <= data[cut] < 0xC0:
-                    cut -= 1  # not inside a multi-byte character
-                cut = cut if cut > pos else end
-            end = cut
+        end = chunk_end(data, pos, size)
         chunk = data[pos:end]
         yield line, chunk
         if end < n:  # the next chunk's first line number (not needed after the last)
-            line += chunk.count(b"\n")
+            line += count_newlines(chunk)
         pos = end
 
 
@@ -126,7 +160,9 @@ def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     if sniff_encoding(data) == "utf-8":
         # already what the matcher scans: no decoding into str and encoding back
         state.details.setdefault("encoding", "utf-8")
-        for first, raw in byte_chunks(data, state.config.text_chunk_chars, state):
+        # the document from its start, or the rest of a split text (pipelines.process)
+        line, pos = (state.first_line, state.start) if node.depth == 0 else (1, 0)
+        for first, raw in byte_chunks(data, state.config.text_chunk_chars, state, line, pos):
             loc = node.location if first == 1 else node.at(f"from line {first}")
             if b"\x00" in raw:
                 raw = _NULS_B.sub(b" ", raw)
@@ -311,6 +347,9 @@ def mark_boundaries(root: etree._Element) -> None:
 def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Visible text (no scripts, styles, templates) as one part, with block elements
     on lines of their own; each row of a data table as a record part."""
+    from lxml import etree  # deferred for start-up (`scan` of a text file): 9 ms
+    from lxml import html as lxml_html
+
     from pipelines.extract.encoded import embedded
 
     text = decode(data, state)
@@ -345,6 +384,8 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 def xml_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Element text and attribute values, one element per line, parsed incrementally
     with entity expansion, DTDs and network access off (billion-laughs safe)."""
+    from lxml import etree  # deferred for start-up (`scan` of a text file): 9 ms
+
     lines: list[str] = []
     size = 0
     first = 1

@@ -366,6 +366,22 @@ class Exposure:
         self._misses = 0
         self._sql_last: tuple[str, ...] | None = None
 
+    @property
+    def sampling(self) -> bool:
+        """Text places are still looked at (fewer than :data:`TEXT_SAMPLES` so far)."""
+        return self._samples > 0
+
+    @property
+    def untouched(self) -> bool:
+        """Nothing was looked at: no table, no text place (what the scan of a text's second
+        half must show for its labels to be left out of the whole's, see
+        :meth:`pipelines.match.scanner.Matcher.merge`)."""
+        return not self._groups and not self._tables and self._samples == TEXT_SAMPLES
+
+    @property
+    def has_tables(self) -> bool:
+        return bool(self._tables)
+
     def add_batch(self, buf: bytes, starts: list[int], runs: Runs, n_parts: int,
                   part_of: np.ndarray, vs: np.ndarray, ve: np.ndarray) -> None:
         """``runs``: where the header changes among the batch's parts; ``part_of``, ``vs``,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -195,9 +195,12 @@ class Matcher:
     @classmethod
     def load(cls, key_path: Path | str, fingerprints_path: Path | str,
              config: MatchingConfig | None = None, engine: str = "auto",
-             speedups: bool | None = None) -> Matcher:
+             speedups: bool | None = None,
+             verify: bool | Literal["background"] = True) -> Matcher:
+        """``verify``: see :class:`~.fpfile.FingerprintSet`."""
         key = read_key(key_path)
-        return cls(key, FingerprintSet(fingerprints_path, key), config, engine, speedups)
+        return cls(key, FingerprintSet(fingerprints_path, key, verify), config, engine,
+                   speedups)
 
     @classmethod
     def from_config(cls, cfg: MatchingConfig) -> Matcher:
@@ -210,60 +213,102 @@ class Matcher:
     # -- scanning -------------------------------------------------------------------------------
 
     def scan(self, parts: Iterable[TextPart]) -> ScanResult:
-        state = _State(unmatched={name: set() for name in self._checked},
-                       exposure=Exposure(self._categories, self.redact_labels))
+        state = self.start()
+        self.feed(state, parts)
+        return self.finish(state)
+
+    # A document can also be scanned in pieces, each piece's parts fed to a state of its
+    # own (in another process, say), the states merged in document order, then finished:
+    # the same result as one scan, because nothing a batch computes reaches past a part.
+
+    def start(self) -> _State:
+        """A new document's state."""
+        return _State(unmatched={name: set() for name in self._checked},
+                      exposure=Exposure(self._categories, self.redact_labels))
+
+    def finish(self, state: _State) -> ScanResult:
+        """The document's result from everything fed to ``state``."""
+        with _gc_paused():
+            return self._result(state)
+
+    @staticmethod
+    def detach(state: _State) -> tuple[_State, tuple[bool, bool]]:
+        """A piece's state made ready to send (its label collector stays behind), with
+        what :meth:`merge` needs to know of it: (looked at nothing, met a table)."""
+        exposure = state.exposure
+        assert exposure is not None
+        state.exposure = None
+        return state, (exposure.untouched, exposure.has_tables)
+
+    def merge(self, state: _State, later: _State, later_labels: tuple[bool, bool]) -> bool:
+        """Add the piece that follows ``state``'s in the document (detached); False, with
+        ``state`` unchanged, when the result would not be the one of a single scan: the
+        later piece looked at labels around identifiers that a single scan would still
+        have looked at (it stops after :data:`~.exposed.TEXT_SAMPLES` places), then the
+        caller feeds that piece's parts to ``state`` itself."""
+        untouched, tables = later_labels
+        exposure = state.exposure
+        if not untouched and (tables or exposure is None or exposure.sampling):
+            return False
+        state.parts += later.parts
+        seen = state.seen
+        for digest, entry in later.seen.items():  # first place, first kept; counts add up
+            mine = seen.get(digest)
+            if mine is None:
+                seen[digest] = entry
+            else:
+                mine[3] += entry[3]
+        state.records |= later.records
+        state.record_level |= later.record_level
+        for kind, digests in later.unmatched.items():
+            state.unmatched[kind] |= digests
+        room = self.config.snippets - len(state.snippets)  # a piece's snippets come in order
+        if room > 0:
+            state.snippets.extend(later.snippets[:room])
+        return True
+
+    def feed(self, state: _State, parts: Iterable[TextPart]) -> None:
+        """Scan ``parts`` (the next ones of the document) into ``state``."""
         limit = self.config.batch_bytes
-        # one growing buffer per batch: no per-part bytes objects or TextParts are kept
-        # (a part's text is freed as soon as it is encoded), only (location, row). A
-        # batch's first part waits in `first` until a second one comes: a document of one
-        # part (plain text) is then joined once instead of copied twice.
-        buf = bytearray(_SEP)
-        first: bytes | None = None
+        # a batch's parts as bytes, joined once when the batch is full (one copy of each
+        # byte; a growing buffer copied it twice); no TextPart is kept, only (location, row)
+        pieces: list[bytes] = []
         starts: list[int] = [1]  # offset of each part's first byte, then the end sentinel
         metas: list[_Meta] = []
         # where the table header changes: one entry per table (or text run), not per row
         runs: Runs = []
         header: object = runs  # never a part's header: the first part starts a run
-        sep = _SEP
         for part in parts:
             state.parts += 1
             text = part.text
             data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
             if metas and (starts[-1] - 1 + len(data) > limit or len(metas) == _BATCH_PARTS):
                 with _gc_paused():
-                    self._scan_batch(self._batch(buf, first), starts, metas, runs, state)
-                buf = bytearray(_SEP)
-                first = None
+                    self._scan_batch(self._batch(pieces), starts, metas, runs, state)
+                pieces = []
                 starts, metas, runs = [1], [], []
                 header = runs
             if part.header is not header:
                 header = part.header
                 runs.append((len(metas), part.header))
-            if not metas:
-                first = data
-            else:
-                if first is not None:
-                    buf += first
-                    buf += sep
-                    first = None
-                buf += data
-                buf += sep
+            pieces.append(data)
             starts.append(starts[-1] + len(data) + 1)
             metas.append((part.location, part.row))
         if metas:
-            data = self._batch(buf, first)
-            del buf, first
+            data = self._batch(pieces)
+            del pieces
             with _gc_paused():
                 self._scan_batch(data, starts, metas, runs, state)
-        with _gc_paused():
-            return self._result(state)
 
     @staticmethod
-    def _batch(buf: bytearray, first: bytes | None) -> bytes:
-        """The batch as the finder wants it: parts joined by newlines, one at each end."""
-        if first is not None:
-            return _SEP.join((b"", first, b""))
-        return bytes(buf)
+    def _batch(pieces: list[bytes]) -> bytes:
+        """The batch as the finder wants it: parts joined by newlines, one at each end
+        (the pieces are let go)."""
+        pieces.insert(0, b"")
+        pieces.append(b"")
+        data = _SEP.join(pieces)
+        pieces.clear()
+        return data
 
     def _canonical(self, buf: bytes, cands: list[Candidate]) -> tuple[list[bytes], np.ndarray]:
         """Every candidate's canonical form and whether it passes its kind's checksum, in

@@ -10,12 +10,12 @@ so ``leaksentry hits`` works with no cluster at all.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from leaksentry.redaction import redact
+from leaksentry.store.engine import Connection, Row
 from pipelines.model import SEVERITIES, Finding, StoredHit, is_severity, severity_rank
 from pipelines.sinks.ecs import domain_of, records_key, ref_order, skipped_list
 
@@ -77,13 +77,13 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def hit_sightings(tx: sqlite3.Connection, hit_id: int) -> tuple[datetime, int]:
+def hit_sightings(tx: Connection, hit_id: int) -> tuple[datetime, int]:
     """(last_seen, sightings) of a stored hit: what a re-sighting's update carries."""
     row = tx.execute("SELECT last_seen, sightings FROM hits WHERE id = ?", (hit_id,)).fetchone()
     return _dt(row[0]), int(row[1])
 
 
-def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
+def save_finding(tx: Connection, finding: Finding) -> StoredHit | None:
     """Record the scanned document and, for a hit, the hit. Call inside a transaction.
 
     A second sighting of the same (sha256, url) updates ``last_seen`` and
@@ -103,8 +103,10 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
         " skipped=excluded.skipped, partial=excluded.partial,"
         " matched_records=excluded.matched_records, scanned_at=excluded.scanned_at,"
         " http_status=excluded.http_status, source=excluded.source,"
-        " first_seen=min(documents.first_seen, excluded.first_seen),"
-        " last_seen=max(documents.last_seen, excluded.last_seen),"
+        " first_seen=CASE WHEN documents.first_seen <= excluded.first_seen"
+        "   THEN documents.first_seen ELSE excluded.first_seen END,"
+        " last_seen=CASE WHEN documents.last_seen >= excluded.last_seen"
+        "   THEN documents.last_seen ELSE excluded.last_seen END,"
         " sightings=documents.sightings + 1",
         (url, finding.source, finding.sha256, finding.size, finding.content_type, filename,
          redact(finding.item_id), finding.http_status, r.status, error, r.severity,
@@ -118,19 +120,20 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
     prev = tx.execute("SELECT id, first_seen, records_key FROM hits WHERE sha256 = ? AND url = ?",
                       (finding.sha256, url)).fetchone()
     if prev is not None:
-        tx.execute("UPDATE hits SET last_seen = max(last_seen, ?), sightings = sightings + 1"
-                   " WHERE id = ?", (seen, prev["id"]))
+        tx.execute("UPDATE hits SET last_seen = CASE WHEN last_seen >= ? THEN last_seen"
+                   " ELSE ? END, sightings = sightings + 1 WHERE id = ?",
+                   (seen, seen, prev["id"]))
         return StoredHit(hit_id=prev["id"], new=False, first_seen=_dt(prev["first_seen"]),
                          records_key=prev["records_key"])
     key = records_key(r.record_refs, finding.hit_sha256)
     matches = [{"kind": m.kind, "masked": redact(m.masked), "record_ref": m.record_ref,
                 "count": m.count, "where": redact(m.where)} for m in r.matches]
-    cur = tx.execute(
+    row = tx.execute(
         "INSERT INTO hits(document_id, url, domain, source, sha256, size, content_type, filename,"
         " item_id, status, severity, severity_rank, risk_score, matched_records,"
         " record_level_records, record_refs, records_key, kinds, matches, unmatched_valid,"
         " snippets, exposed_fields, exposed_categories, parts, first_seen, last_seen)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (doc_id, url, domain_of(finding.url), finding.source, finding.sha256, finding.size,
          finding.content_type, filename, redact(finding.item_id), r.status, r.severity,
          severity_rank(r.severity), int(r.risk_score), r.matched_records,
@@ -140,13 +143,12 @@ def save_finding(tx: sqlite3.Connection, finding: Finding) -> StoredHit | None:
          json.dumps([redact(s) for s in r.snippets]),
          json.dumps([redact(x) for x in r.exposed_fields], ensure_ascii=False),
          json.dumps(list(r.exposed_categories)), r.parts, seen, seen),
-    )
-    hit_id = cur.lastrowid
-    assert hit_id is not None
+    ).fetchone()
+    hit_id = int(row[0])
     return StoredHit(hit_id=hit_id, new=True, first_seen=_dt(seen), records_key=key)
 
 
-def _record(row: sqlite3.Row) -> HitRecord:
+def _record(row: Row) -> HitRecord:
     return HitRecord(
         # through the policy again: rows written before it (or by an older version)
         hit_id=row["id"], url=redact(row["url"]) or "", domain=row["domain"],
@@ -166,7 +168,7 @@ def _record(row: sqlite3.Row) -> HitRecord:
     )
 
 
-def query_hits(conn: sqlite3.Connection, since: datetime | None = None,
+def query_hits(conn: Connection, since: datetime | None = None,
                min_severity: str | None = None, source: str | None = None,
                limit: int = 100) -> list[HitRecord]:
     """Hits seen (first or again) since ``since``, at least ``min_severity``, newest first."""
@@ -191,5 +193,5 @@ def query_hits(conn: sqlite3.Connection, since: datetime | None = None,
     return [_record(r) for r in conn.execute(sql, args)]
 
 
-def count_documents(conn: sqlite3.Connection) -> int:
+def count_documents(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])

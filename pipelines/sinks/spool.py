@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from leaksentry.errors import retryable_status
 from leaksentry.redaction import redact
+from leaksentry.store.engine import Connection, Row
 from pipelines.model import Finding, StoredHit
 from pipelines.sinks import ecs
 from pipelines.sinks.client import Cluster, connect, dumps
@@ -72,16 +72,16 @@ def _suffix(kind: str, when: datetime) -> str:
     return ecs.month_index("", kind, when).lstrip("-")
 
 
-def _enqueue(tx: sqlite3.Connection, kind: str, when: datetime, doc_id: str,
+def _enqueue(tx: Connection, kind: str, when: datetime, doc_id: str,
              doc: dict[str, Any]) -> None:
     tx.execute(
-        "INSERT OR IGNORE INTO es_spool(kind, index_suffix, doc_id, body, created_at)"
-        " VALUES (?,?,?,?,?)",
+        "INSERT INTO es_spool(kind, index_suffix, doc_id, body, created_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
         (kind, _suffix(kind, when), doc_id, dumps(doc), datetime.now(UTC).isoformat()),
     )
 
 
-def _enqueue_update(tx: sqlite3.Connection, kind: str, when: datetime, doc_id: str,
+def _enqueue_update(tx: Connection, kind: str, when: datetime, doc_id: str,
                     body: dict[str, Any]) -> None:
     """A partial update; a waiting update of the same document is replaced (its values are
     absolute, the newest wins)."""
@@ -93,7 +93,7 @@ def _enqueue_update(tx: sqlite3.Connection, kind: str, when: datetime, doc_id: s
     )
 
 
-def enqueue_finding(tx: sqlite3.Connection, finding: Finding, stored: StoredHit | None) -> None:
+def enqueue_finding(tx: Connection, finding: Finding, stored: StoredHit | None) -> None:
     """Spool the documents-index doc (always) and the hit doc (for a hit).
 
     A re-sighting (``stored.new`` False) spools no second hit doc (its ``_id`` is per
@@ -114,24 +114,24 @@ def enqueue_finding(tx: sqlite3.Connection, finding: Finding, stored: StoredHit 
                     ecs.sighting_update(last_seen, sightings))
 
 
-def spool_depth(conn: sqlite3.Connection) -> int:
+def spool_depth(conn: Connection) -> int:
     """Documents waiting for delivery (rejected ones excluded)."""
     return int(conn.execute("SELECT count(*) FROM es_spool WHERE state = 'pending'")
                .fetchone()[0])
 
 
-def spool_rejected(conn: sqlite3.Connection) -> int:
+def spool_rejected(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM es_spool WHERE state = 'rejected'")
                .fetchone()[0])
 
 
-def rejected_items(conn: sqlite3.Connection, limit: int = 20) -> list[sqlite3.Row]:
+def rejected_items(conn: Connection, limit: int = 20) -> list[Row]:
     return list(conn.execute(
         "SELECT id, kind, index_suffix, doc_id, last_error, last_attempt_at FROM es_spool"
         " WHERE state = 'rejected' ORDER BY id LIMIT ?", (limit,)))
 
 
-def requeue_rejected(conn: sqlite3.Connection) -> int:
+def requeue_rejected(conn: Connection) -> int:
     """Put rejected items back (after a template fix)."""
     return conn.execute("UPDATE es_spool SET state = 'pending' WHERE state = 'rejected'").rowcount
 
@@ -187,7 +187,7 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
     return report
 
 
-def _deliver(store: Store, cluster: Cluster, rows: list[sqlite3.Row],
+def _deliver(store: Store, cluster: Cluster, rows: list[Row],
              report: DrainReport) -> bool:
     """One bulk round; False when the cluster stopped answering (stop draining)."""
     cfg = cluster.config

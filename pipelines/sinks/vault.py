@@ -29,7 +29,6 @@ import hmac
 import io
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from leaksentry.errors import LeakSentryError
 from leaksentry.processes import alive
 from leaksentry.redaction import redact
 from leaksentry.store import evidence as rows
+from leaksentry.store.engine import Connection
 from pipelines.match.keys import read_key
 from pipelines.model import EvidenceInfo, Finding, Severity, severity_rank
 
@@ -171,7 +171,7 @@ class Vault:
         sev = finding.result.severity
         return severity_rank(sev) >= self.min_rank
 
-    def keep(self, tx: sqlite3.Connection, hit_id: int, content: bytes,
+    def keep(self, tx: Connection, hit_id: int, content: bytes,
              finding: Finding) -> EvidenceInfo:
         """Encrypt ``content`` for hit ``hit_id`` inside the caller's transaction.
 
@@ -192,7 +192,7 @@ class Vault:
                                 f"{self.dir}: cannot write evidence: {exc.strerror or exc}")
         return EvidenceInfo(True, sha, len(content))
 
-    def _write(self, tx: sqlite3.Connection, hit_id: int, content: bytes, sha: str,
+    def _write(self, tx: Connection, hit_id: int, content: bytes, sha: str,
                finding: Finding) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         age_name, meta_name = file_names(hit_id)
@@ -222,7 +222,7 @@ class Vault:
                                          self.fingerprints, now))
 
     # -- housekeeping -------------------------------------------------------------
-    def sweep(self, conn: sqlite3.Connection, grace: float = ORPHAN_GRACE) -> SweepReport:
+    def sweep(self, conn: Connection, grace: float = ORPHAN_GRACE) -> SweepReport:
         """Remove temp files whose writer is dead and renamed files without a committed
         row older than ``grace`` seconds (a crash between rename and commit)."""
         if not self.dir.is_dir():
@@ -253,7 +253,7 @@ class Vault:
                     orphans += 1
         return SweepReport(temp, orphans)
 
-    def purge(self, conn: sqlite3.Connection, *, older_than: float | None = None,
+    def purge(self, conn: Connection, *, older_than: float | None = None,
               hit_ids: list[int] | None = None) -> list[int]:
         """Delete evidence (files, then rows) stored more than ``older_than`` seconds ago,
         or of the given hits. Returns the hit ids purged."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from crawler.shard import merge, summary_from_json, summary_to_json
+from crawler.shard import merge
+from pipelines.model import summary_from_json, summary_to_json
 from scheduler.cluster.state import ClusterState, connect
 
 if TYPE_CHECKING:
@@ -107,12 +108,11 @@ def report_part(settings: Settings, source: str, run: str, part: int, summary: R
 
 def _record(settings: Settings, run: RunSummary) -> None:
     from leaksentry.store import Store
-    from leaksentry.store.runs import record_run
+    from leaksentry.store.runs import record_or_defer
 
     src = settings.crawler.effective(settings.source(run.source))
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
-        with store.transaction() as tx:
-            record_run(tx, run, unhealthy_after=int(src.unhealthy_after or 3))
+        record_or_defer(store, run, unhealthy_after=int(src.unhealthy_after or 3))
     finally:
         store.close()

@@ -229,7 +229,7 @@ class Worker:
         env = dict(os.environ, LEAKSENTRY_DIE_WITH_PARENT=str(os.getpid()))
         from leaksentry.store import Store
 
-        store = Store(settings.state.db)
+        store = Store(settings.state)
         try:
             # the crawl checks the file's hash too, as it does for the daemon's snapshot
             result = run_crawl(store, job.source, path if job.config else None,
@@ -326,6 +326,14 @@ def run_worker(config_path: Path | None, queues: list[str] | None, concurrency: 
     if problem:
         raise WorkerError(f"{settings.path or 'config'}: this worker cannot scan what it"
                           f" crawls: {problem}")
+    if settings.state.url:  # a shared store behind this version: refuse at start
+        from leaksentry.store import Store
+
+        store = Store(settings.state)
+        try:
+            store.check_schema()
+        finally:
+            store.close()
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
     queues = queues or [c.http_queue, c.browser_queue]
     name = name or f"worker{os.getpid()}@{socket.gethostname()}"

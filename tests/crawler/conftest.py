@@ -1,7 +1,8 @@
 """Shared crawler test fixtures.
 
 * ``tests/crawler`` is put on ``sys.path`` so simulators import as ``servers.NAME``.
-* ``crawl_ws`` (:class:`CrawlWorkspace`): write a config with ``[[sources]]``,
+* ``crawl_ws`` (:class:`CrawlWorkspace`), on SQLite and on PostgreSQL (``store_url``):
+  write a config with ``[[sources]]``,
   run ``leaksentry crawl NAME`` in a subprocess (the reactor cannot restart in
   pytest's process), read back the run record, the seen store and the
   documents the pipeline received.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -56,6 +56,10 @@ class CrawlWorkspace:
     root: Path
     extra: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # what write() wrote last
+    #: the PostgreSQL database of ``[state] url``; None: the SQLite file in ``state/``
+    pg_url: str | None = None
+    #: pg_dump of that database (``stored_text``)
+    pg_dump: Any = None
 
     @property
     def config(self) -> Path:
@@ -70,7 +74,7 @@ class CrawlWorkspace:
         return self.root / "state" / "state.db"
 
     def write(self, sources: list[dict[str, Any]], **sections: Any) -> Path:
-        data: dict[str, Any] = {"state": {"dir": str(self.root / "state")}}
+        data: dict[str, Any] = {"state": self.state_table}
         data.update(self.extra)
         data.update(sections)
         data["sources"] = sources
@@ -119,25 +123,68 @@ class CrawlWorkspace:
             return []
         return [json.loads(x) for x in self.doclog.read_text().splitlines() if x.strip()]
 
-    def query(self, sql: str, *params: Any) -> list[sqlite3.Row]:
-        conn = sqlite3.connect(self.db)
-        conn.row_factory = sqlite3.Row
-        try:
-            return list(conn.execute(sql, params))
-        finally:
-            conn.close()
+    @property
+    def state_table(self) -> dict[str, Any]:
+        """The config's ``[state]``: this workspace's state dir, and its PostgreSQL."""
+        table: dict[str, Any] = {"dir": str(self.root / "state")}
+        if self.pg_url:
+            table["url"] = self.pg_url
+        return table
 
-    def seen(self, source: str) -> dict[str, sqlite3.Row]:
+    @property
+    def has_store(self) -> bool:
+        return bool(self.pg_url) or self.db.exists()
+
+    def store(self) -> Any:
+        """The workspace's store, as the crawl opens it (``Store(settings.state)``)."""
+        from leaksentry.config import StateConfig
+        from leaksentry.store import Store
+
+        return Store(StateConfig.model_validate(self.state_table))
+
+    def query(self, sql: str, *params: Any) -> list[Any]:
+        """Rows (by name and index) through the store: the same on both engines."""
+        from leaksentry.config import StateConfig
+        from leaksentry.store import Store
+
+        store = Store(StateConfig.model_validate(self.state_table), readonly=True)
+        try:
+            return list(store.conn.execute(sql, params).fetchall())
+        finally:
+            store.close()
+
+    def execute(self, sql: str, *params: Any) -> int:
+        """A write behind the crawler's back (a test's setup); rows changed."""
+        store = self.store()
+        try:
+            with store.transaction() as tx:
+                return int(tx.execute(sql, params).rowcount)
+        finally:
+            store.close()
+
+    def stored_text(self) -> str:
+        """Everything the store holds, for the privacy checks: the SQLite file's bytes
+        (with its WAL), or the PostgreSQL database's pg_dump."""
+        if self.pg_url:
+            return str(self.pg_dump(self.pg_url))
+        return "".join(f.read_bytes().decode("latin-1")
+                       for f in self.db.parent.glob("state.db*"))
+
+    def seen(self, source: str) -> dict[str, Any]:
         return {r["item_id"]: r for r in
                 self.query("SELECT * FROM seen_items WHERE source = ?", source)}
 
-    def runs(self, source: str) -> list[sqlite3.Row]:
+    def runs(self, source: str) -> list[Any]:
         return self.query("SELECT * FROM source_runs WHERE source = ? ORDER BY id", source)
 
 
 @pytest.fixture
-def crawl_ws(tmp_path: Path) -> CrawlWorkspace:
-    return CrawlWorkspace(tmp_path)
+def crawl_ws(tmp_path: Path, request: pytest.FixtureRequest,
+             store_url: str | Path) -> CrawlWorkspace:
+    if isinstance(store_url, Path):
+        return CrawlWorkspace(tmp_path)
+    server = request.getfixturevalue("postgres_server")
+    return CrawlWorkspace(tmp_path, pg_url=store_url, pg_dump=server.dump)
 
 
 @pytest.fixture

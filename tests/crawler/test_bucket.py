@@ -9,6 +9,8 @@ Crawls run as subprocesses (``leaksentry crawl``).
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 from servers.azure_blob import AzureBlobService
 
@@ -21,6 +23,9 @@ moto_server = pytest.importorskip("moto.server")
 
 @pytest.fixture
 def s3():
+    """A fresh S3 for each test: moto keeps its buckets in process-wide state that a new
+    server shares, so the state is reset when the test ends (``/moto-api/reset``) and the
+    next test (or the other store engine's run of this one) starts from no buckets."""
     srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     srv.start()
     host, port = srv.get_host_and_port()
@@ -28,6 +33,8 @@ def s3():
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     yield endpoint, client
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"),
+                           timeout=10).close()
     srv.stop()
 
 

@@ -110,7 +110,7 @@ class Cluster:
             self.stop(name, wait=3)
 
     def runs(self, source: str) -> list[dict[str, Any]]:
-        if not self.ws.db.exists():
+        if not self.ws.has_store:
             return []
         try:
             return [dict(r) for r in self.ws.runs(source)]
@@ -260,7 +260,7 @@ def test_a_worker_gives_back_a_job_it_cannot_scan_and_stops(cluster: Cluster, re
     settings = load_config(leader_cfg)
     settings.sources.append(Settings.model_validate(
         {"sources": [_dir_source("s", "http://127.0.0.1:9/", timeout="5s")]}).sources[0])
-    store = Store(settings.state.db)
+    store = Store(settings.state)
     try:
         job = enqueue_crawl(settings, "s", store)
     finally:

@@ -24,7 +24,7 @@ from leaksentry.store.db import Store
 def _crawler(tmp_path: Path, **settings: Any) -> Crawler:
     return get_crawler(settings_dict={
         "EXTENSIONS": {"crawler.state.StateStore": 100}, "LEAKSENTRY_SOURCE": "s",
-        "LEAKSENTRY_STATE_DB": str(tmp_path / "state.db"), **settings})
+        "LEAKSENTRY_STATE": str(tmp_path / "state.db"), **settings})
 
 
 def _listed(item_id: str, version: str | None = None) -> Request:

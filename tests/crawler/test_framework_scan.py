@@ -38,9 +38,8 @@ def test_crawled_leak_is_scanned_recorded_and_never_echoed(crawl_ws: CrawlWorksp
         forms |= {p.hkid, p.hn, p.hkid[:-1], p.hn[2:-1]}
         forms |= {x.strip() for x in row.split(",")[1:]}
     blobs = [r.output, r2.output]
-    for f in crawl_ws.db.parent.glob("state.db*"):
-        data = f.read_bytes()
-        blobs += [data.decode("latin-1"), data.decode("utf-8", "ignore")]
+    stored = crawl_ws.stored_text()
+    blobs += [stored, stored.encode("latin-1").decode("utf-8", "ignore")]
     for blob in blobs:
         for form in forms:
             assert form not in blob

@@ -113,7 +113,7 @@ def test_rendered_listing_finds_js_written_identifiers_once(js_site: Rendered,
     assert stats["playwright/page_count"] == stats.get("playwright/page_count/closed", 0) \
         + stats.get("leaksentry/pages_closed_by_pool", 0)
     # nothing printed or stored holds an identifier in plaintext
-    stored = ws.db.read_bytes().decode("latin-1")
+    stored = ws.stored_text()
     for form in forms(people):
         assert form not in first.output and form not in stored
 

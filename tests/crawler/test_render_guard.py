@@ -54,7 +54,7 @@ def test_hostile_page_reaches_nothing_behind_the_guard(hostile, crawl_ws) -> Non
     assert [d["item_id"] for d in docs] == ["good"], res.output[-3000:]
     assert res.run["discovered"] == 3
     assert res.run["statuses"].get("blocked") == 2, (res.run, res.output[-6000:])  # nav, dl
-    assert "INTERNAL-SECRET" not in crawl_ws.db.read_bytes().decode("latin-1")
+    assert "INTERNAL-SECRET" not in crawl_ws.stored_text()
     # the page did try: the browser fetched every hostile path from the site
     for path in ("/r/iframe", "/r/fetch", "/worker.js", "/sw.js", "/download-frame",
                  "/item/nav", "/item/dl"):

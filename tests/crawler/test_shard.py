@@ -191,8 +191,7 @@ def test_sharded_scan_records_each_hit_once_and_no_identifier(crawl_ws: CrawlWor
     assert len(hits) == len(planted)  # one per leaking file, whichever shard found it
     forms = {f for p, f in planted.values()} | {p.hkid for p, _ in planted.values()}
     blobs = [r.output]
-    for f in crawl_ws.db.parent.glob("state.db*"):
-        blobs.append(f.read_bytes().decode("latin-1"))
+    blobs.append(crawl_ws.stored_text())
     for blob in blobs:
         for form in forms:
             assert form not in blob

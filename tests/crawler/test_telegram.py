@@ -7,7 +7,6 @@ channels"): ``div.tgme_widget_message[data-post]``, ``.tgme_widget_message_text`
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,7 @@ def test_channel_messages_and_file_host_links(tg: TelegramPreview, crawl_ws) -> 
     assert "deletes files on download" in seen[once_id]["note"]
     assert first.run["statuses"]["link_not_fetched"] == 1
     assert not any("example.invalid" in k for k in seen)
-    stored = ws.db.read_bytes().decode("latin-1")
+    stored = ws.stored_text()
     for form in forms(people):
         assert form not in first.output and form not in stored
 
@@ -107,11 +106,8 @@ def test_requeued_message_is_read_from_its_embed_page(tg: TelegramPreview, crawl
     _, env = _setup(tg, ws)
     assert ws.crawl("tg", **env).run["outcome"] == "ok"
     # as if the pipeline had failed on message 2 in an earlier run: re-queued, due now
-    conn = sqlite3.connect(ws.db)
-    conn.execute("UPDATE seen_items SET status='retry', sha256=NULL, retry_at=NULL"
-                 " WHERE source='tg' AND item_id='leakchan/2'")
-    conn.commit()
-    conn.close()
+    ws.execute("UPDATE seen_items SET status='retry', sha256=NULL, retry_at=NULL"
+               " WHERE source='tg' AND item_id='leakchan/2'")
     res = ws.crawl("tg", **env)
     assert res.run["outcome"] == "ok", res.output[-2000:]
     assert tg.hits["/leakchan/2"] == 1

@@ -27,8 +27,9 @@ def samples(text: str) -> dict:
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "state.db")
+def store(store_url):
+    """On SQLite and on PostgreSQL: the gauges read either through the store."""
+    return Store(store_url)
 
 
 def test_counters_and_store_gauges(store, tmp_path):
@@ -37,6 +38,8 @@ def test_counters_and_store_gauges(store, tmp_path):
     assert before[("leaksentry_crawls_running", (("source", "busy"),))] == 1
     assert before[("leaksentry_outbox_depth", (("state", "pending"),))] == 0
     assert before[("leaksentry_spool_depth", ())] == 0
+    assert before[("leaksentry_state_store_up", ())] == 1
+    assert before[("leaksentry_runs_unrecorded", ())] == 0
     assert not [k for k in before if k[0] == "leaksentry_crawls_total"]
 
     now = datetime.now(UTC)

@@ -180,6 +180,21 @@ def test_wrong_key_and_damaged_fingerprints(ws: Path, tmp_path: Path) -> None:
                 str(ws / "clean.txt"))
         assert r.returncode == 2
         one_line_error(r, str(tmp_path / name), needle)
+    # the check runs while the first document is scanned: nothing is said of any document
+    # (a leak, a missing file) before it failed
+    r = run("scan", "--key", str(ws / "key"), "--fingerprints", str(tmp_path / "tampered"),
+            "--json", str(ws / "leaks"), str(ws / "missing.txt"))
+    assert r.returncode == 2 and r.stdout == b""
+    one_line_error(r, str(tmp_path / "tampered"), "integrity")
+    r = run("scan", "--key", str(ws / "key"), "--fingerprints", str(tmp_path / "tampered"),
+            str(ws / "missing.txt"))
+    assert r.returncode == 2 and r.stdout == b""
+    one_line_error(r, str(tmp_path / "tampered"), "integrity")
+    (tmp_path / "empty").mkdir()  # nothing to scan: the file is still checked
+    r = run("scan", "--key", str(ws / "key"), "--fingerprints", str(tmp_path / "tampered"),
+            str(tmp_path / "empty"))
+    assert r.returncode == 2
+    one_line_error(r, str(tmp_path / "tampered"), "integrity")
 
 
 def test_index_records_hits_for_the_hits_command(ws: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ main()
 
 #: never needed to print help, a version, a config check, the status or the hits
 HEAVY = ("numpy", "hyperscan", "scrapy", "twisted", "playwright", "scrapy_playwright",
-         "elasticsearch", "opensearchpy", "sqlalchemy", "lxml", "pypdf", "docx", "pptx",
+         "elasticsearch", "opensearchpy", "sqlalchemy", "psycopg", "lxml", "pypdf", "docx", "pptx",
          "py7zr", "openpyxl", "crawler", "pipelines.extract", "pipelines.alerts.channels",
          "pipelines.match.scanner", "pipelines.match.finder", "pipelines.match.kinds",
          "pipelines.process", "pipelines.match._speedups")
@@ -75,6 +75,8 @@ def test_help_and_version_load_no_config_models_and_no_scanner(tmp_path, args):
     assert heavy(modules, CONFIG_MODULES) == []
     if len(args) == 1:
         assert heavy(modules, ("pydantic",)) == []
+    if args == ["--version"]:  # prints one line: no Rich, no command module
+        assert heavy(modules, ("rich", "leaksentry.cli.scan", "leaksentry.cli.crawl")) == []
 
 
 def test_version_names_the_scanner_path_without_importing_it(tmp_path):
@@ -98,3 +100,62 @@ def test_reading_commands_load_no_scanner_crawler_or_clients(tmp_path, command):
     modules = loaded(tmp_path, *command, "--config", str(cfg))
     assert "leaksentry.config" in modules
     assert heavy(modules, HEAVY) == []
+
+
+#: a `scan --json` of a small text file needs the scanner and nothing that prints or reads
+#: other formats: no Rich (nothing goes through it), no HTML/XML parser, no encoding
+#: guesser (UTF-8), no other command's module (each is imported when its command runs)
+NOT_FOR_A_TEXT_SCAN = ("rich", "lxml", "charset_normalizer", "scrapy", "twisted",
+                       "playwright", "elasticsearch", "opensearchpy", "sqlalchemy", "pypdf",
+                       "docx", "openpyxl", "leaksentry.cli.crawl", "leaksentry.cli.alerts",
+                       "leaksentry.cli.evidence", "leaksentry.cli.status",
+                       "leaksentry.cli.hits", "leaksentry.cli.demo", "leaksentry.store")
+
+
+def test_scan_json_of_a_small_text_loads_only_the_scanner(tmp_path):
+    from fixtures_register import fingerprint_people
+
+    from leaksentry import synth
+
+    people = list(synth.patients(5, seed=4))
+    key, fp = fingerprint_people(tmp_path / "register", people)
+    note = tmp_path / "note.txt"
+    note.write_text("".join(f"seen {p.hkid}\n" for p in people))
+    out = tmp_path / "modules.json"
+    env = {**os.environ, "MODULES_OUT": str(out), "LEAKSENTRY_HOME": str(tmp_path / "home")}
+    env.pop("LEAKSENTRY_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-c", PROBE, "scan", "--json", "--key", str(key),
+                           "--fingerprints", str(fp), str(note)], capture_output=True,
+                          timeout=60, env=env, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr.decode(errors="replace")[-2000:]  # matched
+    assert json.loads(proc.stdout)["matched_records"] == len(people)
+    modules = set(json.loads(out.read_text()))
+    assert {"pipelines.match.scanner", "leaksentry.cli.scan"} <= modules
+    assert heavy(modules, NOT_FOR_A_TEXT_SCAN) == []
+
+
+def test_every_command_is_listed_and_registered_by_its_module(tmp_path):
+    """The lazy command table names each command's module: help lists all of them, in
+    the order they were registered, and each module registers what the table says."""
+    import typer
+    import typer.main
+
+    from leaksentry.cli import COMMANDS, _commands_of, app
+
+    group = typer.main.get_command(app)
+    ctx = group.make_context("leaksentry", ["--help"], resilient_parsing=True)
+    assert group.list_commands(ctx) == list(COMMANDS)
+    by_module: dict[str, list[str]] = {}
+    for name, module in COMMANDS.items():
+        by_module.setdefault(module, []).append(name)
+    for module, names in by_module.items():
+        assert sorted(_commands_of(module)) == sorted(names)
+        assert all(group.get_command(ctx, n) is not None for n in names)
+    assert isinstance(app, typer.Typer)
+    # every module of leaksentry.cli that registers commands is in the table
+    import leaksentry.cli
+
+    here = Path(leaksentry.cli.__file__).parent
+    registering = {f.stem for f in here.glob("*.py")
+                   if "\ndef register(app" in f.read_text(encoding="utf-8")}
+    assert registering == set(COMMANDS.values())

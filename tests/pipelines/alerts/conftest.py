@@ -477,8 +477,11 @@ def every_channel(receivers: list[Receiver], smtp: Mailbox, udp: SyslogSink,
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state" / "state.db")
+def store(tmp_path: Path, store_url: str | Path) -> Iterator[Store]:
+    """The state store, on SQLite and on PostgreSQL (``store_url``)."""
+    from fixtures_postgres import open_store
+
+    s = open_store(store_url, tmp_path / "state")
     yield s
     s.close()
 

@@ -120,3 +120,28 @@ def test_batch_lookup_and_refs_agree_with_single(tmp_path: Path) -> None:
     assert fp.refs(records) == [fp.ref(r) for r in records] == [
         "P00005", "P00001", "P00500", "P00077", "P00005"]
     assert fp.refs([]) == []
+
+
+def test_background_check(tmp_path: Path) -> None:
+    """``verify="background"``: the HMAC runs on a thread; verified() waits for it, and
+    raises for a damaged file (in a forked child, which has no such thread, it checks)."""
+    import os
+
+    _write(tmp_path / "fp")
+    FingerprintSet(tmp_path / "fp", KEY, verify="background").verified()
+    data = bytearray((tmp_path / "fp").read_bytes())
+    data[200] ^= 0x01
+    (tmp_path / "bad").write_bytes(bytes(data))
+    bad = FingerprintSet(tmp_path / "bad", KEY, verify="background")
+    pid = os.fork()
+    if pid == 0:  # the child: checks itself
+        try:
+            bad.verified()
+        except FingerprintFileError:
+            os._exit(3)
+        os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 3
+    with pytest.raises(FingerprintFileError, match="integrity"):
+        bad.verified()
+    with pytest.raises(FingerprintFileError, match="integrity"):
+        bad.verified()  # still damaged on a second call

@@ -13,8 +13,11 @@ from leaksentry.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
+def store(tmp_path: Path, store_url: str | Path) -> Iterator[Store]:
+    """The state store, on SQLite and on PostgreSQL (``store_url``)."""
+    from fixtures_postgres import open_store
+
+    s = open_store(store_url, tmp_path)
     yield s
     s.close()
 

@@ -82,7 +82,8 @@ from leaksentry.config.sources import (
 )
 from leaksentry.redaction import redact
 from leaksentry.store import seen
-from leaksentry.store.db import Store, storage_error, store_failure
+from leaksentry.store.db import Store
+from leaksentry.store.failures import storage_error, store_failure
 from leaksentry.store.runs import record_run
 from pipelines.model import Document, RunSummary
 

@@ -159,7 +159,7 @@ class DocumentPipeline:
         try:
             hit = await asyncio.to_thread(self._process, item, spider)
         except Exception as exc:
-            from leaksentry.store.db import storage_error
+            from leaksentry.store.failures import storage_error
 
             if not storage_error(exc):
                 raise

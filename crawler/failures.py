@@ -23,7 +23,7 @@ from crawler.middlewares.backoff import describe_wait, epoch_wait, parse_retry_a
 from crawler.middlewares.guard import BlockedAddress
 from crawler.runstats import record_error
 from crawler.state import StateStore
-from leaksentry.store.db import storage_error
+from leaksentry.store.failures import storage_error
 
 _MAXSIZE = re.compile(r"max.?size", re.I)
 

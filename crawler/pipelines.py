@@ -33,8 +33,9 @@ from crawler.logformat import one_line
 from crawler.state import StateStore
 from leaksentry.config import Settings
 from leaksentry.store import seen
-from leaksentry.store.db import Store, storage_error
+from leaksentry.store.db import Store
 from leaksentry.store.engine import Connection
+from leaksentry.store.failures import storage_error
 from pipelines.alerts.wake import wake
 from pipelines.flow import record_finding
 from pipelines.match import Matcher

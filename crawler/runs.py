@@ -18,7 +18,7 @@ from scrapy.crawler import Crawler
 
 from crawler import runstats
 from crawler.state import StateStore
-from leaksentry.store.db import storage_error, store_failure
+from leaksentry.store.failures import storage_error, store_failure
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary
 

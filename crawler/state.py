@@ -17,7 +17,8 @@ from scrapy.utils.defer import deferred_from_coro
 
 from crawler.runstats import source_failed
 from leaksentry.config import StateConfig
-from leaksentry.store.db import Store, store_failure
+from leaksentry.store.db import Store
+from leaksentry.store.failures import store_failure
 
 
 class StateStore:

@@ -32,9 +32,10 @@ from typing import Any
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.processes import alive
 from leaksentry.store import Store
-from leaksentry.store.db import store_failure, unreachable
 from leaksentry.store.engine import Row
-from leaksentry.store.runs import defer_run, record_run, replay_deferred
+from leaksentry.store.failures import store_failure, unreachable
+from leaksentry.store.runs import record_run
+from leaksentry.store.unrecorded import defer_run, replay_deferred
 from pipelines.model import RunSummary
 
 log = logging.getLogger("leaksentry.scheduler.crawls")
@@ -394,7 +395,7 @@ def _last_run_id_since(store: Store, source: str, started: datetime) -> int | No
 def _record(store: Store, source: str, started: datetime, outcome: str, error: str,
             unhealthy_after: int) -> int | None:
     """Record a run for the crawl; None when the store cannot be reached (the run is
-    kept in the journal of :func:`leaksentry.store.runs.record_or_defer`)."""
+    kept in the journal of :func:`leaksentry.store.unrecorded.record_or_defer`)."""
     run = RunSummary(source=source, started_at=started, finished_at=datetime.now(UTC),
                      outcome=outcome, error=error)
     try:

@@ -24,7 +24,7 @@ from leaksentry.config import StateConfig
 from leaksentry.errors import StoreError
 from leaksentry.store import Store
 from leaksentry.store.engine import Connection, db_errors
-from leaksentry.store.runs import deferred_count
+from leaksentry.store.unrecorded import deferred_count
 
 if TYPE_CHECKING:
     from pipelines.alerts.worker import DeliveryReport

@@ -20,8 +20,8 @@ from leaksentry.config import Settings
 from leaksentry.processes import alive
 from leaksentry.redaction import redact
 from leaksentry.store import Store
-from leaksentry.store.db import missing_table, store_failure
 from leaksentry.store.engine import Connection, db_errors
+from leaksentry.store.failures import missing_table, store_failure
 from scheduler.jobs import CRAWL_PREFIX
 from scheduler.readonly import connect_readonly
 from scheduler.schedule import source_schedule

@@ -39,7 +39,8 @@ from crawler import runstats
 from crawler.shard import Shard
 from crawler.state import StateStore
 from leaksentry.store import seen
-from leaksentry.store.db import Store, storage_error
+from leaksentry.store.db import Store
+from leaksentry.store.failures import storage_error
 
 #: request meta: (item id, URL, version) of a listed item; the request is fetched only
 #: when this middleware wants the item

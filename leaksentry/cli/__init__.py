@@ -127,7 +127,8 @@ def main() -> None:
         from leaksentry.store.engine import db_errors  # deferred: loads the config models
 
         if isinstance(exc, db_errors()):  # damaged state file, full disk, lost server
-            from leaksentry.store.db import last_opened, store_failure
+            from leaksentry.store.db import last_opened
+            from leaksentry.store.failures import store_failure
 
             err = store_failure(last_opened(), exc)
             problem("error: ", "red", err, highlight=False)

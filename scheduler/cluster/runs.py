@@ -108,7 +108,7 @@ def report_part(settings: Settings, source: str, run: str, part: int, summary: R
 
 def _record(settings: Settings, run: RunSummary) -> None:
     from leaksentry.store import Store
-    from leaksentry.store.runs import record_or_defer
+    from leaksentry.store.unrecorded import record_or_defer
 
     src = settings.crawler.effective(settings.source(run.source))
     store = Store(settings.state)

@@ -13,7 +13,7 @@ from conftest import CrawlWorkspace
 from fixtures_postgres import PASSWORD
 
 from leaksentry.store import Store
-from leaksentry.store.runs import DEFERRED_FILE, deferred_count
+from leaksentry.store.unrecorded import DEFERRED_FILE, deferred_count
 from scheduler.crawls import run_crawl
 
 

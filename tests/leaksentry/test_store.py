@@ -258,7 +258,7 @@ def test_a_dropped_postgres_connection_is_replaced(postgres_url):
     other.conn.execute("SELECT pg_terminate_backend(?)", (pid,))
     with pytest.raises(Exception) as e:
         s.conn.execute("SELECT 1")
-    from leaksentry.store.db import storage_error
+    from leaksentry.store.failures import storage_error
 
     assert storage_error(e.value)
     assert s.conn.execute("SELECT 1").fetchone()[0] == 1  # a new connection

@@ -10,7 +10,7 @@ from fixtures_postgres import PASSWORD
 
 from leaksentry.config import Settings
 from leaksentry.store import Store, outbox
-from leaksentry.store.db import unreachable
+from leaksentry.store.failures import unreachable
 from pipelines.alerts.worker import deliver_pending
 from pipelines.flow import record_finding
 from pipelines.sinks.spool import drain, spool_depth

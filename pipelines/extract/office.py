@@ -87,9 +87,7 @@ def decrypt(data: bytes, node: Node, state: State, kind: str) -> bytes:
 
 def _inner(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """The decrypted file extracted as what it is, at the same location."""
-    from pipelines.extract import _run
-
-    yield from _run(data, Node(node.location, node.name, node.depth + 1), state)
+    yield from state.run(data, Node(node.location, node.name, node.depth + 1))
 
 
 def encrypted_ooxml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:

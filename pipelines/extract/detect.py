@@ -104,7 +104,7 @@ def _odf_kind(data: bytes) -> str | None:
 
 def _ole_streams(data: bytes) -> set[str] | None:
     """Names of the OLE compound file's top-level streams (None if olefile cannot parse)."""
-    import olefile
+    import olefile  # 7 ms, for OLE files only: detect runs on every document (start-up)
 
     try:
         with olefile.OleFileIO(data) as ole:

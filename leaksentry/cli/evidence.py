@@ -53,7 +53,6 @@ then compare `sha256sum document.bin` with "sha256" in {meta}.
 
 
 def _open_store(s: Settings) -> Store:
-
     return Store(s.state)
 
 

@@ -104,7 +104,8 @@ def _crawl(source: str) -> CrawlResult | None:
     if sched is None:  # removed by a reload while this run was queued
         log.info("crawl of %s skipped: no longer configured", source, extra={"source": source})
         return None
-    if rt.settings.cluster.enabled:  # a worker runs it (deferred: Celery loads only here)
+    if rt.settings.cluster.enabled:  # a worker runs it
+        # imported here: a daemon without a cluster does not load redis and kombu (120 ms)
         from scheduler.cluster.enqueue import enqueue_crawl
 
         enqueue_crawl(rt.settings, source, rt.store, rt.metrics, rt.snapshot)

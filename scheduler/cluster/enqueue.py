@@ -89,7 +89,7 @@ def enqueue_crawl(settings: Settings, source: str, store: Store,
         if claimed:
             with contextlib.suppress(redis.RedisError):  # else it expires after the timeout
                 state.release(source, job.job_id)
-        _record_error(store, source, started, msg, int(src.unhealthy_after or 3))
+        _record_error(store, source, started, msg, src.unhealthy_after)
         if metrics is not None:
             metrics.record_crawl(source, "error", 0, 0)
         return None

@@ -112,6 +112,6 @@ def _record(settings: Settings, run: RunSummary) -> None:
     src = settings.crawler.effective(settings.source(run.source))
     store = Store(settings.state)
     try:
-        record_or_defer(store, run, unhealthy_after=int(src.unhealthy_after or 3))
+        record_or_defer(store, run, unhealthy_after=src.unhealthy_after)
     finally:
         store.close()

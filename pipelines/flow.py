@@ -10,7 +10,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pipelines.alerts.planner import plan_alerts
 from pipelines.model import Finding, StoredHit
+from pipelines.sinks.local import save_finding
+from pipelines.sinks.spool import enqueue_finding
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -27,10 +30,6 @@ def record_finding(store: Store, finding: Finding, settings: Settings, *,
 
     ``content`` gives the document's bytes; it is called only for a hit the vault keeps
     (``scan`` then reads the file again, once, and None means it changed meanwhile)."""
-    from pipelines.alerts.planner import plan_alerts
-    from pipelines.sinks.local import save_finding
-    from pipelines.sinks.spool import enqueue_finding
-
     with store.transaction() as tx:
         if finding.result.hit:  # its alert planning reads before it writes: one at a time
             tx.lock_writes()

@@ -213,6 +213,8 @@ class Finding(DocumentMeta):
     def scan_json(self) -> dict[str, Any]:
         """The `scan --json` line (DESIGN.md), field order as documented; every
         stranger-controlled string through the redaction policy."""
+        # imported here: `leaksentry --help` loads this module but not the policy
+        # (start-up, tests/leaksentry/cli/test_startup.py)
         from leaksentry.redaction import redact
 
         r = self.result

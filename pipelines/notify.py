@@ -301,7 +301,7 @@ def write_report(out: Path, included: list[str], people: dict[str, Person],
     suffix = out.suffix.lower()
     exposed: list[Path] = []
     if suffix == ".xlsx":
-        import xlsxwriter
+        import xlsxwriter  # only an .xlsx report loads it (a CSV report does not)
 
         fd, loose = open_private(out)
         if loose:

@@ -52,6 +52,7 @@ from scheduler.reload import (
     desired_jobs,
     sync_jobs,
 )
+from scheduler.schedule import OUTBOX, SPOOL
 from scheduler.snapshot import ConfigSnapshot, write_snapshot
 from scheduler.statefiles import info_path, jobstore_path
 from scheduler.waker import AlertWaker
@@ -128,7 +129,7 @@ class Daemon:
             from scheduler.cluster.metrics import register
 
             register(metrics.registry, s.cluster)
-        self.waker = AlertWaker(lambda: jobs.periodic_job(jobs.OUTBOX))
+        self.waker = AlertWaker(lambda: jobs.periodic_job(OUTBOX))
         self.runtime = jobs.Runtime(settings=s, config_path=self.config_path, store=store,
                                     metrics=metrics, running=running, snapshot=self.snapshot,
                                     waker=self.waker)
@@ -310,7 +311,7 @@ class Daemon:
         if self.waker is not None:
             self.waker.stop()
             self.waker = None
-        for job_id in (jobs.OUTBOX, jobs.SPOOL):
+        for job_id in (OUTBOX, SPOOL):
             jobs.periodic_job(job_id)  # flush as far as the receivers allow
         self.close()
         log.info("daemon stopped", extra={"event": "shutdown"})

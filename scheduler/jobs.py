@@ -16,8 +16,22 @@ from typing import TYPE_CHECKING
 
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.errors import ConfigError
+from pipelines.alerts.health import plan_health_alerts
+from pipelines.alerts.worker import deliver_pending
+from pipelines.sinks.client import connect
+from pipelines.sinks.retention import purge
+from pipelines.sinks.setup import drop_expired_indices
+from pipelines.sinks.spool import drain
+from pipelines.sinks.vault import Vault
 from scheduler.crawls import CrawlResult, RunningCrawls, run_crawl
-from scheduler.schedule import human_duration, schedules
+from scheduler.schedule import (
+    HEALTH,
+    OUTBOX,
+    RETENTION,
+    SPOOL,
+    human_duration,
+    schedules,
+)
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -28,9 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("leaksentry.scheduler.jobs")
 
-#: ids of the periodic jobs; crawl jobs are ``crawl:<source>``
-OUTBOX, SPOOL, HEALTH, RETENTION = "outbox", "spool", "health", "retention"
-CRAWL_PREFIX = "crawl:"
 
 
 @dataclass
@@ -93,7 +104,8 @@ def _crawl(source: str) -> CrawlResult | None:
     if sched is None:  # removed by a reload while this run was queued
         log.info("crawl of %s skipped: no longer configured", source, extra={"source": source})
         return None
-    if rt.settings.cluster.enabled:  # a worker runs it (deferred: Celery loads only here)
+    if rt.settings.cluster.enabled:  # a worker runs it
+        # imported here: a daemon without a cluster does not load redis and kombu (120 ms)
         from scheduler.cluster.enqueue import enqueue_crawl
 
         enqueue_crawl(rt.settings, source, rt.store, rt.metrics, rt.snapshot)
@@ -130,8 +142,6 @@ def _unhealthy_after(settings: Settings, source: str) -> int:
 def deliver_outbox_job() -> None:
     """Deliver due alerts from the outbox (retries and dead letters are the worker's)."""
     rt = current()
-    from pipelines.alerts.worker import deliver_pending
-
     with rt.outbox_lock:
         report = deliver_pending(rt.store, rt.settings)
     if rt.metrics is not None:
@@ -143,8 +153,6 @@ def drain_spool_job() -> None:
     rt = current()
     if not rt.settings.elasticsearch.enabled:
         return
-    from pipelines.sinks.spool import drain
-
     report = drain(rt.store, rt.settings)
     if rt.metrics is not None:
         rt.metrics.record_drain(report)
@@ -153,8 +161,6 @@ def drain_spool_job() -> None:
 def health_job() -> None:
     """Raise source-health alerts (and recovery notices) from recorded runs."""
     rt = current()
-    from pipelines.alerts.health import plan_health_alerts
-
     n = plan_health_alerts(rt.store, rt.settings)
     if n:
         rt.wake_alerts()
@@ -169,8 +175,6 @@ def retention_job() -> None:
     rt = current()
     age = rt.settings.daemon.retention
     if age > 0:
-        from pipelines.sinks.retention import purge
-
         n = purge(rt.store, older_than_seconds=age)
         if rt.metrics is not None and n:
             rt.metrics.purged.inc(n)
@@ -178,8 +182,6 @@ def retention_job() -> None:
             log.info("retention: purged %d local row(s) older than %s", n, human_duration(age),
                      extra={"job": RETENTION, "purged": n})
     if rt.settings.evidence.enabled:
-        from pipelines.sinks.vault import Vault
-
         vault = Vault.from_settings(rt.settings)
         assert vault is not None
         with rt.store.transaction() as tx:
@@ -191,9 +193,6 @@ def retention_job() -> None:
                      human_duration(vault.retention), swept.temp_files, swept.orphans,
                      extra={"job": RETENTION})
     if rt.settings.elasticsearch.enabled:
-        from pipelines.sinks.client import connect
-        from pipelines.sinks.setup import drop_expired_indices
-
         cluster = connect(rt.settings.elasticsearch)
         try:
             dropped = drop_expired_indices(cluster)

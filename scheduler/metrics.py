@@ -24,7 +24,9 @@ from leaksentry.config import StateConfig
 from leaksentry.errors import StoreError
 from leaksentry.store import Store
 from leaksentry.store.engine import Connection, db_errors
+from leaksentry.store.outbox import outbox_counts
 from leaksentry.store.unrecorded import deferred_count
+from pipelines.sinks.spool import spool_depth
 
 if TYPE_CHECKING:
     from pipelines.alerts.worker import DeliveryReport
@@ -151,8 +153,6 @@ class StoreCollector(Collector):
 
     @staticmethod
     def _outbox(conn: Connection) -> list[GaugeMetricFamily]:
-        from leaksentry.store.outbox import outbox_counts
-
         g = GaugeMetricFamily("leaksentry_outbox_depth", "Alerts in the outbox, by state",
                               labels=["state"])
         for state, n in sorted(outbox_counts(conn).items()):
@@ -161,8 +161,6 @@ class StoreCollector(Collector):
 
     @staticmethod
     def _spool(conn: Connection) -> list[GaugeMetricFamily]:
-        from pipelines.sinks.spool import spool_depth
-
         return [GaugeMetricFamily("leaksentry_spool_depth",
                                   "Documents waiting in the Elasticsearch spool",
                                   value=spool_depth(conn))]

@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from scheduler import jobs
-from scheduler.schedule import human_duration, schedules
+from scheduler.schedule import (
+    CRAWL_PREFIX,
+    HEALTH,
+    OUTBOX,
+    RETENTION,
+    SPOOL,
+    human_duration,
+    schedules,
+)
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -65,15 +72,15 @@ def desired_jobs(settings: Settings) -> list[JobSpec]:
     grace = max(1, round(d.misfire_grace_time))
     specs = [
         JobSpec(
-            id=jobs.CRAWL_PREFIX + name, func="scheduler.jobs:crawl_job", args=(name,),
+            id=CRAWL_PREFIX + name, func="scheduler.jobs:crawl_job", args=(name,),
             trigger=sched.trigger(), name=sched.describe(), executor=CRAWL_EXECUTOR,
             misfire_grace_time=grace,
         )
         for name, sched in schedules(settings).items()
     ]
-    periodic = [(jobs.OUTBOX, d.outbox_interval, "deliver the alert outbox"),
-                (jobs.SPOOL, d.spool_interval, "drain the Elasticsearch spool"),
-                (jobs.HEALTH, d.health_interval, "raise source-health alerts")]
+    periodic = [(OUTBOX, d.outbox_interval, "deliver the alert outbox"),
+                (SPOOL, d.spool_interval, "drain the Elasticsearch spool"),
+                (HEALTH, d.health_interval, "raise source-health alerts")]
     tasks = []
     if d.retention > 0:
         tasks.append(f"purge local data older than {human_duration(d.retention)}")
@@ -82,7 +89,7 @@ def desired_jobs(settings: Settings) -> list[JobSpec]:
     if settings.elasticsearch.enabled:
         tasks.append("drop expired Elasticsearch indices")
     if tasks:
-        periodic.append((jobs.RETENTION, d.retention_interval, "; ".join(tasks)))
+        periodic.append((RETENTION, d.retention_interval, "; ".join(tasks)))
     for job_id, every, what in periodic:
         specs.append(JobSpec(
             id=job_id, func="scheduler.jobs:periodic_job", args=(job_id,),

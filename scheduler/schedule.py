@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from leaksentry.config.sources import SourceConfig
 
 
+#: ids of the daemon's periodic jobs; crawl jobs are ``crawl:<source>`` (here, not in
+#: scheduler.jobs, so that `status` reads the job store without loading the jobs' code)
+OUTBOX, SPOOL, HEALTH, RETENTION = "outbox", "spool", "health", "retention"
+CRAWL_PREFIX = "crawl:"
+
 
 @dataclass(frozen=True, slots=True)
 class SourceSchedule:

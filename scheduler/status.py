@@ -22,9 +22,10 @@ from leaksentry.redaction import redact
 from leaksentry.store import Store
 from leaksentry.store.engine import Connection, db_errors
 from leaksentry.store.failures import missing_table, store_failure
-from scheduler.jobs import CRAWL_PREFIX
+from leaksentry.store.outbox import outbox_counts
+from pipelines.sinks.spool import spool_depth, spool_rejected
 from scheduler.readonly import connect_readonly
-from scheduler.schedule import source_schedule
+from scheduler.schedule import CRAWL_PREFIX, source_schedule
 from scheduler.statefiles import info_path, jobstore_path
 
 
@@ -152,8 +153,6 @@ def _fill_runs(conn: Connection, by_name: dict[str, SourceStatus]) -> None:
 
 
 def _outbox(conn: Connection) -> dict[str, int]:
-    from leaksentry.store.outbox import outbox_counts
-
     try:
         return dict(outbox_counts(conn))
     except db_errors() as exc:  # a state file from before the outbox existed
@@ -163,8 +162,6 @@ def _outbox(conn: Connection) -> dict[str, int]:
 
 
 def _spool(conn: Connection) -> tuple[int | None, int | None]:
-    from pipelines.sinks.spool import spool_depth, spool_rejected
-
     try:
         return int(spool_depth(conn)), int(spool_rejected(conn))
     except db_errors() as exc:  # a state file from before the spool existed

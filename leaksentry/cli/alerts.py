@@ -1,4 +1,8 @@
-"""CLI commands: `alerts test CHANNEL`, `alerts list`, `alerts retry`."""
+"""CLI commands: `alerts test CHANNEL`, `alerts list`, `alerts retry`.
+
+The alert channels are imported inside `alerts test`: `leaksentry --help` answers
+without loading httpx, smtplib and the senders (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import typer
 from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
 from leaksentry.store import Store, outbox
+from pipelines.model import utcnow
 
 
 def _t(dt: datetime) -> str:
@@ -34,7 +39,6 @@ def register(app: typer.Typer) -> None:
         """Send a test alert to CHANNEL now (not through the outbox)."""
         from pipelines.alerts.channels import ChannelError, Outgoing, build_channel
         from pipelines.alerts.content import test_payload
-        from pipelines.model import utcnow
 
         s = settings(config)
         sender = build_channel(s.alerts.channel(channel))
@@ -102,7 +106,6 @@ def register(app: typer.Typer) -> None:
             help="Delivery ids (from `alerts list`); default: every dead letter.")] = None,
     ) -> None:
         """Re-queue dead letters with a fresh attempt budget; the daemon sends them."""
-        from pipelines.model import utcnow
 
         s = settings(config)
         store = Store(s.state)

@@ -1,4 +1,9 @@
-"""Pieces every command shares: consoles, the --config option, loading settings."""
+"""Pieces every command shares: consoles, the --config option, loading settings.
+
+Rich, the redaction policy and the config models are imported inside the functions that
+use them: `--help` needs no policy and no models, and `scan --json` prints nothing through
+Rich (about 20 ms; start-up, tests/leaksentry/cli/test_startup.py, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -46,9 +51,9 @@ def shown(value: object, style: str = "") -> Text:
     redaction policy (:func:`leaksentry.redaction.redact`: identifiers masked, URL
     userinfo removed), control characters escaped (:func:`leaksentry.terminal.visible`).
     Use it for table cells and ``Text.assemble`` parts."""
-    from rich.text import Text  # deferred for start-up (see _CONSOLES)
+    from rich.text import Text
 
-    from leaksentry.redaction import redact  # deferred for start-up: --help needs no policy
+    from leaksentry.redaction import redact
 
     return Text(visible(redact(str(value)) or ""), style=style)
 
@@ -56,7 +61,7 @@ def shown(value: object, style: str = "") -> Text:
 def problem(label: str, style: str, value: object, **options: Any) -> None:
     """``label`` ("error: ") in ``style``, then stranger-controlled text (:func:`shown`),
     as one line on stderr."""
-    from rich.text import Text  # deferred for start-up (see _CONSOLES)
+    from rich.text import Text
 
     _console("err_console").print(Text.assemble((label, style), shown(value)), soft_wrap=True,
                                   **options)
@@ -65,9 +70,9 @@ def problem(label: str, style: str, value: object, **options: Any) -> None:
 def markup_safe(value: object) -> str:
     """Stranger-controlled text to embed in a Rich markup string (``[/`` stays text),
     through the redaction policy."""
-    from rich.markup import escape  # deferred for start-up (see _CONSOLES)
+    from rich.markup import escape
 
-    from leaksentry.redaction import redact  # deferred for start-up: --help needs no policy
+    from leaksentry.redaction import redact
 
     return escape(visible(redact(str(value)) or ""))
 
@@ -85,7 +90,7 @@ ConfigOption = Annotated[
 def print_table(table: Table) -> None:
     """A table on stdout: fitted to the terminal, or at its full width when stdout is a
     pipe or a file (Rich would otherwise cut it to 80 columns and wrap every row)."""
-    from rich.console import Console  # deferred for start-up (see _CONSOLES)
+    from rich.console import Console
 
     out = _console("console")
     if out.is_terminal:
@@ -98,7 +103,7 @@ def print_table(table: Table) -> None:
 def settings(config: Path | None, *, sha256: str | None = None) -> Settings:
     """Load and validate the config; a bad file raises ConfigError (one line, exit 2).
     ``sha256``: refuse the file unless its bytes have this hash."""
-    from leaksentry.config import load_config  # deferred for start-up: --help needs no models
+    from leaksentry.config import load_config
 
     return load_config(config, sha256=sha256)
 
@@ -108,6 +113,6 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from leaksentry.redaction import install_log_redaction  # deferred for start-up
+    from leaksentry.redaction import install_log_redaction
 
     install_log_redaction()  # every record through the redaction policy

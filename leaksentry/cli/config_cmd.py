@@ -6,6 +6,9 @@ refused by the crawler's network guard at crawl time unless it sets
 ``allow_private = true``; ``config check`` says so up front instead (a
 warning, exit 0: such a source may be meant for an intranet and the setting
 is the operator's call).
+
+Imports inside the command: `leaksentry --help` loads neither the config models
+(pydantic) nor the crawler's address policy (start-up, bench/bench_cli.py).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def _check_secrets(s: Settings) -> None:
 def private_source_warnings(s: Settings) -> list[str]:
     """One line per source URL the network guard would refuse at crawl time (the
     source's own policy: allow_private, private_hosts)."""
-    # the guard's policy without Scrapy and Twisted (deferred for start-up)
+    # the guard's policy without Scrapy and Twisted
     from crawler.addresses import GuardPolicy, address_class, blocked_reason
 
     targets: list[tuple[int, str, str, str, int | None, GuardPolicy]] = []

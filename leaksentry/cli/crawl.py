@@ -4,6 +4,10 @@ The run is recorded in the state store before the command exits (the daemon
 starts this command as a subprocess per crawl and reads the record). Exit code
 0 when the run's outcome is ok, 1 otherwise. ``--all`` runs every enabled
 source once, each in its own subprocess (the Twisted reactor cannot restart).
+
+Imports inside the commands: `crawl --help` loads neither Scrapy/Twisted, the scanner,
+Celery nor the config models (the run records import them) (start-up,
+bench/bench_cli.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, err_console, print_table, settings, shown
 from leaksentry.errors import ConfigError
+from leaksentry.store.db import Store
 from pipelines.model import RunSummary
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ def _summary_table(runs: list[RunSummary]) -> Table:
 
 
 def _as_json(r: RunSummary) -> str:
-    from leaksentry.redaction import redact  # deferred for start-up (crawl --help)
+    from leaksentry.redaction import redact
 
     return json.dumps({"source": r.source, "outcome": r.outcome, "discovered": r.discovered,
                        "fetched": r.fetched, "new": r.new, "hits": r.hits, "errors": r.errors,
@@ -53,7 +58,6 @@ def _as_json(r: RunSummary) -> str:
 
 
 def _last_run(app_settings: Settings, name: str) -> RunSummary | None:
-    from leaksentry.store.db import Store
     from leaksentry.store.runs import recent_runs
 
     store = Store(app_settings.state)
@@ -121,7 +125,7 @@ def register(app: typer.Typer) -> None:
         if source is not None:
             app_settings.source(source)  # unknown name: one-line error, exit 2
             if cluster_job is not None and (fan_out or part is not None):
-                # a part of a cluster run (deferred import: Celery/redis only here)
+                # a part of a cluster run
                 from scheduler.cluster import fanout
 
                 run = (fanout.run_items(app_settings, source, part, overrides)

@@ -1,5 +1,10 @@
 """CLI commands: `db upgrade`, `db migrate-from-sqlite` — the state store's schema, and
-moving a single machine's SQLite store to the PostgreSQL of a cluster."""
+moving a single machine's SQLite store to the PostgreSQL of a cluster.
+
+Imports inside `migrate-from-sqlite`: `leaksentry --help` loads neither the copier, the
+seen-item sealer (the redaction policy) nor Rich's progress bar (start-up,
+bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import typer
 
 from leaksentry.cli.common import ConfigOption, console, settings
 from leaksentry.errors import LeakSentryError
+from leaksentry.paths import write_private
+from leaksentry.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +32,6 @@ def register(app: typer.Typer) -> None:
         after installing a new leaksentry, before the daemon and the workers start (they
         refuse a store that is behind). A SQLite store migrates itself on open; this
         command does that now."""
-        from leaksentry.store import Store
 
         s = settings(config)
         where = s.state.url or str(s.state.db)
@@ -56,7 +62,6 @@ def register(app: typer.Typer) -> None:
         to the state directory when that has none; copy it to every worker too."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        from leaksentry.store import Store
         from leaksentry.store.copy import copy_store
         from leaksentry.store.seen import KEY_FILE
 
@@ -95,7 +100,6 @@ def register(app: typer.Typer) -> None:
             src.close()
             dst.close()
         if key_src.exists() and not key_dst.exists():
-            from leaksentry.paths import write_private
 
             s.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_private(key_dst, key_src.read_bytes(), replace=False)

@@ -1,8 +1,13 @@
-"""CLI command: `leaksentry demo`, the self-contained local demo (leaksentry/demo)."""
+"""CLI command: `leaksentry demo`, the self-contained local demo (leaksentry/demo).
+
+Imports inside the command: `leaksentry --help` loads neither the demo (its sites,
+scanner and daemon) nor Rich's log handler (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -41,8 +46,6 @@ class _Steps:
 def _log_to(out: Console) -> None:
     """leaksentry's own warnings print above the progress lines (not through logging's bare
     last-resort handler); libraries' retries and tracebacks stay out of the demo's way."""
-    import logging
-
     from rich.logging import RichHandler
 
     def ours(record: logging.LogRecord) -> bool:

@@ -1,4 +1,8 @@
-"""CLI commands: `es setup`, `es check`, `es flush`, `es spool`."""
+"""CLI commands: `es setup`, `es check`, `es flush`, `es spool`.
+
+Imports inside the commands: `leaksentry es --help` answers without loading the
+Elasticsearch client, the index templates or the spool (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import typer
 
 from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
+from leaksentry.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +54,6 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     ) -> None:
         """Connectivity, version, auth, template state and spool depth; exit 1 on problems."""
-        from leaksentry.store import Store
         from pipelines.sinks.client import connect
         from pipelines.sinks.setup import check
         from pipelines.sinks.spool import spool_depth, spool_rejected
@@ -94,7 +98,6 @@ def register(app: typer.Typer) -> None:
     @group.command("flush")
     def flush_cmd(config: ConfigOption = None) -> None:
         """Deliver the spool now (the daemon does this on its own schedule)."""
-        from leaksentry.store import Store
         from pipelines.sinks.spool import drain
 
         s = settings(config)
@@ -123,7 +126,6 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="List at most N rejected documents.")] = 20,
     ) -> None:
         """The delivery spool: documents waiting, and those the cluster rejected (and why)."""
-        from leaksentry.store import Store
         from pipelines.sinks.spool import rejected_items, requeue_rejected, spool_depth
 
         s = settings(config)

@@ -4,6 +4,9 @@
 trusted side, with an age identity that never sits on the crawler host: it checks the
 sidecar's signature and the ciphertext's hash first, decrypts, checks the document's
 sha256, writes the file 0600 (never to a terminal) and records who opened what.
+
+Imports inside the commands: `leaksentry --help` loads neither the vault (pyrage),
+the key nor the config models (durations) (start-up, bench/bench_cli.py).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, console, settings
 from leaksentry.errors import ConfigError, LeakSentryError
+from leaksentry.store import Store
+from leaksentry.store import evidence as rows
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
-    from leaksentry.store import Store
     from pipelines.sinks.vault import Sealed
 
 BUNDLE_README = """\
@@ -49,8 +53,6 @@ then compare `sha256sum document.bin` with "sha256" in {meta}.
 
 
 def _open_store(s: Settings) -> Store:
-    from leaksentry.store import Store
-
     return Store(s.state)
 
 
@@ -89,7 +91,6 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Evidence kept: hit, size, sha256 of the document, age, recipients."""
-        from leaksentry.store import evidence as rows
 
         s = settings(config)
         store = _open_store(s)
@@ -149,7 +150,6 @@ def register(app: typer.Typer) -> None:
             user, host = _who()
             store = _open_store(s)
             try:
-                from leaksentry.store import evidence as rows
 
                 with store.transaction() as tx:
                     rows.audit(tx, hit_id, "open", user, host, target, datetime.now(UTC))
@@ -165,7 +165,6 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Write the still-encrypted document and its sidecar into a zip, for handing over."""
-        from leaksentry.store import evidence as rows
         from pipelines.sinks.vault import file_names
 
         s = settings(config)
@@ -222,7 +221,6 @@ def register(app: typer.Typer) -> None:
                 done = vault.purge(tx, older_than=age, hit_ids=hit or None)
                 user, host = _who()
                 for h in done:
-                    from leaksentry.store import evidence as rows
 
                     rows.audit(tx, h, "purge", user, host, None, datetime.now(UTC))
             swept = vault.sweep(store.conn)

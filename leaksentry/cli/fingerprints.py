@@ -2,6 +2,9 @@
 
 `build` is the only command that reads plaintext identifiers (the register,
 on the trusted side); it reports counts and row numbers, never values.
+
+Imports inside the commands: `leaksentry --help` loads neither the register readers
+(calamine) nor the key (start-up, bench/bench_cli.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, console, err_console, settings
+from leaksentry.errors import ConfigError
 
 fp_app = typer.Typer(help="Build and inspect fingerprint files.", no_args_is_help=True)
 
@@ -59,7 +63,6 @@ def build(
     s = settings(config)
     key_path = key or s.matching.key
     if key_path is None:
-        from leaksentry.errors import ConfigError
 
         raise ConfigError("no key: give --key or set matching.key in the config")
     key_bytes = read_key(key_path)

@@ -1,4 +1,8 @@
-"""CLI commands: `hits` — the hits in the local store (the embedded default)."""
+"""CLI commands: `hits` — the hits in the local store (the embedded default).
+
+Imports inside the command: `leaksentry --help` loads neither the config models
+(durations) nor the hit queries' redaction policy (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from rich.table import Table
 
 from leaksentry.cli.common import ConfigOption, console, settings, shown
 from leaksentry.errors import LeakSentryError
+from leaksentry.store import Store
 from pipelines.model import SEVERITIES
 
 
@@ -45,7 +50,6 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Hits in the local state store: masked identifiers and record references only."""
-        from leaksentry.store import Store
         from pipelines.sinks.local import query_hits
 
         if min_severity is not None and min_severity not in SEVERITIES[1:]:

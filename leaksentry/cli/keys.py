@@ -1,4 +1,8 @@
-"""`leaksentry keygen`: the HMAC key that makes fingerprints unguessable."""
+"""`leaksentry keygen`: the HMAC key that makes fingerprints unguessable.
+
+Imports inside the command: `leaksentry --help` does not load the key module
+(start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 

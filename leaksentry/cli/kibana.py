@@ -1,4 +1,8 @@
-"""CLI commands: `kibana install --url URL`."""
+"""CLI commands: `kibana install --url URL`.
+
+Imports inside the command: `leaksentry --help` does not load the Kibana installer
+(httpx) (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 

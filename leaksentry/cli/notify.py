@@ -1,4 +1,8 @@
-"""CLI command: `notify` — the list of people to notify, on the trusted side."""
+"""CLI command: `notify` — the list of people to notify, on the trusted side.
+
+Imports inside the command: `leaksentry --help` loads neither the report writers nor
+the key (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import typer
 
 from leaksentry.cli.common import ConfigOption, settings
 from leaksentry.errors import LeakSentryError
+from leaksentry.store import Store
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -88,7 +93,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _store_hits(s: Settings) -> list[dict[str, Any]]:
-    from leaksentry.store import Store
     from pipelines.sinks.local import query_hits
 
     store = Store(s.state)

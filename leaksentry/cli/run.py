@@ -1,4 +1,8 @@
-"""`leaksentry run`: the scheduled daemon (see scheduler/daemon.py)."""
+"""`leaksentry run`: the scheduled daemon (see scheduler/daemon.py).
+
+Imports inside the command: `leaksentry --help` does not load the daemon
+(APScheduler, SQLAlchemy) (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Each document goes through ``pipelines.process.scan_document`` (extraction
 with its limits, then the matcher), exactly as crawled uploads do. Output is
 masked identifiers and register references only.
+
+Imports inside the command: `scan --help` loads neither the scanner (numpy, hyperscan)
+nor the extractors, and `scan --json` of a text file neither the store nor Rich's
+tables (start-up, tests/leaksentry/cli/test_startup.py, bench/bench_cli.py).
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import typer
 from leaksentry.cli import common
 from leaksentry.cli.common import ConfigOption, problem, settings, shown
 from leaksentry.errors import ConfigError, InputError
+from pipelines.model import Document, Finding, ScanResult, Skipped, utcnow
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
-    from pipelines.model import Finding
     from pipelines.process import DocumentScanner
 
 EXIT_HELP = (
@@ -70,8 +74,7 @@ def _scan_one(scanner: DocumentScanner, display: str, path: Path | None, named: 
     """One input through the scanner: a file is read by the worker (never copied through
     a pipe), stdin here, bounded by the input limit. Returns the finding and how to get
     the document's bytes again (for the evidence vault, hits only)."""
-    from pipelines import localfile  # deferred for start-up (scan --help)
-    from pipelines.model import Document, Finding, ScanResult, Skipped, utcnow
+    from pipelines import localfile
 
     if path is not None:
         try:
@@ -97,7 +100,7 @@ def _scan_one(scanner: DocumentScanner, display: str, path: Path | None, named: 
 
 def _reread(path: Path, sha256: str | None, limit: int) -> bytes | None:
     """A scanned file's bytes again, if they are still the ones scanned (same sha256)."""
-    from pipelines import localfile  # deferred for start-up (scan --help)
+    from pipelines import localfile
 
     try:
         f = localfile.inspect(path, limit)
@@ -116,7 +119,7 @@ def _refs(refs: list[str]) -> str:
 
 def _print(findings: list[Finding]) -> None:
     """A summary table, then each matching document's masked matches."""
-    from rich.table import Table  # deferred for start-up: `scan --json` prints no table
+    from rich.table import Table
     from rich.text import Text
 
     console = common.console
@@ -208,8 +211,8 @@ def scan(
     config: ConfigOption = None,
 ) -> None:
     """Scan files for the register's identifiers; print masked matches and record refs."""
-    from pipelines.match import Matcher  # deferred for start-up: numpy, hyperscan
-    from pipelines.process import DocumentScanner  # deferred for start-up: the extractors
+    from pipelines.match import Matcher
+    from pipelines.process import DocumentScanner
 
     s = settings(config)
     key_path = key or s.matching.key

@@ -2,6 +2,9 @@
 
 Works with or without a running daemon: everything is read from the state
 directory (see scheduler/status.py).
+
+Imports inside the command: `leaksentry --help` does not load the status reader
+(APScheduler, the config models) (start-up, bench/bench_cli.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`leaksentry worker`: run the cluster's crawl jobs (see scheduler/cluster/worker.py)."""
+"""`leaksentry worker`: run the cluster's crawl jobs (see scheduler/cluster/worker.py).
+
+Imports inside the command: `leaksentry --help` does not load the cluster worker
+(Celery, Scrapy) (start-up, bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,6 @@ def worker(
     SIGTERM lets running crawls finish (a second one stops at once; the jobs of a
     worker that died run again on another worker after the visibility timeout).
     """
-    # deferred: Celery and redis load only for this command (start-up time of the others)
     from scheduler.cluster.worker import run_worker
 
     qs = [q.strip() for q in queues.split(",") if q.strip()] if queues else None

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyrage
+
 from leaksentry.demo.scenario import Scenario
+from leaksentry.store import Store
+from leaksentry.store import evidence as rows
+from pipelines.match.keys import read_key
+from pipelines.notify import RegisterSpec, affected, join_register, summarise, write_report
+from pipelines.sinks.local import query_hits
+from pipelines.sinks.vault import decrypt_to, file_names, load_identities, load_sealed
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -27,8 +35,6 @@ NOTIFY_REPORT = "notify.xlsx"
 
 def make_identity(trusted: Path) -> str:
     """A fresh age identity for the demo's security team; returns its public key."""
-    import pyrage
-
     ident = pyrage.x25519.Identity.generate()
     trusted.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(trusted / IDENTITY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -41,11 +47,6 @@ def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Settings,
                   progress: Progress) -> dict[str, Any]:
     """List what the vault kept and open the top hit's evidence on the "trusted side";
     returns what the report shows (counts, hit ids, a path)."""
-    from leaksentry.store import Store
-    from leaksentry.store import evidence as rows
-    from pipelines.match.keys import read_key
-    from pipelines.sinks.vault import decrypt_to, file_names, load_identities, load_sealed
-
     progress("evidence", "start", "the vault: encrypted hit documents")
     store = Store(settings.state)
     try:
@@ -77,11 +78,6 @@ def evidence_step(sc: Scenario, hits: list[dict[str, Any]], settings: Settings,
 def notify_step(sc: Scenario, settings: Settings, progress: Progress) -> dict[str, Any]:
     """The notification report from the demo register, checked against the fingerprints;
     returns its counts and path."""
-    from leaksentry.store import Store
-    from pipelines.match.keys import read_key
-    from pipelines.notify import RegisterSpec, affected, join_register, summarise, write_report
-    from pipelines.sinks.local import query_hits
-
     progress("notify", "start", "joining record refs to the register (trusted side)")
     store = Store(settings.state)
     try:

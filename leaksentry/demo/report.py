@@ -19,6 +19,7 @@ from rich.text import Text
 
 from leaksentry.demo.runner import DemoRun
 from leaksentry.demo.scenario import PlantedItem
+from pipelines.model import is_severity, severity_rank
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow",
                   "low": "cyan", "none": "dim"}
@@ -161,8 +162,6 @@ def alerts_table(run: DemoRun) -> Table:
 
 def sample_alert(run: DemoRun) -> Panel | None:
     """The most severe alert as the receiver got it, shortened: masked, refs only."""
-    from pipelines.model import is_severity, severity_rank
-
     hits = [a for a in run.alerts if a.payload and a.event == "hit"]
     if not hits:
         return None

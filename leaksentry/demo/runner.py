@@ -6,8 +6,8 @@ Every step uses the code a real deployment uses: the functions behind
 ``leaksentry crawl NAME --config FILE`` in a subprocess per source
 (``scheduler.crawls.run_crawl``, as the daemon does, all sources at once),
 the daemon's health job, ``deliver_pending`` for the outbox and the spool's
-``drain`` for Elasticsearch. A component that is not installed yet is reported
-as "not available" and skipped, so the demo degrades instead of crashing.
+``drain`` for Elasticsearch. A step that fails is reported and the demo goes on
+with the rest, so one broken component does not hide the others.
 
 Nothing here prints or returns an identifier: hits are read back from the
 state store, which holds masked forms and register refs only.
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leaksentry.config import load_config
+from leaksentry.config.matching import MatchingConfig
 from leaksentry.demo.aftercare import evidence_step, make_identity, notify_step
 from leaksentry.demo.config import (
     WEBHOOK_CHANNEL,
@@ -38,11 +40,18 @@ from leaksentry.demo.config import (
 )
 from leaksentry.demo.scenario import EXPORT_ROWS, Scenario, build_scenario
 from leaksentry.demo.sites import LocalSite, PasteFeedSite, StaticSite, WebhookReceiver
+from leaksentry.errors import InputError, LeakSentryError
+from leaksentry.store import Store
+from pipelines.alerts.health import plan_health_alerts
+from pipelines.alerts.worker import deliver_pending
+from pipelines.match import build_fingerprints, generate_key, read_key
+from pipelines.sinks.local import count_documents, query_hits
+from pipelines.sinks.spool import drain
+from scheduler.crawls import RunningCrawls, run_crawl
+from scheduler.schedule import schedules
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
-    from leaksentry.config.matching import MatchingConfig
-    from scheduler.crawls import RunningCrawls
 
 #: step callback: (step name, state "start" | "done" | "skip" | "fail", detail)
 Progress = Callable[[str, str, str], None]
@@ -144,12 +153,6 @@ def make_fingerprints(sc: Scenario, matching: MatchingConfig | None = None) -> s
     functions ``leaksentry keygen`` and ``leaksentry fingerprints build --hkid-column hkid
     --hn-column hn --ref-column ref`` call (in-process: two CLI start-ups would cost more
     than the build). Returns a one-line summary; raises RuntimeError when unavailable."""
-    try:
-        from pipelines.match import build_fingerprints, generate_key, read_key
-    except ImportError as exc:
-        raise RuntimeError(f"the matcher is not available yet ({exc})") from None
-    from leaksentry.errors import LeakSentryError
-
     sc.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         generate_key(sc.key_path)
@@ -194,8 +197,6 @@ class DemoSites:
 def _crawl_timeout(settings: Settings, name: str) -> float:
     """The daemon's limit for one crawl: the source's schedule timeout plus its margin."""
     try:
-        from scheduler.schedule import schedules
-
         limit = float(schedules(settings)[name].timeout)
     except Exception:  # the daemon's scheduling not available: the demo's own limit
         limit = 120.0
@@ -205,8 +206,6 @@ def _crawl_timeout(settings: Settings, name: str) -> float:
 def _crawl_one(settings: Settings, config_path: Path, src: DemoSource,
                on_output: Callable[[str, str], None] | None,
                running: RunningCrawls | None = None) -> SourceOutcome:
-    from leaksentry.store import Store
-
     out = SourceOutcome(src.name, src.kind, src.title, str(src.table.get("url")
                                                             or src.table.get("urls", [""])[0]))
     t0 = time.monotonic()
@@ -221,8 +220,6 @@ def _crawl_one(settings: Settings, config_path: Path, src: DemoSource,
             on_output(source, line)
 
     try:
-        from scheduler.crawls import run_crawl
-
         res = run_crawl(store, src.name, config_path, timeout=_crawl_timeout(settings, src.name),
                         kill_after=5.0, on_output=output, running=running)
         out.outcome, out.error = res.outcome, res.error
@@ -287,8 +284,6 @@ Try: leaksentry hits --config leaksentry.toml
 
 def _prepare(root: Path) -> None:
     """A ``--dir`` must be new, empty, or an earlier demo's (which is cleared)."""
-    from leaksentry.errors import InputError
-
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: --dir exists and is not a directory")
     if root.is_dir() and any(root.iterdir()):
@@ -328,13 +323,11 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
     t = time.monotonic()
     progress("fingerprints", "start", "keygen + fingerprints build on the register")
     try:
-        from leaksentry.config.matching import MatchingConfig
-
         run.fingerprints = make_fingerprints(sc, MatchingConfig.model_validate(
             matching_table(sc)))
     except RuntimeError as exc:
         run.missing.append(f"fingerprints: {exc}")
-        progress("fingerprints", "fail", f"not available yet: {exc}")
+        progress("fingerprints", "fail", str(exc))
     else:
         progress("fingerprints", "done", run.fingerprints)
     run.timings["fingerprints"] = time.monotonic() - t
@@ -349,8 +342,6 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
         recipient = make_identity(sc.key_path.parent) if run.fingerprints else None
         write_config(sc, urls, webhook_secret=secret, es_url=es_url, es_backend=es_backend,
                      sources=sources, evidence_recipients=[recipient] if recipient else [])
-        from leaksentry.config import load_config
-
         settings = load_config(sc.config_path)
         progress("config", "done", str(sc.config_path))
 
@@ -375,8 +366,6 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
 
         running = None
         if runnable:
-            from scheduler.crawls import RunningCrawls
-
             running = RunningCrawls(sc.state_dir / "crawls")
 
         def one(src: DemoSource) -> SourceOutcome:
@@ -417,10 +406,6 @@ def _run(root: Path, *, es_url: str | None, es_backend: str, export_rows: int,
 
 def _deliver(run: DemoRun, settings: Settings, receiver: WebhookReceiver,
              progress: Progress) -> None:
-    from leaksentry.store import Store
-    from pipelines.alerts.health import plan_health_alerts
-    from pipelines.alerts.worker import deliver_pending
-
     progress("alerts", "start", f"delivering the outbox to channel {WEBHOOK_CHANNEL!r}")
     store = Store(settings.state)
     try:
@@ -457,9 +442,6 @@ def _save_received(path: Path, receiver: WebhookReceiver) -> None:
 
 
 def _drain(run: DemoRun, settings: Settings, progress: Progress) -> None:
-    from leaksentry.store import Store
-    from pipelines.sinks.spool import drain
-
     progress("elasticsearch", "start", f"draining the spool into {settings.elasticsearch.url}")
     store = Store(settings.state)
     try:
@@ -489,9 +471,6 @@ def _trim(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collect_hits(run: DemoRun, settings: Settings) -> None:
-    from leaksentry.store import Store
-    from pipelines.sinks.local import count_documents, query_hits
-
     store = Store(settings.state)
     try:
         run.hits = [_trim(h.to_json()) for h in query_hits(store.conn, limit=10_000)]

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyzipper
+
 from leaksentry.demo.xlsx import write_text_sheet
 from leaksentry.synth import Patient, hkid, invalid_hkid, patients, written_hkid, written_hn
 
@@ -337,8 +339,6 @@ def build_scenario(root: Path, *, export_rows: int = EXPORT_ROWS,
 
     password = "Surg" + secrets.token_hex(4)
     enc_people = take(30)
-    import pyzipper
-
     target = sc.watch_root / sc.watch_path.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
     with pyzipper.AESZipFile(target, "w", compression=pyzipper.ZIP_DEFLATED,

@@ -63,6 +63,9 @@ _BUSY_MS = 30_000
 
 
 def _registered() -> Migrations:
+    # the components are imported when a store is opened: `leaksentry --help`, whose command
+    # modules import Store, loads neither the config models (runs) nor the redaction
+    # policy (seen) (start-up, tests/leaksentry/cli/test_startup.py, bench/bench_cli.py)
     from leaksentry.store import evidence, hits, outbox, runs, seen, spool
 
     return [(m.COMPONENT, m.MIGRATIONS) for m in (hits, seen, spool, outbox, runs, evidence)]

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from leaksentry.redaction import redact
 from leaksentry.store.outbox import RESIGHTING
-from pipelines.model import Finding, StoredHit
+from pipelines.model import Finding, StoredHit, severity_rank
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -92,8 +92,6 @@ def hit_payload(finding: Finding, stored: StoredHit, settings: Settings, *,
 
 def digest_payload(channel: str, items: list[dict[str, Any]], start: datetime,
                    end: datetime) -> dict[str, Any]:
-    from pipelines.model import severity_rank
-
     top = max((i["severity"] for i in items), key=severity_rank, default="low")
     return {
         "kind": "digest",

@@ -39,6 +39,7 @@ from importlib import import_module
 from typing import Any
 
 from leaksentry.config.extract import ExtractConfig
+from pipelines.extract import ocr
 from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
@@ -87,8 +88,6 @@ def _later(make: Callable[[], Handler]) -> Handler:
 
 
 def _handlers() -> dict[str, Handler]:
-    from pipelines.extract import ocr  # light; its IMAGE_KINDS name the image handlers
-
     archives, databases, documents, embedded, encoded, office, sheets, text = map(
         _Lazy, ("archives", "databases", "documents", "embedded", "encoded", "office",
                 "sheets", "text"))
@@ -211,6 +210,18 @@ def walk_member(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         state.skip(where, "corrupt", f"{safe_name(where)}: unreadable: {reason(e)}", note=True)
 
 
+class _Dispatch:
+    """Handed to every handler as ``state.dispatch``: nested content comes back here
+    without the handlers importing this module (which imports them)."""
+
+    walk = staticmethod(walk_member)
+    run = staticmethod(_run)
+
+    @staticmethod
+    def handles(kind: str) -> bool:
+        return handler_for(kind) is not None
+
+
 @dataclass
 class Extraction:
     data: bytes
@@ -230,7 +241,7 @@ class Extraction:
     def parts(self) -> Iterator[TextPart]:
         state = State(self.config, len(self.data), self.passwords, details=self.details,
                       until=self.until, skipped=self.skipped, start=self.start,
-                      first_line=self.first_line)
+                      first_line=self.first_line, dispatch=_Dispatch())
         node = Node("", self.name)
         try:
             if len(self.data) > self.config.max_input_bytes:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, mask_name, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
 from pipelines.extract.text import row_text
@@ -128,15 +129,14 @@ def sqlite(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         conn.close()
 
 
-def _files(values: tuple[Any, ...], names: tuple[str, ...]) -> list[tuple[str, bytes]]:
+def _files(values: tuple[Any, ...], names: tuple[str, ...], state: State
+           ) -> list[tuple[str, bytes]]:
     """BLOB cells holding a document of a known format (a scan, an attachment)."""
-    from pipelines.extract import detect, handler_for
-
     out = []
     for name, v in zip(names, values, strict=False):
         if isinstance(v, bytes) and len(v) >= 64:
             kind = detect(v[: 1 << 20], "")
-            if kind not in ("text", "binary", "csv") and handler_for(kind) is not None:
+            if kind not in ("text", "binary", "csv") and state.handles(kind):
                 out.append((name, v))
     return out
 
@@ -145,8 +145,6 @@ def _table(conn: sqlite3.Connection, table: str, loc: str, state: State,
            node: Node) -> Iterator[TextPart]:
     """Rows as record parts; a BLOB holding a document is extracted as a member
     ("his.db/attachments/17/content")."""
-    from pipelines.extract import walk_member
-
     n = 0
     try:
         cur, has_rowid = _rows(conn, table)
@@ -165,10 +163,10 @@ def _table(conn: sqlite3.Connection, table: str, loc: str, state: State,
             row_no = rowid if isinstance(rowid, int) else n
             if len(text) >= len(cells):  # not every cell empty
                 yield TextPart(text, loc, row_no, header)
-            for column, blob in _files(values, header):
+            for column, blob in _files(values, header, state):
                 child = node.child(f"{mask_name(table)}/{row_no}/{column}")
                 state.member(safe_name(child.label))
-                yield from walk_member(blob, child, state)
+                yield from state.walk(blob, child)
     except sqlite3.OperationalError as e:
         if "interrupted" in str(e):
             state.tick()  # the deadline passed inside SQLite: the document's timeout

@@ -26,8 +26,6 @@ VECTOR = (".emf", ".wmf", ".emz", ".wmz", ".svm")
 
 def pictures(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Text read from the pictures of an OOXML/ODF document (``data`` is its zip)."""
-    from pipelines.extract import walk_member
-
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in zf.infolist()
@@ -51,4 +49,4 @@ def pictures(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
             state.skip(child.label, "corrupt", f"{child.label}: picture unreadable: {reason(e)}")
             continue
-        yield from walk_member(content, child, state)
+        yield from state.walk(content, child)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import email
 import email.policy
+import logging
 import os
 import quopri
 import re
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from email.message import EmailMessage, Message
 
+from pipelines.extract.detect import detect
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import TextPart
@@ -81,7 +83,7 @@ def _may_hold_run(text: bytes) -> bool:
     """False when ``text`` certainly has no 16 blob characters in a row: one hyperscan
     pass (~2 GB/s on prose), where hyperscan is installed; True otherwise."""
     try:
-        import hyperscan
+        import hyperscan  # optional (a platform without it scans with re)
     except ImportError:  # pragma: no cover - depends on the platform
         return True
     if getattr(_hs, "pid", None) != os.getpid():
@@ -165,9 +167,6 @@ def embedded(text: str | bytes, node: Node, state: State,
              where: str | None = None) -> Iterator[TextPart]:
     """Parts from blobs and quoted-printable inside ``text`` (str or UTF-8 bytes;
     recursively, depth-limited)."""
-    from pipelines.extract import walk_member
-    from pipelines.extract.detect import detect
-
     cfg = state.config
     if node.depth >= cfg.max_depth or len(text) < cfg.blob_min_length:
         return
@@ -197,13 +196,11 @@ def embedded(text: str | bytes, node: Node, state: State,
         state.charge(len(data), node.label)
         label = f"{where or ''}{'/' if where else ''}{kind} at line {line}"
         state.details["embedded"] = state.details.get("embedded", 0) + 1
-        yield from walk_member(data, node.child(label), state)
+        yield from state.walk(data, node.child(label))
 
 
 def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """Headers that may carry text (subject), each text body, each attachment as a member."""
-    from pipelines.extract import walk_member
-
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
     except Exception as e:  # the parser is lenient; this is rare
@@ -229,14 +226,14 @@ def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
             bodies += 1
             ext = "html" if ctype == "text/html" else "txt"
             name = f"body{'' if bodies == 1 else bodies}.{ext}"
-            yield from walk_member(payload, node.child(name), state)
+            yield from state.walk(payload, node.child(name))
         elif ctype == "message/rfc822":
             inner = part.get_payload()
             raw = inner[0].as_bytes() if isinstance(inner, list) and inner \
                 and isinstance(inner[0], Message) else payload
-            yield from walk_member(raw, node.child(filename or f"message{n}.eml"), state)
+            yield from state.walk(raw, node.child(filename or f"message{n}.eml"))
         elif payload:
-            yield from walk_member(payload, node.child(filename or f"attachment{n}"), state)
+            yield from state.walk(payload, node.child(filename or f"attachment{n}"))
 
 
 # -- Outlook .msg ----------------------------------------------------------------------------
@@ -244,9 +241,7 @@ def eml(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 def outlook_msg(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     """An Outlook message through extract-msg: headers, body (plain, else HTML, else RTF),
     attachments as members, embedded messages recursively under the depth limit."""
-    import logging
-
-    import extract_msg
+    import extract_msg  # 170 ms: loaded by the first .msg, not by every scan (start-up)
     from extract_msg.enums import ErrorBehavior
 
     logging.getLogger("extract_msg").setLevel(logging.CRITICAL)  # it logs names, content
@@ -266,8 +261,6 @@ def outlook_msg(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
 
 
 def _message(msg: object, node: Node, state: State) -> Iterator[TextPart]:
-    from pipelines.extract import walk_member
-
     state.tick()
     head = [f"{k}: {v}" for k in ("subject", "sender", "to", "cc")
             if isinstance(v := getattr(msg, k, None), str) and v.strip()]
@@ -281,7 +274,7 @@ def _message(msg: object, node: Node, state: State) -> Iterator[TextPart]:
         for attr, name in (("htmlBody", "body.html"), ("rtfBody", "body.rtf")):
             raw = getattr(msg, attr, None)
             if isinstance(raw, bytes) and raw.strip():
-                yield from walk_member(raw, node.child(name), state)
+                yield from state.walk(raw, node.child(name))
                 break
     for n, att in enumerate(getattr(msg, "attachments", None) or [], start=1):
         name = (getattr(att, "longFilename", None) or getattr(att, "shortFilename", None)
@@ -291,7 +284,7 @@ def _message(msg: object, node: Node, state: State) -> Iterator[TextPart]:
         state.member(safe_name(child.label))
         if isinstance(content, bytes):
             state.charge(len(content), safe_name(child.label))
-            yield from walk_member(content, child, state)
+            yield from state.walk(content, child)
         elif content is not None and hasattr(content, "attachments"):  # embedded message
             if child.depth > state.config.max_depth:
                 state.details["depth_limit_hit"] = state.details.get("depth_limit_hit", 0) + 1

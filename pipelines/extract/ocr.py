@@ -13,6 +13,10 @@ count (checked from the image header, before decoding), the pages per document
 to Tesseract as the page's timeout. What is not OCR'd (switched off, Tesseract missing, a
 limit) is recorded with :meth:`State.skip`, never passed over as clean. OCR text goes
 through :func:`pipelines.match.ocrfix.correct_hkids` before the matcher sees it.
+
+tesserocr (24 ms), Pillow (10 ms) and pypdfium2 (30 ms) are imported when OCR runs:
+:mod:`pipelines.extract` imports this module for :data:`IMAGE_KINDS`, and a scan of a
+text file loads none of them (start-up, ``python -X importtime``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook
 
-from pipelines.extract import xlsx_stream
+from pipelines.extract import office, xlsx_stream
 from pipelines.extract.node import Node, safe_name
 from pipelines.extract.state import Failed, State, Stop, reason
 from pipelines.extract.text import TableHeader, row_text
@@ -90,8 +90,6 @@ def spreadsheet(data: bytes, node: Node, state: State, kind: str = "xlsx") -> It
         if kind == "ods" and failure.status == "corrupt":
             # calamine refuses a sheet it would hold densely (a cell far out) and names
             # no format then: the OpenDocument reader streams it
-            from pipelines.extract import office
-
             state.details["streamed_sheets"] = state.details.get("streamed_sheets", 0) + 1
             yield from office.odf(data, node, state, "ods")
             return

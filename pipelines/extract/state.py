@@ -8,18 +8,23 @@ a zip, an encrypted member) are recorded with :meth:`State.note` and the
 run goes on with the next member; content that could not be read at all (a
 member, a table, a page) is also listed with :meth:`State.skip`, so that a
 document is never reported clean for what was never looked at.
+
+A handler reaches nested content (a zip member, an attachment, a decrypted file) through
+:meth:`State.walk` and :meth:`State.run`: the dispatcher in :mod:`pipelines.extract`
+hands itself in as :attr:`State.dispatch`, so the handlers it imports never import it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from leaksentry.config.extract import ExtractConfig
 from leaksentry.redaction import redact_error
-from pipelines.extract.node import safe_name
-from pipelines.model import Skipped, Status
+from pipelines.extract.node import Node, safe_name
+from pipelines.model import Skipped, Status, TextPart
 
 #: when several members disagree, the document gets the most serious status
 _RANK: dict[Status, int] = {"ok": 0, "unsupported": 1, "error": 2, "corrupt": 3, "encrypted": 4,
@@ -55,6 +60,22 @@ def reason(exc: BaseException) -> str:
     return f"{name}: {msg}" if msg else name
 
 
+class Dispatch(Protocol):
+    """The dispatcher of :mod:`pipelines.extract`, as a handler sees it."""
+
+    def walk(self, data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+        """A nested member: its own failure is recorded and the parent goes on."""
+        ...
+
+    def run(self, data: bytes, node: Node, state: State) -> Iterator[TextPart]:
+        """Content extracted as what it is, its failure the caller's."""
+        ...
+
+    def handles(self, kind: str) -> bool:
+        """Whether a handler reads ``kind``."""
+        ...
+
+
 @dataclass
 class State:
     config: ExtractConfig
@@ -76,6 +97,8 @@ class State:
     #: rest of a text whose first part is scanned apart, see pipelines.process)
     start: int = 0
     first_line: int = 1
+    #: the dispatcher (set by pipelines.extract): nested content is read through it
+    dispatch: Dispatch | None = None
 
     @property
     def deadline(self) -> float:
@@ -137,6 +160,25 @@ class State:
         by_ratio = max(cfg.ratio_floor_bytes,
                        int(cfg.max_expansion_ratio * max(self.input_bytes, 1))) - self.expanded
         return max(0, min(by_total, by_ratio)) + 1
+
+    def _dispatcher(self) -> Dispatch:
+        if self.dispatch is None:
+            raise Failed("unsupported", "nested content: no dispatcher to read it")
+        return self.dispatch
+
+    def walk(self, data: bytes, node: Node) -> Iterator[TextPart]:
+        """Extract the nested member ``node``; its own failure is recorded and the
+        parent goes on."""
+        return self._dispatcher().walk(data, node, self)
+
+    def run(self, data: bytes, node: Node) -> Iterator[TextPart]:
+        """Extract ``data`` as what it is (a decrypted file); its failure is the
+        caller's."""
+        return self._dispatcher().run(data, node, self)
+
+    def handles(self, kind: str) -> bool:
+        """Whether ``kind`` (:func:`pipelines.extract.detect.detect`) can be read."""
+        return self.dispatch is not None and self.dispatch.handles(kind)
 
     def candidate_passwords(self) -> list[str]:
         seen: dict[str, None] = {}

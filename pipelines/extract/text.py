@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.extract.encoded import embedded
 from pipelines.extract.node import Node, mask_name
 from pipelines.extract.state import Failed, State, reason
 from pipelines.model import CELL_SEP, TextPart
@@ -155,8 +156,6 @@ def byte_chunks(data: bytes, size: int, state: State, line: int = 1, pos: int = 
 
 
 def plain_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
-    from pipelines.extract.encoded import embedded
-
     if sniff_encoding(data) == "utf-8":
         # already what the matcher scans: no decoding into str and encoding back
         state.details.setdefault("encoding", "utf-8")
@@ -350,8 +349,6 @@ def html_text(data: bytes, node: Node, state: State) -> Iterator[TextPart]:
     from lxml import etree  # deferred for start-up (`scan` of a text file): 9 ms
     from lxml import html as lxml_html
 
-    from pipelines.extract.encoded import embedded
-
     text = decode(data, state)
     if not text.strip():
         return
@@ -427,8 +424,6 @@ def _xml_part(lines: list[str], first: int, node: Node) -> TextPart:
 def _json_parts(value: Any, path: str, node: Node, state: State) -> Iterator[TextPart]:
     """One part per object or array: its scalar members as "key: value" lines (so a
     record's fields stay together), at the JSON path of the container ("$.patients[3]")."""
-    from pipelines.extract.encoded import embedded
-
     stack: list[tuple[Any, str, str | None]] = [(value, path, None)]
     names: dict[str, str] = {}
     count = 0

@@ -121,7 +121,7 @@ def _csv_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
 
 
 def _xlsx_rows(path: Path, progress: Progress | None) -> Iterator[list[str]]:
-    from python_calamine import CalamineWorkbook
+    from python_calamine import CalamineWorkbook  # only a spreadsheet register loads it
 
     try:
         wb = CalamineWorkbook.from_path(str(path))

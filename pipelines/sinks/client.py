@@ -112,6 +112,8 @@ def connect(config: ElasticsearchConfig) -> Cluster:
     kw: dict[str, Any] = {"verify_certs": config.verify_tls, "max_retries": 2,
                           "retry_on_timeout": True}
     if config.backend == "elasticsearch":
+        # the backend's client imported when it is used: one of the two is loaded, and
+        # `status`/`es --help` (which import this module) load neither (start-up)
         from elasticsearch import Elasticsearch
 
         kw["request_timeout"] = config.timeout

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from leaksentry import __version__
 from leaksentry.redaction import redact
 from pipelines.model import Finding, StoredHit, severity_rank
 
@@ -132,8 +133,6 @@ def _observer(version: str) -> dict[str, Any]:
 
 
 def _version() -> str:
-    from leaksentry import __version__
-
     return __version__
 
 

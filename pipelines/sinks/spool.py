@@ -33,6 +33,8 @@ from pipelines.model import Finding, StoredHit
 from pipelines.sinks import ecs
 from pipelines.sinks.client import Cluster, connect, dumps
 from pipelines.sinks.errors import SinkError
+from pipelines.sinks.local import hit_sightings
+from pipelines.sinks.setup import ensure_installed
 
 if TYPE_CHECKING:
     from leaksentry.config import Settings
@@ -107,8 +109,6 @@ def enqueue_finding(tx: Connection, finding: Finding, stored: StoredHit | None) 
         _enqueue(tx, ecs.HITS, stored.first_seen, ecs.hit_id(finding),
                  ecs.hit_document(finding, stored))
         return
-    from pipelines.sinks.local import hit_sightings
-
     last_seen, sightings = hit_sightings(tx, stored.hit_id)
     _enqueue_update(tx, ecs.HITS, stored.first_seen, ecs.hit_id(finding),
                     ecs.sighting_update(last_seen, sightings))
@@ -153,8 +153,6 @@ def drain(store: Store, settings: Settings, *, cluster: Cluster | None = None,
         if cluster is None:
             cluster = connect(cfg)
         if spool_depth(conn):
-            from pipelines.sinks.setup import ensure_installed
-
             for note in ensure_installed(cluster):
                 if note not in _NOTED:  # once per process, not on every drain
                     _NOTED.add(note)

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -390,8 +391,6 @@ def decrypt_to(sealed: Sealed, identities: list[Any], out: IO[bytes]) -> int:
 
 
 def iter_bundle(path: Path) -> Iterator[tuple[str, bytes]]:
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():

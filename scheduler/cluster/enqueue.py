@@ -15,6 +15,11 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import redis
+from kombu.exceptions import KombuError, OperationalError
+
+from leaksentry.store.runs import record_run
+from pipelines.model import RunSummary
 from scheduler.cluster.app import TASK, Job, config_snapshot, make_app, queue_for
 from scheduler.cluster.state import ClusterState, connect
 
@@ -60,9 +65,6 @@ def enqueue_crawl(settings: Settings, source: str, store: Store,
     """Enqueue one crawl of ``source``; returns the job id, None when not enqueued.
     The job carries ``snapshot`` (the daemon's validated config, scheduler.snapshot):
     a worker crawls with exactly those bytes, checked by their SHA-256."""
-    import redis
-    from kombu.exceptions import KombuError, OperationalError
-
     cluster = settings.cluster
     src = settings.crawler.effective(settings.source(source))
     text, sha = config_snapshot(settings, snapshot)
@@ -87,7 +89,7 @@ def enqueue_crawl(settings: Settings, source: str, store: Store,
         if claimed:
             with contextlib.suppress(redis.RedisError):  # else it expires after the timeout
                 state.release(source, job.job_id)
-        _record_error(store, source, started, msg, int(src.unhealthy_after or 3))
+        _record_error(store, source, started, msg, src.unhealthy_after)
         if metrics is not None:
             metrics.record_crawl(source, "error", 0, 0)
         return None
@@ -100,9 +102,6 @@ def enqueue_crawl(settings: Settings, source: str, store: Store,
 
 def _record_error(store: Store, source: str, started: datetime, error: str,
                   unhealthy_after: int) -> None:
-    from leaksentry.store.runs import record_run
-    from pipelines.model import RunSummary
-
     run = RunSummary(source=source, started_at=started, finished_at=datetime.now(UTC),
                      outcome="error", error=error)
     with store.transaction() as tx:

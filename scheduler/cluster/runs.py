@@ -16,6 +16,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from crawler.shard import merge
+from leaksentry.store import Store
+from leaksentry.store.unrecorded import record_or_defer
 from pipelines.model import summary_from_json, summary_to_json
 from scheduler.cluster.state import ClusterState, connect
 
@@ -107,12 +109,9 @@ def report_part(settings: Settings, source: str, run: str, part: int, summary: R
 
 
 def _record(settings: Settings, run: RunSummary) -> None:
-    from leaksentry.store import Store
-    from leaksentry.store.unrecorded import record_or_defer
-
     src = settings.crawler.effective(settings.source(run.source))
     store = Store(settings.state)
     try:
-        record_or_defer(store, run, unhealthy_after=int(src.unhealthy_after or 3))
+        record_or_defer(store, run, unhealthy_after=src.unhealthy_after)
     finally:
         store.close()

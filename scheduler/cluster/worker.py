@@ -237,7 +237,7 @@ class Worker:
                                timeout=sched.timeout + d.timeout_margin,
                                kill_after=d.kill_after, base_command=d.crawl_command,
                                running=self.running, env=env,
-                               unhealthy_after=int(src.unhealthy_after or 3),
+                               unhealthy_after=src.unhealthy_after,
                                extra_args=extra, key=key,
                                records=not (fan_out or job.kind == "items"))
         finally:

@@ -10,18 +10,17 @@ from leaksentry.config.alerts import (
     WebhookChannel,
 )
 from pipelines.alerts.channels.base import Channel, ChannelError, Outgoing
+from pipelines.alerts.channels.email import EmailSender
+from pipelines.alerts.channels.slack import SlackSender
+from pipelines.alerts.channels.syslog import SyslogSender
+from pipelines.alerts.channels.teams import TeamsSender
+from pipelines.alerts.channels.webhook import WebhookSender
 
 __all__ = ["Channel", "ChannelError", "Outgoing", "build_channel"]
 
 
 def build_channel(config: object) -> Channel:
     """The sender for one `[[alerts.channels]]` entry."""
-    from pipelines.alerts.channels.email import EmailSender
-    from pipelines.alerts.channels.slack import SlackSender
-    from pipelines.alerts.channels.syslog import SyslogSender
-    from pipelines.alerts.channels.teams import TeamsSender
-    from pipelines.alerts.channels.webhook import WebhookSender
-
     if isinstance(config, EmailChannel):
         return EmailSender(config)
     if isinstance(config, WebhookChannel):

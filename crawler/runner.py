@@ -34,8 +34,6 @@ from crawler.runs import RunRecorder
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
 from leaksentry.config.sources import (
-    DEFAULT_CRAWL_TIMEOUT,
-    DEFAULT_UNHEALTHY_AFTER,
     BucketSource,
     DirectorySource,
     Sharded,
@@ -85,7 +83,7 @@ def scrapy_settings(source: SourceConfig, app: Settings,
         "LEAKSENTRY_MAX_ITEMS": shard.share(budget) if shard is not None else budget,
         "LEAKSENTRY_SHARD": shard.setting() if shard is not None else [],
         "LEAKSENTRY_RECORD_RUN": shard is None and not part,
-        "LEAKSENTRY_UNHEALTHY_AFTER": int(s.unhealthy_after or DEFAULT_UNHEALTHY_AFTER),
+        "LEAKSENTRY_UNHEALTHY_AFTER": s.unhealthy_after,
         "LEAKSENTRY_NOT_READY_DELAY": 60.0 if s.not_ready_delay is None
         else float(s.not_ready_delay),
         "LEAKSENTRY_HEADERS": dict(s.headers),
@@ -185,13 +183,13 @@ def _give_up(app: Settings, source: SourceConfig, started: datetime, crawler: An
     counted = dict(stats.get_stats()) if stats is not None else {}
     counted[runstats.ERROR] = error
     summary = runstats.summary(counted, source.name, started, datetime.now(UTC), outcome)
-    _record(app, summary, int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER))
+    _record(app, summary, source.unhealthy_after)
     os._exit(1)
 
 
 def _watchdog(app: Settings, source: SourceConfig, started: datetime,
               done: threading.Event, holder: dict[str, Any]) -> None:
-    timeout = float(source.timeout or DEFAULT_CRAWL_TIMEOUT) + WATCHDOG_GRACE
+    timeout = source.timeout + WATCHDOG_GRACE
     if done.wait(timeout):
         return
     _give_up(app, source, started, holder.get("crawler"), "timeout",
@@ -289,8 +287,8 @@ def _run_shards(app: Settings, source: DirectorySource | BucketSource,
 
     # each shard has its own watchdog (timeout + grace, then it reports and exits);
     # the parent waits a little longer than that before killing what is left
-    timeout = float(source.timeout or DEFAULT_CRAWL_TIMEOUT) + WATCHDOG_GRACE + SHUTDOWN_GRACE + 15
-    unhealthy_after = int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER)
+    timeout = source.timeout + WATCHDOG_GRACE + SHUTDOWN_GRACE + 15
+    unhealthy_after = source.unhealthy_after
     return run_sharded(source.name, source.processes, child, timeout,
                        lambda s: _record(app, s, unhealthy_after))
 
@@ -344,7 +342,7 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
         summary = RunSummary(source=source.name, started_at=started,
                              finished_at=datetime.now(UTC), outcome="error",
                              error=error or "crawl ended without a summary")
-        _record(app, summary, int(source.unhealthy_after or DEFAULT_UNHEALTHY_AFTER))
+        _record(app, summary, source.unhealthy_after)
     return summary
 
 

@@ -55,6 +55,7 @@ demo: $(VENV)/.installed system-deps
 test: $(VENV)/.installed system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	LEAKSENTRY_REQUIRE_SPEEDUPS=1 $(BIN)/pytest
 
 bench: $(VENV)/.installed

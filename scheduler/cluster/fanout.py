@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crawler.runner import run_crawl
 from scheduler.cluster.app import Job, config_snapshot, queue_for
 from scheduler.cluster.enqueue import send
 from scheduler.cluster.runs import LISTING, note_sent, report_part
@@ -82,7 +83,6 @@ def _parent_alive() -> bool:
 
 def run_listing(settings: Settings, source: str, run: str,
                 overrides: dict[str, str] | None = None) -> RunSummary:
-    from crawler.runner import run_crawl
 
     dispatcher = Dispatcher(settings, source, run)
 
@@ -97,7 +97,6 @@ def run_listing(settings: Settings, source: str, run: str,
 
 def run_items(settings: Settings, source: str, part_file: Path,
               overrides: dict[str, str] | None = None) -> RunSummary:
-    from crawler.runner import run_crawl
 
     data = json.loads(part_file.read_text())
 

@@ -35,9 +35,13 @@ from typing import TYPE_CHECKING, Any
 import crawler.settings as defaults
 from leaksentry.config import Settings, load_config
 from leaksentry.errors import ConfigError, LeakSentryError
+from pipelines.model import RunSummary, utcnow
 from scheduler.cluster.app import TASK, Job, make_app
+from scheduler.cluster.runs import LISTING, report_part, reported
 from scheduler.cluster.state import HEARTBEAT_EVERY, ClusterState, WorkerStatus, connect
 from scheduler.crawls import CrawlResult, RunningCrawls, command_settings, run_crawl
+from scheduler.health_http import MetricsServer
+from scheduler.logging_setup import setup_logging
 from scheduler.schedule import schedules
 
 if TYPE_CHECKING:
@@ -128,7 +132,6 @@ class Worker:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         from prometheus_client.registry import Collector
 
-        from scheduler.health_http import MetricsServer
 
         worker = self
 
@@ -258,8 +261,6 @@ class Worker:
         here as failed, so the run is still recorded once."""
         import redis
 
-        from pipelines.model import RunSummary, utcnow
-        from scheduler.cluster.runs import LISTING, report_part, reported
 
         run = job.run if job.kind == "items" else job.job_id
         part = job.part if job.kind == "items" else LISTING
@@ -315,7 +316,6 @@ def _terminate_soon() -> None:
 def run_worker(config_path: Path | None, queues: list[str] | None, concurrency: int,
                name: str | None = None, health_port: int | None = None) -> int:
     """Start a worker and serve until stopped; returns the exit code."""
-    from scheduler.logging_setup import setup_logging
 
     settings = load_config(config_path)
     c = settings.cluster

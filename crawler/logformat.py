@@ -8,14 +8,13 @@ from typing import Any
 
 from scrapy.logformatter import LogFormatter, LogFormatterResult
 
-from leaksentry.redaction import redact
+from leaksentry.redaction import redact_line
 
 
 def one_line(text: object, limit: int = 300) -> str:
     """Stranger-controlled text (a URL, a page title, a library's message) as one line
     through the redaction policy: identifiers masked, URL userinfo removed, bounded."""
-    s = redact(" ".join(str(text).split())) or ""
-    return s if len(s) <= limit else s[: limit - 1] + "…"
+    return redact_line(" ".join(str(text).split()), limit) or ""
 
 
 class SafeLogFormatter(LogFormatter):

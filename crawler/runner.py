@@ -30,6 +30,7 @@ from scrapy.utils.misc import load_object
 import crawler.settings as defaults
 from crawler import runstats
 from crawler.base import SourceSpider
+from crawler.logformat import one_line
 from crawler.runs import RunRecorder
 from crawler.shard import Shard, run_sharded
 from leaksentry.config import Settings
@@ -326,12 +327,12 @@ def _run_one(app: Settings, source: SourceConfig, shard: Shard | None, *,
                                 started, done, holder)
         failures: list[str] = []
         deferred.addErrback(lambda f: failures.append(
-            f"{type(f.value).__name__}: {' '.join(str(f.value).split())[:300]}"))
+            f"{type(f.value).__name__}: {one_line(f.value)}"))
         process.start()
         if failures:
             error = f"crawl failed: {failures[0]}"
     except Exception as exc:  # the crawl could not be set up: still recorded
-        error = f"crawl failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        error = f"crawl failed: {type(exc).__name__}: {one_line(exc)}"
     finally:
         done.set()
     recorder = _extension(crawler, RunRecorder)

@@ -34,8 +34,7 @@ from leaksentry.processes import alive
 from leaksentry.store import Store
 from leaksentry.store.engine import Row
 from leaksentry.store.failures import store_failure, unreachable
-from leaksentry.store.runs import record_run
-from leaksentry.store.unrecorded import defer_run, replay_deferred
+from leaksentry.store.unrecorded import defer_run, record_or_defer, replay_deferred
 from pipelines.model import RunSummary
 
 log = logging.getLogger("leaksentry.scheduler.crawls")
@@ -396,20 +395,10 @@ def _record(store: Store, source: str, started: datetime, outcome: str, error: s
             unhealthy_after: int) -> int | None:
     """Record a run for the crawl; None when the store cannot be reached (the run is
     kept in the journal of :func:`leaksentry.store.unrecorded.record_or_defer`)."""
-    run = RunSummary(source=source, started_at=started, finished_at=datetime.now(UTC),
-                     outcome=outcome, error=error)
-    try:
-        with store.transaction() as tx:
-            record_run(tx, run, unhealthy_after=unhealthy_after)
-            return int(tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
-                                  (source,)).fetchone()[0])
-    except Exception as exc:
-        if not unreachable(exc):
-            raise
-        defer_run(store.state_dir, run, unhealthy_after=unhealthy_after)
-        log.error("run of %s kept until the state store is back: %s", source,
-                  store_failure(store.where, exc), extra={"source": source})
-        return None
+    return record_or_defer(store, RunSummary(source=source, started_at=started,
+                                             finished_at=datetime.now(UTC), outcome=outcome,
+                                             error=error),
+                           unhealthy_after=unhealthy_after)
 
 
 def _safe(name: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from leaksentry.config.sources import DEFAULT_UNHEALTHY_AFTER
 from leaksentry.redaction import redact
 from leaksentry.store.db import Store
-from leaksentry.store.failures import unreachable
+from leaksentry.store.failures import store_failure, unreachable
 from leaksentry.store.runs import record_run
 from pipelines.model import RunSummary, summary_from_json, summary_to_json
 
@@ -96,19 +96,20 @@ def replay_deferred(store: Store) -> int:
 
 
 def record_or_defer(store: Store, run: RunSummary, *, unhealthy_after: int,
-                    unless_recorded: bool = False) -> bool:
-    """Record a run; when the store cannot be reached, keep it for later (logged). True
-    when it was recorded now."""
+                    unless_recorded: bool = False) -> int | None:
+    """Record a run; when the store cannot be reached, keep it for later (logged). The
+    recorded run's id, or None when it was kept."""
     try:
         with store.transaction() as tx:
             record_run(tx, run, unhealthy_after=unhealthy_after)
-        return True
+            return int(tx.execute("SELECT max(id) FROM source_runs WHERE source = ?",
+                                  (run.source,)).fetchone()[0])
     except Exception as exc:
         if not unreachable(exc):
             raise
         defer_run(store.state_dir, run, unhealthy_after=unhealthy_after,
                   unless_recorded=unless_recorded)
         log.error("run of %s kept in %s until the state store is back: %s", run.source,
-                  store.state_dir / DEFERRED_FILE, " ".join(str(exc).split())[:300],
+                  store.state_dir / DEFERRED_FILE, store_failure(store.where, exc),
                   extra={"source": run.source})
-        return False
+        return None
